@@ -1,0 +1,28 @@
+"""Inference engines behind one interface.
+
+A backend turns a `Request` into a stream of events (see `generation.py`).
+Capability flags tell the UI what an engine can do, so tabs never test
+engine names. `local.LocalBackend` runs transformers in-process; other
+engines (an OpenAI-compatible server) implement the same `stream`.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from typing import Iterator
+
+from ..generation import Event, Request
+
+
+class Backend(ABC):
+    supports_thinking: bool = True
+    supports_images: bool = False
+
+    @abstractmethod
+    def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
+        """Yield events for `request`. Setting `cancel` ends generation within a token or two."""
+
+    def status(self) -> str:
+        """A short human line about what this backend holds (loaded models, memory)."""
+        return ""

@@ -1,0 +1,289 @@
+"""The transformers backend: load Qwen models in-process and stream their tokens.
+
+Lazy: a model is fetched (downloaded, or built in demo mode) and loaded on
+its first request, with progress events, then kept in a `ModelCache` under a
+memory budget. Each request gets its own streamer and its own stop flag, and
+runs `generate` in a worker thread. All generation goes through `_generate`,
+the one place a batching scheduler would slot in.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import psutil
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from .. import weights
+from ..config import Settings
+from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
+from ..registry import ModelSpec, Registry, RegistryError
+from ..thinking import CLOSE, ThinkingParser
+from . import Backend
+from .model_cache import ModelCache, ModelTooLarge
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    load_s: float
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+
+def pick_device(setting: str = "auto") -> str:
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@functools.cache
+def bf16_faster_on_cpu() -> bool:
+    """Time a decode-shaped linear layer (weights larger than cache) in both dtypes, once (~0.1 s)."""
+    weight, vector = torch.randn(4096, 4096), torch.randn(1, 4096)
+    times = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        w, v = weight.to(dtype), vector.to(dtype)
+        torch.nn.functional.linear(v, w)
+        start = time.perf_counter()
+        for _ in range(8):
+            torch.nn.functional.linear(v, w)
+        times[dtype] = time.perf_counter() - start
+    return times[torch.bfloat16] < times[torch.float32]
+
+
+def pick_dtype(device: str, setting: str = "auto") -> torch.dtype:
+    if setting != "auto":
+        return getattr(torch, setting)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.bfloat16 if bf16_faster_on_cpu() else torch.float32
+
+
+def default_budget_bytes(device: str) -> int:
+    """Most of the memory that is free now: what a laptop can give to models."""
+    if device == "cuda":
+        return int(0.85 * torch.cuda.get_device_properties(0).total_memory)
+    return int(0.6 * psutil.virtual_memory().available)
+
+
+def sampling_kwargs(sampling: SamplingParams) -> dict:
+    """`generate` keyword arguments; temperature 0 means greedy decoding."""
+    kwargs = {"max_new_tokens": sampling.max_new_tokens, "repetition_penalty": sampling.repetition_penalty}
+    if sampling.temperature == 0:
+        return kwargs | {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    kwargs |= {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k}
+    if sampling.min_p > 0:
+        kwargs["min_p"] = sampling.min_p
+    return kwargs
+
+
+class _StopOn(StoppingCriteria):
+    """Stops `generate` at the next token once any of the flags is set."""
+
+    def __init__(self, *flags: threading.Event):
+        self.flags = flags
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        stop = any(f.is_set() for f in self.flags)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class LocalBackend(Backend):
+    def __init__(self, registry: Registry, settings: Settings):
+        self.registry = registry
+        self.settings = settings
+        self.device = pick_device(settings.device)
+        self.dtype = pick_dtype(self.device, settings.dtype)
+        budget = int(settings.memory_budget_gb * 2**30) if settings.memory_budget_gb else default_budget_bytes(self.device)
+        self.cache: ModelCache[LoadedModel] = ModelCache(budget, on_evict=self._on_evict)
+        self._active = 0
+        self._active_lock = threading.Lock()
+
+    # ---- loading -----------------------------------------------------------------
+
+    def estimate_bytes(self, spec: ModelSpec) -> int:
+        return int(spec.params_b * 1e9 * torch.finfo(self.dtype).bits / 8)
+
+    def _load_now(self, spec: ModelSpec, report) -> tuple[LoadedModel, int]:
+        start = time.perf_counter()
+        folder = weights.fetch(spec, self.settings.cache_dir, report)
+        report(f"Loading {spec.id} into memory ({str(self.dtype).removeprefix('torch.')} on {self.device})…")
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, device_map=self.device)
+        model.eval()
+        return LoadedModel(model, tokenizer, time.perf_counter() - start), model.get_memory_footprint()
+
+    def _load(self, spec: ModelSpec) -> Iterator[Progress | LoadedModel | Error]:
+        """Load (or reuse) in a worker thread, yielding progress lines while it works."""
+        messages: queue.Queue[str | None] = queue.Queue()
+        result: dict = {}
+
+        def work():
+            try:
+                result["model"] = self.cache.get(spec.id, self.estimate_bytes(spec), lambda: self._load_now(spec, messages.put))
+            except Exception as e:  # shown to the user; the app serves on
+                result["error"] = e
+            finally:
+                messages.put(None)
+
+        threading.Thread(target=work, name=f"load-{spec.id}", daemon=True).start()
+        while (line := messages.get()) is not None:
+            yield Progress(line)
+        if "error" in result:
+            yield Error(self._load_error_message(spec, result["error"]))
+        else:
+            yield result["model"]
+
+    def _load_error_message(self, spec: ModelSpec, error: Exception) -> str:
+        if isinstance(error, ModelTooLarge):
+            return str(error)
+        hint = ""
+        if spec.hub_id and not weights.cached(spec.hub_id) and not weights.hub_reachable():
+            hint = " It is not cached and the Hugging Face Hub cannot be reached: connect once to download it, or start with --demo."
+        return f"Could not load {spec.id} from {spec.source}: {type(error).__name__}: {error}.{hint}"
+
+    def _on_evict(self, model_id: str) -> None:
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+
+    # ---- generation --------------------------------------------------------------
+
+    @property
+    def active_generations(self) -> int:
+        return self._active
+
+    def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
+        start = time.perf_counter()
+        try:
+            spec = self.registry.get(request.model_id)
+        except RegistryError as e:
+            yield Error(str(e))
+            return
+        loaded = None
+        for item in self._load(spec):
+            if isinstance(item, LoadedModel):
+                loaded = item
+            else:
+                yield item
+        if loaded is None:
+            return
+        load_s = time.perf_counter() - start
+        yield from self._stream_loaded(spec, loaded, request, cancel, load_s)
+
+    def _stream_loaded(self, spec: ModelSpec, loaded: LoadedModel, request: Request, cancel: threading.Event, load_s: float) -> Iterator[Event]:
+        tokenizer = loaded.tokenizer
+        template_kwargs = {"enable_thinking": request.thinking} if spec.thinking else {}
+        try:
+            inputs = tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True, **template_kwargs)
+        except Exception as e:
+            yield Error(f"Could not apply {spec.id}'s chat template to these messages: {e}")
+            return
+        prompt_tokens = inputs["input_ids"].shape[1]
+        limit = min(self.settings.max_input_tokens, spec.context_length - 1)
+        if prompt_tokens > limit:
+            yield Error(f"This conversation is {prompt_tokens} tokens long; the limit is {limit}. "
+                        "Shorten the message, or undo or clear earlier turns.")
+            return
+        sampling = request.sampling.model_copy(update={"max_new_tokens": min(request.sampling.max_new_tokens, spec.context_length - prompt_tokens)})
+
+        closed = threading.Event()  # set when the consumer stops listening
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        outcome: dict = {}
+        gen_start = time.perf_counter()
+        worker = threading.Thread(target=self._generate, args=(loaded, inputs, sampling, streamer, (cancel, closed), outcome), daemon=True)
+        parser = ThinkingParser()
+        first_token = thinking_end = None
+        with self._active_lock:
+            self._active += 1
+        try:
+            worker.start()
+            for chunk in streamer:
+                if chunk and first_token is None:
+                    first_token = time.perf_counter()
+                for event in parser.feed(chunk):
+                    if isinstance(event, TextDelta) and thinking_end is None:
+                        thinking_end = time.perf_counter()
+                    yield event
+            yield from parser.flush()
+            worker.join()
+        finally:
+            closed.set()
+            with self._active_lock:
+                self._active -= 1
+        end = time.perf_counter()
+        if "error" in outcome:
+            yield Error(f"Generation failed: {type(outcome['error']).__name__}: {outcome['error']}")
+            return
+
+        generated = outcome["ids"]
+        thinking_tokens, answer_tokens = self._split_counts(tokenizer, generated, parser.in_thinking)
+        tokens_per_s = (len(generated) - 1) / (end - first_token) if first_token and len(generated) > 1 and end > first_token else None
+        yield Metrics(
+            prompt_tokens=prompt_tokens,
+            answer_tokens=answer_tokens,
+            thinking_tokens=thinking_tokens,
+            time_to_first_token_s=(first_token - gen_start) if first_token else None,
+            tokens_per_s=tokens_per_s,
+            thinking_s=(thinking_end or end) - gen_start if thinking_tokens else None,
+            total_s=end - gen_start + load_s,
+            load_s=load_s,
+        )
+        stopped = bool(generated) and generated[-1] in self._eos_ids(loaded)
+        if cancel.is_set() and not stopped:
+            yield Done("cancelled")
+        else:
+            yield Done("stop" if stopped or len(generated) < sampling.max_new_tokens else "length")
+
+    def _generate(self, loaded: LoadedModel, inputs, sampling: SamplingParams, streamer, flags, outcome: dict) -> None:
+        """Run one `generate` call; results and errors go to `outcome`."""
+        try:
+            inputs = inputs.to(loaded.device)
+            output = loaded.model.generate(
+                **inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopOn(*flags)]), **sampling_kwargs(sampling)
+            )
+            outcome["ids"] = output[0, inputs["input_ids"].shape[1]:].tolist()
+        except Exception as e:  # reported as an Error event by the consumer
+            outcome["error"] = e
+        finally:
+            streamer.end()
+
+    @staticmethod
+    def _eos_ids(loaded: LoadedModel) -> set[int]:
+        eos = loaded.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        return ids | {loaded.tokenizer.eos_token_id, loaded.tokenizer.pad_token_id} - {None}
+
+    @staticmethod
+    def _split_counts(tokenizer: PreTrainedTokenizerBase, ids: list[int], still_thinking: bool) -> tuple[int, int]:
+        """(thinking tokens, answer tokens); the closing tag counts as thinking, end-of-turn as neither."""
+        special = set(tokenizer.all_special_ids)
+        close_id = tokenizer.convert_tokens_to_ids(CLOSE)
+        if close_id in ids:
+            cut = ids.index(close_id) + 1
+        else:
+            cut = len(ids) if still_thinking else 0
+        answer = [i for i in ids[cut:] if i not in special]
+        return cut, len(answer)
+
+    def status(self) -> str:
+        sizes = self.cache.sizes()
+        if not sizes:
+            return f"No model loaded yet · {self.device}, {str(self.dtype).removeprefix('torch.')} · budget {self.cache.budget_bytes / 2**30:.1f} GiB"
+        loaded = ", ".join(f"{k} ({v / 2**30:.2f} GiB)" for k, v in sizes.items())
+        return f"Loaded: {loaded} · {self.device}, {str(self.dtype).removeprefix('torch.')} · {self.cache.used_bytes / 2**30:.2f} of {self.cache.budget_bytes / 2**30:.1f} GiB"

@@ -1,0 +1,99 @@
+"""Configuration: the built-in registry, a user's config file on top, and settings.
+
+A user's YAML file may add `models`, replace `routes` per tab, and set
+`settings`. Demo mode is decided here: forced by --demo, or chosen when no
+model of the chat route has weights that can be had (none cached, no hub).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import weights
+from .registry import Registry, RegistryError, closest, parse_models, parse_routes
+
+CONFIG_KEYS = ("models", "routes", "settings")
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "qwen_playground"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    memory_budget_gb: float | None = Field(None, gt=0, description="RAM/VRAM for loaded models; default: most of what is free")
+    max_input_tokens: int = Field(8192, gt=0, description="longest prompt (whole conversation) accepted, in tokens")
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="where demo models are built")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    concurrency: int = Field(2, ge=1, description="generations run at once per event")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    registry: Registry
+    settings: Settings
+    demo: bool
+    demo_reason: str = ""
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise RegistryError(f"Config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise RegistryError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RegistryError(f"{path}: expected a mapping with keys {', '.join(CONFIG_KEYS)}")
+    return data
+
+
+def _builtin() -> dict:
+    return yaml.safe_load(resources.files("qwen_playground").joinpath("models.yaml").read_text(encoding="utf-8"))
+
+
+def load_config(path: str | Path | None = None, *, demo: bool = False, **setting_overrides) -> AppConfig:
+    """Built-in registry + the user's file (if any) + keyword overrides of settings."""
+    builtin = _builtin()
+    user = _read_yaml(Path(path)) if path else {}
+    where = str(path) if path else "config"
+    for key in user:
+        if key not in CONFIG_KEYS:
+            raise RegistryError(f"{where}: unknown key '{key}'.{closest(str(key), CONFIG_KEYS)} Allowed: {', '.join(CONFIG_KEYS)}")
+
+    models = parse_models(builtin["models"], "built-in registry") + parse_models(user.get("models"), where)
+    routes = {**parse_routes(builtin["routes"], "built-in registry"), **parse_routes(user.get("routes"), where)}
+    try:
+        settings = Settings.model_validate({**(user.get("settings") or {}), **{k: v for k, v in setting_overrides.items() if v is not None}})
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(map(str, first["loc"]))
+        hint = closest(field, Settings.model_fields) if first["type"] == "extra_forbidden" else ""
+        raise RegistryError(f"{where}: settings.{field}: {first['msg']}.{hint}") from None
+    registry = Registry.build(models, routes, where)
+
+    reason = "started with --demo" if demo else ""
+    if not demo and not any(weights.available(m) for m in registry.choices("chat")):
+        demo, reason = True, "no model of the chat route is cached or downloadable (offline?)"
+    if demo:
+        registry = _with_demo_models(registry, builtin)
+    return AppConfig(registry, settings, demo, reason)
+
+
+def _with_demo_models(registry: Registry, builtin: dict) -> Registry:
+    """Demo models become every route's default; real models that can load stay as alternatives."""
+    demo_models = parse_models(builtin["demo_models"], "built-in demo models")
+    demo_routes = parse_routes(builtin["demo_routes"], "built-in demo routes")
+    routes = dict(registry.routes)
+    for tab, route in demo_routes.items():
+        usable = [m.id for m in registry.choices(tab) if weights.available(m)]
+        routes[tab] = route.model_copy(update={"alternatives": (*route.alternatives, *usable)})
+    return Registry.build([*registry.models.values(), *demo_models], routes, "demo registry")

@@ -1,0 +1,97 @@
+"""What one generation is: the request a tab sends and the events a backend yields.
+
+Every backend takes a `Request` and yields, in order: any number of `Progress`
+events (download, load), then `ThinkingDelta` / `TextDelta` events as tokens
+arrive, then one `Metrics` and one `Done`. A failure at any point yields one
+`Error` and ends the stream; whatever was streamed before it stays valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SamplingParams(BaseModel):
+    """Decoding settings; the registry's presets and the UI sliders share this shape."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.8, gt=0.0, le=1.0)
+    top_k: int = Field(20, ge=0)
+    min_p: float = Field(0.0, ge=0.0, le=1.0)
+    repetition_penalty: float = Field(1.0, gt=0.0, le=2.0)
+    max_new_tokens: int = Field(2048, ge=1)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation: which model, the chat messages, how to sample, thinking on or off."""
+
+    model_id: str
+    messages: list[dict]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    thinking: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    message: str
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Numbers that tell answers apart. Times in seconds; None when not measurable."""
+
+    prompt_tokens: int
+    answer_tokens: int
+    thinking_tokens: int
+    time_to_first_token_s: float | None
+    tokens_per_s: float | None
+    thinking_s: float | None
+    total_s: float
+    load_s: float = 0.0
+
+    def summary(self) -> str:
+        """One human line, e.g. for the metrics line under an answer."""
+        parts = []
+        if self.time_to_first_token_s is not None:
+            parts.append(f"first token {self.time_to_first_token_s:.2f} s")
+        if self.tokens_per_s is not None:
+            parts.append(f"{self.tokens_per_s:.1f} tok/s")
+        parts.append(f"{self.answer_tokens} answer tokens")
+        if self.thinking_tokens:
+            parts.append(f"{self.thinking_tokens} thinking tokens")
+        parts.append(f"{self.prompt_tokens} prompt tokens")
+        if self.load_s >= 0.05:
+            parts.append(f"model load {self.load_s:.1f} s")
+        return " · ".join(parts)
+
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Done:
+    finish_reason: FinishReason
+
+
+@dataclass(frozen=True)
+class Error:
+    message: str
+
+
+Event = Union[Progress, TextDelta, ThinkingDelta, Metrics, Done, Error]

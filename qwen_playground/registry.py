@@ -1,0 +1,177 @@
+"""The model registry: which Qwen variants exist and which tab uses which.
+
+Knows public facts about each variant (hub id, family, size, context length,
+modalities, thinking mode, Qwen's recommended sampling) and each tab's route
+(default model plus allowed alternatives). Loaded from YAML data and validated
+with messages a person can act on. Knows nothing about loading weights.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .generation import SamplingParams
+
+TABS = ("chat", "code", "math", "multilingual", "vision")
+Family = Literal["qwen3", "qwen2.5", "qwen2.5-coder", "qwen2.5-math", "qwen2.5-vl"]
+
+
+class RegistryError(ValueError):
+    """A registry or config file is wrong; the message says what and where."""
+
+
+class Presets(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    thinking: SamplingParams | None = None
+    non_thinking: SamplingParams
+
+
+class ModelSpec(BaseModel):
+    """One model: where its weights come from and the facts the UI needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    hub_id: str | None = None  # "Qwen/Qwen3-1.7B"
+    path: str | None = None  # a local folder with config.json + weights
+    demo: Literal["qwen3", "qwen2.5"] | None = None  # a tiny model built offline
+    family: Family
+    params_b: float = Field(gt=0)
+    context_length: int = Field(gt=0)
+    modalities: tuple[Literal["text", "image", "video"], ...] = ("text",)
+    thinking: bool = False
+    presets: Presets
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        sources = [s for s in (self.hub_id, self.path, self.demo) if s]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of hub_id (a Hugging Face repo) or path (a local folder)")
+        if self.thinking and self.presets.thinking is None:
+            raise ValueError("a model with thinking: true needs presets.thinking")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.hub_id or self.path or f"demo:{self.demo}"
+
+    def preset(self, thinking: bool) -> SamplingParams:
+        """Qwen's recommended sampling for this model and mode."""
+        if thinking and self.thinking and self.presets.thinking is not None:
+            return self.presets.thinking
+        return self.presets.non_thinking
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} ({self.source})"
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: str
+    alternatives: tuple[str, ...] = ()
+
+    @property
+    def choices(self) -> list[str]:
+        return list(dict.fromkeys((self.default, *self.alternatives)))
+
+
+class _ModelList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[ModelSpec]
+
+
+def closest(name: str, candidates) -> str:
+    """' Did you mean ...?' for a misspelt name, or '' when nothing is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+_KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields}
+
+
+def _friendly(error: ValidationError, where: str, raw: list) -> RegistryError:
+    lines = []
+    for e in error.errors():
+        loc = list(e["loc"])
+        if loc and loc[0] == "models":
+            loc = loc[1:]
+        label = where
+        if loc and isinstance(loc[0], int):
+            index = loc.pop(0)
+            entry = raw[index] if index < len(raw) and isinstance(raw[index], dict) else {}
+            label = f"{where} model #{index + 1} ({entry.get('id', 'no id')})"
+        field_path = ".".join(str(p) for p in loc)
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{label}: unknown field '{field_path}'.{closest(str(loc[-1]), _KNOWN_FIELDS)}")
+        else:
+            at = f" field '{field_path}'" if field_path else ""
+            lines.append(f"{label}{at}: {e['msg']}")
+    return RegistryError("\n".join(lines))
+
+
+def parse_models(raw: object, where: str) -> list[ModelSpec]:
+    """Validate a YAML list of model entries; errors name the entry and the field."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise RegistryError(f"{where}: 'models' must be a list of model entries")
+    try:
+        return _ModelList(models=raw).models
+    except ValidationError as e:
+        raise _friendly(e, where, raw) from None
+
+
+def parse_routes(raw: object, where: str) -> dict[str, Route]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where}: 'routes' must map a tab name to {{default, alternatives}}")
+    routes = {}
+    for tab, value in raw.items():
+        if tab not in TABS:
+            raise RegistryError(f"{where}: unknown tab '{tab}' in routes.{closest(str(tab), TABS)} Tabs: {', '.join(TABS)}")
+        try:
+            routes[tab] = Route.model_validate(value)
+        except ValidationError as e:
+            raise RegistryError(f"{where}: route '{tab}': {e.errors()[0]['msg']} ({'.'.join(map(str, e.errors()[0]['loc']))})") from None
+    return routes
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Models by id and routes by tab, checked to refer to each other."""
+
+    models: dict[str, ModelSpec]
+    routes: dict[str, Route]
+
+    @classmethod
+    def build(cls, models: list[ModelSpec], routes: dict[str, Route], where: str = "registry") -> "Registry":
+        by_id: dict[str, ModelSpec] = {}
+        for spec in models:
+            if spec.id in by_id:
+                raise RegistryError(f"{where}: duplicate model id '{spec.id}'; each id must be unique (rename one of them)")
+            by_id[spec.id] = spec
+        for tab, route in routes.items():
+            for name in route.choices:
+                if name not in by_id:
+                    raise RegistryError(f"{where}: route '{tab}' names unknown model '{name}'.{closest(name, by_id)}")
+        return cls(by_id, routes)
+
+    def get(self, model_id: str) -> ModelSpec:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise RegistryError(f"Unknown model '{model_id}'.{closest(model_id, self.models)}") from None
+
+    def choices(self, tab: str) -> list[ModelSpec]:
+        """The models a tab offers, default first; empty when the tab has no route."""
+        route = self.routes.get(tab)
+        return [self.models[m] for m in route.choices] if route else []

@@ -1,0 +1,95 @@
+"""Qwen3's `<think>…</think>` in a token stream: split it, and strip it from history.
+
+`ThinkingParser` turns text chunks into thinking and answer deltas, and
+survives tags split across chunks (`"</thi"` + `"nk>"`) and output with no
+tags at all. It only knows the tag strings, not tokens.
+
+>>> p = ThinkingParser()
+>>> p.feed("<think>hmm</th") + p.feed("ink>\\n\\nYes") + p.flush()
+[ThinkingDelta(text='hmm'), TextDelta(text='Yes')]
+"""
+
+from __future__ import annotations
+
+import re
+
+from .generation import TextDelta, ThinkingDelta
+
+OPEN, CLOSE = "<think>", "</think>"
+_THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
+
+
+def _partial_tag_len(text: str, tag: str) -> int:
+    """Length of the longest end of `text` that could be the start of `tag`."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-n:]):
+            return n
+    return 0
+
+
+class ThinkingParser:
+    """Feed text chunks in order; get `ThinkingDelta` / `TextDelta` events back.
+
+    `starts_inside=True` is for templates that put `<think>` in the prompt, so
+    the output begins inside the thought and only `</think>` appears.
+    """
+
+    def __init__(self, starts_inside: bool = False):
+        self._state = "thinking" if starts_inside else "start"
+        self._buffer = ""
+        self._strip_leading = True  # drop the newlines Qwen puts after each tag
+
+    def feed(self, chunk: str) -> list[TextDelta | ThinkingDelta]:
+        self._buffer += chunk
+        events: list[TextDelta | ThinkingDelta] = []
+        while self._buffer:
+            if self._state == "start":
+                head = self._buffer.lstrip()
+                if head.startswith(OPEN):
+                    self._buffer, self._state, self._strip_leading = head[len(OPEN):], "thinking", True
+                elif OPEN.startswith(head):  # empty or a partial "<thi": wait for more
+                    break
+                else:
+                    self._state = "answer"
+            elif self._state == "thinking":
+                end = self._buffer.find(CLOSE)
+                if end >= 0:
+                    self._emit(events, ThinkingDelta, self._buffer[:end].rstrip())
+                    self._buffer, self._state, self._strip_leading = self._buffer[end + len(CLOSE):], "answer", True
+                else:
+                    keep = _partial_tag_len(self._buffer, CLOSE)
+                    self._emit(events, ThinkingDelta, self._buffer[: len(self._buffer) - keep])
+                    self._buffer = self._buffer[len(self._buffer) - keep:]
+                    break
+            else:
+                self._emit(events, TextDelta, self._buffer)
+                self._buffer = ""
+        return events
+
+    def flush(self) -> list[TextDelta | ThinkingDelta]:
+        """End of stream: whatever is held back is released as it stands."""
+        events: list[TextDelta | ThinkingDelta] = []
+        if self._buffer:
+            self._emit(events, ThinkingDelta if self._state == "thinking" else TextDelta, self._buffer)
+            self._buffer = ""
+        return events
+
+    @property
+    def in_thinking(self) -> bool:
+        return self._state == "thinking"
+
+    def _emit(self, events: list, kind: type, text: str) -> None:
+        if self._strip_leading:
+            text = text.lstrip("\n")
+            if not text:
+                return
+            self._strip_leading = False
+        if text:
+            events.append(kind(text))
+
+
+def strip_thinking(text: str) -> str:
+    """The answer without any `<think>` block: what Qwen says to send back in history."""
+    if CLOSE in text and OPEN not in text:  # the prompt opened the block
+        text = text.split(CLOSE, 1)[1]
+    return _THINK_BLOCK.sub("", text).strip()
