@@ -1,0 +1,43 @@
+"""Start Qwen Playground: `python app.py [--demo] [--config my.yaml] [--port 7860] ...`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from qwen_playground.config import load_config
+from qwen_playground.prompts import TemplateError
+from qwen_playground.registry import RegistryError
+from qwen_playground.ui import build_demo, launch_options
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Qwen Playground: try, teach and compare Qwen models.")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to listen on (0.0.0.0 for a network)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--share", action="store_true", help="create a temporary public gradio.live link")
+    p.add_argument("--config", help="YAML file adding models, changing routes or settings")
+    p.add_argument("--demo", action="store_true", help="use tiny offline demo models (no downloads)")
+    p.add_argument("--open", action="store_true", help="open the page in a browser")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where local models run")
+    p.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"], help="weights dtype for local models")
+    p.add_argument("--memory-budget-gb", type=float, help="memory for loaded models; least recently used are unloaded beyond it")
+    p.add_argument("--max-input-tokens", type=int, help="longest conversation accepted, in tokens")
+    p.add_argument("--cache-dir", help="where demo models are built")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config, demo=args.demo, device=args.device, dtype=args.dtype,
+                             memory_budget_gb=args.memory_budget_gb, max_input_tokens=args.max_input_tokens, cache_dir=args.cache_dir)
+        demo = build_demo(config)
+    except (RegistryError, TemplateError) as e:
+        sys.exit(f"Configuration problem:\n{e}")
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=args.open, **launch_options())
+
+
+if __name__ == "__main__":
+    main()

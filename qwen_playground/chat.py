@@ -1,0 +1,129 @@
+"""Between Gradio chat history and model messages, and one turn's events as chat bubbles.
+
+Gradio's history holds display messages: the user's text, the answer, and
+helper bubbles with a `metadata` title (thinking, loading, metrics, errors).
+Only user text and answers go back to the model, answers without thinking,
+as Qwen documents for multi-turn use.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta
+from .thinking import strip_thinking
+
+THINKING_TITLE = "💭 Thinking"
+
+
+def text_of(content: object) -> str:
+    """Plain text of a Gradio message content: a string, a part dict, or a list of parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(text_of(part) for part in content)
+    return str(content)
+
+
+def is_helper(message: dict) -> bool:
+    """Thinking, progress, metrics and error bubbles: shown, never sent to the model."""
+    return bool((message.get("metadata") or {}).get("title"))
+
+
+def normalize_history(history: list | None) -> list[dict]:
+    """Gradio's history as plain dicts with string content (it may send parts lists)."""
+    normal = []
+    for m in history or []:
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system"):
+            raise ValueError("history must be a list of {'role': 'user'|'assistant', 'content': ...} messages")
+        item = {"role": m["role"], "content": text_of(m.get("content"))}
+        if m.get("metadata"):
+            item["metadata"] = dict(m["metadata"])
+        normal.append(item)
+    return normal
+
+
+def to_model_messages(history: list[dict], system_prompt: str = "") -> list[dict]:
+    """Model messages: optional system prompt, user turns, answers without thinking."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    for m in history:
+        if is_helper(m) or m["role"] == "system":
+            continue
+        text = text_of(m["content"])
+        if m["role"] == "assistant":
+            text = strip_thinking(text)
+            if messages and messages[-1]["role"] == "assistant":  # one answer split over bubbles
+                messages[-1]["content"] += "\n\n" + text
+                continue
+        messages.append({"role": m["role"], "content": text})
+    return messages
+
+
+def last_turn_start(history: list[dict]) -> int:
+    """Index of the last user message, or -1."""
+    return max((i for i, m in enumerate(history) if m["role"] == "user"), default=-1)
+
+
+class ChatTurn:
+    """Turns one request's events into the assistant bubbles of one turn.
+
+    >>> turn = ChatTurn()
+    >>> for e in [ThinkingDelta("hmm"), TextDelta("Hi")]: turn.apply(e)
+    >>> [m["content"] for m in turn.messages]
+    ['hmm', 'Hi']
+    """
+
+    def __init__(self) -> None:
+        self.progress: dict | None = None
+        self.thinking: dict | None = None
+        self.answer: dict | None = None
+        self.footer: dict | None = None
+        self.error: str | None = None
+        self.finish_reason: str | None = None
+        self._thinking_started = 0.0
+
+    @property
+    def produced_output(self) -> bool:
+        return self.thinking is not None or self.answer is not None
+
+    @property
+    def messages(self) -> list[dict]:
+        return [m for m in (self.progress, self.thinking, self.answer, self.footer) if m is not None]
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            self.progress = {"role": "assistant", "content": "", "metadata": {"title": f"⏳ {event.message}", "status": "pending"}}
+            return
+        self.progress = None
+        if isinstance(event, ThinkingDelta):
+            if self.thinking is None:
+                self._thinking_started = time.perf_counter()
+                self.thinking = {"role": "assistant", "content": "", "metadata": {"title": THINKING_TITLE, "status": "pending"}}
+            self.thinking["content"] += event.text
+        elif isinstance(event, TextDelta):
+            self._close_thinking()
+            if self.answer is None:
+                self.answer = {"role": "assistant", "content": ""}
+            self.answer["content"] += event.text
+        elif isinstance(event, Metrics):
+            self._close_thinking(event.thinking_s)
+            self.footer = {"role": "assistant", "content": "", "metadata": {"title": f"📊 {event.summary()}", "status": "done"}}
+        elif isinstance(event, Done):
+            self.finish_reason = event.finish_reason
+            self._close_thinking()
+            notes = {"length": "✂️ cut at the max new tokens limit", "cancelled": "⏹ stopped"}
+            if event.finish_reason in notes and self.footer is not None:
+                self.footer["metadata"]["title"] += f" · {notes[event.finish_reason]}"
+        elif isinstance(event, Error):
+            self.error = event.message
+            self._close_thinking()
+            self.footer = {"role": "assistant", "content": event.message, "metadata": {"title": "⚠️ Error", "status": "done"}}
+
+    def _close_thinking(self, duration: float | None = None) -> None:
+        if self.thinking is not None and self.thinking["metadata"]["status"] == "pending":
+            self.thinking["metadata"]["status"] = "done"
+            self.thinking["metadata"]["duration"] = round(duration if duration is not None else time.perf_counter() - self._thinking_started, 2)

@@ -1,0 +1,42 @@
+"""Assemble the playground's Blocks from the config. Builds; never launches."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..backends import Backend
+from ..backends.local import LocalBackend
+from ..config import AppConfig
+from .chat_tab import build_chat_tab
+
+CSS = """
+.demo-banner {border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08);}
+"""
+
+
+def demo_banner(config: AppConfig) -> str:
+    return (
+        f"**Demo mode** ({config.demo_reason}). The models here are tiny Qwen-architecture networks with random "
+        "weights built offline: they only say a scripted greeting, but every part of the app runs as with real models. "
+        "For real answers, start without `--demo` on a machine that can reach the Hugging Face Hub (weights download on "
+        "first use), or list local model folders in a config file (see README, *Configuration*)."
+    )
+
+
+def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
+    """The whole app as a `gr.Blocks`, with named API endpoints, not yet launched."""
+    backend = backend or LocalBackend(config.registry, config.settings)
+    with gr.Blocks(title="Qwen Playground") as demo:
+        gr.Markdown("# Qwen Playground\nTry, teach and compare Alibaba's Qwen models.")
+        if config.demo:
+            gr.Markdown(demo_banner(config), elem_classes="demo-banner")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                build_chat_tab(config, backend)
+    demo.queue(default_concurrency_limit=config.settings.concurrency)
+    return demo
+
+
+def launch_options() -> dict:
+    """Keyword arguments for `launch()` that belong to the look (Gradio 6 moved them there)."""
+    return {"theme": gr.themes.Soft(), "css": CSS}

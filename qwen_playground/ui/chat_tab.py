@@ -1,0 +1,135 @@
+"""The Chat tab: multi-turn streamed chat with thinking, presets, retry/undo/clear and stop.
+
+The send event is the `/chat` API endpoint: (message, history, model, system
+prompt, thinking, sampling...) -> streamed (history, cleared textbox).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+from pydantic import ValidationError
+
+from ..backends import Backend
+from ..chat import ChatTurn, last_turn_start, normalize_history, to_model_messages
+from ..config import AppConfig
+from ..generation import Request, SamplingParams
+from ..prompts import load_template
+from ..registry import ModelSpec, RegistryError
+
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
+
+
+def describe(spec: ModelSpec) -> str:
+    thinking = "hybrid thinking" if spec.thinking else "no thinking mode"
+    return f"`{spec.source}` · {spec.params_b:g}B params · {spec.context_length:,} context · {thinking}" + (f"\n\n{spec.description}" if spec.description else "")
+
+
+def sampling_error(e: ValidationError) -> str:
+    first = e.errors()[0]
+    return f"Invalid {first['loc'][0]}: {first['msg']}."
+
+
+def build_chat_tab(config: AppConfig, backend: Backend) -> None:
+    registry, template = config.registry, load_template("chat")
+    specs = registry.choices("chat")
+    first = specs[0]
+    preset = first.preset(first.thinking)
+
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(label="Conversation", height=560, buttons=["copy", "copy_all"], placeholder="Ask Qwen anything.")
+            with gr.Row():
+                message = gr.Textbox(label="Message", show_label=False, placeholder="Message Qwen… (Enter to send, Shift+Enter for a new line)", scale=8, lines=1, max_lines=8)
+                send = gr.Button("Send", variant="primary", scale=1, min_width=80)
+                stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+                clear = gr.Button("Clear", scale=1, min_width=80)
+        with gr.Column(scale=1, min_width=300):
+            model = gr.Dropdown([(s.id, s.id) for s in specs], value=first.id, label="Model")
+            model_info = gr.Markdown(describe(first))
+            thinking = gr.Checkbox(first.thinking, label="Thinking mode", interactive=first.thinking,
+                                   info="Qwen3 reasons in <think> before answering")
+            system = gr.Textbox(template.render_system(), label="System prompt", lines=3,
+                                placeholder="Empty: the model's own default")
+            with gr.Accordion("Sampling (Qwen's recommended settings)", open=False):
+                sliders = [
+                    gr.Slider(0, 2, preset.temperature, step=0.05, label="Temperature", info="0 = greedy"),
+                    gr.Slider(0.01, 1, preset.top_p, step=0.01, label="Top-p"),
+                    gr.Slider(0, 200, preset.top_k, step=1, label="Top-k", info="0 = off"),
+                    gr.Slider(0, 1, preset.min_p, step=0.01, label="Min-p"),
+                    gr.Slider(1, 2, preset.repetition_penalty, step=0.01, label="Repetition penalty"),
+                    gr.Slider(16, 32768, preset.max_new_tokens, step=16, label="Max new tokens"),
+                ]
+            status = gr.Markdown(backend.status())
+
+    def preset_values(model_id: str, think: bool) -> list:
+        params = registry.get(model_id).preset(think)
+        return [getattr(params, f) for f in SAMPLING_FIELDS]
+
+    def on_model_change(model_id: str):
+        spec = registry.get(model_id)
+        return [describe(spec), gr.Checkbox(value=spec.thinking, interactive=spec.thinking), *preset_values(model_id, spec.thinking)]
+
+    def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens):
+        text, model_id, think = message, model, thinking
+        if not isinstance(text, str) or not text.strip():
+            raise gr.Error("Type a message first.")
+        try:
+            spec = registry.get(model_id)
+            history = normalize_history(history)
+            sampling = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                                      repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens)
+        except RegistryError as e:
+            raise gr.Error(str(e)) from None
+        except ValidationError as e:
+            raise gr.Error(sampling_error(e)) from None
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+        yield from stream_turn(text, history, spec, system_prompt or "", bool(think), sampling)
+
+    def stream_turn(text, history, spec, system_prompt, think, sampling):
+        before = list(history)
+        history = history + [{"role": "user", "content": text}]
+        request = Request(spec.id, to_model_messages(history, system_prompt) [:-1] + [
+            {"role": "user", "content": template.render_user(message=text)}], sampling, think and spec.thinking)
+        turn, cancel = ChatTurn(), threading.Event()
+        yield history, ""
+        try:
+            for event in backend.stream(request, cancel):
+                turn.apply(event)
+                yield history + turn.messages, ""
+        finally:
+            cancel.set()  # the client left or pressed Stop: end generation now
+        if turn.error:
+            if not turn.produced_output:  # nothing to keep: give the message back to edit
+                yield before, text
+            raise gr.Error(turn.error)
+
+    def retry(history, model_id, system_prompt, think, *sampling_values):  # noqa: D401 - same inputs as respond
+        history = normalize_history(history)
+        start = last_turn_start(history)
+        if start < 0:
+            raise gr.Error("Nothing to retry yet.")
+        text = history[start]["content"]
+        yield from respond(text, history[:start], model_id, system_prompt, think, *sampling_values)
+
+    def undo(history):
+        history = normalize_history(history)
+        start = last_turn_start(history)
+        if start < 0:
+            return history, ""
+        return history[:start], history[start]["content"]
+
+    inputs = [message, chatbot, model, system, thinking, *sliders]
+    send_event = send.click(respond, inputs, [chatbot, message], api_name="chat", concurrency_id="generate")
+    submit_event = message.submit(respond, inputs, [chatbot, message], api_visibility="private", concurrency_id="generate")
+    retry_event = chatbot.retry(retry, [chatbot, model, system, thinking, *sliders], [chatbot, message],
+                                api_visibility="private", concurrency_id="generate")
+    chatbot.undo(undo, chatbot, [chatbot, message], api_visibility="private", queue=False)
+    clear.click(lambda: ([], ""), None, [chatbot, message], api_visibility="private", queue=False)
+    stop.click(None, cancels=[send_event, submit_event, retry_event])
+    for event in (send_event, submit_event, retry_event):
+        event.then(backend.status, None, status, api_visibility="private", queue=False)
+    model.change(on_model_change, model, [model_info, thinking, *sliders], api_visibility="private", queue=False)
+    thinking.change(preset_values, [model, thinking], sliders, api_visibility="private", queue=False)
