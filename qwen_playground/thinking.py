@@ -57,9 +57,10 @@ class ThinkingParser:
                     self._emit(events, ThinkingDelta, self._buffer[:end].rstrip())
                     self._buffer, self._state, self._strip_leading = self._buffer[end + len(CLOSE):], "answer", True
                 else:
-                    keep = _partial_tag_len(self._buffer, CLOSE)
-                    self._emit(events, ThinkingDelta, self._buffer[: len(self._buffer) - keep])
-                    self._buffer = self._buffer[len(self._buffer) - keep:]
+                    # hold back a possible partial "</think>" and the newlines before it
+                    ready = self._buffer[: len(self._buffer) - _partial_tag_len(self._buffer, CLOSE)].rstrip()
+                    self._emit(events, ThinkingDelta, ready)
+                    self._buffer = self._buffer[len(ready):]
                     break
             else:
                 self._emit(events, TextDelta, self._buffer)

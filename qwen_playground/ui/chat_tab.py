@@ -106,7 +106,7 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
                 yield before, text
             raise gr.Error(turn.error)
 
-    def retry(history, model_id, system_prompt, think, *sampling_values):  # noqa: D401 - same inputs as respond
+    def retry(history, model_id, system_prompt, think, *sampling_values):
         history = normalize_history(history)
         start = last_turn_start(history)
         if start < 0:

@@ -1,0 +1,51 @@
+"""Shared fixtures: offline Hub, tiny models built once per session, an app launched in-process."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach for the network
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qwen_playground import demo_models
+from qwen_playground.backends.local import LocalBackend
+from qwen_playground.config import load_config
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("qp-cache")
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory) -> Path:
+    """A fully random tiny Qwen2.5: greedy output is noise that runs to max_new_tokens."""
+    return demo_models.build("qwen2.5", tmp_path_factory.mktemp("tiny-random"), scripted=False)
+
+
+@pytest.fixture(scope="session")
+def config_file(tmp_path_factory, random_model_dir) -> Path:
+    """A user's config that adds a local-folder model and routes chat to it."""
+    path = tmp_path_factory.mktemp("config") / "playground.yaml"
+    path.write_text(yaml.safe_dump({
+        "models": [{"id": "tiny-random", "path": str(random_model_dir), "family": "qwen2.5", "params_b": 0.02,
+                    "context_length": 4096, "presets": {"non_thinking": {"temperature": 0, "max_new_tokens": 64}}}],
+        "routes": {"chat": {"default": "tiny-random"}},
+    }))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_config(cache_dir, config_file):
+    """Demo mode plus the user's tiny-random model, as `python app.py --demo --config ...` gives."""
+    return load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512)
+
+
+@pytest.fixture(scope="session")
+def backend(demo_config) -> LocalBackend:
+    return LocalBackend(demo_config.registry, demo_config.settings)

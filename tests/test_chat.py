@@ -1,0 +1,61 @@
+import pytest
+
+from qwen_playground.chat import ChatTurn, last_turn_start, normalize_history, text_of, to_model_messages
+from qwen_playground.generation import Done, Error, Metrics, Progress, TextDelta, ThinkingDelta
+
+
+def test_text_of_gradio_contents():
+    assert text_of("hi") == "hi"
+    assert text_of([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]) == "ab"
+    assert text_of(None) == ""
+
+
+def test_history_back_to_the_model_drops_thinking_and_helpers():
+    turn = ChatTurn()
+    for event in [Progress("Loading…"), ThinkingDelta("secret plan"), TextDelta("Answer one."),
+                  Metrics(5, 3, 2, 0.1, 10.0, 0.2, 0.5), Done("stop")]:
+        turn.apply(event)
+    history = normalize_history([{"role": "user", "content": [{"type": "text", "text": "Q1"}]}, *turn.messages,
+                                 {"role": "user", "content": "Q2"}])
+    messages = to_model_messages(history, "Be brief.")
+    assert messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1"},
+                        {"role": "assistant", "content": "Answer one."}, {"role": "user", "content": "Q2"}]
+    assert "secret" not in str(messages)
+
+
+def test_inline_think_tags_in_an_answer_are_stripped_too():
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>x</think>\n\ny"}]
+    assert to_model_messages(history)[-1] == {"role": "assistant", "content": "y"}
+
+
+def test_turn_rendering():
+    turn = ChatTurn()
+    turn.apply(Progress("Downloading"))
+    assert turn.messages[0]["metadata"]["status"] == "pending" and not turn.produced_output
+    turn.apply(ThinkingDelta("a"))
+    turn.apply(ThinkingDelta("b"))
+    turn.apply(TextDelta("x"))
+    thinking, answer = turn.messages
+    assert thinking["content"] == "ab" and thinking["metadata"]["status"] == "done"
+    assert answer == {"role": "assistant", "content": "x"}
+    turn.apply(Metrics(4, 1, 2, 0.25, 12.5, 0.1, 0.4))
+    turn.apply(Done("length"))
+    title = turn.messages[-1]["metadata"]["title"]
+    assert "first token 0.25 s" in title and "12.5 tok/s" in title and "1 answer tokens" in title
+    assert "2 thinking tokens" in title and "max new tokens" in title
+
+
+def test_error_keeps_partial_answer():
+    turn = ChatTurn()
+    turn.apply(TextDelta("partial"))
+    turn.apply(Error("boom"))
+    assert turn.error == "boom"
+    assert [m["content"] for m in turn.messages] == ["partial", "boom"]
+
+
+def test_malformed_history_is_refused():
+    with pytest.raises(ValueError, match="history must be"):
+        normalize_history([{"role": "robot", "content": "x"}])
+    with pytest.raises(ValueError):
+        normalize_history(["just a string"])
+    assert last_turn_start([]) == -1

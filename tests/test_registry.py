@@ -1,0 +1,102 @@
+import pytest
+import yaml
+
+from qwen_playground.config import load_config
+from qwen_playground.registry import RegistryError
+
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return str(path)
+
+
+def local_model(path, **extra):
+    return {"id": "mine", "path": str(path), "family": "qwen2.5", "params_b": 0.5, "context_length": 4096,
+            "presets": {"non_thinking": {"temperature": 0.7}}, **extra}
+
+
+def test_builtin_registry_has_the_qwen_variants_with_facts():
+    registry = load_config(demo=True).registry
+    expected = {
+        "Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B", "Qwen/Qwen3-4B", "Qwen/Qwen3-8B",
+        "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
+        "Qwen/Qwen2.5-Coder-0.5B-Instruct", "Qwen/Qwen2.5-Coder-1.5B-Instruct", "Qwen/Qwen2.5-Coder-7B-Instruct",
+        "Qwen/Qwen2.5-Math-1.5B-Instruct", "Qwen/Qwen2.5-Math-7B-Instruct",
+        "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct",
+    }
+    assert expected <= {m.hub_id for m in registry.models.values()}
+    qwen3 = registry.get("qwen3-8b")
+    assert qwen3.thinking and qwen3.preset(True).temperature == 0.6 and qwen3.preset(True).top_p == 0.95
+    assert qwen3.preset(False).temperature == 0.7 and qwen3.preset(False).top_p == 0.8
+    assert registry.get("qwen2.5-vl-7b-instruct").modalities == ("text", "image", "video")
+    assert not registry.get("qwen2.5-7b-instruct").thinking
+    assert registry.get("qwen2.5-7b-instruct").preset(True) == registry.get("qwen2.5-7b-instruct").preset(False)
+
+
+def test_every_tab_has_a_route():
+    registry = load_config(demo=True).registry
+    for tab in ("chat", "code", "math", "multilingual", "vision"):
+        assert registry.choices(tab), tab
+
+
+def test_unknown_field_names_the_entry_and_suggests(tmp_path):
+    bad = local_model(tmp_path, contxt_length=5)
+    with pytest.raises(RegistryError, match=r"model #1 \(mine\): unknown field 'contxt_length'.*Did you mean 'context_length'"):
+        load_config(write(tmp_path, {"models": [bad]}))
+
+
+def test_unknown_sampling_field_suggests(tmp_path):
+    bad = local_model(tmp_path)
+    bad["presets"]["non_thinking"]["temprature"] = 0.3
+    with pytest.raises(RegistryError, match="Did you mean 'temperature'"):
+        load_config(write(tmp_path, {"models": [bad]}))
+
+
+def test_duplicate_id_is_refused(tmp_path):
+    with pytest.raises(RegistryError, match="duplicate model id 'mine'"):
+        load_config(write(tmp_path, {"models": [local_model(tmp_path), local_model(tmp_path)]}))
+    with pytest.raises(RegistryError, match="duplicate model id 'qwen3-4b'"):
+        load_config(write(tmp_path, {"models": [local_model(tmp_path, id="qwen3-4b")]}))
+
+
+def test_route_to_unknown_model_names_the_closest(tmp_path):
+    with pytest.raises(RegistryError, match="route 'chat' names unknown model 'qwen3-17b'.*Did you mean 'qwen3-1.7b'"):
+        load_config(write(tmp_path, {"routes": {"chat": {"default": "qwen3-17b"}}}))
+
+
+def test_unknown_tab_and_unknown_key(tmp_path):
+    with pytest.raises(RegistryError, match="unknown tab 'chatt'.*Did you mean 'chat'"):
+        load_config(write(tmp_path, {"routes": {"chatt": {"default": "qwen3-4b"}}}))
+    with pytest.raises(RegistryError, match="unknown key 'model'.*Did you mean 'models'"):
+        load_config(write(tmp_path, {"model": []}))
+    with pytest.raises(RegistryError, match="settings.max_input_token.*Did you mean 'max_input_tokens'"):
+        load_config(write(tmp_path, {"settings": {"max_input_token": 5}}))
+
+
+def test_bad_values_and_files(tmp_path):
+    with pytest.raises(RegistryError, match="exactly one of hub_id"):
+        load_config(write(tmp_path, {"models": [local_model(tmp_path, hub_id="Qwen/X")]}))
+    with pytest.raises(RegistryError, match="needs presets.thinking"):
+        load_config(write(tmp_path, {"models": [local_model(tmp_path, thinking=True)]}))
+    with pytest.raises(RegistryError, match="context_length"):
+        load_config(write(tmp_path, {"models": [local_model(tmp_path, context_length="long")]}))
+    with pytest.raises(RegistryError, match="not valid YAML"):
+        load_config(write(tmp_path, "models: [unclosed"))
+    with pytest.raises(RegistryError, match="Config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_user_adds_a_local_model_and_routes_to_it(config_file, random_model_dir):
+    config = load_config(config_file)
+    assert not config.demo  # the chat route's model can load: no demo needed
+    assert config.registry.choices("chat")[0].path == str(random_model_dir)
+    assert config.registry.get("qwen3-4b").hub_id == "Qwen/Qwen3-4B"  # built-ins stay
+
+
+def test_demo_mode_when_no_weights_can_be_had(tmp_path):
+    config = load_config()  # tests run offline with an empty Hub cache
+    assert config.demo and "offline" in config.demo_reason
+    assert config.registry.choices("chat")[0].id == "demo-qwen3"
+    forced = load_config(demo=True)
+    assert forced.demo and forced.demo_reason == "started with --demo"
