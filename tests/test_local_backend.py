@@ -1,0 +1,153 @@
+"""The transformers backend on tiny real Qwen-architecture models."""
+
+import threading
+import time
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from qwen_playground.backends.local import LocalBackend
+from qwen_playground.chat import ChatTurn, normalize_history, to_model_messages
+from qwen_playground.config import load_config
+from qwen_playground.generation import Done, Error, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
+
+GREEDY = SamplingParams(temperature=0, max_new_tokens=40)
+
+
+def collect(backend, request, cancel=None):
+    return list(backend.stream(request, cancel or threading.Event()))
+
+
+def texts(events, kind):
+    return "".join(e.text for e in events if isinstance(e, kind))
+
+
+def test_streamed_text_equals_non_streamed_greedy_output(backend, random_model_dir):
+    messages = [{"role": "user", "content": "Count to five."}]
+    events = collect(backend, Request("tiny-random", messages, GREEDY))
+    tok = AutoTokenizer.from_pretrained(random_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(random_model_dir, dtype=backend.dtype)
+    enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**enc, do_sample=False, max_new_tokens=40)
+    expected = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert texts(events, TextDelta) == expected.lstrip("\n") and expected.strip()
+    metrics = next(e for e in events if isinstance(e, Metrics))
+    assert metrics.answer_tokens + metrics.thinking_tokens <= 40 and metrics.prompt_tokens == enc["input_ids"].shape[1]
+    assert isinstance(events[-1], Done) and events[-1].finish_reason == "length"
+
+
+def test_thinking_is_split_from_the_answer(backend):
+    events = collect(backend, Request("demo-qwen3", [{"role": "user", "content": "Hi"}], GREEDY.model_copy(update={"max_new_tokens": 100}), thinking=True))
+    assert texts(events, ThinkingDelta) == "Demo mode: tiny random parameters, so this thought is scripted."
+    assert texts(events, TextDelta) == "Hello from the Qwen3 demo model! Install real weights for useful answers."
+    metrics = next(e for e in events if isinstance(e, Metrics))
+    assert metrics.thinking_tokens > 5 and metrics.answer_tokens > 5 and metrics.thinking_s is not None
+    assert events[-1] == Done("stop")
+
+
+def test_thinking_off_gives_no_thinking(backend):
+    events = collect(backend, Request("demo-qwen3", [{"role": "user", "content": "Hi"}], GREEDY.model_copy(update={"max_new_tokens": 100}), thinking=False))
+    assert texts(events, ThinkingDelta) == "" and texts(events, TextDelta).startswith("Hello from the Qwen3")
+    assert next(e for e in events if isinstance(e, Metrics)).thinking_tokens == 0
+
+
+def test_second_turn_prompt_holds_the_answer_without_its_thinking(backend):
+    first = [{"role": "user", "content": "Hi"}]
+    turn = ChatTurn()
+    for event in backend.stream(Request("demo-qwen3", first, GREEDY.model_copy(update={"max_new_tokens": 100}), thinking=True), threading.Event()):
+        turn.apply(event)
+    history = normalize_history(first + turn.messages + [{"role": "user", "content": "And now?"}])
+    messages = to_model_messages(history)
+    tok = backend.cache.get("demo-qwen3", 0, None).tokenizer
+    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, enable_thinking=True)
+    assert "Hello from the Qwen3 demo model!" in prompt and "scripted" not in prompt
+
+
+def test_models_are_reused_across_requests(backend):
+    collect(backend, Request("demo-qwen2.5", [{"role": "user", "content": "a"}], GREEDY))
+    again = collect(backend, Request("demo-qwen2.5", [{"role": "user", "content": "b"}], GREEDY))
+    assert not any(isinstance(e, Progress) for e in again)
+    assert "demo-qwen2.5" in backend.cache.keys()
+
+
+def test_stop_ends_generation_within_a_couple_of_tokens(backend):
+    cancel = threading.Event()
+    events = []
+    for event in backend.stream(Request("tiny-random", [{"role": "user", "content": "go"}], GREEDY.model_copy(update={"max_new_tokens": 2000})), cancel):
+        events.append(event)
+        if isinstance(event, TextDelta):
+            cancel.set()
+    metrics = next(e for e in events if isinstance(e, Metrics))
+    assert metrics.answer_tokens <= 3
+    assert events[-1] == Done("cancelled")
+
+
+def test_closing_the_stream_stops_generation(backend):
+    stream = backend.stream(Request("tiny-random", [{"role": "user", "content": "go"}], GREEDY.model_copy(update={"max_new_tokens": 2000})), threading.Event())
+    for event in stream:
+        if isinstance(event, TextDelta):
+            break
+    stream.close()  # what Gradio does when the user presses Stop or leaves
+    deadline = time.time() + 5
+    while backend.active_generations and time.time() < deadline:
+        time.sleep(0.05)
+    assert backend.active_generations == 0
+
+
+def test_input_over_the_token_limit_is_refused_with_numbers(backend):
+    events = collect(backend, Request("demo-qwen2.5", [{"role": "user", "content": "word " * 600}], GREEDY))
+    assert len(events) == 1 and isinstance(events[0], Error)
+    assert "limit is 512" in events[0].message and "undo or clear" in events[0].message
+
+
+def test_unknown_model_and_failed_load_are_errors(backend, tmp_path, demo_config):
+    events = collect(backend, Request("demo-qwen", [{"role": "user", "content": "x"}], GREEDY))
+    assert isinstance(events[-1], Error) and "Did you mean" in events[-1].message
+    events = collect(backend, Request("qwen3-0.6b", [{"role": "user", "content": "x"}], GREEDY))
+    assert isinstance(events[-1], Error) and "Could not load qwen3-0.6b" in events[-1].message and "--demo" in events[-1].message
+
+
+def test_a_model_folder_without_weights_fails_clearly(tmp_path, cache_dir):
+    import yaml
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text("{}")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"models": [{"id": "broken", "path": str(tmp_path / "empty"), "family": "qwen2.5", "params_b": 0.01,
+                                                "context_length": 512, "presets": {"non_thinking": {}}}]}))
+    config = load_config(path, demo=True, cache_dir=cache_dir)
+    events = collect(LocalBackend(config.registry, config.settings), Request("broken", [{"role": "user", "content": "x"}], GREEDY))
+    assert isinstance(events[-1], Error) and events[-1].message.startswith("Could not load broken")
+
+
+def test_an_error_mid_generation_keeps_what_was_streamed(backend, monkeypatch):
+    collect(backend, Request("tiny-random", [{"role": "user", "content": "warm"}], GREEDY))
+    model = backend.cache.get("tiny-random", 0, None).model
+    real_forward, calls = model.forward, []
+
+    def failing_forward(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 5:
+            raise RuntimeError("device fell over")
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", failing_forward)
+    events = collect(backend, Request("tiny-random", [{"role": "user", "content": "go"}], GREEDY))
+    assert texts(events, TextDelta)  # the partial answer arrived
+    assert isinstance(events[-1], Error) and "device fell over" in events[-1].message
+
+
+def test_memory_budget_evicts_the_least_recently_used(cache_dir, config_file):
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=0.1, dtype="float32")
+    local = LocalBackend(config.registry, config.settings)
+    for model_id in ("demo-qwen3", "demo-qwen2.5"):
+        collect(local, Request(model_id, [{"role": "user", "content": "x"}], GREEDY))
+    assert local.cache.keys() == ["demo-qwen2.5"]  # two would not fit in 0.1 GiB at float32
+    assert local.cache.used_bytes <= local.cache.budget_bytes
+
+
+def test_device_and_dtype_are_chosen_for_the_machine(backend):
+    assert backend.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert backend.dtype in (torch.bfloat16, torch.float32, torch.float16)
+    assert "budget" in backend.status() or "Loaded" in backend.status()
