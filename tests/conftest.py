@@ -31,11 +31,18 @@ def random_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def config_file(tmp_path_factory, random_model_dir) -> Path:
     """A user's config that adds a local-folder model and routes chat to it."""
-    path = tmp_path_factory.mktemp("config") / "playground.yaml"
+    folder = tmp_path_factory.mktemp("config")
+    (folder / "broken").mkdir()
+    (folder / "broken" / "config.json").write_text("{}")  # looks like a model folder, fails to load
+    path = folder / "playground.yaml"
     path.write_text(yaml.safe_dump({
-        "models": [{"id": "tiny-random", "path": str(random_model_dir), "family": "qwen2.5", "params_b": 0.02,
-                    "context_length": 4096, "presets": {"non_thinking": {"temperature": 0, "max_new_tokens": 64}}}],
-        "routes": {"chat": {"default": "tiny-random"}},
+        "models": [
+            {"id": "tiny-random", "path": str(random_model_dir), "family": "qwen2.5", "params_b": 0.02,
+             "context_length": 4096, "presets": {"non_thinking": {"temperature": 0, "max_new_tokens": 64}}},
+            {"id": "broken", "path": str(folder / "broken"), "family": "qwen2.5", "params_b": 0.01,
+             "context_length": 512, "presets": {"non_thinking": {}}},
+        ],
+        "routes": {"chat": {"default": "tiny-random", "alternatives": ["broken"]}},
     }))
     return path
 

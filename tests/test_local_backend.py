@@ -108,16 +108,8 @@ def test_unknown_model_and_failed_load_are_errors(backend, tmp_path, demo_config
     assert isinstance(events[-1], Error) and "Could not load qwen3-0.6b" in events[-1].message and "--demo" in events[-1].message
 
 
-def test_a_model_folder_without_weights_fails_clearly(tmp_path, cache_dir):
-    import yaml
-
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "config.json").write_text("{}")
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"models": [{"id": "broken", "path": str(tmp_path / "empty"), "family": "qwen2.5", "params_b": 0.01,
-                                                "context_length": 512, "presets": {"non_thinking": {}}}]}))
-    config = load_config(path, demo=True, cache_dir=cache_dir)
-    events = collect(LocalBackend(config.registry, config.settings), Request("broken", [{"role": "user", "content": "x"}], GREEDY))
+def test_a_model_folder_without_weights_fails_clearly(backend):
+    events = collect(backend, Request("broken", [{"role": "user", "content": "x"}], GREEDY))
     assert isinstance(events[-1], Error) and events[-1].message.startswith("Could not load broken")
 
 

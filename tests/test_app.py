@@ -1,0 +1,97 @@
+"""The app end to end, launched in-process and driven through gradio_client."""
+
+import sys
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from qwen_playground.backends.local import LocalBackend
+from qwen_playground.ui import build_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def app(demo_config):
+    backend = LocalBackend(demo_config.registry, demo_config.settings)
+    demo = build_demo(demo_config, backend)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    yield Client(url, verbose=False), backend
+    demo.close()
+
+
+def bubbles(history):
+    """(title or None, text) per message, as the client returns them."""
+    return [((m.get("metadata") or {}).get("title"), "".join(p["text"] for p in m["content"] if p.get("type") == "text") if isinstance(m["content"], list) else m["content"])
+            for m in history]
+
+
+def test_chat_round_trip_streams_thinking_answer_and_metrics(app):
+    client, _ = app
+    job = client.submit("Hello {{ 7*7 }}", api_name="/chat")
+    outputs = list(job)
+    history, textbox = job.result()
+    assert textbox == "" and len(outputs) > 5  # streamed in many steps
+    shown = bubbles(history)
+    assert shown[0] == (None, "Hello {{ 7*7 }}")  # typed text reaches the model as data
+    assert shown[1] == ("💭 Thinking", "Demo mode: tiny random parameters, so this thought is scripted.")
+    assert shown[2] == (None, "Hello from the Qwen3 demo model! Install real weights for useful answers.")
+    assert "tok/s" in shown[3][0] and "thinking tokens" in shown[3][0] and "first token" in shown[3][0]
+
+
+def test_multi_turn_with_a_chosen_model_and_settings(app):
+    client, _ = app
+    history, _ = client.predict("First", api_name="/chat")
+    history, _ = client.predict("Second", history, "demo-qwen2.5", "You are terse.", False, 0.7, 0.8, 20, 0.0, 1.05, 64, api_name="/chat")
+    shown = bubbles(history)
+    assert [t for _, t in shown if t in ("First", "Second")] == ["First", "Second"]
+    assert shown[-2] == (None, "Hi from the Qwen2.5 demo model: install real weights for useful answers!")
+
+
+def test_stop_cancels_the_generation(app):
+    client, backend = app
+    job = client.submit("go", [], "tiny-random", "", False, 0, 0.8, 20, 0, 1.0, 4000, api_name="/chat")
+    deadline = time.time() + 60
+    while backend.active_generations == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert backend.active_generations == 1
+    job.cancel()
+    deadline = time.time() + 10
+    while backend.active_generations and time.time() < deadline:
+        time.sleep(0.05)
+    assert backend.active_generations == 0
+
+
+def test_error_paths_give_clear_messages_and_the_app_serves_on(app):
+    client, _ = app
+    with pytest.raises(Exception, match="Type a message first"):
+        client.predict("   ", api_name="/chat")
+    with pytest.raises(Exception, match="limit is 512"):
+        client.predict("word " * 600, api_name="/chat")
+    with pytest.raises(Exception, match="greater than maximum value 2"):
+        client.predict("hi", [], "demo-qwen3", "", True, 5.0, 0.8, 20, 0, 1.0, 64, api_name="/chat")
+    with pytest.raises(Exception, match="qwen-nope"):
+        client.predict("hi", [], "qwen-nope", "", True, 0.6, 0.8, 20, 0, 1.0, 64, api_name="/chat")
+    history, _ = client.predict("Still there?", api_name="/chat")
+    assert bubbles(history)[2][1].startswith("Hello from the Qwen3")
+
+
+def test_a_failed_load_keeps_the_conversation(app):
+    client, _ = app
+    history, _ = client.predict("Keep me", api_name="/chat")
+    job = client.submit("And this", history, "broken", "", False, 0.6, 0.95, 20, 0, 1.0, 64, api_name="/chat")
+    with pytest.raises(Exception, match="Could not load broken"):
+        job.result()
+    kept, textbox = job.outputs()[-1]
+    assert bubbles(kept) == bubbles(history) and textbox == "And this"  # the message comes back to edit
+
+
+def test_bad_config_exits_with_a_message_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routes: {chat: {default: qwen3-17b}}")
+    result = subprocess.run([sys.executable, "app.py", "--config", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Did you mean 'qwen3-1.7b'" in result.stderr and "Traceback" not in result.stderr
