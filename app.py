@@ -17,7 +17,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to listen on (0.0.0.0 for a network)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="create a temporary public gradio.live link")
-    p.add_argument("--config", help="YAML file adding models, changing routes or settings")
+    p.add_argument("--config", default=os.environ.get("QWEN_PLAYGROUND_CONFIG"),
+                   help="YAML file adding models, changing routes or settings (default: $QWEN_PLAYGROUND_CONFIG)")
     p.add_argument("--demo", action="store_true", help="use tiny offline demo models (no downloads)")
     p.add_argument("--open", action="store_true", help="open the page in a browser")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where local models run")
