@@ -63,9 +63,16 @@ def to_model_messages(history: list[dict], system_prompt: str = "") -> list[dict
     return messages
 
 
-def last_turn_start(history: list[dict]) -> int:
-    """Index of the last user message, or -1."""
-    return max((i for i, m in enumerate(history) if m["role"] == "user"), default=-1)
+def split_last_turn(history: list[dict]) -> tuple[list[dict], str | None]:
+    """(history before the last user message, that message's text), for undo and retry.
+
+    >>> split_last_turn([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
+    ([], 'a')
+    """
+    start = max((i for i, m in enumerate(history) if m["role"] == "user"), default=-1)
+    if start < 0:
+        return history, None
+    return history[:start], text_of(history[start]["content"])
 
 
 class ChatTurn:

@@ -1,6 +1,6 @@
 import pytest
 
-from qwen_playground.chat import ChatTurn, last_turn_start, normalize_history, text_of, to_model_messages
+from qwen_playground.chat import ChatTurn, normalize_history, split_last_turn, text_of, to_model_messages
 from qwen_playground.generation import Done, Error, Metrics, Progress, TextDelta, ThinkingDelta
 
 
@@ -58,4 +58,12 @@ def test_malformed_history_is_refused():
         normalize_history([{"role": "robot", "content": "x"}])
     with pytest.raises(ValueError):
         normalize_history(["just a string"])
-    assert last_turn_start([]) == -1
+
+
+def test_undo_and_retry_split_off_the_last_turn():
+    history = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "1"},
+               {"role": "user", "content": "two"}, {"role": "assistant", "content": "", "metadata": {"title": "💭 Thinking"}},
+               {"role": "assistant", "content": "2"}]
+    before, text = split_last_turn(history)
+    assert text == "two" and before == history[:2]
+    assert split_last_turn([]) == ([], None)

@@ -12,7 +12,7 @@ import gradio as gr
 from pydantic import ValidationError
 
 from ..backends import Backend
-from ..chat import ChatTurn, last_turn_start, normalize_history, to_model_messages
+from ..chat import ChatTurn, normalize_history, split_last_turn, to_model_messages
 from ..config import AppConfig
 from ..generation import Request, SamplingParams
 from ..prompts import load_template
@@ -24,6 +24,12 @@ SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty
 def describe(spec: ModelSpec) -> str:
     thinking = "hybrid thinking" if spec.thinking else "no thinking mode"
     return f"`{spec.source}` · {spec.params_b:g}B params · {spec.context_length:,} context · {thinking}" + (f"\n\n{spec.description}" if spec.description else "")
+
+
+def preset_values(spec: ModelSpec, thinking: bool) -> list:
+    """The sampling sliders' values for a model and mode, in SAMPLING_FIELDS order."""
+    params = spec.preset(thinking)
+    return [getattr(params, f) for f in SAMPLING_FIELDS]
 
 
 def sampling_error(e: ValidationError) -> str:
@@ -63,13 +69,12 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
                 ]
             status = gr.Markdown(backend.status())
 
-    def preset_values(model_id: str, think: bool) -> list:
-        params = registry.get(model_id).preset(think)
-        return [getattr(params, f) for f in SAMPLING_FIELDS]
-
     def on_model_change(model_id: str):
         spec = registry.get(model_id)
-        return [describe(spec), gr.Checkbox(value=spec.thinking, interactive=spec.thinking), *preset_values(model_id, spec.thinking)]
+        return [describe(spec), gr.Checkbox(value=spec.thinking, interactive=spec.thinking), *preset_values(spec, spec.thinking)]
+
+    def on_thinking_change(model_id: str, think: bool) -> list:
+        return preset_values(registry.get(model_id), think)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens):
         text, model_id, think = message, model, thinking
@@ -107,19 +112,14 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
             raise gr.Error(turn.error)
 
     def retry(history, model_id, system_prompt, think, *sampling_values):
-        history = normalize_history(history)
-        start = last_turn_start(history)
-        if start < 0:
+        before, text = split_last_turn(normalize_history(history))
+        if text is None:
             raise gr.Error("Nothing to retry yet.")
-        text = history[start]["content"]
-        yield from respond(text, history[:start], model_id, system_prompt, think, *sampling_values)
+        yield from respond(text, before, model_id, system_prompt, think, *sampling_values)
 
     def undo(history):
-        history = normalize_history(history)
-        start = last_turn_start(history)
-        if start < 0:
-            return history, ""
-        return history[:start], history[start]["content"]
+        before, text = split_last_turn(normalize_history(history))
+        return before, text or ""
 
     inputs = [message, chatbot, model, system, thinking, *sliders]
     send_event = send.click(respond, inputs, [chatbot, message], api_name="chat", concurrency_id="generate")
@@ -132,4 +132,4 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
     for event in (send_event, submit_event, retry_event):
         event.then(backend.status, None, status, api_visibility="private", queue=False)
     model.change(on_model_change, model, [model_info, thinking, *sliders], api_visibility="private", queue=False)
-    thinking.change(preset_values, [model, thinking], sliders, api_visibility="private", queue=False)
+    thinking.change(on_thinking_change, [model, thinking], sliders, api_visibility="private", queue=False)
