@@ -95,3 +95,13 @@ def test_bad_config_exits_with_a_message_not_a_traceback(tmp_path):
     result = subprocess.run([sys.executable, "app.py", "--config", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "Did you mean 'qwen3-1.7b'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_users_at_once_get_their_own_answers(app):
+    client, _ = app
+    a = client.submit("from A", [], "demo-qwen3", "", True, 0.6, 0.95, 20, 0, 1.0, 64, api_name="/chat")
+    b = client.submit("from B", [], "demo-qwen2.5", "", False, 0.7, 0.8, 20, 0, 1.05, 64, api_name="/chat")
+    history_a, _ = a.result()
+    history_b, _ = b.result()
+    assert bubbles(history_a)[0][1] == "from A" and bubbles(history_a)[2][1].startswith("Hello from the Qwen3")
+    assert bubbles(history_b)[0][1] == "from B" and bubbles(history_b)[1][1].startswith("Hi from the Qwen2.5")
