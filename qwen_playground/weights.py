@@ -18,7 +18,7 @@ from . import demo_models
 from .registry import ModelSpec
 
 ProgressFn = Callable[[str], None]
-WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja", "*.model", "*.py"]
+WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja", "*.model"]  # no remote code
 
 
 @functools.cache

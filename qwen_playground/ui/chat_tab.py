@@ -96,8 +96,8 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
     def stream_turn(text, history, spec, system_prompt, think, sampling):
         before = list(history)
         history = history + [{"role": "user", "content": text}]
-        request = Request(spec.id, to_model_messages(history, system_prompt) [:-1] + [
-            {"role": "user", "content": template.render_user(message=text)}], sampling, think and spec.thinking)
+        messages = to_model_messages(before, system_prompt) + [{"role": "user", "content": template.render_user(message=text)}]
+        request = Request(spec.id, messages, sampling, think and spec.thinking)
         turn, cancel = ChatTurn(), threading.Event()
         yield history, ""
         try:
