@@ -1,0 +1,52 @@
+import threading
+import time
+
+from qwen_playground.backends import Backend
+from qwen_playground.generation import Done, Error, Request, TextDelta
+from qwen_playground.parallel import stream_all
+
+
+def test_panes_stream_together_into_the_right_place(backend):
+    requests = [Request("demo-qwen3", [{"role": "user", "content": "a"}], thinking=False),
+                Request("demo-qwen2.5", [{"role": "user", "content": "b"}]),
+                Request("no-such-model", [{"role": "user", "content": "c"}])]
+    texts, ends = {0: "", 1: "", 2: ""}, {}
+    for index, event in stream_all(backend, requests):
+        if isinstance(event, TextDelta):
+            texts[index] += event.text
+        if isinstance(event, (Done, Error)):
+            ends[index] = event
+    assert texts[0].startswith("Hello from the Qwen3") and texts[1].startswith("Hi from the Qwen2.5")
+    assert isinstance(ends[2], Error) and ends[0] == Done("stop") and ends[1] == Done("stop")
+
+
+class _Slow(Backend):
+    """A backend that fails or waits by name: for interleaving and crash isolation."""
+
+    def stream(self, request, cancel):
+        if request.model_id == "crash":
+            raise RuntimeError("pane blew up")
+        for i in range(5):
+            if cancel.is_set():
+                return
+            time.sleep(0.2 if request.model_id == "slow" else 0.01)
+            yield TextDelta(str(i))
+        yield Done("stop")
+
+
+def test_a_slow_pane_does_not_hold_up_a_fast_one_and_a_crash_stays_in_its_pane():
+    order = []
+    for index, event in stream_all(_Slow(), [Request("slow", []), Request("fast", []), Request("crash", [])]):
+        order.append((index, event))
+    fast_done = order.index((1, Done("stop")))
+    slow_done = order.index((0, Done("stop")))
+    assert fast_done < slow_done
+    assert (2, Error("RuntimeError: pane blew up")) in order
+
+
+def test_closing_the_merged_stream_cancels_all():
+    merged = stream_all(_Slow(), [Request("slow", []), Request("slow", [])])
+    next(merged)
+    merged.close()
+    time.sleep(0.5)
+    assert threading.active_count() < 20
