@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory-budget-gb", type=float, help="memory for loaded models; least recently used are unloaded beyond it")
     p.add_argument("--max-input-tokens", type=int, help="longest conversation accepted, in tokens")
     p.add_argument("--cache-dir", help="where demo models are built")
+    p.add_argument("--allow-code-execution", action="store_true", default=None,
+                   help="let the Code tab run Python in a sandbox (needs bubblewrap; never on a public Space)")
     return p.parse_args(argv)
 
 
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         config = load_config(args.config, demo=args.demo, device=args.device, dtype=args.dtype,
-                             memory_budget_gb=args.memory_budget_gb, max_input_tokens=args.max_input_tokens, cache_dir=args.cache_dir)
+                             memory_budget_gb=args.memory_budget_gb, max_input_tokens=args.max_input_tokens, cache_dir=args.cache_dir,
+                             allow_code_execution=args.allow_code_execution)
         demo = build_demo(config)
     except (RegistryError, TemplateError) as e:
         sys.exit(f"Configuration problem:\n{e}")

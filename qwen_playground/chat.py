@@ -89,6 +89,7 @@ class ChatTurn:
         self.thinking: dict | None = None
         self.answer: dict | None = None
         self.footer: dict | None = None
+        self.metrics: Metrics | None = None
         self.error: str | None = None
         self.finish_reason: str | None = None
         self._thinking_started = 0.0
@@ -117,6 +118,7 @@ class ChatTurn:
                 self.answer = {"role": "assistant", "content": ""}
             self.answer["content"] += event.text
         elif isinstance(event, Metrics):
+            self.metrics = event
             self._close_thinking(event.thinking_s)
             self.footer = {"role": "assistant", "content": "", "metadata": {"title": f"📊 {event.summary()}", "status": "done"}}
         elif isinstance(event, Done):

@@ -34,6 +34,7 @@ class Settings(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     concurrency: int = Field(2, ge=1, description="generations run at once per event")
+    allow_code_execution: bool = Field(False, description="offer Run for Python in the Code tab (sandboxed)")
 
 
 @dataclass(frozen=True)

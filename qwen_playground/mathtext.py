@@ -4,7 +4,8 @@
 dollar sign, so the renderer (delimiters `$$`, `\\[ \\]`, `\\( \\)`) never
 mistakes prices for math. A `$` opens math only when the next character is
 not a space, and closes it only when the previous character is not a space
-and the next is not a digit (Pandoc's rule): "$5 and $10" stays text.
+and the next is not a digit (Pandoc's rule), and only the next dollar sign may
+close it: "$5 and $10" and "$5 and $10 for $x$" keep the prices as text.
 Answer checking uses Hugging Face's math-verify, so 1/2, 0.5 and \\frac{1}{2} agree.
 """
 
@@ -57,16 +58,20 @@ def _protect_dollars(text: str) -> str:
 
 
 def _inline_close(text: str, start: int) -> int | None:
+    """Index of the `$` closing inline math opened at `start`, or None when it is a plain dollar.
+
+    Only the next unescaped `$` may close: "$5 and $10 … $x$" keeps both prices as text.
+    """
     if start + 1 >= len(text) or text[start + 1].isspace():
         return None
     j = start + 1
-    while (j := text.find("$", j)) >= 0:
-        if "\n\n" in text[start:j]:
-            return None
-        if text[j - 1] != "\\" and not text[j - 1].isspace() and not (j + 1 < len(text) and text[j + 1].isdigit()):
-            return j
+    while (j := text.find("$", j)) >= 0 and text[j - 1] == "\\":
         j += 1
-    return None
+    if j < 0 or "\n\n" in text[start:j]:
+        return None
+    if text[j - 1].isspace() or (j + 1 < len(text) and text[j + 1].isdigit()):
+        return None
+    return j
 
 
 def protect_math(text: str) -> str:

@@ -50,9 +50,23 @@ def config_file(tmp_path_factory, random_model_dir) -> Path:
 @pytest.fixture(scope="session")
 def demo_config(cache_dir, config_file):
     """Demo mode plus the user's tiny-random model, as `python app.py --demo --config ...` gives."""
-    return load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512)
+    return load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, allow_code_execution=True)
 
 
 @pytest.fixture(scope="session")
 def backend(demo_config) -> LocalBackend:
     return LocalBackend(demo_config.registry, demo_config.settings)
+
+
+@pytest.fixture(scope="session")
+def app(demo_config):
+    """The whole app launched in-process: (gradio_client.Client, its LocalBackend)."""
+    from gradio_client import Client
+
+    from qwen_playground.ui import build_demo
+
+    local = LocalBackend(demo_config.registry, demo_config.settings)
+    demo = build_demo(demo_config, local)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    yield Client(url, verbose=False), local
+    demo.close()

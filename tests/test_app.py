@@ -6,21 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from gradio_client import Client
 
-from qwen_playground.backends.local import LocalBackend
-from qwen_playground.ui import build_demo
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def app(demo_config):
-    backend = LocalBackend(demo_config.registry, demo_config.settings)
-    demo = build_demo(demo_config, backend)
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    yield Client(url, verbose=False), backend
-    demo.close()
 
 
 def bubbles(history):

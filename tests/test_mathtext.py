@@ -5,6 +5,7 @@ from qwen_playground.mathtext import check_answer, extract_boxed, protect_math
 
 @pytest.mark.parametrize("text, expected", [
     ("it costs $5 and $10", r"it costs \$5 and \$10"),
+    ("it costs $5 and $10; what is $x$?", r"it costs \$5 and \$10; what is \(x\)?"),
     ("The price went from $5 to $10.50 today", r"The price went from \$5 to \$10.50 today"),
     ("$x^2$ is inline", r"\(x^2\) is inline"),
     ("$$\\int_0^1 x\\,dx$$", "$$\\int_0^1 x\\,dx$$"),

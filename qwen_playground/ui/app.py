@@ -8,6 +8,9 @@ from ..backends import Backend
 from ..backends.local import LocalBackend
 from ..config import AppConfig
 from .chat_tab import build_chat_tab
+from .code_tab import build_code_tab
+from .math_tab import build_math_tab
+from .multilingual_tab import build_multilingual_tab
 
 CSS = """
 .demo-banner {border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08);}
@@ -33,6 +36,12 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 build_chat_tab(config, backend)
+            with gr.Tab("Code", id="code"):
+                build_code_tab(config, backend)
+            with gr.Tab("Math", id="math"):
+                build_math_tab(config, backend)
+            with gr.Tab("Multilingual", id="multilingual"):
+                build_multilingual_tab(config, backend)
     demo.queue(default_concurrency_limit=config.settings.concurrency)
     return demo
 

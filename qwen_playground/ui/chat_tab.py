@@ -17,13 +17,9 @@ from ..config import AppConfig
 from ..generation import Request, SamplingParams
 from ..prompts import load_template
 from ..registry import ModelSpec, RegistryError
+from .common import describe
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
-
-
-def describe(spec: ModelSpec) -> str:
-    thinking = "hybrid thinking" if spec.thinking else "no thinking mode"
-    return f"`{spec.source}` · {spec.params_b:g}B params · {spec.context_length:,} context · {thinking}" + (f"\n\n{spec.description}" if spec.description else "")
 
 
 def preset_values(spec: ModelSpec, thinking: bool) -> list:

@@ -1,0 +1,66 @@
+"""Pieces every task tab uses: the model picker, one streamed answer, error handling."""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+import gradio as gr
+
+from ..backends import Backend
+from ..chat import ChatTurn
+from ..generation import Request
+from ..registry import ModelSpec, Registry, RegistryError
+
+
+def describe(spec: ModelSpec) -> str:
+    thinking = "hybrid thinking" if spec.thinking else "no thinking mode"
+    return f"`{spec.source}` · {spec.params_b:g}B params · {spec.context_length:,} context · {thinking}" + (f"\n\n{spec.description}" if spec.description else "")
+
+
+def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown]:
+    """The tab's route as a dropdown (default first) and a line of facts that follows it."""
+    specs = registry.choices(tab)
+    dropdown = gr.Dropdown([s.id for s in specs], value=specs[0].id, label="Model")
+    info = gr.Markdown(describe(specs[0]))
+    dropdown.change(lambda model_id: describe(registry.get(model_id)), dropdown, info, api_visibility="private", queue=False)
+    return dropdown, info
+
+
+def resolve(registry: Registry, model_id: str) -> ModelSpec:
+    try:
+        return registry.get(model_id)
+    except RegistryError as e:
+        raise gr.Error(str(e)) from None
+
+
+def require_text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise gr.Error(f"Type {what} first.")
+    return value.strip()
+
+
+def stream_turn(backend: Backend, request: Request) -> Iterator[ChatTurn]:
+    """Yield the turn after every event; end with gr.Error (message kept on screen) on failure."""
+    turn, cancel = ChatTurn(), threading.Event()
+    try:
+        for event in backend.stream(request, cancel):
+            turn.apply(event)
+            yield turn
+    finally:
+        cancel.set()  # Stop pressed or client gone
+    if turn.error:
+        raise gr.Error(turn.error)
+
+
+def answer_text(turn: ChatTurn) -> str:
+    return turn.answer["content"] if turn.answer else ""
+
+
+def bubbles(turn: ChatTurn) -> list[dict]:
+    """The turn's chat bubbles without the metrics footer (shown apart); errors stay."""
+    return [m for m in turn.messages if m is not turn.footer or turn.error]
+
+
+def metrics_text(turn: ChatTurn) -> str:
+    return turn.metrics.summary() if turn.metrics else ""
