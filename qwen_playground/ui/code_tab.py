@@ -54,9 +54,8 @@ def build_code_tab(config: AppConfig, backend: Backend) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             task = gr.Textbox(label="Task", lines=4, placeholder="e.g. Parse a CSV of orders and report the total per customer")
-            with gr.Row():
-                language = gr.Dropdown(list(LANGUAGES), value="Python", label="Language", allow_custom_value=False)
-                model, _ = model_picker(registry, "code")
+            language = gr.Dropdown(list(LANGUAGES), value="Python", label="Language")
+            model, _ = model_picker(registry, "code")
             context = gr.Textbox("", label="Context (optional)", lines=3, placeholder="Existing code, data formats, APIs to use…")
             constraints = gr.Textbox("", label="Constraints (optional)", placeholder="e.g. standard library only; O(n log n)")
             with gr.Row():
