@@ -16,9 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import weights
-from .registry import Registry, RegistryError, closest, parse_models, parse_routes
+from .registry import Registry, RegistryError, closest, parse_endpoints, parse_models, parse_routes
 
-CONFIG_KEYS = ("models", "routes", "settings")
+CONFIG_KEYS = ("models", "routes", "settings", "endpoints")
 
 
 def default_cache_dir() -> Path:
@@ -79,7 +79,7 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
         field = ".".join(map(str, first["loc"]))
         hint = closest(field, Settings.model_fields) if first["type"] == "extra_forbidden" else ""
         raise RegistryError(f"{where}: settings.{field}: {first['msg']}.{hint}") from None
-    registry = Registry.build(models, routes, where)
+    registry = Registry.build(models, routes, where, parse_endpoints(user.get("endpoints"), where))
 
     reason = "started with --demo" if demo else ""
     if not demo and not any(weights.available(m) for m in registry.choices("chat")):
@@ -97,4 +97,4 @@ def _with_demo_models(registry: Registry, builtin: dict) -> Registry:
     for tab, route in demo_routes.items():
         usable = [m.id for m in registry.choices(tab) if weights.available(m)]
         routes[tab] = route.model_copy(update={"alternatives": (*route.alternatives, *usable)})
-    return Registry.build([*registry.models.values(), *demo_models], routes, "demo registry")
+    return Registry.build([*registry.models.values(), *demo_models], routes, "demo registry", list(registry.endpoints.values()))

@@ -9,7 +9,7 @@ with messages a person can act on. Knows nothing about loading weights.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -31,6 +31,21 @@ class Presets(BaseModel):
     non_thinking: SamplingParams
 
 
+class Endpoint(BaseModel):
+    """An OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp, DashScope, transformers serve)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    base_url: str = Field(pattern=r"^https?://")  # up to and including /v1
+    api_key_env: str | None = None  # name of the environment variable holding the key
+    headers: dict[str, str] = {}
+    timeout_s: float = Field(120.0, gt=0)  # longest wait for the next streamed piece
+    connect_timeout_s: float = Field(5.0, gt=0)
+    send_sampling_extras: bool = True  # top_k, min_p, repetition_penalty in extra_body (vLLM, SGLang)
+    description: str = ""
+
+
 class ModelSpec(BaseModel):
     """One model: where its weights come from and the facts the UI needs."""
 
@@ -40,6 +55,8 @@ class ModelSpec(BaseModel):
     hub_id: str | None = None  # "Qwen/Qwen3-1.7B"
     path: str | None = None  # a local folder with config.json + weights
     demo: Literal["qwen3", "qwen2.5"] | None = None  # a tiny model built offline
+    endpoint: str | None = None  # served by this endpoint's id instead of loaded here
+    remote_model: str | None = None  # the model's name on that server
     family: Family
     params_b: float = Field(gt=0)
     context_length: int = Field(gt=0)
@@ -50,15 +67,21 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
-        sources = [s for s in (self.hub_id, self.path, self.demo) if s]
-        if len(sources) != 1:
-            raise ValueError("give exactly one of hub_id (a Hugging Face repo) or path (a local folder)")
+        if self.endpoint:
+            if not self.remote_model or self.path or self.demo:
+                raise ValueError("a model on an endpoint needs remote_model (the server's name for it) and no path")
+        elif len([s for s in (self.hub_id, self.path, self.demo) if s]) != 1:
+            raise ValueError("give exactly one of hub_id (a Hugging Face repo) or path (a local folder), or an endpoint and remote_model")
+        elif self.remote_model:
+            raise ValueError("remote_model only applies to a model with an endpoint")
         if self.thinking and self.presets.thinking is None:
             raise ValueError("a model with thinking: true needs presets.thinking")
         return self
 
     @property
     def source(self) -> str:
+        if self.endpoint:
+            return f"{self.remote_model} @ {self.endpoint}"
         return self.hub_id or self.path or f"demo:{self.demo}"
 
     def preset(self, thinking: bool) -> SamplingParams:
@@ -88,13 +111,18 @@ class _ModelList(BaseModel):
     models: list[ModelSpec]
 
 
+class _EndpointList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[Endpoint]  # named `models` so error locations read the same
+
+
 def closest(name: str, candidates) -> str:
     """' Did you mean ...?' for a misspelt name, or '' when nothing is close."""
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
-_KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields}
+_KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields}
 
 
 def _friendly(error: ValidationError, where: str, raw: list) -> RegistryError:
@@ -129,6 +157,18 @@ def parse_models(raw: object, where: str) -> list[ModelSpec]:
         raise _friendly(e, where, raw) from None
 
 
+def parse_endpoints(raw: object, where: str) -> list[Endpoint]:
+    """Validate a YAML list of endpoints; errors name the entry and the field."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise RegistryError(f"{where}: 'endpoints' must be a list of endpoint entries")
+    try:
+        return _EndpointList(models=raw).models
+    except ValidationError as e:
+        raise RegistryError(str(_friendly(e, where, raw)).replace(" model #", " endpoint #")) from None
+
+
 def parse_routes(raw: object, where: str) -> dict[str, Route]:
     if raw is None:
         return {}
@@ -151,19 +191,28 @@ class Registry:
 
     models: dict[str, ModelSpec]
     routes: dict[str, Route]
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, models: list[ModelSpec], routes: dict[str, Route], where: str = "registry") -> "Registry":
+    def build(cls, models: list[ModelSpec], routes: dict[str, Route], where: str = "registry",
+              endpoints: list[Endpoint] = ()) -> "Registry":
+        by_endpoint: dict[str, Endpoint] = {}
+        for endpoint in endpoints:
+            if endpoint.id in by_endpoint:
+                raise RegistryError(f"{where}: duplicate endpoint id '{endpoint.id}'")
+            by_endpoint[endpoint.id] = endpoint
         by_id: dict[str, ModelSpec] = {}
         for spec in models:
             if spec.id in by_id:
                 raise RegistryError(f"{where}: duplicate model id '{spec.id}'; each id must be unique (rename one of them)")
+            if spec.endpoint and spec.endpoint not in by_endpoint:
+                raise RegistryError(f"{where}: model '{spec.id}' names unknown endpoint '{spec.endpoint}'.{closest(spec.endpoint, by_endpoint)}")
             by_id[spec.id] = spec
         for tab, route in routes.items():
             for name in route.choices:
                 if name not in by_id:
                     raise RegistryError(f"{where}: route '{tab}' names unknown model '{name}'.{closest(name, by_id)}")
-        return cls(by_id, routes)
+        return cls(by_id, routes, by_endpoint)
 
     def get(self, model_id: str) -> ModelSpec:
         try:

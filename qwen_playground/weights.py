@@ -38,8 +38,8 @@ def cached(hub_id: str) -> bool:
 
 
 def available(spec: ModelSpec) -> bool:
-    """Whether the weights are on disk, buildable offline, or downloadable right now."""
-    if spec.demo:
+    """Whether the weights are on disk, buildable offline, or downloadable right now (or served elsewhere)."""
+    if spec.demo or spec.endpoint:
         return True
     if spec.path:
         return (Path(spec.path).expanduser() / "config.json").is_file()

@@ -65,8 +65,53 @@ def app(demo_config):
 
     from qwen_playground.ui import build_demo
 
+    from qwen_playground.backends.router import Router
+
     local = LocalBackend(demo_config.registry, demo_config.settings)
-    demo = build_demo(demo_config, local)
+    demo = build_demo(demo_config, Router(demo_config, local))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
     yield Client(url, verbose=False), local
     demo.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_transformers_serve(model_dir: Path):
+    """`transformers serve` on 127.0.0.1, serving one local model folder; returns (process, base_url)."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    cli = Path(sys.executable).parent / "transformers"
+    process = subprocess.Popen([str(cli), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process, f"http://127.0.0.1:{port}/v1"
+        except httpx.HTTPError:
+            time.sleep(0.5)
+        if process.poll() is not None:
+            raise RuntimeError("transformers serve exited early")
+    process.kill()
+    raise RuntimeError("transformers serve did not become healthy in 120 s")
+
+
+@pytest.fixture(scope="session")
+def served_qwen3(cache_dir):
+    """A real OpenAI-compatible server: `transformers serve` with the tiny Qwen3 demo model."""
+    folder = demo_models.ensure("qwen3", cache_dir)
+    process, base_url = start_transformers_serve(folder)
+    yield base_url, str(folder)  # the server only answers to its model's path
+    process.terminate()
+    process.wait(timeout=30)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..backends import Backend
-from ..backends.local import LocalBackend
+from ..backends.router import Router
 from ..config import AppConfig
 from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
@@ -28,11 +28,17 @@ def demo_banner(config: AppConfig) -> str:
 
 def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
     """The whole app as a `gr.Blocks`, with named API endpoints, not yet launched."""
-    backend = backend or LocalBackend(config.registry, config.settings)
+    backend = backend or Router(config)
     with gr.Blocks(title="Qwen Playground") as demo:
         gr.Markdown("# Qwen Playground\nTry, teach and compare Alibaba's Qwen models.")
         if config.demo:
             gr.Markdown(demo_banner(config), elem_classes="demo-banner")
+        if config.registry.endpoints and isinstance(backend, Router):
+            with gr.Accordion("Endpoints (OpenAI-compatible servers)", open=False):
+                health = gr.Markdown("Checking…")
+                check = gr.Button("Check again", size="sm")
+            check.click(backend.health_markdown, None, health, api_visibility="private")
+            demo.load(backend.health_markdown, None, health, api_visibility="private")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 build_chat_tab(config, backend)

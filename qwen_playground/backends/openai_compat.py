@@ -1,0 +1,175 @@
+"""The OpenAI-compatible backend: vLLM, SGLang, Ollama, llama.cpp, LM Studio, DashScope, `transformers serve`.
+
+Streams through the official `openai` client. Sampling the OpenAI API lacks
+(top_k, min_p, repetition_penalty) goes in `extra_body`, as vLLM and SGLang
+accept it; Qwen3's thinking switch goes in `chat_template_kwargs`. Reasoning
+arrives either in a separate `reasoning_content` (or `reasoning`) field or
+inline as `<think>…</think>`; both become thinking events. Every failure
+(refused connection, timeout, 4xx/5xx, a stream cut mid-way) ends in one
+`Error` event; what was streamed before it stays.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import openai
+from PIL import Image
+
+from ..generation import Done, Error, Event, Metrics, Request, TextDelta, ThinkingDelta
+from ..registry import Endpoint, ModelSpec, Registry, RegistryError
+from ..thinking import ThinkingParser
+from . import Backend
+
+
+def image_data_url(image: str | Path | Image.Image) -> str:
+    """An image (path or PIL) as a base64 PNG data URL, the way OpenAI vision messages carry it."""
+    if not isinstance(image, Image.Image):
+        image = Image.open(image)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def to_openai_messages(messages: list[dict]) -> list[dict]:
+    """Our messages (text, or parts with {"type": "image", "image": ...}) in OpenAI's format."""
+    converted = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = [{"type": "image_url", "image_url": {"url": image_data_url(part["image"])}} if part.get("type") == "image"
+                       else {"type": "text", "text": part.get("text", "")} for part in content]
+        converted.append({"role": message["role"], "content": content})
+    return converted
+
+
+def _reasoning_of(delta) -> str | None:
+    """Servers name the separate reasoning field differently; read any of them."""
+    extra = getattr(delta, "model_extra", None) or {}
+    return getattr(delta, "reasoning_content", None) or extra.get("reasoning_content") or extra.get("reasoning")
+
+
+def _failure_message(endpoint: Endpoint, error: Exception, streamed: int) -> str:
+    where = f"{endpoint.id} ({endpoint.base_url})"
+    kept = f" after {streamed} pieces; the partial answer is kept" if streamed else ""
+    if isinstance(error, openai.APITimeoutError):
+        return f"{where} timed out{kept}. The server may be overloaded; raise timeout_s for this endpoint or try again."
+    if isinstance(error, openai.APIConnectionError):
+        if streamed:
+            return f"The stream from {where} was cut{kept}: {error.__cause__ or error}."
+        return f"Cannot reach {where}: {error.__cause__ or error}. Is the server running, and is base_url right (it usually ends in /v1)?"
+    if isinstance(error, openai.APIStatusError):
+        body = error.body if isinstance(error.body, dict) else {}
+        detail = str((body.get("error") or {}).get("message") if isinstance(body.get("error"), dict) else body.get("detail") or body.get("error") or error.message)
+        hint = ""
+        if error.status_code in (400, 422) and any(k in detail for k in ("top_k", "min_p", "repetition_penalty", "chat_template_kwargs")):
+            hint = " This server rejects the extra sampling settings: set send_sampling_extras: false for this endpoint."
+        elif error.status_code in (401, 403):
+            hint = f" Check the API key{f' in ${endpoint.api_key_env}' if endpoint.api_key_env else ' (set api_key_env for this endpoint)'}."
+        elif error.status_code == 404:
+            hint = " Check remote_model: GET /v1/models lists the names this server knows."
+        return f"{where} answered {error.status_code}: {detail}.{hint}"
+    if isinstance(error, (httpx.HTTPError, openai.APIError)):
+        return f"The stream from {where} failed{kept}: {error}"
+    return f"{where}: {type(error).__name__}: {error}"
+
+
+class OpenAICompatBackend(Backend):
+    def __init__(self, endpoint: Endpoint, registry: Registry):
+        self.endpoint = endpoint
+        self.registry = registry
+        self.client = openai.OpenAI(
+            base_url=endpoint.base_url,
+            api_key=os.environ.get(endpoint.api_key_env or "", "") or "not-needed",
+            default_headers=endpoint.headers or None,
+            timeout=httpx.Timeout(endpoint.timeout_s, connect=endpoint.connect_timeout_s),
+            max_retries=0,  # a failure is shown at once; the user decides to retry
+        )
+
+    def request_kwargs(self, spec: ModelSpec, request: Request) -> dict:
+        """The chat.completions.create arguments for a request (public for the inspector and tests)."""
+        sampling = request.sampling
+        extra: dict = {}
+        if spec.thinking:
+            extra["chat_template_kwargs"] = {"enable_thinking": request.thinking}
+        if self.endpoint.send_sampling_extras:
+            extra |= {"top_k": sampling.top_k, "min_p": sampling.min_p, "repetition_penalty": sampling.repetition_penalty}
+        return {"model": spec.remote_model, "messages": to_openai_messages(request.messages), "stream": True,
+                "stream_options": {"include_usage": True}, "temperature": sampling.temperature, "top_p": sampling.top_p,
+                "max_tokens": sampling.max_new_tokens, "extra_body": extra}
+
+    def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
+        try:
+            spec = self.registry.get(request.model_id)
+        except RegistryError as e:
+            yield Error(str(e))
+            return
+        start = time.perf_counter()
+        first = thinking_end = None
+        thinking_pieces = answer_pieces = 0
+        usage = finish = None
+        parser = ThinkingParser()
+        stream = None
+        try:
+            stream = self.client.chat.completions.create(**self.request_kwargs(spec, request))
+            for chunk in stream:
+                if cancel.is_set():
+                    finish = "cancelled"
+                    break
+                usage = chunk.usage or usage
+                for choice in chunk.choices:
+                    reasoning, content = _reasoning_of(choice.delta), choice.delta.content
+                    if (reasoning or content) and first is None:
+                        first = time.perf_counter()
+                    if reasoning and (thinking_pieces or reasoning.strip()):  # an empty think block is no thought
+                        thinking_pieces += 1
+                        yield ThinkingDelta(reasoning.lstrip("\n") if thinking_pieces == 1 else reasoning)
+                    if content:
+                        for event in parser.feed(content):
+                            if isinstance(event, ThinkingDelta):
+                                thinking_pieces += 1
+                            else:
+                                answer_pieces += 1
+                                thinking_end = thinking_end or time.perf_counter()
+                            yield event
+                    finish = choice.finish_reason or finish
+        except Exception as e:  # every failure becomes one clear message
+            yield from parser.flush()
+            yield Error(_failure_message(self.endpoint, e, thinking_pieces + answer_pieces))
+            return
+        finally:
+            if stream is not None:
+                stream.close()
+        yield from parser.flush()
+        if finish is None:
+            yield Error(f"The stream from {self.endpoint.id} ended before the answer was finished; the partial answer is kept.")
+            return
+        end = time.perf_counter()
+        generated = usage.completion_tokens if usage else thinking_pieces + answer_pieces
+        reasoning_tokens = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None) if usage else None
+        thinking_tokens = reasoning_tokens if reasoning_tokens is not None else min(thinking_pieces, generated)
+        yield Metrics(
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            answer_tokens=max(generated - thinking_tokens, 0),
+            thinking_tokens=thinking_tokens,
+            time_to_first_token_s=(first - start) if first else None,
+            tokens_per_s=(generated - 1) / (end - first) if first and generated > 1 and end > first else None,
+            thinking_s=((thinking_end or end) - start) if thinking_tokens else None,
+            total_s=end - start,
+        )
+        yield Done({"length": "length", "cancelled": "cancelled"}.get(finish, "stop"))
+
+    def health(self) -> tuple[bool, str]:
+        """(ok, one line) from GET /models with a short timeout."""
+        try:
+            names = [m.id for m in self.client.with_options(timeout=5.0).models.list()]
+        except Exception as e:
+            return False, _failure_message(self.endpoint, e, 0)
+        return True, f"serves {', '.join(names[:5]) or 'no models'}{' …' if len(names) > 5 else ''}"

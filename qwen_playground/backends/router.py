@@ -1,0 +1,51 @@
+"""One backend for the app: each model's requests go to the engine that serves it.
+
+Local models go to the transformers backend; models with an `endpoint` go to
+that endpoint's OpenAI-compatible client. Tabs and compare panes only ever
+see this router, so local and remote models sit side by side.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+from ..config import AppConfig
+from ..generation import Error, Event, Request
+from ..registry import RegistryError
+from . import Backend
+from .local import LocalBackend
+from .openai_compat import OpenAICompatBackend
+
+
+class Router(Backend):
+    def __init__(self, config: AppConfig, local: LocalBackend | None = None):
+        self.registry = config.registry
+        self.local = local or LocalBackend(config.registry, config.settings)
+        self.remotes = {eid: OpenAICompatBackend(endpoint, config.registry) for eid, endpoint in config.registry.endpoints.items()}
+
+    def backend_for(self, model_id: str) -> Backend:
+        spec = self.registry.get(model_id)
+        return self.remotes[spec.endpoint] if spec.endpoint else self.local
+
+    def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
+        try:
+            backend = self.backend_for(request.model_id)
+        except RegistryError as e:
+            yield Error(str(e))
+            return
+        yield from backend.stream(request, cancel)
+
+    def health(self) -> dict[str, tuple[bool, str]]:
+        return {eid: remote.health() for eid, remote in self.remotes.items()}
+
+    def health_markdown(self) -> str:
+        if not self.remotes:
+            return "No remote endpoints configured (see README, *Backends*)."
+        lines = []
+        for eid, (ok, line) in self.health().items():
+            lines.append(f"- {'✅' if ok else '❌'} **{eid}** `{self.remotes[eid].endpoint.base_url}`: {line}")
+        return "\n".join(lines)
+
+    def status(self) -> str:
+        return self.local.status()

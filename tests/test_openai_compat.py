@@ -1,0 +1,189 @@
+"""The OpenAI-compatible backend against a real server (`transformers serve`) and real failing peers."""
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import yaml
+from PIL import Image
+
+from qwen_playground.backends.openai_compat import OpenAICompatBackend, to_openai_messages
+from qwen_playground.backends.router import Router
+from qwen_playground.config import load_config
+from qwen_playground.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta
+from qwen_playground.parallel import stream_all
+
+from .conftest import free_port, start_transformers_serve
+
+SAMPLING = SamplingParams(temperature=0.6, top_p=0.95, top_k=20, max_new_tokens=100)
+HI = [{"role": "user", "content": "Hi"}]
+
+
+def make_config(tmp_path, cache_dir, endpoints, models):
+    path = tmp_path / "remote.yaml"
+    path.write_text(yaml.safe_dump({"endpoints": endpoints, "models": models}))
+    return load_config(path, demo=True, cache_dir=cache_dir)
+
+
+def remote_model(model_id, endpoint, remote_name="served", thinking=True):
+    entry = {"id": model_id, "endpoint": endpoint, "remote_model": remote_name, "family": "qwen3" if thinking else "qwen2.5",
+             "params_b": 0.01, "context_length": 4096, "thinking": thinking,
+             "presets": {"non_thinking": {"temperature": 0.7}}}
+    if thinking:
+        entry["presets"]["thinking"] = {"temperature": 0.6}
+    return entry
+
+
+def collect(backend, request):
+    return list(backend.stream(request, threading.Event()))
+
+
+def texts(events, kind):
+    return "".join(e.text for e in events if isinstance(e, kind))
+
+
+@pytest.fixture()
+def served(tmp_path, cache_dir, served_qwen3):
+    base_url, name = served_qwen3
+    # transformers serve refuses top_k / min_p / repetition_penalty: the endpoint says not to send them
+    config = make_config(tmp_path, cache_dir, [{"id": "serve", "base_url": base_url, "send_sampling_extras": False}],
+                         [remote_model("served-qwen3", "serve", name)])
+    return config, Router(config)
+
+
+def test_a_server_that_rejects_extra_sampling_says_what_to_change(tmp_path, cache_dir, served_qwen3):
+    base_url, name = served_qwen3
+    config = make_config(tmp_path, cache_dir, [{"id": "serve", "base_url": base_url}], [remote_model("served-qwen3", "serve", name)])
+    events = collect(Router(config), Request("served-qwen3", HI, SAMPLING))
+    assert isinstance(events[-1], Error) and "answered 422" in events[-1].message and "send_sampling_extras: false" in events[-1].message
+
+
+def test_streams_reasoning_and_answer_from_a_real_server(served):
+    _, router = served
+    events = collect(router, Request("served-qwen3", HI, SAMPLING, thinking=True))
+    assert texts(events, ThinkingDelta).strip() == "Demo mode: tiny random parameters, so this thought is scripted."
+    assert texts(events, TextDelta).strip() == "Hello from the Qwen3 demo model! Install real weights for useful answers."
+    metrics = next(e for e in events if isinstance(e, Metrics))
+    assert metrics.thinking_tokens > 5 and metrics.answer_tokens > 5 and metrics.time_to_first_token_s is not None
+    assert events[-1] == Done("stop")
+
+
+def test_thinking_off_is_passed_as_chat_template_kwargs(served):
+    _, router = served
+    events = collect(router, Request("served-qwen3", HI, SAMPLING, thinking=False))
+    assert texts(events, ThinkingDelta) == "" and texts(events, TextDelta).strip().startswith("Hello from the Qwen3")
+
+
+def test_remote_and_local_side_by_side(served):
+    _, router = served
+    requests = [Request("served-qwen3", HI, SAMPLING, thinking=False), Request("demo-qwen2.5", HI, SAMPLING)]
+    answers = {0: "", 1: ""}
+    for index, event in stream_all(router, requests):
+        if isinstance(event, TextDelta):
+            answers[index] += event.text
+    assert answers[0].strip().startswith("Hello from the Qwen3") and answers[1].startswith("Hi from the Qwen2.5")
+
+
+def test_health(served, tmp_path, cache_dir):
+    _, router = served
+    assert router.health()["serve"][0] is True
+    down = make_config(tmp_path, cache_dir, [{"id": "down", "base_url": f"http://127.0.0.1:{free_port()}/v1"}], [remote_model("gone", "down")])
+    ok, line = Router(down).health()["down"]
+    assert not ok and "Cannot reach down" in line
+    assert "❌ **down**" in Router(down).health_markdown()
+
+
+def test_refused_connection_is_a_clear_error(tmp_path, cache_dir):
+    config = make_config(tmp_path, cache_dir, [{"id": "down", "base_url": f"http://127.0.0.1:{free_port()}/v1"}], [remote_model("gone", "down")])
+    events = collect(Router(config), Request("gone", HI, SAMPLING))
+    assert len(events) == 1 and isinstance(events[0], Error) and "Cannot reach down" in events[0].message and "running" in events[0].message
+
+
+def test_a_server_that_never_answers_times_out(tmp_path, cache_dir):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # accepts connections, never replies
+    config = make_config(tmp_path, cache_dir, [{"id": "silent", "base_url": f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "timeout_s": 1}],
+                         [remote_model("silent-model", "silent")])
+    started = time.time()
+    events = collect(Router(config), Request("silent-model", HI, SAMPLING))
+    listener.close()
+    assert isinstance(events[-1], Error) and "timed out" in events[-1].message and time.time() - started < 10
+
+
+@pytest.mark.parametrize("status, expected", [(401, "Check the API key in $STRICT_KEY"), (500, "answered 500")])
+def test_http_errors_are_reported_with_what_to_do(tmp_path, cache_dir, status, expected):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = b'{"error": {"message": "nope"}}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = make_config(tmp_path, cache_dir, [{"id": "strict", "base_url": f"http://127.0.0.1:{server.server_port}/v1", "api_key_env": "STRICT_KEY"}],
+                             [remote_model("strict-model", "strict")])
+        events = collect(Router(config), Request("strict-model", HI, SAMPLING))
+    finally:
+        server.shutdown()
+    assert isinstance(events[-1], Error) and expected in events[-1].message
+
+
+def test_killing_the_server_mid_stream_keeps_the_partial_answer(tmp_path, cache_dir, random_model_dir):
+    process, base_url = start_transformers_serve(random_model_dir)
+    try:
+        config = make_config(tmp_path, cache_dir, [{"id": "fragile", "base_url": base_url, "send_sampling_extras": False}],
+                             [remote_model("fragile-model", "fragile", str(random_model_dir), thinking=False)])
+        events = []
+        for event in Router(config).stream(Request("fragile-model", HI, SamplingParams(temperature=0, max_new_tokens=3000)), threading.Event()):
+            events.append(event)
+            if isinstance(event, TextDelta) and len(events) == 3:
+                process.kill()
+    finally:
+        process.kill()
+        process.wait()
+    assert texts(events, TextDelta)  # the partial answer arrived and is kept
+    assert isinstance(events[-1], Error) and "fragile" in events[-1].message
+    assert not any(isinstance(e, Done) for e in events)
+
+
+def test_sampling_mapping(tmp_path, cache_dir):
+    config = make_config(tmp_path, cache_dir, [{"id": "a", "base_url": "http://127.0.0.1:1/v1"},
+                                               {"id": "b", "base_url": "http://127.0.0.1:1/v1", "send_sampling_extras": False}],
+                         [remote_model("on-a", "a"), remote_model("on-b", "b", thinking=False)])
+    router = Router(config)
+    params = SamplingParams(temperature=0.6, top_p=0.95, top_k=20, min_p=0.05, repetition_penalty=1.1, max_new_tokens=77)
+    a = router.remotes["a"].request_kwargs(config.registry.get("on-a"), Request("on-a", HI, params, thinking=False))
+    assert a["temperature"] == 0.6 and a["top_p"] == 0.95 and a["max_tokens"] == 77 and a["model"] == "served"
+    assert a["extra_body"] == {"chat_template_kwargs": {"enable_thinking": False}, "top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1}
+    b = router.remotes["b"].request_kwargs(config.registry.get("on-b"), Request("on-b", HI, params))
+    assert b["extra_body"] == {}
+
+
+def test_vision_messages_become_image_url_parts(tmp_path):
+    path = tmp_path / "dot.png"
+    Image.new("RGB", (4, 4), "red").save(path)
+    messages = to_openai_messages([{"role": "user", "content": [{"type": "image", "image": str(path)}, {"type": "text", "text": "What colour?"}]}])
+    parts = messages[0]["content"]
+    assert parts[0]["type"] == "image_url" and parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert parts[1] == {"type": "text", "text": "What colour?"}
+
+
+def test_config_errors_for_endpoints(tmp_path, cache_dir):
+    from qwen_playground.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="unknown endpoint 'vllmm'.*Did you mean 'vllm'"):
+        make_config(tmp_path, cache_dir, [{"id": "vllm", "base_url": "http://x:8000/v1"}], [remote_model("m", "vllmm")])
+    with pytest.raises(RegistryError, match="base_url"):
+        make_config(tmp_path, cache_dir, [{"id": "vllm", "base_url": "x:8000"}], [])
+    with pytest.raises(RegistryError, match="needs remote_model"):
+        make_config(tmp_path, cache_dir, [{"id": "vllm", "base_url": "http://x/v1"}], [{**remote_model("m", "vllm"), "remote_model": None}])
