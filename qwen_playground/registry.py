@@ -43,6 +43,9 @@ class Endpoint(BaseModel):
     timeout_s: float = Field(120.0, gt=0)  # longest wait for the next streamed piece
     connect_timeout_s: float = Field(5.0, gt=0)
     send_sampling_extras: bool = True  # top_k, min_p, repetition_penalty in extra_body (vLLM, SGLang)
+    # how Qwen3's thinking switch is sent: chat_template_kwargs (vLLM, SGLang, transformers serve),
+    # enable_thinking (DashScope), or not at all
+    thinking_switch: Literal["chat_template_kwargs", "enable_thinking", "none"] = "chat_template_kwargs"
     description: str = ""
 
 

@@ -169,6 +169,13 @@ def test_sampling_mapping(tmp_path, cache_dir):
     assert b["extra_body"] == {}
 
 
+def test_dashscope_style_thinking_switch(tmp_path, cache_dir):
+    config = make_config(tmp_path, cache_dir, [{"id": "ds", "base_url": "https://example.invalid/v1", "thinking_switch": "enable_thinking",
+                                                "send_sampling_extras": False}], [remote_model("ds-model", "ds")])
+    kwargs = Router(config).remotes["ds"].request_kwargs(config.registry.get("ds-model"), Request("ds-model", HI, SAMPLING, thinking=True))
+    assert kwargs["extra_body"] == {"enable_thinking": True}
+
+
 def test_vision_messages_become_image_url_parts(tmp_path):
     path = tmp_path / "dot.png"
     Image.new("RGB", (4, 4), "red").save(path)

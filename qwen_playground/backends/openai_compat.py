@@ -97,8 +97,11 @@ class OpenAICompatBackend(Backend):
         """The chat.completions.create arguments for a request (public for the inspector and tests)."""
         sampling = request.sampling
         extra: dict = {}
-        if spec.thinking:
+        switch = self.endpoint.thinking_switch
+        if spec.thinking and switch == "chat_template_kwargs":
             extra["chat_template_kwargs"] = {"enable_thinking": request.thinking}
+        elif spec.thinking and switch == "enable_thinking":
+            extra["enable_thinking"] = request.thinking
         if self.endpoint.send_sampling_extras:
             extra |= {"top_k": sampling.top_k, "min_p": sampling.min_p, "repetition_penalty": sampling.repetition_penalty}
         return {"model": spec.remote_model, "messages": to_openai_messages(request.messages), "stream": True,
