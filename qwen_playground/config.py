@@ -35,6 +35,12 @@ class Settings(BaseModel):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     concurrency: int = Field(2, ge=1, description="generations run at once per event")
     allow_code_execution: bool = Field(False, description="offer Run for Python in the Code tab (sandboxed)")
+    arena_db: Path | None = Field(None, description="SQLite file for arena votes; default: <cache_dir>/arena.sqlite3")
+    arena_pool: list[str] | None = Field(None, description="models the arena draws from; default: the chat route's")
+
+    @property
+    def arena_db_path(self) -> Path:
+        return Path(self.arena_db or Path(self.cache_dir) / "arena.sqlite3").expanduser()
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
         hint = closest(field, Settings.model_fields) if first["type"] == "extra_forbidden" else ""
         raise RegistryError(f"{where}: settings.{field}: {first['msg']}.{hint}") from None
     registry = Registry.build(models, routes, where, parse_endpoints(user.get("endpoints"), where))
+    for model_id in settings.arena_pool or []:
+        if model_id not in registry.models:
+            raise RegistryError(f"{where}: settings.arena_pool names unknown model '{model_id}'.{closest(model_id, registry.models)}")
 
     reason = "started with --demo" if demo else ""
     if not demo and not any(weights.available(m) for m in registry.choices("chat")):

@@ -41,3 +41,14 @@ def stream_all(backend: Backend, requests: list[Request]) -> Iterator[tuple[int,
                 yield index, event
     finally:
         cancel.set()
+
+
+def stream_in_turn(backend: Backend, requests: list[Request]) -> Iterator[tuple[int, Event]]:
+    """Like `stream_all`, one request after another: for models that do not fit in memory together."""
+    cancel = threading.Event()
+    try:
+        for index, request in enumerate(requests):
+            for event in backend.stream(request, cancel):
+                yield index, event
+    finally:
+        cancel.set()

@@ -23,6 +23,10 @@ class Backend(ABC):
     def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
         """Yield events for `request`. Setting `cancel` ends generation within a token or two."""
 
+    def fit_problem(self, model_ids: list[str]) -> str | None:
+        """Why these models cannot run at the same time here, or None (the default: they can)."""
+        return None
+
     def status(self) -> str:
         """A short human line about what this backend holds (loaded models, memory)."""
         return ""

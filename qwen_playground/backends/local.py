@@ -122,6 +122,16 @@ class LocalBackend(Backend):
     def estimate_bytes(self, spec: ModelSpec) -> int:
         return int(spec.params_b * 1e9 * torch.finfo(self.dtype).bits / 8)
 
+    def fit_problem(self, specs: list[ModelSpec]) -> str | None:
+        """Why these models cannot all be resident at once, or None when they can."""
+        sizes = self.cache.sizes()
+        distinct = {s.id: s for s in specs}
+        need = sum(sizes.get(i, self.estimate_bytes(s)) for i, s in distinct.items())
+        if len(distinct) < 2 or need <= self.cache.budget_bytes:
+            return None
+        return (f"{', '.join(distinct)} need about {need / 2**30:.1f} GiB together, more than the "
+                f"{self.cache.budget_bytes / 2**30:.1f} GiB memory budget: running them one after another.")
+
     def _load_now(self, spec: ModelSpec, report) -> tuple[LoadedModel, int]:
         start = time.perf_counter()
         folder = weights.fetch(spec, self.settings.cache_dir, report)

@@ -36,6 +36,11 @@ class Router(Backend):
             return
         yield from backend.stream(request, cancel)
 
+    def fit_problem(self, model_ids: list[str]) -> str | None:
+        """Why these models' local ones cannot all be resident together (remote ones cost nothing here)."""
+        local = [spec for spec in map(self.registry.get, model_ids) if not spec.endpoint]
+        return self.local.fit_problem(local)
+
     def health(self) -> dict[str, tuple[bool, str]]:
         return {eid: remote.health() for eid, remote in self.remotes.items()}
 

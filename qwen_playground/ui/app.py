@@ -7,7 +7,10 @@ import gradio as gr
 from ..backends import Backend
 from ..backends.router import Router
 from ..config import AppConfig
+from ..arena import ArenaStore
+from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .chat_tab import build_chat_tab
+from .compare_tab import build_compare_tab
 from .code_tab import build_code_tab
 from .math_tab import build_math_tab
 from .multilingual_tab import build_multilingual_tab
@@ -29,6 +32,7 @@ def demo_banner(config: AppConfig) -> str:
 def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
     """The whole app as a `gr.Blocks`, with named API endpoints, not yet launched."""
     backend = backend or Router(config)
+    store = ArenaStore(config.settings.arena_db_path)
     with gr.Blocks(title="Qwen Playground") as demo:
         gr.Markdown("# Qwen Playground\nTry, teach and compare Alibaba's Qwen models.")
         if config.demo:
@@ -48,6 +52,13 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 build_math_tab(config, backend)
             with gr.Tab("Multilingual", id="multilingual"):
                 build_multilingual_tab(config, backend)
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab(config, backend)
+            with gr.Tab("Arena", id="arena"):
+                build_arena_tab(config, backend, store)
+            with gr.Tab("Leaderboard", id="leaderboard"):
+                table = build_leaderboard_tab(store)
+        demo.load(lambda: standings_table(store), None, table, api_visibility="private")
     demo.queue(default_concurrency_limit=config.settings.concurrency)
     return demo
 

@@ -1,0 +1,194 @@
+"""Compare tab, arena votes in SQLite, and Bradley-Terry ratings."""
+
+import threading
+
+import pytest
+
+from qwen_playground.arena import ArenaStore, VoteRefused, bradley_terry, draw_pair, leaderboard
+from qwen_playground.compare import PaneResult, PaneSetup, agreement, presets, to_json, to_markdown
+from qwen_playground.config import load_config
+
+
+def texts(history):
+    return [("".join(p["text"] for p in m["content"]) if isinstance(m["content"], list) else m["content"]) for m in history]
+
+
+# ---- compare: pure parts -------------------------------------------------------------
+
+def test_presets_come_from_registry_facts():
+    full = presets(load_config(demo=True).registry)
+    assert any(name.startswith("Thinking on vs off") for name in full)
+    setups = next(v for k, v in full.items() if k.startswith("Thinking on vs off"))
+    assert setups[0].model == setups[1].model and setups[0].thinking and not setups[1].thinking
+
+
+def test_presets_of_the_real_registry():
+    from qwen_playground.compare import comparable_models
+    from qwen_playground.registry import Registry
+    config = load_config(demo=True)
+    registry = Registry.build(list(config.registry.models.values()), {**config.registry.routes, **{
+        "chat": config.registry.routes["chat"].model_copy(update={"default": "qwen3-1.7b", "alternatives": ("qwen3-4b",)}),
+        "code": config.registry.routes["code"].model_copy(update={"default": "qwen2.5-coder-1.5b-instruct", "alternatives": ()}),
+        "math": config.registry.routes["math"].model_copy(update={"default": "qwen2.5-math-1.5b-instruct", "alternatives": ()}),
+        "multilingual": config.registry.routes["multilingual"].model_copy(update={"default": "qwen2.5-1.5b-instruct", "alternatives": ("qwen2.5-7b-instruct",)})}})
+    found = presets(registry)
+    assert [s.model for s in found["Instruct vs Coder vs Math"]] == ["qwen2.5-1.5b-instruct", "qwen2.5-coder-1.5b-instruct", "qwen2.5-math-1.5b-instruct"]
+    assert [s.model for s in found["Two sizes of qwen3 (1.7B vs 4B)"]] == ["qwen3-1.7b", "qwen3-4b"]
+    assert len(comparable_models(registry)) == 6
+
+
+def test_math_agreement():
+    assert agreement([r"so \boxed{1/2}", r"\boxed{0.5}", r"\boxed{\frac{1}{2}}"]) == "✅ All 3 final answers agree: 1/2"
+    differ = agreement([r"\boxed{1/2}", r"\boxed{3}", r"\boxed{0.5}"])
+    assert differ.startswith("⚠️") and "panes 1, 3: 1/2" in differ and "pane 2: 3" in differ
+    assert agreement([r"\boxed{1}", "no box"]) == ""
+
+
+def test_export_markdown_and_json():
+    results = [PaneResult(PaneSetup("a", True, 0.6, 64), "Answer A", "thought", {"metrics": "1 tok/s"}),
+               PaneResult(PaneSetup("b"), "", "", {}, "boom")]
+    md = to_markdown(["Q?"], results)
+    assert "**Prompt 1:** Q?" in md and "## Pane 1: a" in md and "Answer A" in md and "error: boom" in md and "thinking: on" in md
+    data = __import__("json").loads(to_json(["Q?"], results))
+    assert data["panes"][0]["setup"]["model"] == "a" and data["panes"][1]["error"] == "boom"
+
+
+# ---- compare: through the app -----------------------------------------------------
+
+def compare_args(prompt, *panes, histories=([], [], [], [])):
+    flat = []
+    for i in range(4):
+        model, thinking = panes[i] if i < len(panes) else ("demo-qwen2.5", False)
+        flat += [model, thinking, 0.0, 64]
+    return [prompt, str(len(panes)), "Chat", *flat, *histories]
+
+
+def test_compare_streams_every_pane_into_its_own_place_and_one_failure_stays_local(app):
+    client, _ = app
+    job = client.submit(*compare_args("Hi", ("demo-qwen3", True), ("demo-qwen2.5", False), ("broken", False)), api_name="/compare")
+    steps = list(job)
+    out = job.result()
+    panes, lines = out[:4], out[4:8]
+    assert len(steps) > 3
+    assert texts(panes[0])[-1].startswith("Hello from the Qwen3") and texts(panes[0])[1].startswith("Demo mode")
+    assert texts(panes[1])[-1].startswith("Hi from the Qwen2.5")
+    assert "Could not load broken" in texts(panes[2])[-1] and lines[2].startswith("⚠️")
+    assert "tok/s" in lines[0] and "thinking tokens" in lines[0] and "tok/s" in lines[1]
+
+
+def test_follow_ups_continue_each_panes_conversation(app):
+    client, _ = app
+    first = client.predict(*compare_args("First", ("demo-qwen3", False), ("demo-qwen2.5", False)), api_name="/compare")
+    second = client.predict(*compare_args("Second", ("demo-qwen3", False), ("demo-qwen2.5", False), histories=(first[0], first[1], [], [])),
+                            api_name="/compare")
+    assert texts(second[0]).count("First") == 1 and texts(second[0])[-2] == "Second" and len(second[0]) == 4
+    assert texts(second[1])[0] == "First" and texts(second[1])[-1].startswith("Hi from the Qwen2.5")
+
+
+def test_compare_bad_input(app):
+    client, _ = app
+    with pytest.raises(Exception, match="Type a prompt first"):
+        client.predict(*compare_args("", ("demo-qwen3", False), ("demo-qwen2.5", False)), api_name="/compare")
+
+
+def test_models_that_do_not_fit_together_run_in_turn(cache_dir, config_file):
+    from qwen_playground.backends.router import Router
+
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=0.06, dtype="float32")
+    router = Router(config)
+    message = router.fit_problem(["demo-qwen3", "demo-qwen2.5"])
+    assert message and "one after another" in message
+    assert router.fit_problem(["demo-qwen3", "demo-qwen3"]) is None
+
+
+# ---- arena ------------------------------------------------------------------------
+
+def test_votes_persist_and_duplicates_are_refused(tmp_path):
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    battle = store.new_battle("m1", "m2")
+    assert store.vote(battle, "a") == ("m1", "m2")
+    with pytest.raises(VoteRefused, match="already has its vote"):
+        store.vote(battle, "b")
+    with pytest.raises(VoteRefused, match="Unknown battle"):
+        store.vote("nope", "a")
+    with pytest.raises(VoteRefused, match="Unknown vote 'maybe'"):
+        store.vote(store.new_battle("m1", "m2"), "maybe")
+    assert ArenaStore(tmp_path / "arena.sqlite3").votes() == [("m1", "m2", "a")]  # a new process sees it
+
+
+def test_concurrent_voters_on_one_battle_get_exactly_one_vote(tmp_path):
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    battles = [store.new_battle("x", "y") for _ in range(20)]
+    accepted, refused = [], []
+
+    def voter(choice):
+        for b in battles:
+            try:
+                ArenaStore(tmp_path / "arena.sqlite3").vote(b, choice)
+                accepted.append(b)
+            except VoteRefused:
+                refused.append(b)
+
+    threads = [threading.Thread(target=voter, args=(c,)) for c in ("a", "b", "tie", "bad")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(accepted) == sorted(battles) and len(refused) == 60 and len(store.votes()) == 20
+
+
+def test_ratings_on_a_known_vote_set():
+    chain = [("A", "B", "a")] * 6 + [("B", "C", "a")] * 6 + [("A", "C", "a")] * 6
+    ratings = bradley_terry(chain)
+    assert ratings["A"] > ratings["B"] > ratings["C"]
+    even = bradley_terry([("A", "B", "a"), ("A", "B", "b"), ("A", "B", "tie"), ("A", "B", "bad")])
+    assert even["A"] == pytest.approx(1000) and even["B"] == pytest.approx(1000)
+    board = leaderboard(chain)
+    assert [s.model for s in board] == ["A", "B", "C"]
+    top = board[0]
+    assert top.votes == 12 and top.wins == 12 and top.losses == 0 and top.low <= top.rating <= top.high
+
+
+def test_draw_pair_needs_two_models():
+    a, b = draw_pair(["x", "y", "z"])
+    assert a != b
+    with pytest.raises(ValueError, match="at least two"):
+        draw_pair(["x", "x"])
+
+
+def test_arena_round_trip_through_the_app(app):
+    client, _ = app
+    a, b, battle, reveal = client.predict("Hello", api_name="/arena_battle")
+    assert reveal == "**Your vote?**" and battle
+    assert not any(model_id in str(a) + str(b) for model_id in ("demo-qwen3", "demo-qwen2.5", "tiny-random"))  # blind
+    result = client.predict(battle, "tie", api_name="/arena_vote")
+    assert result.startswith("Your vote: **Tie**. Model A was **")
+    with pytest.raises(Exception, match="already has its vote"):
+        client.predict(battle, "a", api_name="/arena_vote")
+    table = client.predict(api_name="/leaderboard")
+    assert table["headers"][:3] == ["rank", "model", "rating"] and len(table["data"]) >= 2
+
+
+def test_votes_survive_an_app_restart(demo_config):
+    from gradio_client import Client
+
+    from qwen_playground.ui import build_demo
+
+    def run_app():
+        demo = build_demo(demo_config)
+        _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
+        return demo, Client(url, verbose=False)
+
+    demo, client = run_app()
+    _, _, battle, _ = client.predict("Which is better?", api_name="/arena_battle")
+    client.predict(battle, "a", api_name="/arena_vote")
+    before = client.predict(api_name="/leaderboard")["data"]
+    demo.close()
+    demo, client = run_app()
+    try:
+        after = client.predict(api_name="/leaderboard")["data"]
+        assert after == before and sum(row[4] for row in after) >= 2
+        with pytest.raises(Exception, match="already has its vote"):
+            client.predict(battle, "b", api_name="/arena_vote")
+    finally:
+        demo.close()
