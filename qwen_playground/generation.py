@@ -35,6 +35,7 @@ class Request:
     messages: list[dict]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     thinking: bool = False
+    thinking_budget: int | None = None  # cap on thinking tokens (local models; Qwen's early-stop recipe)
 
 
 @dataclass(frozen=True)

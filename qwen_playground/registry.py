@@ -67,6 +67,11 @@ class ModelSpec(BaseModel):
     thinking: bool = False
     presets: Presets
     description: str = ""
+    # decoder shape, for KV-cache estimates (optional: the model guide says when they are missing)
+    layers: int | None = Field(None, gt=0)
+    kv_heads: int | None = Field(None, gt=0)
+    head_dim: int | None = Field(None, gt=0)
+    languages: tuple[str, ...] | None = None  # None: broadly multilingual
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":

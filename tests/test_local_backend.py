@@ -143,3 +143,23 @@ def test_device_and_dtype_are_chosen_for_the_machine(backend):
     assert backend.device == ("cuda" if torch.cuda.is_available() else "cpu")
     assert backend.dtype in (torch.bfloat16, torch.float32, torch.float16)
     assert "budget" in backend.status() or "Loaded" in backend.status()
+
+
+def test_thinking_budget_cuts_the_thought_and_still_answers(backend):
+    request = Request("demo-qwen3", [{"role": "user", "content": "Hi"}], GREEDY.model_copy(update={"max_new_tokens": 200}), thinking=True, thinking_budget=5)
+    events = collect(backend, request)
+    thought, answer = texts(events, ThinkingDelta), texts(events, TextDelta)
+    own_thought = thought.split("Considering the limited time")[0]
+    tok = backend.cache.get("demo-qwen3", 0, None).tokenizer
+    assert "Considering the limited time by the user" in thought
+    assert len(tok("<think>" + own_thought, add_special_tokens=False).input_ids) <= 5 + 1  # the cap (plus the opening tag)
+    assert answer == "Hello from the Qwen3 demo model! Install real weights for useful answers."
+    metrics = next(e for e in events if isinstance(e, Metrics))
+    assert metrics.thinking_tokens == 5 and events[-1] == Done("stop")
+
+
+def test_a_budget_larger_than_the_thought_changes_nothing(backend):
+    base = Request("demo-qwen3", [{"role": "user", "content": "Hi"}], GREEDY.model_copy(update={"max_new_tokens": 200}), thinking=True)
+    plain = collect(backend, base)
+    budgeted = collect(backend, Request(base.model_id, base.messages, base.sampling, True, thinking_budget=500))
+    assert texts(plain, ThinkingDelta) == texts(budgeted, ThinkingDelta) and texts(plain, TextDelta) == texts(budgeted, TextDelta)

@@ -95,6 +95,16 @@ def sampling_kwargs(sampling: SamplingParams) -> dict:
     return kwargs
 
 
+# Qwen's documented thinking-budget recipe: when the budget runs out mid-thought, append this and continue.
+EARLY_STOP = "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n"
+
+
+class _GenerationFailed(Exception):
+    def __init__(self, cause: Exception):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class _StopOn(StoppingCriteria):
     """Stops `generate` at the next token once any of the flags is set."""
 
@@ -214,62 +224,90 @@ class LocalBackend(Backend):
             return
         sampling = request.sampling.model_copy(update={"max_new_tokens": min(request.sampling.max_new_tokens, spec.context_length - prompt_tokens)})
 
-        closed = threading.Event()  # set when the consumer stops listening
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        outcome: dict = {}
-        gen_start = time.perf_counter()
-        worker = threading.Thread(target=self._generate, args=(loaded, inputs, sampling, streamer, (cancel, closed), outcome), daemon=True)
-        parser = ThinkingParser()
-        first_token = thinking_end = None
+        budget = request.thinking_budget if request.thinking and spec.thinking and request.thinking_budget else None
+        eos, close_id = self._eos_ids(loaded), tokenizer.convert_tokens_to_ids(CLOSE)
+        flags = (cancel, threading.Event())  # the second is set when the consumer stops listening
+        parser, clock = ThinkingParser(), {"start": time.perf_counter(), "first": None, "thinking_end": None}
+        prompt_ids = inputs["input_ids"]
+        own: list[int] = []  # tokens the model generated (the early-stop sentence is ours, not its)
+        injected: list[int] = []
         with self._active_lock:
             self._active += 1
         try:
-            worker.start()
-            for chunk in streamer:
-                if chunk and first_token is None:
-                    first_token = time.perf_counter()
-                for event in parser.feed(chunk):
-                    if isinstance(event, TextDelta) and thinking_end is None:
-                        thinking_end = time.perf_counter()
-                    yield event
+            first = yield from self._phase(loaded, prompt_ids, min(budget or sampling.max_new_tokens, sampling.max_new_tokens),
+                                           sampling, [close_id] if budget else [], flags, parser, clock)
+            own += first
+            ran_out = budget and first and first[-1] not in eos and not cancel.is_set() and len(own) < sampling.max_new_tokens
+            if ran_out:  # Qwen's thinking-budget recipe: close the thought ourselves (unless the model did), then answer
+                if first[-1] != close_id:
+                    injected = tokenizer(EARLY_STOP, add_special_tokens=False).input_ids
+                    yield from self._feed(parser, EARLY_STOP, clock)
+                resumed = torch.cat([prompt_ids, torch.tensor([first + injected], dtype=prompt_ids.dtype)], dim=1)
+                own += yield from self._phase(loaded, resumed, sampling.max_new_tokens - len(own), sampling, [], flags, parser, clock)
             yield from parser.flush()
-            worker.join()
+        except _GenerationFailed as e:
+            yield from parser.flush()
+            yield Error(f"Generation failed: {type(e.cause).__name__}: {e.cause}")
+            return
         finally:
-            closed.set()
+            flags[1].set()
             with self._active_lock:
                 self._active -= 1
-        end = time.perf_counter()
-        if "error" in outcome:
-            yield Error(f"Generation failed: {type(outcome['error']).__name__}: {outcome['error']}")
-            return
-
-        generated = outcome["ids"]
-        thinking_tokens, answer_tokens = self._split_counts(tokenizer, generated, parser.in_thinking)
-        tokens_per_s = (len(generated) - 1) / (end - first_token) if first_token and len(generated) > 1 and end > first_token else None
+        end, start, first_token = time.perf_counter(), clock["start"], clock["first"]
+        if injected:  # the thought is what the model wrote before we closed it
+            thinking_tokens = len(first)
+            answer_tokens = len([i for i in own[len(first):] if i not in set(tokenizer.all_special_ids)])
+        else:
+            thinking_tokens, answer_tokens = self._split_counts(tokenizer, own, parser.in_thinking)
         yield Metrics(
             prompt_tokens=prompt_tokens,
             answer_tokens=answer_tokens,
             thinking_tokens=thinking_tokens,
-            time_to_first_token_s=(first_token - gen_start) if first_token else None,
-            tokens_per_s=tokens_per_s,
-            thinking_s=(thinking_end or end) - gen_start if thinking_tokens else None,
-            total_s=end - gen_start + load_s,
+            time_to_first_token_s=(first_token - start) if first_token else None,
+            tokens_per_s=(len(own) - 1) / (end - first_token) if first_token and len(own) > 1 and end > first_token else None,
+            thinking_s=((clock["thinking_end"] or end) - start) if thinking_tokens else None,
+            total_s=end - start + load_s,
             load_s=load_s,
         )
-        stopped = bool(generated) and generated[-1] in self._eos_ids(loaded)
+        stopped = bool(own) and own[-1] in eos
         if cancel.is_set() and not stopped:
             yield Done("cancelled")
         else:
-            yield Done("stop" if stopped or len(generated) < sampling.max_new_tokens else "length")
+            yield Done("stop" if stopped or len(own) < sampling.max_new_tokens else "length")
 
-    def _generate(self, loaded: LoadedModel, inputs, sampling: SamplingParams, streamer, flags, outcome: dict) -> None:
-        """Run one `generate` call; results and errors go to `outcome`."""
+    def _phase(self, loaded: LoadedModel, input_ids, max_new_tokens: int, sampling: SamplingParams, stop_ids: list[int],
+               flags, parser: ThinkingParser, clock: dict) -> Iterator[Event]:
+        """One `generate` call streamed through the parser; returns (via StopIteration) the new token ids."""
+        streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = sampling_kwargs(sampling) | {"max_new_tokens": max_new_tokens}
+        if stop_ids:
+            kwargs["eos_token_id"] = sorted(self._eos_ids(loaded) | set(stop_ids))
+        outcome: dict = {}
+        worker = threading.Thread(target=self._generate, args=(loaded, input_ids, kwargs, streamer, flags, outcome), daemon=True)
+        worker.start()
+        for chunk in streamer:
+            yield from self._feed(parser, chunk, clock)
+        worker.join()
+        if "error" in outcome:
+            raise _GenerationFailed(outcome["error"])
+        return outcome["ids"]
+
+    @staticmethod
+    def _feed(parser: ThinkingParser, text: str, clock: dict) -> Iterator[Event]:
+        if text and clock["first"] is None:
+            clock["first"] = time.perf_counter()
+        for event in parser.feed(text):
+            if isinstance(event, TextDelta) and clock["thinking_end"] is None:
+                clock["thinking_end"] = time.perf_counter()
+            yield event
+
+    def _generate(self, loaded: LoadedModel, input_ids, kwargs: dict, streamer, flags, outcome: dict) -> None:
+        """Run one `generate` call (the place a batching scheduler would take over); results and errors go to `outcome`."""
         try:
-            inputs = inputs.to(loaded.device)
-            output = loaded.model.generate(
-                **inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopOn(*flags)]), **sampling_kwargs(sampling)
-            )
-            outcome["ids"] = output[0, inputs["input_ids"].shape[1]:].tolist()
+            input_ids = input_ids.to(loaded.device)
+            output = loaded.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
+                                           stopping_criteria=StoppingCriteriaList([_StopOn(*flags)]), **kwargs)
+            outcome["ids"] = output[0, input_ids.shape[1]:].tolist()
         except Exception as e:  # reported as an Error event by the consumer
             outcome["error"] = e
         finally:

@@ -1,0 +1,76 @@
+"""The model guide: which Qwen variants fit a machine, from the registry's facts.
+
+Memory for a model = weights + KV cache + runtime overhead, where
+- weights = parameters x bytes per weight: bf16 2, int8 1, int4 0.5 (plus
+  about 6% for int4's per-group scales);
+- KV cache = 2 (K and V) x layers x KV heads x head size x 2 bytes (bf16) x
+  context tokens;
+- overhead = 10% of the weights (activations, buffers, the framework).
+Every number is shown, so a teacher can redo it by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .registry import ModelSpec, Registry
+
+GIB = 2**30
+# Which families suit each task (the tabs' routes say the same; the guide looks past routes to every variant)
+TASK_FAMILIES = {
+    "chat": ("qwen3", "qwen2.5"), "code": ("qwen2.5-coder", "qwen3"), "math": ("qwen2.5-math", "qwen3"),
+    "multilingual": ("qwen3", "qwen2.5"), "vision": ("qwen2.5-vl",),
+}
+QUANTS = {"bf16": 2.0, "int8": 1.0, "int4": 0.5 * 1.06}
+OVERHEAD = 0.10
+
+
+def kv_cache_bytes(spec: ModelSpec, context_tokens: int) -> int | None:
+    if not (spec.layers and spec.kv_heads and spec.head_dim):
+        return None
+    return 2 * spec.layers * spec.kv_heads * spec.head_dim * 2 * context_tokens
+
+
+def weights_bytes(spec: ModelSpec, quant: str) -> int:
+    return round(spec.params_b * 1e9 * QUANTS[quant])
+
+
+def total_bytes(spec: ModelSpec, quant: str, context_tokens: int) -> int:
+    weights = weights_bytes(spec, quant)
+    return round(weights * (1 + OVERHEAD)) + (kv_cache_bytes(spec, context_tokens) or 0)
+
+
+@dataclass(frozen=True)
+class Fit:
+    spec: ModelSpec
+    needs_gib: dict[str, float]  # quant -> total GiB
+    kv_gib: float | None
+    best: str | None  # the highest-precision choice that fits, or None
+    why: str
+
+
+def assess(spec: ModelSpec, memory_gib: float, context_tokens: int, languages: list[str]) -> Fit:
+    needs = {q: total_bytes(spec, q, context_tokens) / GIB for q in QUANTS}
+    kv = kv_cache_bytes(spec, context_tokens)
+    kv_gib = kv / GIB if kv is not None else None
+    best = next((q for q in QUANTS if needs[q] <= memory_gib), None)
+    missing = [lang for lang in languages if spec.languages is not None and lang not in spec.languages]
+    context_note = f" (its context is {spec.context_length:,} tokens)" if context_tokens > spec.context_length else ""
+    kv_text = f"{kv_gib:.2f} GiB KV cache at {context_tokens:,} tokens" if kv_gib is not None else "KV cache unknown (no layers/kv_heads/head_dim in the registry)"
+    if missing:
+        why = f"documented for {', '.join(spec.languages)} only, not {', '.join(missing)}"
+    elif best is None:
+        why = f"does not fit even in int4: needs {needs['int4']:.1f} GiB of {memory_gib:g} GiB"
+    else:
+        why = (f"fits in {best}: {weights_bytes(spec, best) / GIB:.2f} GiB weights + {kv_text} + 10% overhead "
+               f"= {needs[best]:.1f} of {memory_gib:g} GiB")
+    return Fit(spec, needs, kv_gib, None if missing else best, why + context_note)
+
+
+def rank(registry: Registry, task: str, memory_gib: float, context_tokens: int, languages: list[str]) -> list[Fit]:
+    """Every real variant suited to the task, best first: those that fit at higher precision, then larger ones."""
+    families = TASK_FAMILIES.get(task, ())
+    fits = [assess(spec, memory_gib, context_tokens, languages) for spec in registry.models.values()
+            if spec.family in families and not spec.demo]
+    order = {q: i for i, q in enumerate(QUANTS)}
+    return sorted(fits, key=lambda f: (f.best is None, order.get(f.best, 9), -f.spec.params_b))
