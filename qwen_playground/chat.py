@@ -8,6 +8,7 @@ as Qwen documents for multi-turn use.
 
 from __future__ import annotations
 
+import json
 import time
 
 from .generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta
@@ -136,3 +137,21 @@ class ChatTurn:
         if self.thinking is not None and self.thinking["metadata"]["status"] == "pending":
             self.thinking["metadata"]["status"] = "done"
             self.thinking["metadata"]["duration"] = round(duration if duration is not None else time.perf_counter() - self._thinking_started, 2)
+
+
+def export_markdown(history: list[dict], settings: dict) -> str:
+    """A conversation as Markdown: settings, then each message (thinking in a collapsible block)."""
+    lines = ["# Qwen Playground conversation", "", *(f"- **{k}:** {v}" for k, v in settings.items()), ""]
+    for m in normalize_history(history):
+        title = (m.get("metadata") or {}).get("title")
+        if title and m["content"]:
+            lines += [f"<details><summary>{title}</summary>", "", m["content"], "", "</details>", ""]
+        elif title:
+            lines += [f"*{title}*", ""]
+        else:
+            lines += [f"**{m['role']}:**", "", m["content"], ""]
+    return "\n".join(lines)
+
+
+def export_json(history: list[dict], settings: dict) -> str:
+    return json.dumps({"settings": settings, "messages": normalize_history(history)}, ensure_ascii=False, indent=2)

@@ -11,6 +11,7 @@ from ..arena import ArenaStore
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .chat_tab import build_chat_tab
 from .compare_tab import build_compare_tab
+from .inspector_tab import build_guide_tab, build_inspector_tab
 from .code_tab import build_code_tab
 from .math_tab import build_math_tab
 from .multilingual_tab import build_multilingual_tab
@@ -45,7 +46,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
             demo.load(backend.health_markdown, None, health, api_visibility="private")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                build_chat_tab(config, backend)
+                chat = build_chat_tab(config, backend)
             with gr.Tab("Code", id="code"):
                 build_code_tab(config, backend)
             with gr.Tab("Math", id="math"):
@@ -58,6 +59,10 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 build_arena_tab(config, backend, store)
             with gr.Tab("Leaderboard", id="leaderboard"):
                 table = build_leaderboard_tab(store)
+            with gr.Tab("Inspector", id="inspector"):
+                build_inspector_tab(config, chat)
+            with gr.Tab("Model guide", id="guide"):
+                build_guide_tab(config)
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
     demo.queue(default_concurrency_limit=config.settings.concurrency)
     return demo

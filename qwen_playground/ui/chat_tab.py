@@ -6,18 +6,21 @@ prompt, thinking, sampling...) -> streamed (history, cleared textbox).
 
 from __future__ import annotations
 
+import tempfile
 import threading
+from pathlib import Path
 
 import gradio as gr
 from pydantic import ValidationError
 
 from ..backends import Backend
-from ..chat import ChatTurn, normalize_history, split_last_turn, to_model_messages
+from ..chat import ChatTurn, export_json, export_markdown, normalize_history, split_last_turn, to_model_messages
 from ..config import AppConfig
 from ..generation import Request, SamplingParams
 from ..prompts import load_template
 from ..registry import ModelSpec, RegistryError
 from .common import describe
+from .inspector_tab import inspector_outputs, make_inspect
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
 
@@ -33,7 +36,7 @@ def sampling_error(e: ValidationError) -> str:
     return f"Invalid {first['loc'][0]}: {first['msg']}."
 
 
-def build_chat_tab(config: AppConfig, backend: Backend) -> None:
+def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
     registry, template = config.registry, load_template("chat")
     specs = registry.choices("chat")
     first = specs[0]
@@ -63,7 +66,15 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
                     gr.Slider(1, 2, preset.repetition_penalty, step=0.01, label="Repetition penalty"),
                     gr.Slider(16, 32768, preset.max_new_tokens, step=16, label="Max new tokens"),
                 ]
+                budget = gr.Slider(0, 8192, 0, step=16, label="Thinking budget (tokens, 0 = no cap)",
+                                   info="Caps Qwen3's thinking on local models, then asks it to answer (Qwen's recipe)")
             status = gr.Markdown(backend.status())
+            with gr.Row():
+                export_md = gr.DownloadButton("Export Markdown", size="sm")
+                export_json = gr.DownloadButton("Export JSON", size="sm")
+    with gr.Accordion("🔍 What the model sees (prompt inspector)", open=False):
+        inspect_button = gr.Button("Inspect this conversation + message", size="sm")
+        inspected_text, inspected_notes = inspector_outputs()
 
     def on_model_change(model_id: str):
         spec = registry.get(model_id)
@@ -72,7 +83,8 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
     def on_thinking_change(model_id: str, think: bool) -> list:
         return preset_values(registry.get(model_id), think)
 
-    def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens):
+    def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
+                thinking_budget=0):
         text, model_id, think = message, model, thinking
         if not isinstance(text, str) or not text.strip():
             raise gr.Error("Type a message first.")
@@ -87,13 +99,13 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
             raise gr.Error(sampling_error(e)) from None
         except ValueError as e:
             raise gr.Error(str(e)) from None
-        yield from stream_turn(text, history, spec, system_prompt or "", bool(think), sampling)
+        yield from stream_turn(text, history, spec, system_prompt or "", bool(think), sampling, int(thinking_budget or 0) or None)
 
-    def stream_turn(text, history, spec, system_prompt, think, sampling):
+    def stream_turn(text, history, spec, system_prompt, think, sampling, budget):
         before = list(history)
         history = history + [{"role": "user", "content": text}]
         messages = to_model_messages(before, system_prompt) + [{"role": "user", "content": template.render_user(message=text)}]
-        request = Request(spec.id, messages, sampling, think and spec.thinking)
+        request = Request(spec.id, messages, sampling, think and spec.thinking, budget)
         turn, cancel = ChatTurn(), threading.Event()
         yield history, ""
         try:
@@ -117,10 +129,10 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
         before, text = split_last_turn(normalize_history(history))
         return before, text or ""
 
-    inputs = [message, chatbot, model, system, thinking, *sliders]
+    inputs = [message, chatbot, model, system, thinking, *sliders, budget]
     send_event = send.click(respond, inputs, [chatbot, message], api_name="chat", concurrency_id="generate")
     submit_event = message.submit(respond, inputs, [chatbot, message], api_visibility="private", concurrency_id="generate")
-    retry_event = chatbot.retry(retry, [chatbot, model, system, thinking, *sliders], [chatbot, message],
+    retry_event = chatbot.retry(retry, [chatbot, model, system, thinking, *sliders, budget], [chatbot, message],
                                 api_visibility="private", concurrency_id="generate")
     chatbot.undo(undo, chatbot, [chatbot, message], api_visibility="private", queue=False)
     clear.click(lambda: ([], ""), None, [chatbot, message], api_visibility="private", queue=False)
@@ -129,3 +141,20 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> None:
         event.then(backend.status, None, status, api_visibility="private", queue=False)
     model.change(on_model_change, model, [model_info, thinking, *sliders], api_visibility="private", queue=False)
     thinking.change(on_thinking_change, [model, thinking], sliders, api_visibility="private", queue=False)
+
+    def export(history, model_id, system_prompt, think, kind):
+        if not history:
+            raise gr.Error("Nothing to export yet: chat first.")
+        settings = {"model": model_id, "system prompt": system_prompt or "(model default)", "thinking": bool(think)}
+        body = export_markdown(history, settings) if kind == "md" else export_json(history, settings)
+        path = Path(tempfile.mkdtemp(prefix="qp-chat-")) / f"conversation.{kind}"
+        path.write_text(body, encoding="utf-8")
+        return str(path)
+
+    export_md.click(lambda *a: export(*a, "md"), [chatbot, model, system, thinking], export_md, api_visibility="private")
+    export_json.click(lambda *a: export(*a, "json"), [chatbot, model, system, thinking], export_json, api_visibility="private")
+    inspect_button.click(lambda *a: make_inspect(config)(*a)[:2], [message, chatbot, model, system, thinking],
+                         [inspected_text, inspected_notes], api_visibility="private")
+    return {"message": message, "chatbot": chatbot, "model": model, "system": system, "thinking": thinking,
+            "temperature": sliders[0], "top_p": sliders[1], "top_k": sliders[2], "min_p": sliders[3],
+            "repetition_penalty": sliders[4], "max_new_tokens": sliders[5], "thinking_budget": budget}

@@ -38,6 +38,7 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> None:
             with gr.Row():
                 count = gr.Radio(["2", "3", "4"], value="2", label="Panes")
                 template = gr.Radio(list(TEMPLATES), value="Chat", label="Prompt template")
+            budget = gr.Slider(0, 8192, 0, step=16, label="Thinking budget (tokens, 0 = no cap; local Qwen3 panes)")
     with gr.Row():
         send = gr.Button("Send to all panes", variant="primary")
         stop = gr.Button("Stop", variant="stop")
@@ -68,7 +69,7 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> None:
     def compare(prompt, panes, template,
                 model_1, thinking_1, temperature_1, max_tokens_1, model_2, thinking_2, temperature_2, max_tokens_2,
                 model_3, thinking_3, temperature_3, max_tokens_3, model_4, thinking_4, temperature_4, max_tokens_4,
-                history_1, history_2, history_3, history_4):
+                history_1, history_2, history_3, history_4, thinking_budget=0):
         text = require_text(prompt, "a prompt")
         panes = int(panes)
         if not 2 <= panes <= MAX_PANES:
@@ -91,7 +92,8 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> None:
         requests = []
         for spec, setup, history in zip(specs, setups, histories):
             sampling = spec.preset(setup.thinking).model_copy(update={"temperature": setup.temperature, "max_new_tokens": setup.max_new_tokens})
-            requests.append(Request(spec.id, to_model_messages(history, system) + [user], sampling, setup.thinking and spec.thinking))
+            requests.append(Request(spec.id, to_model_messages(history, system) + [user], sampling, setup.thinking and spec.thinking,
+                                    int(thinking_budget or 0) or None))
         problem = backend.fit_problem([s.id for s in specs])
         runner = stream_in_turn if problem else stream_all
         turns = [ChatTurn() for _ in requests]
@@ -136,7 +138,7 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> None:
         return updates
 
     flat_inputs = [c for pane in pane_inputs for c in pane]
-    event = send.click(compare, [prompt, count, template, *flat_inputs, *chats],
+    event = send.click(compare, [prompt, count, template, *flat_inputs, *chats, budget],
                        [*chats, *metric_lines, agree, notice, results], api_name="compare", concurrency_id="generate")
     stop.click(None, cancels=[event])
     clear.click(lambda: [[]] * MAX_PANES + [""] * MAX_PANES + ["", "", []], None, [*chats, *metric_lines, agree, notice, results],
