@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..arena import ArenaStore
 from ..backends import Backend
 from ..backends.router import Router
 from ..config import AppConfig
-from ..arena import ArenaStore
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .chat_tab import build_chat_tab
+from .code_tab import build_code_tab
 from .compare_tab import build_compare_tab
 from .inspector_tab import build_guide_tab, build_inspector_tab
-from .code_tab import build_code_tab
+from .lessons_tab import build_lessons_tab
 from .math_tab import build_math_tab
 from .multilingual_tab import build_multilingual_tab
+
+# Tabs whose state a lesson can hold: (label, id, builder returning its fields)
+CONTENT_TABS = (("Chat", "chat", build_chat_tab), ("Code", "code", build_code_tab), ("Math", "math", build_math_tab),
+                ("Multilingual", "multilingual", build_multilingual_tab), ("Compare", "compare", build_compare_tab))
 
 CSS = """
 .demo-banner {border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08);}
@@ -44,26 +49,26 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 check = gr.Button("Check again", size="sm")
             check.click(backend.health_markdown, None, health, api_visibility="private")
             demo.load(backend.health_markdown, None, health, api_visibility="private")
-        with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
-                chat = build_chat_tab(config, backend)
-            with gr.Tab("Code", id="code"):
-                build_code_tab(config, backend)
-            with gr.Tab("Math", id="math"):
-                build_math_tab(config, backend)
-            with gr.Tab("Multilingual", id="multilingual"):
-                build_multilingual_tab(config, backend)
-            with gr.Tab("Compare", id="compare"):
-                build_compare_tab(config, backend)
+        current = gr.State("chat")  # the content tab a lesson is saved from
+        with gr.Tabs() as tabs:
+            fields = {}
+            for label, tab_id, build in CONTENT_TABS:
+                with gr.Tab(label, id=tab_id) as tab:
+                    fields[tab_id] = build(config, backend)
+                tab.select(lambda t=tab_id: t, None, current, api_visibility="private", queue=False)
             with gr.Tab("Arena", id="arena"):
                 build_arena_tab(config, backend, store)
             with gr.Tab("Leaderboard", id="leaderboard"):
                 table = build_leaderboard_tab(store)
             with gr.Tab("Inspector", id="inspector"):
-                build_inspector_tab(config, chat)
+                build_inspector_tab(config, fields["chat"])
             with gr.Tab("Model guide", id="guide"):
                 build_guide_tab(config)
+            with gr.Tab("Lessons", id="lessons"):
+                lesson_fields = {tab: {k: c for k, c in group.items() if k != "chatbot"} for tab, group in fields.items()}
+                open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current)
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
+        demo.load(open_link, None, link_outputs, api_visibility="private")
     demo.queue(default_concurrency_limit=config.settings.concurrency)
     return demo
 

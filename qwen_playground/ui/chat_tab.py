@@ -155,6 +155,6 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
     export_json.click(lambda *a: export(*a, "json"), [chatbot, model, system, thinking], export_json, api_visibility="private")
     inspect_button.click(lambda *a: make_inspect(config)(*a)[:2], [message, chatbot, model, system, thinking],
                          [inspected_text, inspected_notes], api_visibility="private")
-    return {"message": message, "chatbot": chatbot, "model": model, "system": system, "thinking": thinking,
+    return {"message": message, "chatbot": chatbot, "model": model, "system_prompt": system, "thinking": thinking,
             "temperature": sliders[0], "top_p": sliders[1], "top_k": sliders[2], "min_p": sliders[3],
             "repetition_penalty": sliders[4], "max_new_tokens": sliders[5], "thinking_budget": budget}

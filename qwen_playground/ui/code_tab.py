@@ -48,7 +48,7 @@ def run_code(code: str, language: str = "Python") -> tuple[str, str, str]:
     return result.stdout, result.stderr, result.summary()
 
 
-def build_code_tab(config: AppConfig, backend: Backend) -> None:
+def build_code_tab(config: AppConfig, backend: Backend) -> dict:
     registry, template = config.registry, load_template("code")
     allow_run = config.settings.allow_code_execution
     with gr.Row():
@@ -94,3 +94,4 @@ def build_code_tab(config: AppConfig, backend: Backend) -> None:
         run.click(run_code, [code, language], [stdout, stderr, run_summary], api_name="run_code", concurrency_limit=2)
     else:
         run.click(lambda: gr.Warning(RUN_DISABLED), None, None, api_visibility="private", queue=False)
+    return {"task": task, "language": language, "context": context, "constraints": constraints, "model": model}

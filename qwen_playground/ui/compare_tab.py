@@ -27,7 +27,7 @@ MAX_PANES = 4
 TEMPLATES = {"Chat": ("chat", "message"), "Math (step by step, \\boxed{} answer)": ("math", "problem")}  # label -> (template, its variable)
 
 
-def build_compare_tab(config: AppConfig, backend: Backend) -> None:
+def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
     registry = config.registry
     models = [m.id for m in comparable_models(registry)]
     ready = presets(registry)
@@ -148,3 +148,7 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> None:
     preset.change(apply_preset, preset, preset_outputs, api_visibility="private", queue=False)
     export_md.click(lambda s: export(s, "md"), results, export_md, api_visibility="private")
     export_json.click(lambda s: export(s, "json"), results, export_json, api_visibility="private")
+    fields = {"prompt": prompt, "panes": count, "template": template, "thinking_budget": budget}
+    for i, (model, thinking, temperature, max_tokens) in enumerate(pane_inputs, 1):
+        fields |= {f"model_{i}": model, f"thinking_{i}": thinking, f"temperature_{i}": temperature, f"max_tokens_{i}": max_tokens}
+    return fields

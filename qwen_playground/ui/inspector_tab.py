@@ -67,7 +67,7 @@ def build_inspector_tab(config: AppConfig, chat: dict) -> None:
     go = gr.Button("Inspect the Chat tab", variant="primary")
     text, notes = inspector_outputs()
     counts = gr.JSON(label="Token counts and ids")
-    go.click(make_inspect(config), [chat["message"], chat["chatbot"], chat["model"], chat["system"], chat["thinking"]],
+    go.click(make_inspect(config), [chat["message"], chat["chatbot"], chat["model"], chat["system_prompt"], chat["thinking"]],
              [text, notes, counts], api_name="inspect")
 
 

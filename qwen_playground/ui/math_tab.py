@@ -16,7 +16,7 @@ from ..prompts import load_template
 from .common import answer_text, bubbles, metrics_text, model_picker, require_text, resolve, stream_turn
 
 
-def build_math_tab(config: AppConfig, backend: Backend) -> None:
+def build_math_tab(config: AppConfig, backend: Backend) -> dict:
     registry, template = config.registry, load_template("math")
     with gr.Row():
         with gr.Column(scale=2):
@@ -54,3 +54,4 @@ def build_math_tab(config: AppConfig, backend: Backend) -> None:
 
     event = solve.click(solve_problem, [problem, expected, model], [conversation, final, verdict, metrics], api_name="math", concurrency_id="generate")
     stop.click(None, cancels=[event])
+    return {"problem": problem, "expected": expected, "model": model}

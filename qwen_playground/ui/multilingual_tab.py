@@ -39,7 +39,7 @@ def pane_markdown(name: str, turn: ChatTurn, detection: Detection | None) -> str
     return "\n\n".join(lines)
 
 
-def build_multilingual_tab(config: AppConfig, backend: Backend) -> None:
+def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
     registry, template = config.registry, load_template("multilingual")
     names = list(offered_languages())
     with gr.Row():
@@ -105,3 +105,4 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> None:
     event = ask.click(answer_all, [prompt, chosen, model], [*panes, costs, results], api_name="multilingual", concurrency_id="generate")
     stop.click(None, cancels=[event])
     chosen.change(lambda picked: [gr.Markdown(visible=n in (picked or [])) for n in names], chosen, panes, api_visibility="private", queue=False)
+    return {"prompt": prompt, "languages": chosen, "model": model}

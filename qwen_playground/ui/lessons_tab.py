@@ -1,0 +1,97 @@
+"""The Lessons tab: open a shipped lesson, a lesson file or a lesson link; save the current tab as either.
+
+Each content tab hands over its fields (name -> component, named as in its
+API). Opening a lesson fills them and switches to its tab; a model or option
+this server lacks is replaced by the tab's default and named in the notice.
+"""
+
+from __future__ import annotations
+
+import html
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from ..lessons import FieldSpec, Lesson, from_json, from_link, load_lessons, resolve, to_json, to_link
+
+Fields = dict[str, dict[str, gr.components.Component]]
+
+
+def _choices(component) -> list | None:
+    choices = getattr(component, "choices", None)
+    return None if choices is None else [c[1] if isinstance(c, (tuple, list)) else c for c in choices]
+
+
+def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
+    """Build the tab; returns the (function, outputs) pair used to open a lesson link on page load."""
+    shipped = load_lessons()
+    flat = [(tab, key, component) for tab, group in fields.items() for key, component in group.items()]
+    gr.Markdown("A lesson is a tab's prompt, settings, models and panes, ready to hand to students as a file or a link.")
+    with gr.Row():
+        with gr.Column():
+            shipped_choice = gr.Dropdown([(lesson.title, name) for name, lesson in shipped.items()], label="Lessons that come with the playground")
+            open_shipped = gr.Button("Open lesson", variant="primary")
+            upload = gr.UploadButton("Open a lesson file (.json)", file_types=[".json"])
+        with gr.Column():
+            title = gr.Textbox(label="Title for the current tab's lesson", placeholder="e.g. Week 3: thinking budgets")
+            make_link = gr.Button("Make a link")
+            link = gr.Textbox(label="Lesson link", buttons=["copy"])
+            download = gr.DownloadButton("Download lesson (.json)")
+    notice = gr.Markdown(label="Lesson notice")
+    outputs = [tabs, notice, current, *(component for _, _, component in flat)]
+
+    specs = {tab: {key: FieldSpec(component.value, _choices(component)) for key, component in group.items()} for tab, group in fields.items()}
+
+    def apply(lesson: Lesson) -> list:
+        tab, values, notes = resolve(lesson, specs)
+        for note in notes:  # toasts: seen from whichever tab the lesson opens
+            gr.Warning(note.replace("**", ""))
+        if tab is None:
+            return [gr.skip(), notes[0], gr.skip(), *[gr.skip()] * len(flat)]
+        message = f"Opened **{html.escape(lesson.title)}**. {html.escape(lesson.description)}" + "".join(f"\n\n⚠️ {n}" for n in notes)
+        return [gr.Tabs(selected=tab), message, tab, *[values[key] if t == tab and key in values else gr.skip() for t, key, _ in flat]]
+
+    def lesson_of(tab: str, title_text: str, values: tuple) -> Lesson:
+        if tab not in fields:
+            raise gr.Error("Open the tab you want to save (Chat, Code, Math, Multilingual or Compare) first, then come back here.")
+        picked = {key: value for (t, key, _), value in zip(flat, values) if t == tab}
+        return Lesson(title=(title_text or "").strip() or f"My {tab} lesson", tab=tab, values=picked)
+
+    def open_file(path):
+        try:
+            return apply(from_json(Path(path).read_text(encoding="utf-8")))
+        except (ValueError, OSError) as e:
+            raise gr.Error(str(e)) from None
+
+    def open_link(request: gr.Request):
+        packed = request.query_params.get("lesson") if request else None
+        if not packed:
+            return [gr.skip()] * len(outputs)
+        try:
+            return apply(from_link(packed))
+        except ValueError as e:
+            gr.Warning(str(e))
+            return [gr.skip(), f"⚠️ {e}", gr.skip(), *[gr.skip()] * len(flat)]
+
+    def link_for(request: gr.Request, tab, title_text, *values):
+        page = (request.headers.get("referer") if request else None) or f"{request.url.scheme}://{request.url.netloc}/"
+        return to_link(lesson_of(tab, title_text, values), page)
+
+    def file_for(tab, title_text, *values):
+        lesson = lesson_of(tab, title_text, values)
+        path = Path(tempfile.mkdtemp(prefix="qp-lesson-")) / "lesson.json"
+        path.write_text(to_json(lesson), encoding="utf-8")
+        return str(path)
+
+    def open_named(name):
+        if name not in shipped:
+            raise gr.Error("Pick a lesson from the list first.")
+        return apply(shipped[name])
+
+    all_values = [component for _, _, component in flat]
+    open_shipped.click(open_named, shipped_choice, outputs, api_visibility="private")
+    upload.upload(open_file, upload, outputs, api_visibility="private")
+    make_link.click(link_for, [current, title, *all_values], link, api_visibility="private")
+    download.click(file_for, [current, title, *all_values], download, api_visibility="private")
+    return [open_link, outputs]
