@@ -1,0 +1,169 @@
+"""Images for Qwen2.5-VL: safe uploads, what each image costs in tokens, and grounding boxes.
+
+Uploads are checked by content, never by file name: size in bytes, format,
+pixel dimensions, decompression bombs, truncated or corrupt data; animated
+images keep their first frame, and CMYK, palette or transparent images are
+converted to RGB (transparency over white). Each fix is reported.
+Token cost follows Qwen2.5-VL's resizing (`qwen_vl_utils.smart_resize`): the
+image is scaled to a multiple of 28 pixels within [min_pixels, max_pixels],
+and every 28x28 block becomes one token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from qwen_vl_utils import smart_resize
+
+FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
+MAX_BYTES = 20 * 2**20
+MAX_SIDE = 8192
+MAX_PIXELS = 40_000_000  # beyond this PIL's bomb check fires too
+TOKEN_SIDE = 28  # 14-pixel patches, merged 2x2
+VIDEO_MAGIC = {b"ftyp": "MP4/MOV", b"\x1aE\xdf\xa3": "WebM/MKV"}
+MAX_VIDEO_BYTES = 100 * 2**20
+
+
+class UploadRejected(ValueError):
+    """An upload that cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    image: Image.Image
+    name: str
+    notes: tuple[str, ...] = ()
+
+
+def check_image(path: str | Path, name: str | None = None) -> CheckedImage:
+    """Open an uploaded image safely, or raise UploadRejected with a clear reason."""
+    path = Path(path)
+    name = name or path.name
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise UploadRejected(f"{name} is {size / 2**20:.1f} MB; images may be at most {MAX_BYTES // 2**20} MB.")
+    if size == 0:
+        raise UploadRejected(f"{name} is empty.")
+    notes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as probe:
+                fmt, (width, height) = probe.format, probe.size
+                if fmt not in FORMATS:
+                    raise UploadRejected(f"{name} is a {fmt or 'unknown'} file; upload PNG, JPEG, WebP, GIF or BMP.")
+                if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+                    raise UploadRejected(f"{name} is {width}x{height} pixels; the limit is {MAX_SIDE} pixels a side and "
+                                         f"{MAX_PIXELS // 1_000_000} million pixels. Scale it down first.")
+                probe.verify()  # structure and checksums
+            with Image.open(path) as image:
+                frames = getattr(image, "n_frames", 1)
+                image.seek(0)
+                image.load()  # decodes every byte: a truncated file fails here
+                if frames > 1:
+                    notes.append(f"animated ({frames} frames): the first frame is used")
+                image = ImageOps.exif_transpose(image)
+                mode = image.mode
+                if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+                    background = Image.new("RGB", image.size, "white")
+                    background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+                    image = background
+                    notes.append("transparency flattened onto white")
+                elif mode != "RGB":
+                    image = image.convert("RGB")
+                    notes.append(f"converted from {mode} to RGB")
+                return CheckedImage(image.copy(), name, tuple(notes))
+        except UploadRejected:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise UploadRejected(f"{name} declares an enormous size (a decompression bomb?) and was refused.") from None
+        except UnidentifiedImageError:
+            raise UploadRejected(f"{name} is not an image this app can read (checked by content, not by name).") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise UploadRejected(f"{name} is damaged or truncated ({e}); export it again and retry.") from None
+
+
+def check_video(path: str | Path, name: str | None = None) -> Path:
+    """A video upload, checked by size and container signature."""
+    path = Path(path)
+    name = name or path.name
+    size = path.stat().st_size
+    if size > MAX_VIDEO_BYTES:
+        raise UploadRejected(f"{name} is {size / 2**20:.0f} MB; videos may be at most {MAX_VIDEO_BYTES // 2**20} MB.")
+    head = path.read_bytes()[:12]
+    if not any(magic in head for magic in VIDEO_MAGIC):
+        raise UploadRejected(f"{name} is not an MP4, MOV, WebM or MKV video (checked by content).")
+    return path
+
+
+def video_support() -> str | None:
+    """None when videos can be read here, else why not."""
+    try:
+        import torchvision  # noqa: F401  (qwen-vl-utils reads video frames with it)
+    except ImportError:
+        return "Videos need torchvision (pip install -r requirements.txt installs a matching pair)."
+    return None
+
+
+@dataclass(frozen=True)
+class Cost:
+    width: int
+    height: int
+    resized_width: int
+    resized_height: int
+
+    @property
+    def tokens(self) -> int:
+        return (self.resized_width // TOKEN_SIDE) * (self.resized_height // TOKEN_SIDE)
+
+
+def image_cost(image: Image.Image, min_pixels: int, max_pixels: int) -> Cost:
+    """The size Qwen2.5-VL resizes this image to and the tokens it then costs."""
+    height, width = smart_resize(image.height, image.width, factor=TOKEN_SIDE, min_pixels=min_pixels, max_pixels=max_pixels)
+    return Cost(image.width, image.height, width, height)
+
+
+@dataclass(frozen=True)
+class Box:
+    label: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+def parse_boxes(text: str) -> list[Box]:
+    """Qwen2.5-VL grounding output: JSON objects with `bbox_2d` [x1, y1, x2, y2] and `label`."""
+    candidates = re.findall(r"```(?:json)?\s*(.*?)```", text, re.DOTALL) or [text[text.find("["):text.rfind("]") + 1]]
+    boxes = []
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate)
+        except (json.JSONDecodeError, TypeError):
+            continue
+        for item in data if isinstance(data, list) else [data]:
+            coords = item.get("bbox_2d") if isinstance(item, dict) else None
+            if isinstance(coords, list) and len(coords) == 4 and all(isinstance(c, (int, float)) for c in coords):
+                x1, y1, x2, y2 = coords
+                boxes.append(Box(str(item.get("label", "")), min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)))
+    return boxes
+
+
+def draw_boxes(image: Image.Image, boxes: list[Box], cost: Cost) -> Image.Image:
+    """The image with boxes drawn; coordinates are in the resized image's pixels, as Qwen2.5-VL gives them."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    sx, sy = image.width / cost.resized_width, image.height / cost.resized_height
+    colors = ["#ef4444", "#3b82f6", "#22c55e", "#f59e0b", "#a855f7", "#14b8a6"]
+    for i, box in enumerate(boxes):
+        color = colors[i % len(colors)]
+        rect = [box.x1 * sx, box.y1 * sy, box.x2 * sx, box.y2 * sy]
+        draw.rectangle(rect, outline=color, width=max(2, image.width // 300))
+        if box.label:
+            draw.text((rect[0] + 3, max(rect[1] - 12, 0)), box.label, fill=color)
+    return out
