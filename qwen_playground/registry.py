@@ -57,7 +57,7 @@ class ModelSpec(BaseModel):
     id: str = Field(min_length=1)
     hub_id: str | None = None  # "Qwen/Qwen3-1.7B"
     path: str | None = None  # a local folder with config.json + weights
-    demo: Literal["qwen3", "qwen2.5"] | None = None  # a tiny model built offline
+    demo: Literal["qwen3", "qwen2.5", "qwen2.5-vl"] | None = None  # a tiny model built offline
     endpoint: str | None = None  # served by this endpoint's id instead of loaded here
     remote_model: str | None = None  # the model's name on that server
     family: Family

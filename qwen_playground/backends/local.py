@@ -18,7 +18,8 @@ from typing import Iterator
 
 import psutil
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, PreTrainedTokenizerBase,
+                          ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
 
 from .. import weights
 from ..config import Settings
@@ -34,6 +35,7 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerBase
     load_s: float
+    processor: ProcessorMixin | None = None  # vision models: images and videos go through it
 
     @property
     def device(self) -> torch.device:
@@ -146,10 +148,18 @@ class LocalBackend(Backend):
         start = time.perf_counter()
         folder = weights.fetch(spec, self.settings.cache_dir, report)
         report(f"Loading {spec.id} into memory ({str(self.dtype).removeprefix('torch.')} on {self.device})…")
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, device_map=self.device)
+        processor = None
+        if "image" in spec.modalities:
+            processor = AutoProcessor.from_pretrained(folder)
+            if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
+                raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
+            tokenizer = processor.tokenizer
+            model = AutoModelForImageTextToText.from_pretrained(folder, dtype=self.dtype, device_map=self.device)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, device_map=self.device)
         model.eval()
-        return LoadedModel(model, tokenizer, time.perf_counter() - start), model.get_memory_footprint()
+        return LoadedModel(model, tokenizer, time.perf_counter() - start, processor), model.get_memory_footprint()
 
     def _load(self, spec: ModelSpec) -> Iterator[Progress | LoadedModel | Error]:
         """Load (or reuse) in a worker thread, yielding progress lines while it works."""
@@ -212,7 +222,15 @@ class LocalBackend(Backend):
         tokenizer = loaded.tokenizer
         template_kwargs = {"enable_thinking": request.thinking} if spec.thinking else {}
         try:
-            inputs = tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True, **template_kwargs)
+            if loaded.processor is not None:
+                from qwen_vl_utils import process_vision_info  # imports torchvision
+
+                text = loaded.processor.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+                images, videos = process_vision_info(request.messages)
+                inputs = loaded.processor(text=[text], images=images, videos=videos, return_tensors="pt")
+            else:
+                inputs = tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True,
+                                                       **template_kwargs)
         except Exception as e:
             yield Error(f"Could not apply {spec.id}'s chat template to these messages: {e}")
             return
@@ -234,7 +252,7 @@ class LocalBackend(Backend):
         with self._active_lock:
             self._active += 1
         try:
-            first = yield from self._phase(loaded, prompt_ids, min(budget or sampling.max_new_tokens, sampling.max_new_tokens),
+            first = yield from self._phase(loaded, dict(inputs), min(budget or sampling.max_new_tokens, sampling.max_new_tokens),
                                            sampling, [close_id] if budget else [], flags, parser, clock)
             own += first
             ran_out = budget and first and first[-1] not in eos and not cancel.is_set() and len(own) < sampling.max_new_tokens
@@ -243,7 +261,8 @@ class LocalBackend(Backend):
                     injected = tokenizer(EARLY_STOP, add_special_tokens=False).input_ids
                     yield from self._feed(parser, EARLY_STOP, clock)
                 resumed = torch.cat([prompt_ids, torch.tensor([first + injected], dtype=prompt_ids.dtype)], dim=1)
-                own += yield from self._phase(loaded, resumed, sampling.max_new_tokens - len(own), sampling, [], flags, parser, clock)
+                own += yield from self._phase(loaded, {"input_ids": resumed, "attention_mask": torch.ones_like(resumed)},
+                                              sampling.max_new_tokens - len(own), sampling, [], flags, parser, clock)
             yield from parser.flush()
         except _GenerationFailed as e:
             yield from parser.flush()
@@ -275,7 +294,7 @@ class LocalBackend(Backend):
         else:
             yield Done("stop" if stopped or len(own) < sampling.max_new_tokens else "length")
 
-    def _phase(self, loaded: LoadedModel, input_ids, max_new_tokens: int, sampling: SamplingParams, stop_ids: list[int],
+    def _phase(self, loaded: LoadedModel, inputs: dict, max_new_tokens: int, sampling: SamplingParams, stop_ids: list[int],
                flags, parser: ThinkingParser, clock: dict) -> Iterator[Event]:
         """One `generate` call streamed through the parser; returns (via StopIteration) the new token ids."""
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -283,7 +302,7 @@ class LocalBackend(Backend):
         if stop_ids:
             kwargs["eos_token_id"] = sorted(self._eos_ids(loaded) | set(stop_ids))
         outcome: dict = {}
-        worker = threading.Thread(target=self._generate, args=(loaded, input_ids, kwargs, streamer, flags, outcome), daemon=True)
+        worker = threading.Thread(target=self._generate, args=(loaded, inputs, kwargs, streamer, flags, outcome), daemon=True)
         worker.start()
         for chunk in streamer:
             yield from self._feed(parser, chunk, clock)
@@ -301,13 +320,12 @@ class LocalBackend(Backend):
                 clock["thinking_end"] = time.perf_counter()
             yield event
 
-    def _generate(self, loaded: LoadedModel, input_ids, kwargs: dict, streamer, flags, outcome: dict) -> None:
+    def _generate(self, loaded: LoadedModel, inputs: dict, kwargs: dict, streamer, flags, outcome: dict) -> None:
         """Run one `generate` call (the place a batching scheduler would take over); results and errors go to `outcome`."""
         try:
-            input_ids = input_ids.to(loaded.device)
-            output = loaded.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
-                                           stopping_criteria=StoppingCriteriaList([_StopOn(*flags)]), **kwargs)
-            outcome["ids"] = output[0, input_ids.shape[1]:].tolist()
+            inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+            output = loaded.model.generate(**inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopOn(*flags)]), **kwargs)
+            outcome["ids"] = output[0, inputs["input_ids"].shape[1]:].tolist()
         except Exception as e:  # reported as an Error event by the consumer
             outcome["error"] = e
         finally:

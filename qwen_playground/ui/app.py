@@ -16,10 +16,12 @@ from .inspector_tab import build_guide_tab, build_inspector_tab
 from .lessons_tab import build_lessons_tab
 from .math_tab import build_math_tab
 from .multilingual_tab import build_multilingual_tab
+from .vision_tab import build_vision_tab
 
 # Tabs whose state a lesson can hold: (label, id, builder returning its fields)
 CONTENT_TABS = (("Chat", "chat", build_chat_tab), ("Code", "code", build_code_tab), ("Math", "math", build_math_tab),
-                ("Multilingual", "multilingual", build_multilingual_tab), ("Compare", "compare", build_compare_tab))
+                ("Multilingual", "multilingual", build_multilingual_tab), ("Vision", "vision", build_vision_tab),
+                ("Compare", "compare", build_compare_tab))
 
 CSS = """
 .demo-banner {border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08);}
@@ -75,4 +77,4 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
 
 def launch_options() -> dict:
     """Keyword arguments for `launch()` that belong to the look (Gradio 6 moved them there)."""
-    return {"theme": gr.themes.Soft(), "css": CSS}
+    return {"theme": gr.themes.Soft(), "css": CSS, "max_file_size": "110mb"}

@@ -1,0 +1,67 @@
+"""The tiny Qwen2.5-VL demo through the backend and through the app."""
+
+import threading
+
+import pytest
+from gradio_client import handle_file
+from PIL import Image
+from qwen_vl_utils import process_vision_info
+
+from qwen_playground.generation import Error, Metrics, Request, TextDelta
+from qwen_playground.vision import image_cost
+
+REPLY = "Hi from the Qwen2.5-VL demo model: install real weights to hear about your images!"
+
+
+def ask(backend, images, min_pixels=4 * 28 * 28, max_pixels=256 * 28 * 28):
+    parts = [{"type": "image", "image": im, "min_pixels": min_pixels, "max_pixels": max_pixels} for im in images]
+    messages = [{"role": "user", "content": [*parts, {"type": "text", "text": "What is shown?"}]}]
+    return messages, list(backend.stream(Request("demo-qwen2.5-vl", messages), threading.Event()))
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_one_and_two_images_through_the_tiny_vl_model(backend, count):
+    images = [Image.new("RGB", (320 + 40 * i, 240), "red") for i in range(count)]
+    messages, events = ask(backend, images)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == REPLY
+    metrics = next(e for e in events if isinstance(e, Metrics))
+    processor = backend.cache.get("demo-qwen2.5-vl", 0, None).processor
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    enc = processor(text=[text], images=process_vision_info(messages)[0], return_tensors="pt")
+    image_tokens = int((enc["input_ids"] == 151655).sum())
+    assert image_tokens == sum(image_cost(im, 4 * 28 * 28, 256 * 28 * 28).tokens for im in images)  # our cost = the processor's
+    assert metrics.prompt_tokens == enc["input_ids"].shape[1]
+
+
+def test_resolution_changes_the_cost(backend):
+    image = Image.new("RGB", (1024, 768), "green")
+    _, low = ask(backend, [image], max_pixels=64 * 28 * 28)
+    _, high = ask(backend, [image], max_pixels=384 * 28 * 28)
+    prompt = lambda events: next(e for e in events if isinstance(e, Metrics)).prompt_tokens
+    assert prompt(high) - prompt(low) == image_cost(image, 4 * 28 * 28, 384 * 28 * 28).tokens - image_cost(image, 4 * 28 * 28, 64 * 28 * 28).tokens
+
+
+def test_vision_endpoint_round_trip(app, tmp_path):
+    client, _ = app
+    Image.new("RGB", (640, 480), "red").save(tmp_path / "red.png")
+    Image.new("RGBA", (300, 300), (0, 0, 255, 128)).save(tmp_path / "blue.png")
+    chat, costs, boxes, notes, metrics = client.predict([handle_file(str(tmp_path / "red.png")), handle_file(str(tmp_path / "blue.png"))],
+                                                        None, "What colours?", "", "demo-qwen2.5-vl", 4, 256, api_name="/vision")
+    assert chat[-1]["content"][0]["text"] == REPLY and "tok/s" in metrics
+    assert [row[0] for row in costs["data"]] == ["red.png", "blue.png"] and costs["data"][0][1] == "640×480"
+    assert "transparency flattened" in notes and not boxes
+
+
+def test_bad_uploads_get_clear_messages_and_the_app_serves_on(app, tmp_path):
+    client, _ = app
+    fake = tmp_path / "cat.png"
+    fake.write_text("not a cat")
+    with pytest.raises(Exception, match="not an image this app can read"):
+        client.predict([handle_file(str(fake))], None, "What is it?", "", "demo-qwen2.5-vl", 4, 256, api_name="/vision")
+    with pytest.raises(Exception, match="Add at least one image"):
+        client.predict([], None, "What is it?", "", "demo-qwen2.5-vl", 4, 256, api_name="/vision")
+    with pytest.raises(Exception, match="must not exceed"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+        client.predict([handle_file(str(tmp_path / "ok.png"))], None, "q", "", "demo-qwen2.5-vl", 512, 16, api_name="/vision")
+    chat, *_ = client.predict([handle_file(str(tmp_path / "ok.png"))], None, "Still there?", "", "demo-qwen2.5-vl", 4, 256, api_name="/vision")
+    assert chat[-1]["content"][0]["text"] == REPLY
