@@ -109,3 +109,13 @@ def test_grounding_boxes_are_parsed_and_drawn():
     cost = image_cost(image, 4 * 28 * 28, 1024 * 28 * 28)
     drawn = draw_boxes(image, boxes, cost)
     assert drawn.size == image.size and drawn.getpixel((int(10 * 280 / cost.resized_width), 40)) != (255, 255, 255)
+
+
+def test_video_needs_torchvision(monkeypatch):
+    import sys
+
+    from qwen_playground.vision import video_support
+
+    assert video_support() is None  # the pinned torch/torchvision pair is installed
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as if it were missing
+    assert "torchvision" in video_support()
