@@ -12,7 +12,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from .generation import SamplingParams
 
@@ -114,16 +114,6 @@ class Route(BaseModel):
         return list(dict.fromkeys((self.default, *self.alternatives)))
 
 
-class _ModelList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    models: list[ModelSpec]
-
-
-class _EndpointList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    models: list[Endpoint]  # named `models` so error locations read the same
-
-
 def closest(name: str, candidates) -> str:
     """' Did you mean ...?' for a misspelt name, or '' when nothing is close."""
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
@@ -133,17 +123,15 @@ def closest(name: str, candidates) -> str:
 _KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields}
 
 
-def _friendly(error: ValidationError, where: str, raw: list) -> RegistryError:
+def _friendly(error: ValidationError, where: str, raw: list, kind: str) -> RegistryError:
     lines = []
     for e in error.errors():
         loc = list(e["loc"])
-        if loc and loc[0] == "models":
-            loc = loc[1:]
         label = where
         if loc and isinstance(loc[0], int):
             index = loc.pop(0)
             entry = raw[index] if index < len(raw) and isinstance(raw[index], dict) else {}
-            label = f"{where} model #{index + 1} ({entry.get('id', 'no id')})"
+            label = f"{where} {kind} #{index + 1} ({entry.get('id', 'no id')})"
         field_path = ".".join(str(p) for p in loc)
         if e["type"] == "extra_forbidden":
             lines.append(f"{label}: unknown field '{field_path}'.{closest(str(loc[-1]), _KNOWN_FIELDS)}")
@@ -153,28 +141,24 @@ def _friendly(error: ValidationError, where: str, raw: list) -> RegistryError:
     return RegistryError("\n".join(lines))
 
 
-def parse_models(raw: object, where: str) -> list[ModelSpec]:
-    """Validate a YAML list of model entries; errors name the entry and the field."""
+def _parse_entries(raw: object, where: str, kind: str, item: type[BaseModel]) -> list:
+    """Validate a YAML list of `kind` entries; errors name the entry and the field."""
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise RegistryError(f"{where}: 'models' must be a list of model entries")
+        raise RegistryError(f"{where}: '{kind}s' must be a list of {kind} entries")
     try:
-        return _ModelList(models=raw).models
+        return TypeAdapter(list[item]).validate_python(raw)
     except ValidationError as e:
-        raise _friendly(e, where, raw) from None
+        raise _friendly(e, where, raw, kind) from None
+
+
+def parse_models(raw: object, where: str) -> list[ModelSpec]:
+    return _parse_entries(raw, where, "model", ModelSpec)
 
 
 def parse_endpoints(raw: object, where: str) -> list[Endpoint]:
-    """Validate a YAML list of endpoints; errors name the entry and the field."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise RegistryError(f"{where}: 'endpoints' must be a list of endpoint entries")
-    try:
-        return _EndpointList(models=raw).models
-    except ValidationError as e:
-        raise RegistryError(str(_friendly(e, where, raw)).replace(" model #", " endpoint #")) from None
+    return _parse_entries(raw, where, "endpoint", Endpoint)
 
 
 def parse_routes(raw: object, where: str) -> dict[str, Route]:

@@ -40,15 +40,26 @@ class CheckedImage:
     notes: tuple[str, ...] = ()
 
 
+def _check_size(path: Path, name: str, limit: int, kind: str) -> None:
+    size = path.stat().st_size
+    if size == 0:
+        raise UploadRejected(f"{name} is empty.")
+    if size > limit:
+        raise UploadRejected(f"{name} is {size / 2**20:.1f} MB; {kind} may be at most {limit // 2**20} MB.")
+
+
+def looks_like_video(path: str | Path) -> bool:
+    """A container signature in the first bytes (read 12 bytes, not the file)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return any(magic in head for magic in VIDEO_MAGIC)
+
+
 def check_image(path: str | Path, name: str | None = None) -> CheckedImage:
     """Open an uploaded image safely, or raise UploadRejected with a clear reason."""
     path = Path(path)
     name = name or path.name
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise UploadRejected(f"{name} is {size / 2**20:.1f} MB; images may be at most {MAX_BYTES // 2**20} MB.")
-    if size == 0:
-        raise UploadRejected(f"{name} is empty.")
+    _check_size(path, name, MAX_BYTES, "images")
     notes = []
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -92,11 +103,8 @@ def check_video(path: str | Path, name: str | None = None) -> Path:
     """A video upload, checked by size and container signature."""
     path = Path(path)
     name = name or path.name
-    size = path.stat().st_size
-    if size > MAX_VIDEO_BYTES:
-        raise UploadRejected(f"{name} is {size / 2**20:.0f} MB; videos may be at most {MAX_VIDEO_BYTES // 2**20} MB.")
-    head = path.read_bytes()[:12]
-    if not any(magic in head for magic in VIDEO_MAGIC):
+    _check_size(path, name, MAX_VIDEO_BYTES, "videos")
+    if not looks_like_video(path):
         raise UploadRejected(f"{name} is not an MP4, MOV, WebM or MKV video (checked by content).")
     return path
 

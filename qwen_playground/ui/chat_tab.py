@@ -7,19 +7,18 @@ prompt, thinking, sampling...) -> streamed (history, cleared textbox).
 from __future__ import annotations
 
 import tempfile
-import threading
 from pathlib import Path
 
 import gradio as gr
 from pydantic import ValidationError
 
 from ..backends import Backend
-from ..chat import ChatTurn, export_json, export_markdown, normalize_history, split_last_turn, to_model_messages
+from ..chat import export_json, export_markdown, normalize_history, split_last_turn, to_model_messages
 from ..config import AppConfig
 from ..generation import Request, SamplingParams
 from ..prompts import load_template
 from ..registry import ModelSpec, RegistryError
-from .common import describe
+from .common import describe, stream_turn
 from .inspector_tab import inspector_outputs, make_inspect
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
@@ -99,25 +98,22 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
             raise gr.Error(sampling_error(e)) from None
         except ValueError as e:
             raise gr.Error(str(e)) from None
-        yield from stream_turn(text, history, spec, system_prompt or "", bool(think), sampling, int(thinking_budget or 0) or None)
+        yield from run_turn(text, history, spec, system_prompt or "", bool(think), sampling, int(thinking_budget or 0) or None)
 
-    def stream_turn(text, history, spec, system_prompt, think, sampling, budget):
+    def run_turn(text, history, spec, system_prompt, think, sampling, budget):
         before = list(history)
         history = history + [{"role": "user", "content": text}]
         messages = to_model_messages(before, system_prompt) + [{"role": "user", "content": template.render_user(message=text)}]
         request = Request(spec.id, messages, sampling, think and spec.thinking, budget)
-        turn, cancel = ChatTurn(), threading.Event()
         yield history, ""
+        turn = None
         try:
-            for event in backend.stream(request, cancel):
-                turn.apply(event)
+            for turn in stream_turn(backend, request):
                 yield history + turn.messages, ""
-        finally:
-            cancel.set()  # the client left or pressed Stop: end generation now
-        if turn.error:
-            if not turn.produced_output:  # nothing to keep: give the message back to edit
+        except gr.Error:
+            if turn is None or not turn.produced_output:  # nothing to keep: give the message back to edit
                 yield before, text
-            raise gr.Error(turn.error)
+            raise
 
     def retry(history, model_id, system_prompt, think, *sampling_values):
         before, text = split_last_turn(normalize_history(history))

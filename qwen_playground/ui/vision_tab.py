@@ -15,16 +15,12 @@ from ..backends import Backend
 from ..config import AppConfig
 from ..generation import Request
 from ..prompts import load_template
-from ..vision import TOKEN_SIDE, UploadRejected, check_image, check_video, draw_boxes, image_cost, parse_boxes, video_support
+from ..vision import (TOKEN_SIDE, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes,
+                      video_support)
 from .common import answer_text, bubbles, metrics_text, model_picker, require_text, resolve, stream_turn
 
 MAX_FILES = 8
 GROUNDING_HINT = "Outline the position of each object and output all the coordinates in JSON format."
-
-
-def _is_video(path: Path) -> bool:
-    head = path.read_bytes()[:12]
-    return b"ftyp" in head or head.startswith(b"\x1aE\xdf\xa3")
 
 
 def build_vision_tab(config: AppConfig, backend: Backend) -> dict:
@@ -65,7 +61,7 @@ def build_vision_tab(config: AppConfig, backend: Backend) -> dict:
         parts, images, rows, remarks = [], [], [], []
         try:
             for path in paths:
-                if _is_video(path):
+                if looks_like_video(path):
                     if (why := video_support()) is not None:
                         raise UploadRejected(why)
                     parts.append({"type": "video", "video": str(check_video(path)), "max_pixels": max_pixels, "fps": 1.0})
