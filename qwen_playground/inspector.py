@@ -46,7 +46,7 @@ def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizer
         return AutoTokenizer.from_pretrained(Path(spec.path).expanduser()), f"the tokenizer in {spec.path}"
     if spec.hub_id and (weights.cached(spec.hub_id) or weights.hub_reachable()):
         return AutoTokenizer.from_pretrained(spec.hub_id), f"{spec.hub_id}'s own tokenizer"
-    family = "qwen3" if spec.family == "qwen3" else "qwen2.5"
+    family = spec.family if spec.family in ("qwen3", "qwen2.5-vl") else "qwen2.5"
     return demo_models.load_tokenizer(family), (f"the bundled Qwen tokenizer with the {family} chat template "
                                                  f"({spec.hub_id or spec.id}'s own files could not be had offline; its template may differ slightly)")
 

@@ -49,3 +49,13 @@ def test_a_lesson_link_opens_its_tab_filled_in_and_names_what_is_missing(page):
     page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => t.value === 'Who is the second oldest?')", timeout=30_000)
     assert prompt.is_visible()  # the Compare tab is the one showing
     page.get_by_text("which this server lacks").first.wait_for(timeout=10_000)
+
+
+def test_every_task_tab_has_a_prompt_inspector_panel(page):
+    page.goto(page.base_url)
+    page.get_by_role("tab", name="Math", exact=True).click()
+    page.get_by_role("textbox", name="Problem").fill("Solve $x+1=2$")
+    page.locator("button:visible", has_text="What the model sees").first.click()
+    page.locator("button:visible", has_text="Inspect the prompt this tab would send").first.click()
+    page.get_by_text("Please reason step by step").first.wait_for(timeout=30_000)  # Qwen2.5-Math's system prompt, templated
+    assert page.locator("button:visible", has_text="What the model sees").count() == 1

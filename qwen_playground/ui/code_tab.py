@@ -16,6 +16,7 @@ from ..config import AppConfig
 from ..generation import Request
 from ..prompts import load_template
 from .common import answer_text, bubbles, metrics_text, model_picker, require_text, resolve, stream_turn
+from .inspector_tab import inspector_panel
 
 # Language shown to the model -> (fence names it may use, gr.Code highlighting)
 LANGUAGES = {
@@ -74,15 +75,18 @@ def build_code_tab(config: AppConfig, backend: Backend) -> dict:
             stdout = gr.Textbox(label="stdout", lines=6, max_lines=20)
             stderr = gr.Textbox(label="stderr", lines=4, max_lines=20)
 
+    def code_messages(task, language, context, constraints) -> list[dict]:
+        prompt = template.render_user(task=task, language=language, context=context or "", constraints=constraints or "")
+        return [{"role": "system", "content": template.render_system()}, {"role": "user", "content": prompt}]
+
     def write_code(task, language, context, constraints, model):
         task = require_text(task, "a task")
         if language not in LANGUAGES:
             raise gr.Error(f"Unknown language '{language}'. Pick one of: {', '.join(LANGUAGES)}.")
         spec = resolve(registry, model)
-        prompt = template.render_user(task=task, language=language, context=context or "", constraints=constraints or "")
-        messages = [{"role": "system", "content": template.render_system()}, {"role": "user", "content": prompt}]
+        messages = code_messages(task, language, context, constraints)
         request = Request(spec.id, messages, spec.preset(False), thinking=False)
-        shown = [{"role": "user", "content": prompt}]
+        shown = [messages[-1]]
         for turn in stream_turn(backend, request):
             yield shown + bubbles(turn), code_for(answer_text(turn), language), metrics_text(turn)
 
@@ -94,4 +98,6 @@ def build_code_tab(config: AppConfig, backend: Backend) -> dict:
         run.click(run_code, [code, language], [stdout, stderr, run_summary], api_name="run_code", concurrency_limit=2)
     else:
         run.click(lambda: gr.Warning(RUN_DISABLED), None, None, api_visibility="private", queue=False)
+    inspector_panel(config, [task, language, context, constraints, model],
+                    lambda t, lang, ctx, con, m: (m, code_messages(require_text(t, "a task"), lang, ctx, con), False))
     return {"task": task, "language": language, "context": context, "constraints": constraints, "model": model}

@@ -22,6 +22,7 @@ from ..parallel import stream_all, stream_in_turn
 from ..prompts import load_template
 from ..registry import RegistryError
 from .common import answer_text, bubbles, metrics_text, require_text
+from .inspector_tab import inspector_panel
 
 MAX_PANES = 4
 TEMPLATES = {"Chat": ("chat", "message"), "Math (step by step, \\boxed{} answer)": ("math", "problem")}  # label -> (template, its variable)
@@ -66,6 +67,13 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
             metric_lines.append(line)
     results = gr.State([])  # [prompts, [PaneResult...]] of the conversation so far, for export
 
+    def pane_messages(history: list[dict], template: str, text: str) -> list[dict]:
+        """A pane's next request: its own conversation, then the prompt through the chosen template."""
+        template_name, variable = TEMPLATES[template]
+        prompt_template = load_template(template_name)
+        return to_model_messages(history, prompt_template.render_system()) + [
+            {"role": "user", "content": prompt_template.render_user(**{variable: text})}]
+
     def compare(prompt, panes, template,
                 model_1, thinking_1, temperature_1, max_tokens_1, model_2, thinking_2, temperature_2, max_tokens_2,
                 model_3, thinking_3, temperature_3, max_tokens_3, model_4, thinking_4, temperature_4, max_tokens_4,
@@ -85,14 +93,10 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
             histories = [normalize_history(h) for h in histories[:panes]]
         except (RegistryError, ValueError) as e:
             raise gr.Error(str(e)) from None
-        template_name, variable = TEMPLATES[template]
-        prompt_template = load_template(template_name)
-        user = {"role": "user", "content": prompt_template.render_user(**{variable: text})}
-        system = prompt_template.render_system()
         requests = []
         for spec, setup, history in zip(specs, setups, histories):
             sampling = spec.preset(setup.thinking).model_copy(update={"temperature": setup.temperature, "max_new_tokens": setup.max_new_tokens})
-            requests.append(Request(spec.id, to_model_messages(history, system) + [user], sampling, setup.thinking and spec.thinking,
+            requests.append(Request(spec.id, pane_messages(history, template, text), sampling, setup.thinking and spec.thinking,
                                     int(thinking_budget or 0) or None))
         problem = backend.fit_problem([s.id for s in specs])
         runner = stream_in_turn if problem else stream_all
@@ -148,6 +152,8 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
     preset.change(apply_preset, preset, preset_outputs, api_visibility="private", queue=False)
     export_md.click(lambda s: export(s, "md"), results, export_md, api_visibility="private")
     export_json.click(lambda s: export(s, "json"), results, export_json, api_visibility="private")
+    inspector_panel(config, [prompt, template, pane_inputs[0][0], pane_inputs[0][1], chats[0]],
+                    lambda p, t, m, think, h: (m, pane_messages(normalize_history(h), t, require_text(p, "a prompt")), think))
     fields = {"prompt": prompt, "panes": count, "template": template, "thinking_budget": budget}
     for i, (model, thinking, temperature, max_tokens) in enumerate(pane_inputs, 1):
         fields |= {f"model_{i}": model, f"thinking_{i}": thinking, f"temperature_{i}": temperature, f"max_tokens_{i}": max_tokens}

@@ -21,12 +21,29 @@ from .common import resolve
 HIGHLIGHT_COLORS = {"special": "#f59e0b", "tag": "#8b5cf6"}
 
 
+def render_inspection(config: AppConfig, model_id: str, messages: list[dict], thinking: bool, stripped: int = 0) -> tuple:
+    """(highlighted pieces, notes, counts) for messages about to go to a model."""
+    spec = resolve(config.registry, model_id)
+    if not messages:
+        raise gr.Error("Type a message (or chat first): there is nothing to inspect yet.")
+    try:
+        tokenizer, note = tokenizer_for(spec, config.settings.cache_dir)
+    except Exception as e:
+        raise gr.Error(f"Could not load {spec.id}'s tokenizer: {e}") from None
+    think = bool(thinking) if spec.thinking else None
+    result = inspect(tokenizer, messages, think)
+    diff = thinking_difference(tokenizer, messages) if spec.thinking else ""
+    notes = summary_markdown(result, spec, note, diff, soft_switch(messages) if spec.thinking else None, stripped)
+    counts = {"total": result.total, "turns": [{"role": t.role, "tokens": t.tokens} for t in result.turns],
+              "text": result.text, "ids": result.ids}
+    return result.pieces, notes, counts
+
+
 def make_inspect(config: AppConfig):
-    """The function behind the inspector: a conversation in, what the model sees out."""
-    registry, template = config.registry, load_template("chat")
+    """The Chat inspector: the conversation so far plus the unsent message, as the next request would be."""
+    template = load_template("chat")
 
     def inspect_conversation(message, history, model, system_prompt, thinking):
-        spec = resolve(registry, model)
         try:
             history = normalize_history(history)
         except ValueError as e:
@@ -34,22 +51,18 @@ def make_inspect(config: AppConfig):
         messages = to_model_messages(history, system_prompt or "")
         if isinstance(message, str) and message.strip():
             messages.append({"role": "user", "content": template.render_user(message=message)})
-        if not messages:
-            raise gr.Error("Type a message (or chat first): there is nothing to inspect yet.")
-        try:
-            tokenizer, note = tokenizer_for(spec, config.settings.cache_dir)
-        except Exception as e:
-            raise gr.Error(f"Could not load {spec.id}'s tokenizer: {e}") from None
-        think = bool(thinking) if spec.thinking else None
-        result = inspect(tokenizer, messages, think)
         stripped = sum(1 for m in history if is_helper(m) and m.get("metadata", {}).get("title", "").startswith("💭"))
-        diff = thinking_difference(tokenizer, messages) if spec.thinking else ""
-        notes = summary_markdown(result, spec, note, diff, soft_switch(messages) if spec.thinking else None, stripped)
-        counts = {"total": result.total, "turns": [{"role": t.role, "tokens": t.tokens} for t in result.turns],
-                  "text": result.text, "ids": result.ids}
-        return result.pieces, notes, counts
+        return render_inspection(config, model, messages, thinking, stripped)
 
     return inspect_conversation
+
+
+def inspector_panel(config: AppConfig, inputs: list, request_of) -> None:
+    """A collapsed '🔍 What the model sees' panel for a tab; `request_of(*inputs)` gives (model id, messages, thinking)."""
+    with gr.Accordion("🔍 What the model sees (prompt inspector)", open=False):
+        button = gr.Button("Inspect the prompt this tab would send", size="sm")
+        text, notes = inspector_outputs()
+    button.click(lambda *values: render_inspection(config, *request_of(*values))[:2], inputs, [text, notes], api_visibility="private")
 
 
 def inspector_outputs() -> tuple[gr.HighlightedText, gr.Markdown]:

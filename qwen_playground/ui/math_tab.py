@@ -14,6 +14,7 @@ from ..generation import Request
 from ..mathtext import LATEX_DELIMITERS, check_answer, extract_boxed, protect_math
 from ..prompts import load_template
 from .common import answer_text, bubbles, metrics_text, model_picker, require_text, resolve, stream_turn
+from .inspector_tab import inspector_panel
 
 
 def build_math_tab(config: AppConfig, backend: Backend) -> dict:
@@ -33,6 +34,9 @@ def build_math_tab(config: AppConfig, backend: Backend) -> dict:
                 verdict = gr.Textbox(label="Check", interactive=False)
             metrics = gr.Markdown(label="Metrics")
 
+    def math_messages(problem: str) -> list[dict]:
+        return [{"role": "system", "content": template.render_system()}, {"role": "user", "content": template.render_user(problem=problem)}]
+
     def solve_problem(problem, expected, model):
         problem_text = require_text(problem, "a problem")
         expected_text = (expected or "").strip()
@@ -42,7 +46,7 @@ def build_math_tab(config: AppConfig, backend: Backend) -> dict:
             except ValueError as e:
                 raise gr.Error(str(e)) from None
         spec = resolve(registry, model)
-        messages = [{"role": "system", "content": template.render_system()}, {"role": "user", "content": template.render_user(problem=problem_text)}]
+        messages = math_messages(problem_text)
         request = Request(spec.id, messages, spec.preset(spec.thinking), thinking=spec.thinking)
         shown = [{"role": "user", "content": protect_math(problem_text)}]
         for turn in stream_turn(backend, request):
@@ -54,4 +58,6 @@ def build_math_tab(config: AppConfig, backend: Backend) -> dict:
 
     event = solve.click(solve_problem, [problem, expected, model], [conversation, final, verdict, metrics], api_name="math", concurrency_id="generate")
     stop.click(None, cancels=[event])
+    inspector_panel(config, [problem, model],
+                    lambda p, m: (m, math_messages(require_text(p, "a problem")), registry.get(m).thinking))
     return {"problem": problem, "expected": expected, "model": model}

@@ -19,6 +19,7 @@ from ..languages import languages as offered_languages
 from ..parallel import stream_all
 from ..prompts import load_template
 from .common import answer_text, metrics_text, model_picker, require_text, resolve
+from .inspector_tab import inspector_panel
 
 MAX_CHOSEN = 6
 DEFAULT = ["English", "Chinese", "Spanish"]
@@ -62,6 +63,10 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
             return backend.cache.get(spec.id, 0, None).tokenizer
         return load_tokenizer(spec.family if spec.family == "qwen3" else "qwen2.5")  # same Qwen vocabulary
 
+    def language_messages(prompt_text: str, language: str) -> list[dict]:
+        return [{"role": "system", "content": template.render_system(language=language)},
+                {"role": "user", "content": template.render_user(prompt=prompt_text, language=language)}]
+
     def answer_all(prompt, languages, model):
         prompt_text = require_text(prompt, "a prompt")
         chosen_names = list(languages or [])
@@ -74,9 +79,7 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
         except ValueError as e:
             raise gr.Error(str(e)) from None
         spec = resolve(registry, model)
-        requests = [Request(spec.id, [{"role": "system", "content": template.render_system(language=info.name)},
-                                      {"role": "user", "content": template.render_user(prompt=prompt_text, language=info.name)}],
-                            spec.preset(False), thinking=False) for info in infos]
+        requests = [Request(spec.id, language_messages(prompt_text, info.name), spec.preset(False), thinking=False) for info in infos]
         turns = {info.name: ChatTurn() for info in infos}
         detections: dict[str, Detection] = {}
 
@@ -105,4 +108,6 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
     event = ask.click(answer_all, [prompt, chosen, model], [*panes, costs, results], api_name="multilingual", concurrency_id="generate")
     stop.click(None, cancels=[event])
     chosen.change(lambda picked: [gr.Markdown(visible=n in (picked or [])) for n in names], chosen, panes, api_visibility="private", queue=False)
+    inspector_panel(config, [prompt, chosen, model],
+                    lambda p, langs, m: (m, language_messages(require_text(p, "a prompt"), (langs or ["English"])[0]), False))
     return {"prompt": prompt, "languages": chosen, "model": model}

@@ -18,6 +18,7 @@ from ..prompts import load_template
 from ..vision import (TOKEN_SIDE, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes,
                       video_support)
 from .common import answer_text, bubbles, metrics_text, model_picker, require_text, resolve, stream_turn
+from .inspector_tab import inspector_panel
 
 MAX_FILES = 8
 GROUNDING_HINT = "Outline the position of each object and output all the coordinates in JSON format."
@@ -91,4 +92,13 @@ def build_vision_tab(config: AppConfig, backend: Backend) -> dict:
     event = ask.click(ask_about, [files, camera, question, system, model, min_tokens, max_tokens],
                       [conversation, costs, boxes, notes, metrics], api_name="vision", concurrency_id="generate")
     stop.click(None, cancels=[event])
+    def vision_messages(files, camera, question, system_prompt, model):
+        count = len(files or []) + (1 if camera else 0)
+        messages = [{"role": "system", "content": system_prompt}] if (system_prompt or "").strip() else []
+        parts = [{"type": "image"}] * count + [{"type": "text", "text": template.render_user(question=require_text(question, "a question"))}]
+        return model, messages + [{"role": "user", "content": parts}], False
+
+    gr.Markdown("In the inspector below, each `<|image_pad|>` stands for one image: the processor repeats it once per image "
+                "token, as many as the cost table above shows.")
+    inspector_panel(config, [files, camera, question, system, model], vision_messages)
     return {"question": question, "system_prompt": system, "model": model, "min_tokens": min_tokens, "max_tokens": max_tokens}
