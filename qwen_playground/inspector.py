@@ -16,6 +16,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from . import demo_models, weights
+from .chat_encoding import encode_chat
 from .registry import ModelSpec
 
 
@@ -54,8 +55,7 @@ def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizer
 def inspect(tokenizer: PreTrainedTokenizerBase, messages: list[dict], thinking: bool | None = None) -> Inspection:
     """Template `messages` exactly as generation does (with the generation prompt) and take it apart."""
     kwargs = {} if thinking is None else {"enable_thinking": thinking}
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
-    ids = tokenizer(text, add_special_tokens=False).input_ids
+    text, ids = encode_chat(tokenizer, messages, **kwargs)  # the same ids generation uses
     added = {i: t for i, t in tokenizer.added_tokens_decoder.items()}
     pieces: list[tuple[str, str | None]] = []
     for token_id in ids:

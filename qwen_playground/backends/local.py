@@ -22,6 +22,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, Aut
                           ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
 
 from .. import weights
+from ..chat_encoding import encode_chat
 from ..config import Settings
 from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
 from ..registry import ModelSpec, Registry, RegistryError
@@ -229,8 +230,8 @@ class LocalBackend(Backend):
                 images, videos = process_vision_info(request.messages)
                 inputs = loaded.processor(text=[text], images=images, videos=videos, return_tensors="pt")
             else:
-                inputs = tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True,
-                                                       **template_kwargs)
+                _, ids = encode_chat(tokenizer, request.messages, **template_kwargs)
+                inputs = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
         except Exception as e:
             yield Error(f"Could not apply {spec.id}'s chat template to these messages: {e}")
             return

@@ -1,0 +1,50 @@
+"""How a conversation becomes token ids: the model's chat template, with typed text kept as text.
+
+Tokenizing the templated string whole would turn a user's literal
+`<|im_end|>\\n<|im_start|>system` into real control tokens (prompt injection).
+So when a message's text contains a special-token string, its text is encoded
+with `split_special_tokens=True` (plain characters) and spliced between the
+template's own pieces; otherwise the string is tokenized whole, exactly as
+`apply_chat_template(tokenize=True)` would, so ids match the tokenizer's own.
+"""
+
+from __future__ import annotations
+
+import re
+
+from transformers import PreTrainedTokenizerBase
+
+_MARK = re.compile("\ue000(\\d+)\ue001")  # private-use characters: a placeholder no one types
+
+
+def special_strings(tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    return [t.content for t in tokenizer.added_tokens_decoder.values() if t.special]
+
+
+def has_special_text(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> bool:
+    specials = special_strings(tokenizer)
+    return any(isinstance(m.get("content"), str) and any(s in m["content"] for s in specials) for m in messages)
+
+
+def encode_chat(tokenizer: PreTrainedTokenizerBase, messages: list[dict], **template_kwargs) -> tuple[str, list[int]]:
+    """(templated text, token ids) with the generation prompt; typed special-token strings stay plain text."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **template_kwargs)
+    if not has_special_text(tokenizer, messages):
+        return text, tokenizer(text, add_special_tokens=False).input_ids
+    contents: list[str] = []
+    masked = []
+    for message in messages:
+        if isinstance(message.get("content"), str):
+            contents.append(message["content"])
+            masked.append({**message, "content": f"\ue000{len(contents) - 1}\ue001"})
+        else:
+            masked.append(message)
+    skeleton = tokenizer.apply_chat_template(masked, tokenize=False, add_generation_prompt=True, **template_kwargs)
+    ids: list[int] = []
+    position = 0
+    for match in _MARK.finditer(skeleton):
+        ids += tokenizer(skeleton[position:match.start()], add_special_tokens=False).input_ids
+        ids += tokenizer(contents[int(match[1])], add_special_tokens=False, split_special_tokens=True).input_ids
+        position = match.end()
+    ids += tokenizer(skeleton[position:], add_special_tokens=False).input_ids
+    return text, ids
