@@ -11,3 +11,14 @@ def test_sliders_follow_the_model_and_thinking_mode():
     assert as_dict(preset_values(qwen3, False))["temperature"] == 0.7
     assert as_dict(preset_values(qwen3, False))["top_p"] == 0.8
     assert as_dict(preset_values(qwen25, True))["repetition_penalty"] == 1.05  # no thinking mode: same preset
+
+
+def test_chat_export_writes_markdown_and_json_files():
+    import json
+
+    from qwen_playground.ui.chat_tab import export_conversation
+
+    history = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+    md = open(export_conversation(history, "demo-qwen3", "", True, "md"), encoding="utf-8").read()
+    data = json.load(open(export_conversation(history, "demo-qwen3", "", True, "json"), encoding="utf-8"))
+    assert "- **model:** demo-qwen3" in md and data["messages"][1]["content"] == "A" and data["settings"]["thinking"] is True

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from qwen_playground.backends.openai_compat import OpenAICompatBackend, to_openai_messages
+from qwen_playground.backends.openai_compat import to_openai_messages
 from qwen_playground.backends.router import Router
 from qwen_playground.config import load_config
 from qwen_playground.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta

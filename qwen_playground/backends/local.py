@@ -24,7 +24,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, Aut
 from .. import weights
 from ..chat_encoding import encode_chat
 from ..config import Settings
-from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
+from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
 from ..registry import ModelSpec, Registry, RegistryError
 from ..thinking import CLOSE, ThinkingParser
 from . import Backend

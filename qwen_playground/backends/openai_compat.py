@@ -23,7 +23,7 @@ import httpx
 import openai
 from PIL import Image
 
-from ..generation import Done, Error, Event, Metrics, Request, TextDelta, ThinkingDelta
+from ..generation import Done, Error, Event, Metrics, Request, ThinkingDelta
 from ..registry import Endpoint, ModelSpec, Registry, RegistryError
 from ..thinking import ThinkingParser
 from . import Backend

@@ -30,6 +30,17 @@ def preset_values(spec: ModelSpec, thinking: bool) -> list:
     return [getattr(params, f) for f in SAMPLING_FIELDS]
 
 
+def export_conversation(history, model_id: str, system_prompt: str, think: bool, kind: str) -> str:
+    """Write the conversation as Markdown ("md") or JSON ("json") to a temporary file; returns its path."""
+    if not history:
+        raise gr.Error("Nothing to export yet: chat first.")
+    settings = {"model": model_id, "system prompt": system_prompt or "(model default)", "thinking": bool(think)}
+    body = export_markdown(history, settings) if kind == "md" else export_json(history, settings)
+    path = Path(tempfile.mkdtemp(prefix="qp-chat-")) / f"conversation.{kind}"
+    path.write_text(body, encoding="utf-8")
+    return str(path)
+
+
 def sampling_error(e: ValidationError) -> str:
     first = e.errors()[0]
     return f"Invalid {first['loc'][0]}: {first['msg']}."
@@ -69,8 +80,8 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
                                    info="Caps Qwen3's thinking on local models, then asks it to answer (Qwen's recipe)")
             status = gr.Markdown(backend.status())
             with gr.Row():
-                export_md = gr.DownloadButton("Export Markdown", size="sm")
-                export_json = gr.DownloadButton("Export JSON", size="sm")
+                export_md_button = gr.DownloadButton("Export Markdown", size="sm")
+                export_json_button = gr.DownloadButton("Export JSON", size="sm")
     with gr.Accordion("🔍 What the model sees (prompt inspector)", open=False):
         inspect_button = gr.Button("Inspect this conversation + message", size="sm")
         inspected_text, inspected_notes = inspector_outputs()
@@ -138,17 +149,9 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
     model.change(on_model_change, model, [model_info, thinking, *sliders], api_visibility="private", queue=False)
     thinking.change(on_thinking_change, [model, thinking], sliders, api_visibility="private", queue=False)
 
-    def export(history, model_id, system_prompt, think, kind):
-        if not history:
-            raise gr.Error("Nothing to export yet: chat first.")
-        settings = {"model": model_id, "system prompt": system_prompt or "(model default)", "thinking": bool(think)}
-        body = export_markdown(history, settings) if kind == "md" else export_json(history, settings)
-        path = Path(tempfile.mkdtemp(prefix="qp-chat-")) / f"conversation.{kind}"
-        path.write_text(body, encoding="utf-8")
-        return str(path)
-
-    export_md.click(lambda *a: export(*a, "md"), [chatbot, model, system, thinking], export_md, api_visibility="private")
-    export_json.click(lambda *a: export(*a, "json"), [chatbot, model, system, thinking], export_json, api_visibility="private")
+    export_inputs = [chatbot, model, system, thinking]
+    export_md_button.click(lambda *a: export_conversation(*a, "md"), export_inputs, export_md_button, api_visibility="private")
+    export_json_button.click(lambda *a: export_conversation(*a, "json"), export_inputs, export_json_button, api_visibility="private")
     inspect_button.click(lambda *a: make_inspect(config)(*a)[:2], [message, chatbot, model, system, thinking],
                          [inspected_text, inspected_notes], api_visibility="private")
     return {"message": message, "chatbot": chatbot, "model": model, "system_prompt": system, "thinking": thinking,

@@ -15,7 +15,6 @@ from ..guide import QUANTS, TASK_FAMILIES, rank
 from ..inspector import inspect, soft_switch, summary_markdown, thinking_difference, tokenizer_for
 from ..languages import languages
 from ..prompts import load_template
-from ..registry import RegistryError
 from .common import resolve
 
 HIGHLIGHT_COLORS = {"special": "#f59e0b", "tag": "#8b5cf6"}
