@@ -98,10 +98,6 @@ class ModelSpec(BaseModel):
             return self.presets.thinking
         return self.presets.non_thinking
 
-    @property
-    def label(self) -> str:
-        return f"{self.id} ({self.source})"
-
 
 class Route(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -1,8 +1,7 @@
 """Inference engines behind one interface.
 
-A backend turns a `Request` into a stream of events (see `generation.py`).
-Capability flags tell the UI what an engine can do, so tabs never test
-engine names. `local.LocalBackend` runs transformers in-process; other
+A backend turns a `Request` into a stream of events (see `generation.py`);
+tabs never test engine names, they only call `stream`. `local.LocalBackend` runs transformers in-process; other
 engines (an OpenAI-compatible server) implement the same `stream`.
 """
 
@@ -16,9 +15,6 @@ from ..generation import Event, Request
 
 
 class Backend(ABC):
-    supports_thinking: bool = True
-    supports_images: bool = False
-
     @abstractmethod
     def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
         """Yield events for `request`. Setting `cancel` ends generation within a token or two."""

@@ -69,12 +69,11 @@ def build_arena_tab(config: AppConfig, backend: Backend, store: ArenaStore) -> N
         return f"Your vote: **{CHOICES[choice.strip().lower()]}**. Model A was **{model_a}**, model B was **{model_b}**."
 
     outputs = [chat_a, chat_b, battle_id, reveal, *buttons.values()]
-    event = battle.click(start_battle, prompt, outputs, api_name="arena_battle", concurrency_id="generate")
+    battle.click(start_battle, prompt, outputs, api_name="arena_battle", concurrency_id="generate")
     for choice, button in buttons.items():
         button.click(lambda b, c=choice: [arena_vote(b, c), *[gr.Button(interactive=False)] * len(buttons)],
                      battle_id, [reveal, *buttons.values()], api_visibility="private")
     gr.api(arena_vote, api_name="arena_vote")
-    del event
 
 
 def build_leaderboard_tab(store: ArenaStore) -> gr.Dataframe:

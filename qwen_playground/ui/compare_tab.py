@@ -94,7 +94,7 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
         except (RegistryError, ValueError) as e:
             raise gr.Error(str(e)) from None
         requests = []
-        for spec, setup, history in zip(specs, setups, histories):
+        for spec, setup, history in zip(specs, setups, histories, strict=True):
             sampling = spec.preset(setup.thinking).model_copy(update={"temperature": setup.temperature, "max_new_tokens": setup.max_new_tokens})
             requests.append(Request(spec.id, pane_messages(history, template, text), sampling, setup.thinking and spec.thinking,
                                     int(thinking_budget or 0) or None))
@@ -115,7 +115,7 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
             turns[index].apply(event)
             yield *view(), gr.skip()
         pane_results = [PaneResult(setup, answer_text(t), t.thinking["content"] if t.thinking else "",
-                                   {"metrics": t.metrics.summary()} if t.metrics else {}, t.error) for setup, t in zip(setups, turns)]
+                                   {"metrics": t.metrics.summary()} if t.metrics else {}, t.error) for setup, t in zip(setups, turns, strict=True)]
         yield *view(final=True), [text, pane_results]
 
     def export(state, kind: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..chat import is_helper, normalize_history, to_model_messages
+from ..chat import THINKING_TITLE, is_helper, normalize_history, to_model_messages
 from ..config import AppConfig
 from ..guide import QUANTS, TASK_FAMILIES, rank
 from ..inspector import inspect, soft_switch, summary_markdown, thinking_difference, tokenizer_for
@@ -50,7 +50,7 @@ def make_inspect(config: AppConfig):
         messages = to_model_messages(history, system_prompt or "")
         if isinstance(message, str) and message.strip():
             messages.append({"role": "user", "content": template.render_user(message=message)})
-        stripped = sum(1 for m in history if is_helper(m) and m.get("metadata", {}).get("title", "").startswith("💭"))
+        stripped = sum(1 for m in history if is_helper(m) and m["metadata"]["title"] == THINKING_TITLE)
         return render_inspection(config, model, messages, thinking, stripped)
 
     return inspect_conversation

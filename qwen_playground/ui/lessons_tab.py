@@ -55,7 +55,7 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
     def lesson_of(tab: str, title_text: str, values: tuple) -> Lesson:
         if tab not in fields:
             raise gr.Error("Open the tab you want to save (Chat, Code, Math, Multilingual, Vision or Compare) first, then come back here.")
-        picked = {key: value for (t, key, _), value in zip(flat, values) if t == tab}
+        picked = {key: value for (t, key, _), value in zip(flat, values, strict=True) if t == tab}
         return Lesson(title=(title_text or "").strip() or f"My {tab} lesson", tab=tab, values=picked)
 
     def open_file(path):

@@ -9,11 +9,10 @@ from __future__ import annotations
 import gradio as gr
 
 from ..backends import Backend
-from ..backends.local import LocalBackend
 from ..chat import ChatTurn
 from ..config import AppConfig
-from ..demo_models import load_tokenizer
 from ..generation import Request
+from ..inspector import tokenizer_for
 from ..languages import Detection, detect, get_language, matches, token_costs
 from ..languages import languages as offered_languages
 from ..parallel import stream_all
@@ -58,11 +57,6 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
     costs = gr.Dataframe(label="Token cost",headers=["language", "tokens", "characters", "chars/token", "vs English", "answer tokens"], interactive=False)
     results = gr.JSON(label="Results", visible=False)
 
-    def tokenizer_for(spec):
-        if isinstance(backend, LocalBackend) and spec.id in backend.cache.keys():
-            return backend.cache.get(spec.id, 0, None).tokenizer
-        return load_tokenizer(spec.family if spec.family == "qwen3" else "qwen2.5")  # same Qwen vocabulary
-
     def language_messages(prompt_text: str, language: str) -> list[dict]:
         return [{"role": "system", "content": template.render_system(language=language)},
                 {"role": "user", "content": template.render_user(prompt=prompt_text, language=language)}]
@@ -96,7 +90,7 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
             yield *pane_updates(), gr.skip(), gr.skip()
         table = [[row["language"], row["tokens"], row["characters"], row["chars/token"], row["vs English"],
                   turns[name].metrics.answer_tokens if turns[name].metrics else None]
-                 for row, name in zip(token_costs(tokenizer_for(spec), chosen_names), chosen_names)]
+                 for row, name in zip(token_costs(tokenizer_for(spec, config.settings.cache_dir)[0], chosen_names), chosen_names, strict=True)]
         summary = {name: {"answer": answer_text(turn), "error": turn.error,
                           "detected": detections[name].language if name in detections else None,
                           "confidence": round(detections[name].confidence, 3) if name in detections else None,
