@@ -33,7 +33,9 @@ class Settings(BaseModel):
     cache_dir: Path = Field(default_factory=default_cache_dir, description="where demo models are built")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    concurrency: int = Field(2, ge=1, description="generations run at once per event")
+    concurrency: int = Field(8, ge=1, description="generations run at once (they share a model's continuous batch)")
+    queue_size: int = Field(64, ge=1, description="requests that may wait for a free slot; more are refused with a message")
+    batching: bool = Field(True, description="continuous batching for local text models (off: one generate call per request)")
     allow_code_execution: bool = Field(False, description="offer Run for Python in the Code tab (sandboxed)")
     arena_db: Path | None = Field(None, description="SQLite file for arena votes; default: <cache_dir>/arena.sqlite3")
     arena_pool: list[str] | None = Field(None, description="models the arena draws from; default: the chat route's")

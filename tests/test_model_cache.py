@@ -16,7 +16,7 @@ def loader(name, size, calls):
 
 def test_least_recently_used_is_evicted_to_fit_the_budget():
     calls, evicted = [], []
-    cache = ModelCache(100, on_evict=evicted.append)
+    cache = ModelCache(100, on_evict=lambda key, value: evicted.append(key))
     cache.get("a", 40, loader("a", 40, calls))
     cache.get("b", 40, loader("b", 40, calls))
     cache.get("a", 40, loader("a", 40, calls))  # reuse: a is now most recent
@@ -33,7 +33,7 @@ def test_a_model_larger_than_the_budget_is_refused_clearly():
 
 def test_an_underestimated_model_still_evicts_after_loading():
     evicted = []
-    cache = ModelCache(100, on_evict=evicted.append)
+    cache = ModelCache(100, on_evict=lambda key, value: evicted.append(key))
     cache.get("a", 50, loader("a", 50, []))
     cache.get("b", 10, loader("b", 90, []))
     assert evicted == ["a"] and cache.keys() == ["b"]

@@ -2,9 +2,10 @@
 
 Lazy: a model is fetched (downloaded, or built in demo mode) and loaded on
 its first request, with progress events, then kept in a `ModelCache` under a
-memory budget. Each request gets its own streamer and its own stop flag, and
-runs `generate` in a worker thread. All generation goes through `_generate`,
-the one place a batching scheduler would slot in.
+memory budget. Each request gets its own streamer and its own stop flag.
+Text requests join the model's continuous batch (`batching.py`), so many
+users share each decode step; vision requests and settings the batcher cannot
+honour run `generate` alone. Both paths meet in `_generate`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..generation import Done, Error, Event, Metrics, Progress, Request, Samplin
 from ..registry import ModelSpec, Registry, RegistryError
 from ..thinking import CLOSE, ThinkingParser
 from . import Backend
+from .batching import ContinuousBatcher, supports
 from .model_cache import ModelCache, ModelTooLarge
 
 
@@ -37,6 +39,7 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     load_s: float
     processor: ProcessorMixin | None = None  # vision models: images and videos go through it
+    batcher: ContinuousBatcher | None = None  # text models, unless batching is off
 
     @property
     def device(self) -> torch.device:
@@ -160,7 +163,10 @@ class LocalBackend(Backend):
             tokenizer = AutoTokenizer.from_pretrained(folder)
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, device_map=self.device)
         model.eval()
-        return LoadedModel(model, tokenizer, time.perf_counter() - start, processor), model.get_memory_footprint()
+        loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, processor)
+        if processor is None and self.settings.batching:
+            loaded.batcher = ContinuousBatcher(model, self._eos_ids(loaded), tokenizer.pad_token_id)
+        return loaded, model.get_memory_footprint()
 
     def _load(self, spec: ModelSpec) -> Iterator[Progress | LoadedModel | Error]:
         """Load (or reuse) in a worker thread, yielding progress lines while it works."""
@@ -191,7 +197,9 @@ class LocalBackend(Backend):
             hint = " It is not cached and the Hugging Face Hub cannot be reached: connect once to download it, or start with --demo."
         return f"Could not load {spec.id} from {spec.source}: {type(error).__name__}: {error}.{hint}"
 
-    def _on_evict(self, model_id: str) -> None:
+    def _on_evict(self, model_id: str, loaded: LoadedModel) -> None:
+        if loaded.batcher is not None:
+            loaded.batcher.close()
         if self.device == "cuda":
             torch.cuda.empty_cache()
 
@@ -303,7 +311,9 @@ class LocalBackend(Backend):
         if stop_ids:
             kwargs["eos_token_id"] = sorted(self._eos_ids(loaded) | set(stop_ids))
         outcome: dict = {}
-        worker = threading.Thread(target=self._generate, args=(loaded, inputs, kwargs, streamer, flags, outcome), daemon=True)
+        batched = loaded.batcher is not None and supports(sampling)
+        target = functools.partial(self._generate_batched, sampling, stop_ids) if batched else self._generate
+        worker = threading.Thread(target=target, args=(loaded, inputs, kwargs, streamer, flags, outcome), daemon=True)
         worker.start()
         for chunk in streamer:
             yield from self._feed(parser, chunk, clock)
@@ -321,8 +331,20 @@ class LocalBackend(Backend):
                 clock["thinking_end"] = time.perf_counter()
             yield event
 
+    def _generate_batched(self, sampling: SamplingParams, stop_ids: list[int], loaded: LoadedModel, inputs: dict, kwargs: dict,
+                          streamer, flags, outcome: dict) -> None:
+        """Like `_generate`, through the model's continuous batch."""
+        try:
+            eos = sorted(self._eos_ids(loaded) | set(stop_ids))
+            streamer.put(inputs["input_ids"][0])  # as `generate` does: the prompt first, which the streamer skips
+            outcome["ids"] = loaded.batcher.run(inputs["input_ids"][0].tolist(), sampling, kwargs["max_new_tokens"], eos, streamer, flags)
+        except Exception as e:  # reported as an Error event by the consumer
+            outcome["error"] = e
+        finally:
+            streamer.end()
+
     def _generate(self, loaded: LoadedModel, inputs: dict, kwargs: dict, streamer, flags, outcome: dict) -> None:
-        """Run one `generate` call (the place a batching scheduler would take over); results and errors go to `outcome`."""
+        """Run one `generate` call on its own; results and errors go to `outcome`."""
         try:
             inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
             output = loaded.model.generate(**inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopOn(*flags)]), **kwargs)

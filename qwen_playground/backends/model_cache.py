@@ -20,7 +20,7 @@ class ModelTooLarge(MemoryError):
 
 
 class ModelCache(Generic[T]):
-    def __init__(self, budget_bytes: int, on_evict: Callable[[str], None] = lambda _: None):
+    def __init__(self, budget_bytes: int, on_evict: Callable[[str, T], None] = lambda key, value: None):
         self.budget_bytes = budget_bytes
         self._entries: OrderedDict[str, tuple[T, int]] = OrderedDict()
         self._lock = threading.Lock()
@@ -56,8 +56,8 @@ class ModelCache(Generic[T]):
         for victim in [k for k in self._entries if k != key]:  # oldest first
             if self.used_bytes + needed <= self.budget_bytes:
                 break
-            del self._entries[victim]
-            self._on_evict(victim)
+            value, _ = self._entries.pop(victim)
+            self._on_evict(victim, value)
             evicted = True
         if evicted:
             gc.collect()

@@ -71,7 +71,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current)
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
         demo.load(open_link, None, link_outputs, api_visibility="private")
-    demo.queue(default_concurrency_limit=config.settings.concurrency)
+    demo.queue(default_concurrency_limit=config.settings.concurrency, max_size=config.settings.queue_size)
     return demo
 
 

@@ -1,0 +1,145 @@
+"""Continuous batching for many users on one local model.
+
+Each loaded text model gets one transformers `ContinuousBatchingManager`: a
+background loop that admits new requests at every decode step, so a student
+who asks while another answer is streaming joins the running batch instead of
+waiting for it or fighting it for the cores. One dispatcher thread hands each
+step's tokens to the request's own streamer, so streams stay separate, and a
+request is cancelled on its own.
+
+The manager applies temperature, top-p and top-k per request. It cannot apply
+a repetition penalty or min-p (transformers marks those processors
+unsupported), so requests that use them, and vision requests, take the
+one-request `generate` path: `supports` says which.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+
+import torch
+from transformers import ContinuousBatchingConfig, GenerationConfig, TopKLogitsWarper
+from transformers.generation.continuous_batching import cb_logits_processors
+
+from ..generation import SamplingParams
+
+_POLL_S = 0.05  # how often a waiting request looks at its stop flags
+PAGE = 256  # tokens per KV-cache block
+
+
+def supports(sampling: SamplingParams) -> bool:
+    """Whether the batcher reproduces these settings exactly."""
+    return sampling.repetition_penalty == 1.0 and sampling.min_p == 0.0
+
+
+def per_request_kwargs(sampling: SamplingParams, vocab_size: int) -> dict:
+    """Per-request logits settings; temperature 0 (greedy) is top-k 1, top-k 0 (off) is the whole vocabulary."""
+    if sampling.temperature == 0:
+        return {"temperature": 1.0, "top_p": 1.0, "top_k": 1}
+    return {"temperature": float(sampling.temperature), "top_p": float(sampling.top_p), "top_k": int(sampling.top_k or vocab_size)}
+
+
+class _TopKBySelection(cb_logits_processors.ContinuousBatchingTopKLogitsWarper):
+    """Per-request top-k by `torch.topk` (linear in the vocabulary) instead of a full sort: on a CPU the
+    stock version's sort of 152k logits per row costs about as much as a tiny model's forward pass."""
+
+    def __call__(self, scores: torch.Tensor, tensor_arg: torch.Tensor) -> torch.Tensor:
+        top_k = tensor_arg[: scores.size(0)].clamp(min=1, max=scores.size(-1)).to(torch.int64)
+        kept = torch.topk(scores, int(top_k.max()), dim=-1).values  # [B, k_max], descending
+        thresholds = kept.gather(-1, (top_k - 1).unsqueeze(-1))
+        return scores.masked_fill(scores < thresholds, self.filter_value)
+
+
+cb_logits_processors.CLASSIC_TO_CB_PROCESSORS_MAP[TopKLogitsWarper] = _TopKBySelection
+
+
+@dataclass
+class _Pending:
+    streamer: object  # a transformers streamer: put(tensor) / end()
+    done: threading.Event = field(default_factory=threading.Event)
+    sent: int = 0
+    ids: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+class ContinuousBatcher:
+    def __init__(self, model: torch.nn.Module, eos_ids: set[int], pad_id: int | None, cache_tokens: int = 16384):
+        """`cache_tokens`: KV-cache room shared by all requests in flight (prompts plus answers)."""
+        # Non-neutral defaults make transformers build the temperature/top-p/top-k processors; requests override them.
+        config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=2048,
+                                  eos_token_id=sorted(eos_ids), pad_token_id=pad_id)
+        self.vocab_size = model.config.get_text_config().vocab_size
+        self._start = lambda: model.init_continuous_batching(generation_config=config, continuous_batching_config=ContinuousBatchingConfig(
+            per_request_processors=True, num_blocks=cache_tokens // PAGE, block_size=PAGE, max_batch_tokens=512))
+        self.manager = self._start()
+        self.manager.start()
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._closed = threading.Event()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="batch-dispatch", daemon=True)
+        self._dispatcher.start()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def run(self, prompt_ids: list[int], sampling: SamplingParams, max_new_tokens: int, eos_ids: list[int],
+            streamer, flags) -> list[int]:
+        """Generate for one request, putting its tokens to `streamer` (the caller ends it); blocks until it
+        ends or a flag is set. Returns the new ids."""
+        request_id = f"r{next(self._ids)}"
+        pending = _Pending(streamer)
+        with self._lock:
+            if not self.manager.is_running():  # a failure killed the loop: the next request gets a fresh one
+                self.manager = self._start()
+                self.manager.start()
+            self._pending[request_id] = pending
+        try:
+            added = self.manager.add_request(prompt_ids, request_id=request_id, max_new_tokens=max_new_tokens, streaming=True,
+                                             eos_token_id=eos_ids, **per_request_kwargs(sampling, self.vocab_size))
+            if added is None:
+                raise RuntimeError("the batching loop is not accepting requests")
+            while not pending.done.wait(_POLL_S):
+                if any(f.is_set() for f in flags):
+                    self.manager.cancel_request(request_id)
+                    break
+                if self._closed.is_set() or not self.manager.is_running():
+                    raise RuntimeError(self._loop_error())
+            if pending.error:
+                raise RuntimeError(pending.error)
+            return list(pending.ids)
+        finally:
+            with self._lock:
+                self._pending.pop(request_id, None)
+
+    def _dispatch(self) -> None:
+        while not self._closed.is_set():
+            result = self.manager.get_result(timeout=0.1)
+            if result is None:
+                if not self.manager.is_running():
+                    self._closed.wait(0.1)  # returns at once while the loop is down: don't spin
+                continue
+            with self._lock:
+                pending = self._pending.get(result.request_id)
+            if pending is None:  # cancelled: nobody listens any more
+                continue
+            new = result.generated_tokens[pending.sent:]
+            if new:
+                pending.ids.extend(new)
+                pending.sent += len(new)
+                pending.streamer.put(torch.tensor(new))
+            if result.error:
+                pending.error = result.error
+            if result.is_finished():
+                pending.done.set()
+
+    def _loop_error(self) -> str:
+        fatal = self.manager.background_thread_status.fatal_error
+        return f"the batching loop stopped ({type(fatal).__name__}: {fatal})" if fatal else "the batching loop stopped"
+
+    def close(self) -> None:
+        self._closed.set()
+        self.manager.stop(block=True, timeout=5, hard_stop=True)

@@ -1,0 +1,77 @@
+"""Continuous batching: many users on one tiny real model, each with their own stream."""
+
+import threading
+
+from qwen_playground.backends.batching import supports
+from qwen_playground.backends.local import LocalBackend
+from qwen_playground.generation import Done, Error, Request, SamplingParams, TextDelta
+
+GREEDY = SamplingParams(temperature=0, max_new_tokens=30)
+
+
+def run_together(backend, requests, cancel_first_after=None):
+    results, flags = [None] * len(requests), [threading.Event() for _ in requests]
+
+    def one(i):
+        events = []
+        for event in backend.stream(requests[i], flags[i]):
+            events.append(event)
+            if i == 0 and cancel_first_after and sum(isinstance(e, TextDelta) for e in events) == cancel_first_after:
+                flags[0].set()
+        results[i] = events
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+    [t.start() for t in threads]
+    [t.join(timeout=120) for t in threads]
+    return results
+
+
+def text(events):
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def float32_backend(demo_config, **settings):
+    return LocalBackend(demo_config.registry, demo_config.settings.model_copy(update={"dtype": "float32", **settings}))
+
+
+def test_simultaneous_users_share_a_batch_and_get_their_own_answers(demo_config):
+    backend = float32_backend(demo_config)
+    prompts = ["one", "two two", "three three three", "four"]
+    alone = [text(list(backend.stream(Request("tiny-random", [{"role": "user", "content": p}], GREEDY), threading.Event())))
+             for p in prompts]
+    together = run_together(backend, [Request("tiny-random", [{"role": "user", "content": p}], GREEDY) for p in prompts])
+    assert [text(events) for events in together] == alone  # no stream saw another's tokens
+    assert len(set(alone)) > 1
+    assert all(isinstance(events[-1], Done) for events in together)
+    assert backend.cache.get("tiny-random", 0, None).batcher.in_flight == 0
+
+
+def test_cancelling_one_user_leaves_the_others_running(demo_config):
+    backend = float32_backend(demo_config)
+    long = GREEDY.model_copy(update={"max_new_tokens": 60})
+    together = run_together(backend, [Request("tiny-random", [{"role": "user", "content": "go"}], long)] * 3, cancel_first_after=3)
+    assert together[0][-1] == Done("cancelled")
+    assert [e for e in together[1] if isinstance(e, Done)] == [Done("length")] == [e for e in together[2] if isinstance(e, Done)]
+    assert text(together[1]) == text(together[2]) and len(text(together[1])) > len(text(together[0]))
+
+
+def test_settings_the_batch_cannot_honour_run_alone_and_still_work(demo_config):
+    assert supports(SamplingParams(temperature=0.6, top_p=0.95, top_k=20))  # Qwen3's presets batch
+    penalised = SamplingParams(temperature=0, max_new_tokens=20, repetition_penalty=1.05)  # Qwen2.5's presets do not
+    assert not supports(penalised) and not supports(SamplingParams(min_p=0.1))
+    backend = float32_backend(demo_config)
+    together = run_together(backend, [Request("tiny-random", [{"role": "user", "content": "hi"}], penalised)] * 2)
+    assert all(isinstance(events[-1], Done) and text(events) for events in together)
+
+
+def test_the_batch_recovers_after_a_failure(demo_config, monkeypatch):
+    backend = float32_backend(demo_config)
+    request = Request("tiny-random", [{"role": "user", "content": "go"}], GREEDY)
+    before = text(list(backend.stream(request, threading.Event())))
+    model = backend.cache.get("tiny-random", 0, None).model
+    real_forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("device fell over")))
+    failed = list(backend.stream(request, threading.Event()))
+    assert isinstance(failed[-1], Error) and "device fell over" in failed[-1].message
+    monkeypatch.setattr(model, "forward", real_forward)
+    assert text(list(backend.stream(request, threading.Event()))) == before
