@@ -19,6 +19,7 @@ class PaneSetup:
     thinking: bool = False
     temperature: float | None = None  # None: the model's preset
     max_new_tokens: int | None = None
+    quantization: str = "none"  # weights precision (local models)
 
 
 @dataclass
@@ -39,10 +40,15 @@ def comparable_models(registry: Registry) -> list[ModelSpec]:
     return list(seen.values())
 
 
-def presets(registry: Registry) -> dict[str, list[PaneSetup]]:
-    """'Change one thing' comparisons that this registry can actually run."""
+def presets(registry: Registry, precisions: tuple[str, ...] = ("none",)) -> dict[str, list[PaneSetup]]:
+    """'Change one thing' comparisons that this registry can actually run (`precisions`: the quantization
+    choices this machine offers)."""
     models = comparable_models(registry)
     found: dict[str, list[PaneSetup]] = {}
+    if len(precisions) > 1 and models:
+        smallest = min(models, key=lambda m: m.params_b)
+        names = " vs ".join("full precision" if p == "none" else p for p in precisions)
+        found[f"Weights: {names} ({smallest.id})"] = [PaneSetup(smallest.id, quantization=p) for p in precisions]
     thinker = next((m for m in models if m.thinking), None)
     if thinker:
         found[f"Thinking on vs off ({thinker.id})"] = [PaneSetup(thinker.id, True), PaneSetup(thinker.id, False)]
@@ -94,7 +100,7 @@ def to_markdown(prompts: list[str], results: list[PaneResult]) -> str:
         s = r.setup
         lines += [f"## Pane {n}: {s.model}", "",
                   f"- thinking: {'on' if s.thinking else 'off'}; temperature: {s.temperature if s.temperature is not None else 'preset'}; "
-                  f"max new tokens: {s.max_new_tokens or 'preset'}"]
+                  f"max new tokens: {s.max_new_tokens or 'preset'}; weights: {s.quantization}"]
         if r.metrics:
             lines.append("- " + "; ".join(f"{k}: {v}" for k, v in r.metrics.items()))
         if r.error:

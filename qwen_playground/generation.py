@@ -36,6 +36,7 @@ class Request:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     thinking: bool = False
     thinking_budget: int | None = None  # cap on thinking tokens (local models; Qwen's early-stop recipe)
+    quantization: str = "none"  # "none", "8-bit" or "4-bit" (local models; see quantization.py)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Metrics:
     thinking_s: float | None
     total_s: float
     load_s: float = 0.0
+    weights_bytes: int | None = None  # memory the model's weights occupy (local models)
+    quantization: str = "none"
 
     def summary(self) -> str:
         """One human line, e.g. for the metrics line under an answer."""
@@ -77,6 +80,9 @@ class Metrics:
         if self.thinking_tokens:
             parts.append(f"{self.thinking_tokens} thinking tokens")
         parts.append(f"{self.prompt_tokens} prompt tokens")
+        if self.weights_bytes:
+            precision = "" if self.quantization == "none" else f", {self.quantization}"
+            parts.append(f"weights {self.weights_bytes / 2**30:.2f} GiB{precision}")
         if self.load_s >= 0.05:
             parts.append(f"model load {self.load_s:.1f} s")
         return " · ".join(parts)

@@ -45,8 +45,9 @@ def test_a_slow_pane_does_not_hold_up_a_fast_one_and_a_crash_stays_in_its_pane()
 
 
 def test_closing_the_merged_stream_cancels_all():
+    before = threading.active_count()
     merged = stream_all(_Slow(), [Request("slow", []), Request("slow", [])])
     next(merged)
     merged.close()
     time.sleep(0.5)
-    assert threading.active_count() < 20
+    assert threading.active_count() <= before  # the pane workers are gone

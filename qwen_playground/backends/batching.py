@@ -72,7 +72,7 @@ class ContinuousBatcher:
                                   eos_token_id=sorted(eos_ids), pad_token_id=pad_id)
         self.vocab_size = model.config.get_text_config().vocab_size
         self._start = lambda: model.init_continuous_batching(generation_config=config, continuous_batching_config=ContinuousBatchingConfig(
-            per_request_processors=True, num_blocks=cache_tokens // PAGE, block_size=PAGE, max_batch_tokens=512))
+            per_request_processors=True, num_blocks=cache_tokens // PAGE, page_size=PAGE, max_batch_tokens=512))
         self.manager = self._start()
         self.manager.start()
         self._pending: dict[str, _Pending] = {}

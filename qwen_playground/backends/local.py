@@ -22,7 +22,7 @@ import torch
 from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, PreTrainedTokenizerBase,
                           ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
 
-from .. import weights
+from .. import quantization, weights
 from ..chat_encoding import encode_chat
 from ..config import Settings
 from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
@@ -135,8 +135,13 @@ class LocalBackend(Backend):
 
     # ---- loading -----------------------------------------------------------------
 
-    def estimate_bytes(self, spec: ModelSpec) -> int:
-        return int(spec.params_b * 1e9 * torch.finfo(self.dtype).bits / 8)
+    def estimate_bytes(self, spec: ModelSpec, quant: str = "none") -> int:
+        return int(spec.params_b * 1e9 * quantization.bytes_per_param(quant, self.dtype))
+
+    @staticmethod
+    def cache_key(model_id: str, quant: str = "none") -> str:
+        """One cache entry per model and precision, so bf16 and 8-bit can sit side by side in a comparison."""
+        return model_id if quant == "none" else f"{model_id}@{quant}"
 
     def fit_problem(self, specs: list[ModelSpec]) -> str | None:
         """Why these models cannot all be resident at once, or None when they can."""
@@ -148,34 +153,38 @@ class LocalBackend(Backend):
         return (f"{', '.join(distinct)} need about {need / 2**30:.1f} GiB together, more than the "
                 f"{self.cache.budget_bytes / 2**30:.1f} GiB memory budget: running them one after another.")
 
-    def _load_now(self, spec: ModelSpec, report) -> tuple[LoadedModel, int]:
+    def _load_now(self, spec: ModelSpec, quant: str, report) -> tuple[LoadedModel, int]:
         start = time.perf_counter()
         folder = weights.fetch(spec, self.settings.cache_dir, report)
-        report(f"Loading {spec.id} into memory ({str(self.dtype).removeprefix('torch.')} on {self.device})…")
+        precision = str(self.dtype).removeprefix("torch.") + ("" if quant == "none" else f", weights {quant}")
+        report(f"Loading {spec.id} into memory ({precision} on {self.device})…")
+        options = {"dtype": self.dtype, "device_map": self.device,
+                   "quantization_config": quantization.transformers_config(quant, self.device, self.dtype)}
         processor = None
         if "image" in spec.modalities:
             processor = AutoProcessor.from_pretrained(folder)
             if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
                 raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
             tokenizer = processor.tokenizer
-            model = AutoModelForImageTextToText.from_pretrained(folder, dtype=self.dtype, device_map=self.device)
+            model = AutoModelForImageTextToText.from_pretrained(folder, **options)
         else:
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, device_map=self.device)
+            model = AutoModelForCausalLM.from_pretrained(folder, **options)
         model.eval()
         loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, processor)
         if processor is None and self.settings.batching:
             loaded.batcher = ContinuousBatcher(model, self._eos_ids(loaded), tokenizer.pad_token_id)
-        return loaded, model.get_memory_footprint()
+        return loaded, quantization.weight_bytes(model)
 
-    def _load(self, spec: ModelSpec) -> Iterator[Progress | LoadedModel | Error]:
+    def _load(self, spec: ModelSpec, quant: str = "none") -> Iterator[Progress | LoadedModel | Error]:
         """Load (or reuse) in a worker thread, yielding progress lines while it works."""
         messages: queue.Queue[str | None] = queue.Queue()
         result: dict = {}
 
         def work():
             try:
-                result["model"] = self.cache.get(spec.id, self.estimate_bytes(spec), lambda: self._load_now(spec, messages.put))
+                result["model"] = self.cache.get(self.cache_key(spec.id, quant), self.estimate_bytes(spec, quant),
+                                                 lambda: self._load_now(spec, quant, messages.put))
             except Exception as e:  # shown to the user; the app serves on
                 result["error"] = e
             finally:
@@ -217,7 +226,10 @@ class LocalBackend(Backend):
             yield Error(str(e))
             return
         loaded = None
-        for item in self._load(spec):
+        if reason := quantization.unavailable_reason(request.quantization, self.device):
+            yield Error(f"{request.quantization} quantization is unavailable on {self.device}: {reason}. Choose another precision.")
+            return
+        for item in self._load(spec, request.quantization):
             if isinstance(item, LoadedModel):
                 loaded = item
             else:
@@ -296,6 +308,8 @@ class LocalBackend(Backend):
             thinking_s=((clock["thinking_end"] or end) - start) if thinking_tokens else None,
             total_s=end - start + load_s,
             load_s=load_s,
+            weights_bytes=self.cache.sizes().get(self.cache_key(spec.id, request.quantization)),
+            quantization=request.quantization,
         )
         stopped = bool(own) and own[-1] in eos
         if cancel.is_set() and not stopped:
@@ -376,5 +390,5 @@ class LocalBackend(Backend):
         sizes = self.cache.sizes()
         if not sizes:
             return f"No model loaded yet · {self.device}, {str(self.dtype).removeprefix('torch.')} · budget {self.cache.budget_bytes / 2**30:.1f} GiB"
-        loaded = ", ".join(f"{k} ({v / 2**30:.2f} GiB)" for k, v in sizes.items())
+        loaded = ", ".join(f"{k.replace('@', ' ')} ({v / 2**30:.2f} GiB)" for k, v in sizes.items())
         return f"Loaded: {loaded} · {self.device}, {str(self.dtype).removeprefix('torch.')} · {self.cache.used_bytes / 2**30:.2f} of {self.cache.budget_bytes / 2**30:.1f} GiB"

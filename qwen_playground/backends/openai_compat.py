@@ -114,6 +114,9 @@ class OpenAICompatBackend(Backend):
         except RegistryError as e:
             yield Error(str(e))
             return
+        if request.quantization != "none":
+            yield Error(f"{spec.id} runs on a server that chooses its own precision: set weights to 'none' for it.")
+            return
         start = time.perf_counter()
         first = thinking_end = None
         thinking_pieces = answer_pieces = 0

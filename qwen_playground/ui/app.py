@@ -15,6 +15,7 @@ from .compare_tab import build_compare_tab
 from .inspector_tab import build_guide_tab, build_inspector_tab
 from .lessons_tab import build_lessons_tab
 from .math_tab import build_math_tab
+from .monitor_tab import build_monitor_tab
 from .multilingual_tab import build_multilingual_tab
 from .vision_tab import build_vision_tab
 
@@ -66,6 +67,9 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 build_inspector_tab(config, fields["chat"])
             with gr.Tab("Model guide", id="guide"):
                 build_guide_tab(config)
+            if isinstance(backend, Router):
+                with gr.Tab("Monitor", id="monitor"):
+                    build_monitor_tab(backend)
             with gr.Tab("Lessons", id="lessons"):
                 lesson_fields = {tab: {k: c for k, c in group.items() if k != "chatbot"} for tab, group in fields.items()}
                 open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current)

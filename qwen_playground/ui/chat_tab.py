@@ -18,7 +18,7 @@ from ..config import AppConfig
 from ..generation import Request, SamplingParams
 from ..prompts import load_template
 from ..registry import ModelSpec, RegistryError
-from .common import describe, stream_turn
+from .common import describe, precision_picker, stream_turn
 from .inspector_tab import inspector_outputs, make_inspect
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
@@ -63,6 +63,7 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
         with gr.Column(scale=1, min_width=300):
             model = gr.Dropdown([(s.id, s.id) for s in specs], value=first.id, label="Model")
             model_info = gr.Markdown(describe(first))
+            precision = precision_picker(backend)
             thinking = gr.Checkbox(first.thinking, label="Thinking mode", interactive=first.thinking,
                                    info="Qwen3 reasons in <think> before answering")
             system = gr.Textbox(template.render_system(), label="System prompt", lines=3,
@@ -94,7 +95,7 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
         return preset_values(registry.get(model_id), think)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
-                thinking_budget=0):
+                thinking_budget=0, quantization="none"):
         text, model_id, think = message, model, thinking
         if not isinstance(text, str) or not text.strip():
             raise gr.Error("Type a message first.")
@@ -109,13 +110,13 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
             raise gr.Error(sampling_error(e)) from None
         except ValueError as e:
             raise gr.Error(str(e)) from None
-        yield from run_turn(text, history, spec, system_prompt or "", bool(think), sampling, int(thinking_budget or 0) or None)
+        yield from run_turn(text, history, spec, system_prompt or "", bool(think), sampling, int(thinking_budget or 0) or None, quantization)
 
-    def run_turn(text, history, spec, system_prompt, think, sampling, budget):
+    def run_turn(text, history, spec, system_prompt, think, sampling, budget, quantization="none"):
         before = list(history)
         history = history + [{"role": "user", "content": text}]
         messages = to_model_messages(before, system_prompt) + [{"role": "user", "content": template.render_user(message=text)}]
-        request = Request(spec.id, messages, sampling, think and spec.thinking, budget)
+        request = Request(spec.id, messages, sampling, think and spec.thinking, budget, quantization)
         yield history, ""
         turn = None
         try:
@@ -136,10 +137,10 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
         before, text = split_last_turn(normalize_history(history))
         return before, text or ""
 
-    inputs = [message, chatbot, model, system, thinking, *sliders, budget]
+    inputs = [message, chatbot, model, system, thinking, *sliders, budget, precision]
     send_event = send.click(respond, inputs, [chatbot, message], api_name="chat", concurrency_id="generate")
     submit_event = message.submit(respond, inputs, [chatbot, message], api_visibility="private", concurrency_id="generate")
-    retry_event = chatbot.retry(retry, [chatbot, model, system, thinking, *sliders, budget], [chatbot, message],
+    retry_event = chatbot.retry(retry, [chatbot, model, system, thinking, *sliders, budget, precision], [chatbot, message],
                                 api_visibility="private", concurrency_id="generate")
     chatbot.undo(undo, chatbot, [chatbot, message], api_visibility="private", queue=False)
     clear.click(lambda: ([], ""), None, [chatbot, message], api_visibility="private", queue=False)

@@ -15,7 +15,7 @@ from ..codeblocks import extract_code_blocks
 from ..config import AppConfig
 from ..generation import Request
 from ..prompts import load_template
-from .common import answer_text, bubbles, metrics_text, model_picker, require_text, resolve, stream_turn
+from .common import answer_text, bubbles, metrics_text, model_picker, precision_picker, require_text, resolve, stream_turn
 from .inspector_tab import inspector_panel
 
 # Language shown to the model -> (fence names it may use, gr.Code highlighting)
@@ -57,6 +57,7 @@ def build_code_tab(config: AppConfig, backend: Backend) -> dict:
             task = gr.Textbox(label="Task", lines=4, placeholder="e.g. Parse a CSV of orders and report the total per customer")
             language = gr.Dropdown(list(LANGUAGES), value="Python", label="Language")
             model, _ = model_picker(registry, "code")
+            precision = precision_picker(backend)
             context = gr.Textbox("", label="Context (optional)", lines=3, placeholder="Existing code, data formats, APIs to use…")
             constraints = gr.Textbox("", label="Constraints (optional)", placeholder="e.g. standard library only; O(n log n)")
             with gr.Row():
@@ -79,18 +80,18 @@ def build_code_tab(config: AppConfig, backend: Backend) -> dict:
         prompt = template.render_user(task=task, language=language, context=context or "", constraints=constraints or "")
         return [{"role": "system", "content": template.render_system()}, {"role": "user", "content": prompt}]
 
-    def write_code(task, language, context, constraints, model):
+    def write_code(task, language, context, constraints, model, quantization="none"):
         task = require_text(task, "a task")
         if language not in LANGUAGES:
             raise gr.Error(f"Unknown language '{language}'. Pick one of: {', '.join(LANGUAGES)}.")
         spec = resolve(registry, model)
         messages = code_messages(task, language, context, constraints)
-        request = Request(spec.id, messages, spec.preset(False), thinking=False)
+        request = Request(spec.id, messages, spec.preset(False), thinking=False, quantization=quantization)
         shown = [messages[-1]]
         for turn in stream_turn(backend, request):
             yield shown + bubbles(turn), code_for(answer_text(turn), language), metrics_text(turn)
 
-    event = generate.click(write_code, [task, language, context, constraints, model], [conversation, code, metrics],
+    event = generate.click(write_code, [task, language, context, constraints, model, precision], [conversation, code, metrics],
                            api_name="code", concurrency_id="generate")
     stop.click(None, cancels=[event])
     language.change(lambda name: gr.Code(language=LANGUAGES.get(name, (None, None))[1]), language, code, api_visibility="private", queue=False)
@@ -98,6 +99,6 @@ def build_code_tab(config: AppConfig, backend: Backend) -> dict:
         run.click(run_code, [code, language], [stdout, stderr, run_summary], api_name="run_code", concurrency_limit=2)
     else:
         run.click(lambda: gr.Warning(RUN_DISABLED), None, None, api_visibility="private", queue=False)
-    inspector_panel(config, [task, language, context, constraints, model],
+    inspector_panel(config, [task, language, context, constraints, model, precision],
                     lambda t, lang, ctx, con, m: (m, code_messages(require_text(t, "a task"), lang, ctx, con), False))
     return {"task": task, "language": language, "context": context, "constraints": constraints, "model": model}

@@ -7,6 +7,7 @@ from typing import Iterator
 
 import gradio as gr
 
+from .. import quantization
 from ..backends import Backend
 from ..chat import ChatTurn
 from ..generation import Request
@@ -25,6 +26,23 @@ def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown
     info = gr.Markdown(describe(specs[0]))
     dropdown.change(lambda model_id: describe(registry.get(model_id)), dropdown, info, api_visibility="private", queue=False)
     return dropdown, info
+
+
+def precision_picker(backend) -> gr.Radio:
+    """Weights precision for local models: the choices this machine can run, with the reason for the others."""
+    device = local_device(backend)
+    reasons = quantization.available(device)
+    missing = "; ".join(f"{choice}: {why}" for choice, why in reasons.items() if why)
+    info = f"Local models on {device}." + (f" Not here: {missing}." if missing else "")
+    return gr.Radio(runnable_precisions(backend), value="none", label="Weights (quantization)", info=info)
+
+
+def local_device(backend) -> str:
+    return getattr(backend, "local", backend).device
+
+
+def runnable_precisions(backend) -> tuple[str, ...]:
+    return tuple(c for c, why in quantization.available(local_device(backend)).items() if why is None)
 
 
 def resolve(registry: Registry, model_id: str) -> ModelSpec:

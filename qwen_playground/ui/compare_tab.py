@@ -1,7 +1,7 @@
 """The Compare tab: one prompt to 2-4 panes at once, each with its own model and settings.
 
 Endpoint `/compare` (prompt, panes, template, then per pane model_i,
-thinking_i, temperature_i, max_tokens_i, history_i) -> streamed (4 pane
+thinking_i, temperature_i, max_tokens_i, history_i, thinking_budget, weights_i) -> streamed (4 pane
 conversations, 4 metrics lines, answer agreement, notice).
 """
 
@@ -21,7 +21,7 @@ from ..mathtext import LATEX_DELIMITERS, protect_math
 from ..parallel import stream_all, stream_in_turn
 from ..prompts import load_template
 from ..registry import RegistryError
-from .common import answer_text, bubbles, metrics_text, require_text
+from .common import answer_text, bubbles, metrics_text, precision_picker, require_text, runnable_precisions
 from .inspector_tab import inspector_panel
 
 MAX_PANES = 4
@@ -31,7 +31,7 @@ TEMPLATES = {"Chat": ("chat", "message"), "Math (step by step, \\boxed{} answer)
 def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
     registry = config.registry
     models = [m.id for m in comparable_models(registry)]
-    ready = presets(registry)
+    ready = presets(registry, runnable_precisions(backend))
     with gr.Row():
         prompt = gr.Textbox(label="Prompt (sent to every pane)", lines=3, scale=4)
         with gr.Column(scale=2):
@@ -48,7 +48,7 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
         export_json = gr.DownloadButton("Export JSON", value=None)
     notice = gr.Markdown(label="Notice")
     agree = gr.Markdown(label="Agreement")
-    columns, pane_inputs, chats, metric_lines = [], [], [], []
+    columns, pane_inputs, chats, metric_lines, precisions = [], [], [], [], []
     with gr.Row():
         for i in range(MAX_PANES):
             default = models[i % len(models)]
@@ -57,12 +57,14 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
                 thinking = gr.Checkbox(registry.get(default).thinking, label="Thinking", interactive=registry.get(default).thinking)
                 temperature = gr.Slider(0, 2, registry.get(default).preset(False).temperature, step=0.05, label="Temperature")
                 max_tokens = gr.Slider(16, 8192, 1024, step=16, label="Max new tokens")
+                precision = precision_picker(backend)
                 chat = gr.Chatbot(label=f"Pane {i + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
                 line = gr.Markdown(label=f"Pane {i + 1} metrics")
             model.change(lambda m: gr.Checkbox(interactive=True) if registry.get(m).thinking else gr.Checkbox(value=False, interactive=False),
                          model, thinking, api_visibility="private", queue=False)
             columns.append(column)
             pane_inputs.append((model, thinking, temperature, max_tokens))
+            precisions.append(precision)
             chats.append(chat)
             metric_lines.append(line)
     results = gr.State([])  # [prompts, [PaneResult...]] of the conversation so far, for export
@@ -77,7 +79,8 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
     def compare(prompt, panes, template,
                 model_1, thinking_1, temperature_1, max_tokens_1, model_2, thinking_2, temperature_2, max_tokens_2,
                 model_3, thinking_3, temperature_3, max_tokens_3, model_4, thinking_4, temperature_4, max_tokens_4,
-                history_1, history_2, history_3, history_4, thinking_budget=0):
+                history_1, history_2, history_3, history_4, thinking_budget=0,
+                weights_1="none", weights_2="none", weights_3="none", weights_4="none"):
         text = require_text(prompt, "a prompt")
         panes = int(panes)
         if not 2 <= panes <= MAX_PANES:
@@ -87,7 +90,8 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
         settings = [(model_1, thinking_1, temperature_1, max_tokens_1), (model_2, thinking_2, temperature_2, max_tokens_2),
                     (model_3, thinking_3, temperature_3, max_tokens_3), (model_4, thinking_4, temperature_4, max_tokens_4)]
         histories = [history_1, history_2, history_3, history_4]
-        setups = [PaneSetup(m, bool(t), float(temp), int(mx)) for m, t, temp, mx in settings[:panes]]
+        weights = [weights_1, weights_2, weights_3, weights_4]
+        setups = [PaneSetup(m, bool(t), float(temp), int(mx), str(w)) for (m, t, temp, mx), w in zip(settings[:panes], weights, strict=False)]
         try:
             specs = [registry.get(s.model) for s in setups]
             histories = [normalize_history(h) for h in histories[:panes]]
@@ -97,7 +101,7 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
         for spec, setup, history in zip(specs, setups, histories, strict=True):
             sampling = spec.preset(setup.thinking).model_copy(update={"temperature": setup.temperature, "max_new_tokens": setup.max_new_tokens})
             requests.append(Request(spec.id, pane_messages(history, template, text), sampling, setup.thinking and spec.thinking,
-                                    int(thinking_budget or 0) or None))
+                                    int(thinking_budget or 0) or None, setup.quantization))
         problem = backend.fit_problem([s.id for s in specs])
         runner = stream_in_turn if problem else stream_all
         turns = [ChatTurn() for _ in requests]
@@ -129,26 +133,26 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
 
     def apply_preset(name):
         if name not in ready:
-            return [gr.skip()] * (1 + 3 * MAX_PANES)
+            return [gr.skip()] * (1 + 4 * MAX_PANES)
         setups = ready[name]
         updates = [str(len(setups))]
         for i in range(MAX_PANES):
             if i < len(setups):
                 spec = registry.get(setups[i].model)
                 updates += [gr.Column(visible=True), setups[i].model,
-                            gr.Checkbox(value=setups[i].thinking and spec.thinking, interactive=spec.thinking)]
+                            gr.Checkbox(value=setups[i].thinking and spec.thinking, interactive=spec.thinking), setups[i].quantization]
             else:
-                updates += [gr.Column(visible=False), gr.skip(), gr.skip()]
+                updates += [gr.Column(visible=False), gr.skip(), gr.skip(), gr.skip()]
         return updates
 
     flat_inputs = [c for pane in pane_inputs for c in pane]
-    event = send.click(compare, [prompt, count, template, *flat_inputs, *chats, budget],
+    event = send.click(compare, [prompt, count, template, *flat_inputs, *chats, budget, *precisions],
                        [*chats, *metric_lines, agree, notice, results], api_name="compare", concurrency_id="generate")
     stop.click(None, cancels=[event])
     clear.click(lambda: [[]] * MAX_PANES + [""] * MAX_PANES + ["", "", []], None, [*chats, *metric_lines, agree, notice, results],
                 api_visibility="private", queue=False)
     count.change(lambda n: [gr.Column(visible=i < int(n)) for i in range(MAX_PANES)], count, columns, api_visibility="private", queue=False)
-    preset_outputs = [count] + [x for i in range(MAX_PANES) for x in (columns[i], pane_inputs[i][0], pane_inputs[i][1])]
+    preset_outputs = [count] + [x for i in range(MAX_PANES) for x in (columns[i], pane_inputs[i][0], pane_inputs[i][1], precisions[i])]
     preset.change(apply_preset, preset, preset_outputs, api_visibility="private", queue=False)
     export_md.click(lambda s: export(s, "md"), results, export_md, api_visibility="private")
     export_json.click(lambda s: export(s, "json"), results, export_json, api_visibility="private")
@@ -156,5 +160,6 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
                     lambda p, t, m, think, h: (m, pane_messages(normalize_history(h), t, require_text(p, "a prompt")), think))
     fields = {"prompt": prompt, "panes": count, "template": template, "thinking_budget": budget}
     for i, (model, thinking, temperature, max_tokens) in enumerate(pane_inputs, 1):
+        fields[f"weights_{i}"] = precisions[i - 1]
         fields |= {f"model_{i}": model, f"thinking_{i}": thinking, f"temperature_{i}": temperature, f"max_tokens_{i}": max_tokens}
     return fields

@@ -13,7 +13,7 @@ from ..config import AppConfig
 from ..generation import Request
 from ..mathtext import LATEX_DELIMITERS, check_answer, extract_boxed, protect_math
 from ..prompts import load_template
-from .common import answer_text, bubbles, metrics_text, model_picker, require_text, resolve, stream_turn
+from .common import answer_text, bubbles, metrics_text, model_picker, precision_picker, require_text, resolve, stream_turn
 from .inspector_tab import inspector_panel
 
 
@@ -24,6 +24,7 @@ def build_math_tab(config: AppConfig, backend: Backend) -> dict:
             problem = gr.Textbox(label="Problem", lines=5, placeholder="e.g. Find the value of $x$ that satisfies $4x+5 = 6x+7$.")
             expected = gr.Textbox("", label="Expected answer (optional)", placeholder="e.g. -1, 1/2, \\frac{\\sqrt{3}}{2}")
             model, _ = model_picker(registry, "math")
+            precision = precision_picker(backend)
             with gr.Row():
                 solve = gr.Button("Solve", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
@@ -37,7 +38,7 @@ def build_math_tab(config: AppConfig, backend: Backend) -> dict:
     def math_messages(problem: str) -> list[dict]:
         return [{"role": "system", "content": template.render_system()}, {"role": "user", "content": template.render_user(problem=problem)}]
 
-    def solve_problem(problem, expected, model):
+    def solve_problem(problem, expected, model, quantization="none"):
         problem_text = require_text(problem, "a problem")
         expected_text = (expected or "").strip()
         if expected_text:
@@ -47,7 +48,7 @@ def build_math_tab(config: AppConfig, backend: Backend) -> dict:
                 raise gr.Error(str(e)) from None
         spec = resolve(registry, model)
         messages = math_messages(problem_text)
-        request = Request(spec.id, messages, spec.preset(spec.thinking), thinking=spec.thinking)
+        request = Request(spec.id, messages, spec.preset(spec.thinking), thinking=spec.thinking, quantization=quantization)
         shown = [{"role": "user", "content": protect_math(problem_text)}]
         for turn in stream_turn(backend, request):
             view = [dict(m, content=protect_math(m["content"])) for m in bubbles(turn)]
@@ -56,7 +57,7 @@ def build_math_tab(config: AppConfig, backend: Backend) -> dict:
         verdict_text = check_answer(expected_text, boxed).message if expected_text else ""
         yield shown + view, boxed or "(no \\boxed{} answer)", verdict_text, metrics_text(turn)
 
-    event = solve.click(solve_problem, [problem, expected, model], [conversation, final, verdict, metrics], api_name="math", concurrency_id="generate")
+    event = solve.click(solve_problem, [problem, expected, model, precision], [conversation, final, verdict, metrics], api_name="math", concurrency_id="generate")
     stop.click(None, cancels=[event])
     inspector_panel(config, [problem, model],
                     lambda p, m: (m, math_messages(require_text(p, "a problem")), registry.get(m).thinking))

@@ -17,7 +17,7 @@ from ..languages import Detection, detect, get_language, matches, token_costs
 from ..languages import languages as offered_languages
 from ..parallel import stream_all
 from ..prompts import load_template
-from .common import answer_text, metrics_text, model_picker, require_text, resolve
+from .common import answer_text, metrics_text, model_picker, precision_picker, require_text, resolve
 from .inspector_tab import inspector_panel
 
 MAX_CHOSEN = 6
@@ -47,6 +47,7 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
         with gr.Column(scale=2):
             chosen = gr.CheckboxGroup(names, value=DEFAULT, label=f"Answer in (up to {MAX_CHOSEN})")
             model, _ = model_picker(registry, "multilingual")
+            precision = precision_picker(backend)
             with gr.Row():
                 ask = gr.Button("Answer in each language", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
@@ -61,7 +62,7 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
         return [{"role": "system", "content": template.render_system(language=language)},
                 {"role": "user", "content": template.render_user(prompt=prompt_text, language=language)}]
 
-    def answer_all(prompt, languages, model):
+    def answer_all(prompt, languages, model, quantization="none"):
         prompt_text = require_text(prompt, "a prompt")
         chosen_names = list(languages or [])
         if not chosen_names:
@@ -73,7 +74,7 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
         except ValueError as e:
             raise gr.Error(str(e)) from None
         spec = resolve(registry, model)
-        requests = [Request(spec.id, language_messages(prompt_text, info.name), spec.preset(False), thinking=False) for info in infos]
+        requests = [Request(spec.id, language_messages(prompt_text, info.name), spec.preset(False), thinking=False, quantization=quantization) for info in infos]
         turns = {info.name: ChatTurn() for info in infos}
         detections: dict[str, Detection] = {}
 
@@ -99,9 +100,9 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
                    for name, turn in turns.items()}
         yield *pane_updates(), table, summary
 
-    event = ask.click(answer_all, [prompt, chosen, model], [*panes, costs, results], api_name="multilingual", concurrency_id="generate")
+    event = ask.click(answer_all, [prompt, chosen, model, precision], [*panes, costs, results], api_name="multilingual", concurrency_id="generate")
     stop.click(None, cancels=[event])
     chosen.change(lambda picked: [gr.Markdown(visible=n in (picked or [])) for n in names], chosen, panes, api_visibility="private", queue=False)
-    inspector_panel(config, [prompt, chosen, model],
+    inspector_panel(config, [prompt, chosen, model, precision],
                     lambda p, langs, m: (m, language_messages(require_text(p, "a prompt"), (langs or ["English"])[0]), False))
     return {"prompt": prompt, "languages": chosen, "model": model}

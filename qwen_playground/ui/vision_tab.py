@@ -17,7 +17,7 @@ from ..generation import Request
 from ..prompts import load_template
 from ..vision import (TOKEN_SIDE, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes,
                       video_support)
-from .common import answer_text, bubbles, metrics_text, model_picker, require_text, resolve, stream_turn
+from .common import answer_text, bubbles, metrics_text, model_picker, precision_picker, require_text, resolve, stream_turn
 from .inspector_tab import inspector_panel
 
 MAX_FILES = 8
@@ -33,6 +33,7 @@ def build_vision_tab(config: AppConfig, backend: Backend) -> dict:
             question = gr.Textbox(label="Question", lines=2, placeholder=f"e.g. What is in this picture?  For boxes: {GROUNDING_HINT}")
             system = gr.Textbox("", label="System prompt (optional)")
             model, _ = model_picker(registry, "vision")
+            precision = precision_picker(backend)
             with gr.Row():
                 min_tokens = gr.Slider(4, 1024, 4, step=4, label="Min tokens per image", info="min_pixels = n × 28 × 28")
                 max_tokens = gr.Slider(16, 16384, 1280, step=16, label="Max tokens per image", info="max_pixels = n × 28 × 28")
@@ -46,7 +47,7 @@ def build_vision_tab(config: AppConfig, backend: Backend) -> dict:
             boxes = gr.Gallery(label="Boxes from the answer", height=260)
             notes = gr.Markdown(label="Notes")
 
-    def ask_about(files, camera, question, system_prompt, model, min_tokens, max_tokens):
+    def ask_about(files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization="none"):
         text = require_text(question, "a question")
         spec = resolve(registry, model)
         if "image" not in spec.modalities:
@@ -78,7 +79,7 @@ def build_vision_tab(config: AppConfig, backend: Backend) -> dict:
             raise gr.Error(str(e)) from None
         messages = ([{"role": "system", "content": system_prompt}] if (system_prompt or "").strip() else [])
         messages.append({"role": "user", "content": [*parts, {"type": "text", "text": template.render_user(question=text)}]})
-        request = Request(spec.id, messages, spec.preset(False), thinking=False)
+        request = Request(spec.id, messages, spec.preset(False), thinking=False, quantization=quantization)
         shown = [{"role": "user", "content": f"🖼 {len(paths)} file{'s' if len(paths) > 1 else ''}: {text}"}]
         note_text = "\n".join(f"- {r}" for r in remarks)
         for turn in stream_turn(backend, request):
@@ -89,7 +90,7 @@ def build_vision_tab(config: AppConfig, backend: Backend) -> dict:
             note_text += f"\n- {len(found)} box{'es' if len(found) > 1 else ''} found in the answer, drawn on the first image"
         yield shown + bubbles(turn), rows, drawn, note_text, metrics_text(turn)
 
-    event = ask.click(ask_about, [files, camera, question, system, model, min_tokens, max_tokens],
+    event = ask.click(ask_about, [files, camera, question, system, model, min_tokens, max_tokens, precision],
                       [conversation, costs, boxes, notes, metrics], api_name="vision", concurrency_id="generate")
     stop.click(None, cancels=[event])
     def vision_messages(files, camera, question, system_prompt, model):

@@ -1,0 +1,75 @@
+"""Weight quantization choices: none, 8-bit, 4-bit, and what each needs to run.
+
+On CUDA, bitsandbytes (8-bit LLM.int8, 4-bit NF4 with double quantization,
+as Qwen's docs show). On CPU, torchao's weight-only int8. torchao's CPU int4
+path needs kernels that are not installable here (`mslk`), and its fallback
+keeps 4-bit values unpacked in int8 bytes, so it would save no memory over
+8-bit: 4-bit is offered on CUDA only, and the picker says why.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+CHOICES = ("none", "8-bit", "4-bit")
+BITS = {"none": None, "8-bit": 8, "4-bit": 4}
+
+
+def unavailable_reason(choice: str, device: str) -> str | None:
+    """Why `choice` cannot run on `device`, or None when it can."""
+    if choice not in CHOICES:
+        return f"Unknown quantization '{choice}': choose one of {', '.join(CHOICES)}."
+    if choice == "none":
+        return None
+    if device == "cuda":
+        return None if importlib.util.find_spec("bitsandbytes") else "needs the bitsandbytes package"
+    if device == "cpu":
+        if choice == "4-bit":
+            return "needs a CUDA GPU (bitsandbytes NF4); torchao's CPU 4-bit would save no memory over 8-bit here"
+        return None if importlib.util.find_spec("torchao") else "needs the torchao package"
+    return f"not offered on {device}"
+
+
+def available(device: str) -> dict[str, str | None]:
+    """Each choice with the reason it cannot run here (None: it can)."""
+    return {choice: unavailable_reason(choice, device) for choice in CHOICES}
+
+
+def transformers_config(choice: str, device: str, dtype: torch.dtype):
+    """The `quantization_config` for `from_pretrained`, or None for full precision."""
+    if reason := unavailable_reason(choice, device):
+        raise ValueError(f"{choice} quantization is unavailable: {reason}.")
+    if choice == "none":
+        return None
+    if device == "cuda":
+        from transformers import BitsAndBytesConfig
+
+        if choice == "8-bit":
+            return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=dtype)
+    from torchao.quantization import Int8WeightOnlyConfig
+    from transformers import TorchAoConfig
+
+    return TorchAoConfig(Int8WeightOnlyConfig())
+
+
+def bytes_per_param(choice: str, dtype: torch.dtype) -> float:
+    """Rough weight bytes per parameter, for memory estimates before loading."""
+    bits = BITS[choice] or torch.finfo(dtype).bits
+    return bits / 8
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    """Bytes the loaded weights really occupy: quantized tensors are counted by their packed parts
+    (transformers' `get_memory_footprint` counts torchao's int8 tensors at their logical dtype)."""
+    return sum(_nbytes(t) for t in (*model.parameters(), *model.buffers()))
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    if hasattr(tensor, "__tensor_flatten__"):  # a tensor subclass (torchao): sum its inner tensors
+        names, _ = tensor.__tensor_flatten__()
+        return sum(_nbytes(getattr(tensor, name)) for name in names)
+    return tensor.nelement() * tensor.element_size()
