@@ -75,3 +75,20 @@ def test_the_batch_recovers_after_a_failure(demo_config, monkeypatch):
     assert isinstance(failed[-1], Error) and "device fell over" in failed[-1].message
     monkeypatch.setattr(model, "forward", real_forward)
     assert text(list(backend.stream(request, threading.Event()))) == before
+
+
+def test_fast_top_k_and_top_p_keep_what_transformers_keeps():
+    import torch
+    from transformers import TopKLogitsWarper, TopPLogitsWarper
+
+    from qwen_playground.backends.batching import _TopKBySelection, _TopPOverSurvivors
+
+    torch.manual_seed(0)
+    scores = torch.randn(3, 1000) * 3
+    top_k, top_p = torch.tensor([1, 20, 1000], dtype=torch.int32), torch.tensor([0.5, 0.8, 1.0])
+    fast_k = _TopKBySelection(TopKLogitsWarper(20))(scores, top_k)
+    fast = _TopPOverSurvivors(TopPLogitsWarper(0.8))(fast_k, top_p.view(torch.int32))
+    for row in range(3):
+        ref = TopKLogitsWarper(int(top_k[row]))(None, scores[row:row + 1])
+        ref = TopPLogitsWarper(float(top_p[row]))(None, ref) if top_p[row] < 1 else ref
+        assert torch.equal(torch.isfinite(fast[row]), torch.isfinite(ref[0])), row

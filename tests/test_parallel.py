@@ -51,3 +51,16 @@ def test_closing_the_merged_stream_cancels_all():
     merged.close()
     time.sleep(0.5)
     assert threading.active_count() <= before  # the pane workers are gone
+
+
+def test_pacer_sends_first_tokens_and_other_events_at_once_then_paces_tokens():
+    from qwen_playground.generation import Done, Progress, TextDelta
+    from qwen_playground.ui.common import Pacer
+
+    pacer = Pacer(interval=60)
+    assert pacer.due(Progress("loading"))
+    assert pacer.due(TextDelta("a"), stream=0)  # first token of pane 0
+    assert not pacer.due(TextDelta("b"), stream=0)  # within the interval
+    assert pacer.due(TextDelta("x"), stream=1)  # first token of pane 1
+    assert pacer.due(Done("stop"), stream=0)
+    assert Pacer(interval=0).due(TextDelta("c")) and Pacer(interval=0).due(TextDelta("d"))

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 
 import torch
-from transformers import ContinuousBatchingConfig, GenerationConfig, TopKLogitsWarper
+from transformers import ContinuousBatchingConfig, GenerationConfig, TopKLogitsWarper, TopPLogitsWarper
 from transformers.generation.continuous_batching import cb_logits_processors
 
 from ..generation import SamplingParams
@@ -52,7 +52,25 @@ class _TopKBySelection(cb_logits_processors.ContinuousBatchingTopKLogitsWarper):
         return scores.masked_fill(scores < thresholds, self.filter_value)
 
 
+class _TopPOverSurvivors(cb_logits_processors.ContinuousBatchingTopPLogitsWarper):
+    """Per-request top-p over the tokens top-k left (Qwen's presets keep 20) instead of sorting the whole
+    vocabulary; same rule as transformers' (keep the most likely tokens until their mass reaches top-p)."""
+
+    def __call__(self, scores: torch.Tensor, tensor_arg: torch.Tensor) -> torch.Tensor:
+        top_p = tensor_arg[: scores.size(0)].view(dtype=torch.float32).unsqueeze(-1)  # [B, 1]
+        if bool((top_p >= 1).all()):
+            return scores
+        survivors = int(torch.isfinite(scores).sum(-1).max())
+        values, indices = torch.topk(scores, max(survivors, 1), dim=-1)  # descending
+        probs = values.softmax(-1)
+        drop = ((probs.cumsum(-1) - probs) >= top_p) & (top_p < 1)  # the mass before this token already reached top-p
+        drop[..., : self.min_tokens_to_keep] = False
+        remove = torch.ones_like(scores, dtype=torch.bool).scatter(-1, indices, drop)
+        return scores.masked_fill(remove, self.filter_value)
+
+
 cb_logits_processors.CLASSIC_TO_CB_PROCESSORS_MAP[TopKLogitsWarper] = _TopKBySelection
+cb_logits_processors.CLASSIC_TO_CB_PROCESSORS_MAP[TopPLogitsWarper] = _TopPOverSurvivors
 
 
 @dataclass

@@ -15,7 +15,7 @@ from ..chat import ChatTurn
 from ..config import AppConfig
 from ..generation import Request
 from ..parallel import stream_all, stream_in_turn
-from .common import bubbles, require_text
+from .common import Pacer, bubbles, require_text
 
 COLUMNS = ["rank", "model", "rating", "95% interval", "votes", "wins", "losses", "ties / both bad"]
 
@@ -55,9 +55,11 @@ def build_arena_tab(config: AppConfig, backend: Backend, store: ArenaStore) -> N
         user = {"role": "user", "content": text}
         locked = [gr.Button(interactive=False)] * len(buttons)
         yield [user], [user], current, "", *locked
+        pacer = Pacer()
         for index, event in runner(backend, requests):
             turns[index].apply(event)
-            yield [user, *bubbles(turns[0])], [user, *bubbles(turns[1])], current, "", *locked
+            if pacer.due(event, index):
+                yield [user, *bubbles(turns[0])], [user, *bubbles(turns[1])], current, "", *locked
         yield [user, *bubbles(turns[0])], [user, *bubbles(turns[1])], current, "**Your vote?**", *[gr.Button(interactive=True)] * len(buttons)
 
     def arena_vote(battle_id: str, choice: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Iterator
 
 import gradio as gr
@@ -10,7 +11,7 @@ import gradio as gr
 from .. import quantization
 from ..backends import Backend
 from ..chat import ChatTurn
-from ..generation import Request
+from ..generation import Request, TextDelta, ThinkingDelta
 from ..registry import ModelSpec, Registry, RegistryError
 
 
@@ -58,12 +59,38 @@ def require_text(value: object, what: str) -> str:
     return value.strip()
 
 
+class Pacer:
+    """When a streaming handler should send the screen an update. Each stream's first token and every
+    non-token event go at once; further tokens at most every `interval` seconds. A browser shows no more
+    than that, and each update costs the server a diff of the whole conversation, which on a small
+    model costs more than the token itself. A paced loop ends with one last update of everything."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self._last = -float("inf")
+        self._streaming: set = set()
+
+    def due(self, event, stream=0) -> bool:
+        now = time.perf_counter()
+        token = isinstance(event, (TextDelta, ThinkingDelta))
+        if not token or stream not in self._streaming or now - self._last >= self.interval:
+            if token:
+                self._streaming.add(stream)
+            self._last = now
+            return True
+        return False
+
+
 def stream_turn(backend: Backend, request: Request) -> Iterator[ChatTurn]:
-    """Yield the turn after every event; end with gr.Error (message kept on screen) on failure."""
-    turn, cancel = ChatTurn(), threading.Event()
+    """Yield the turn as events arrive (paced); end with gr.Error (message kept on screen) on failure."""
+    turn, cancel, pacer = ChatTurn(), threading.Event(), Pacer()
     try:
+        sent = True
         for event in backend.stream(request, cancel):
             turn.apply(event)
+            if sent := pacer.due(event):
+                yield turn
+        if not sent:
             yield turn
     finally:
         cancel.set()  # Stop pressed or client gone

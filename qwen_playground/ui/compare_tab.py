@@ -21,7 +21,7 @@ from ..mathtext import LATEX_DELIMITERS, protect_math
 from ..parallel import stream_all, stream_in_turn
 from ..prompts import load_template
 from ..registry import RegistryError
-from .common import answer_text, bubbles, metrics_text, precision_picker, require_text, runnable_precisions
+from .common import Pacer, answer_text, bubbles, metrics_text, precision_picker, require_text, runnable_precisions
 from .inspector_tab import inspector_panel
 
 MAX_PANES = 4
@@ -115,9 +115,11 @@ def build_compare_tab(config: AppConfig, backend: Backend) -> dict:
             return [*chats_out, *lines, agreed, problem or ""]
 
         yield *view(), gr.skip()
+        pacer = Pacer()
         for index, event in runner(backend, requests):
             turns[index].apply(event)
-            yield *view(), gr.skip()
+            if pacer.due(event, index):
+                yield *view(), gr.skip()
         pane_results = [PaneResult(setup, answer_text(t), t.thinking["content"] if t.thinking else "",
                                    {"metrics": t.metrics.summary()} if t.metrics else {}, t.error) for setup, t in zip(setups, turns, strict=True)]
         yield *view(final=True), [text, pane_results]

@@ -17,7 +17,7 @@ from ..languages import Detection, detect, get_language, matches, token_costs
 from ..languages import languages as offered_languages
 from ..parallel import stream_all
 from ..prompts import load_template
-from .common import answer_text, metrics_text, model_picker, precision_picker, require_text, resolve
+from .common import Pacer, answer_text, metrics_text, model_picker, precision_picker, require_text, resolve
 from .inspector_tab import inspector_panel
 
 MAX_CHOSEN = 6
@@ -82,13 +82,15 @@ def build_multilingual_tab(config: AppConfig, backend: Backend) -> dict:
             return [pane_markdown(n, turns[n], detections.get(n)) if n in turns else "" for n in names]
 
         yield *pane_updates(), gr.skip(), gr.skip()
+        pacer = Pacer()
         for index, event in stream_all(backend, requests):
             name = infos[index].name
             turn = turns[name]
             turn.apply(event)
             if turn.finish_reason and name not in detections:
                 detections[name] = detect(answer_text(turn))
-            yield *pane_updates(), gr.skip(), gr.skip()
+            if pacer.due(event, index):
+                yield *pane_updates(), gr.skip(), gr.skip()
         table = [[row["language"], row["tokens"], row["characters"], row["chars/token"], row["vs English"],
                   turns[name].metrics.answer_tokens if turns[name].metrics else None]
                  for row, name in zip(token_costs(tokenizer_for(spec, config.settings.cache_dir)[0], chosen_names), chosen_names, strict=True)]

@@ -1,0 +1,363 @@
+"""Speed and memory benchmarks: every ratio measured in one run, on one machine.
+
+    python bench/run.py            # Qwen2.5-0.5B-sized random model + demo models (~5 min on 2 CPU cores)
+    python bench/run.py --quick    # tiny models only (~1 min), for a smoke run
+    python bench/run.py --size 7b  # Qwen2.5-7B-sized (for a GPU)
+
+Sections: (1) app overhead, /chat through gradio_client vs raw `generate`;
+(2) decode efficiency at batch 1 vs the memory-bandwidth limit, per precision;
+(3) 1/2/4/8 simultaneous users on one model; (4) a 3-pane comparison vs its
+slowest pane; (5) cold start. Results are appended to bench/results.jsonl and
+the table shows earlier runs beside this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, TextIteratorStreamer  # noqa: E402
+
+from qwen_playground import demo_models, quantization  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results.jsonl"
+SIZES = {  # Qwen2.5 decoder shapes (public configs)
+    "0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True),
+    "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
+}
+PROMPT = "Explain in one paragraph why the sky is blue."
+
+
+def build_sized_model(size: str, folder: Path) -> Path:
+    """A random-weight Qwen2.5 of the real size, with the real tokenizer; nothing downloaded."""
+    if (folder / "config.json").exists():
+        return folder
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=demo_models.VOCAB_SIZE, max_position_embeddings=32768, bos_token_id=demo_models.PAD_ID,
+                         eos_token_id=demo_models.EOS_ID, pad_token_id=demo_models.PAD_ID, **SIZES[size])
+    with torch.device("cpu"):
+        model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = [demo_models.EOS_ID]
+    model.to(torch.bfloat16).save_pretrained(folder)
+    demo_models.load_tokenizer("qwen2.5").save_pretrained(folder)
+    return folder
+
+
+def read_bandwidth_gbs() -> float:
+    """Streaming read bandwidth: the best of several sums over 1 GiB (larger than any cache), all threads."""
+    buffer = torch.ones(2**28)  # 1 GiB of float32, touched
+    best = min(_timed(buffer.sum) for _ in range(5))
+    return buffer.nbytes / best / 1e9
+
+
+def bytes_read_per_token(model: torch.nn.Module) -> int:
+    """Weights a decode step reads: all of them, except an untied input embedding (one row of it is read)."""
+    total = quantization.weight_bytes(model)
+    embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    if embed is not head:
+        total -= quantization._nbytes(embed)
+    return total
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def raw_generate(model, tokenizer, new_tokens: int) -> dict:
+    """Batch-1 greedy decode through plain `generate` with a streamer: time to first token and tokens/s."""
+    enc = tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True).to(model.device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True)
+    out: dict = {}
+    start = time.perf_counter()
+    worker = threading.Thread(target=lambda: out.update(ids=model.generate(**enc, streamer=streamer, do_sample=False, max_new_tokens=new_tokens,
+                                                                           min_new_tokens=new_tokens)))
+    worker.start()
+    first = None
+    for chunk in streamer:
+        if chunk and first is None:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    worker.join()
+    n = out["ids"].shape[1] - enc["input_ids"].shape[1]
+    return {"ttft_s": first - start, "tokens_per_s": (n - 1) / (end - first), "tokens": n}
+
+
+class App:
+    """The playground in-process, as a user would reach it: through gradio_client."""
+
+    def __init__(self, model_dir: Path | None, cache_dir: Path, dtype: str = "auto"):
+        from gradio_client import Client
+
+        from qwen_playground.config import load_config
+        from qwen_playground.ui import build_demo
+
+        config_path = cache_dir / "bench.yaml"
+        models = []
+        if model_dir:  # greedy, no repetition penalty: the settings a comparison with raw generate needs
+            models.append({"id": "bench", "path": str(model_dir), "family": "qwen2.5", "params_b": 0.5, "context_length": 32768,
+                           "presets": {"non_thinking": {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "max_new_tokens": 64}}})
+        config_path.write_text(yaml.safe_dump({"models": models, "routes": {"chat": {"default": "bench"}} if models else {}}))
+        self.config = load_config(config_path, demo=True, cache_dir=cache_dir, dtype=dtype, concurrency=16)
+        self.demo = build_demo(self.config)
+        _, url, _ = self.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
+        self.client = Client(url, verbose=False)
+        from qwen_playground.backends.local import pick_device, pick_dtype
+
+        self.demo_backend_dtype = pick_dtype(pick_device(), "auto")
+
+    def chat(self, model: str, new_tokens: int, prompt: str = PROMPT) -> dict:
+        """One /chat call, timed from the client: time to first answer text, then tokens/s over the stream."""
+        start, first, last = time.perf_counter(), None, None
+        job = self.client.submit(prompt, [], model, "", False, 0.0, 1.0, 0, 0.0, 1.0, new_tokens, api_name="/chat")
+        for history, _ in job:
+            answer = [m for m in history[1:] if m["role"] == "assistant" and not m.get("metadata") and _text(m)]
+            if answer:
+                last = time.perf_counter()
+                first = first or last
+        footer = " ".join(str((m.get("metadata") or {}).get("title", "")) for m in job.outputs()[-1][0])
+        n = int(re.search(r"(\d+) answer tokens", footer).group(1))
+        return {"ttft_s": first - start, "tokens_per_s": (n - 1) / (last - first) if last > first else None, "tokens": n, "end": last}
+
+    def close(self):
+        self.demo.close()
+
+
+def _text(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content or ""
+
+
+def section_overhead(app: App, model, tokenizer, model_id: str, new_tokens: int, rounds: int = 3) -> dict:
+    app.chat(model_id, 16)  # load and warm up
+    raw_generate(model, tokenizer, 16)
+    raws, apps = [], []
+    for _ in range(rounds):  # interleaved, so a busy neighbour slows both alike
+        raws.append(raw_generate(model, tokenizer, new_tokens))
+        apps.append(app.chat(model_id, new_tokens))
+    raw_tps = statistics.median(r["tokens_per_s"] for r in raws)
+    app_tps = statistics.median(a["tokens_per_s"] for a in apps)
+    raw_ttft = statistics.median(r["ttft_s"] for r in raws)
+    app_ttft = statistics.median(a["ttft_s"] for a in apps)
+    return {"raw_tokens_per_s": raw_tps, "app_tokens_per_s": app_tps, "speed_ratio": app_tps / raw_tps,
+            "raw_ttft_ms": raw_ttft * 1e3, "app_ttft_ms": app_ttft * 1e3, "ttft_added_ms": (app_ttft - raw_ttft) * 1e3}
+
+
+def section_decode(folder: Path, tokenizer, device: str, new_tokens: int, app: App | None, model_id: str) -> list[dict]:
+    """Batch-1 decode speed against the bandwidth limit, for each precision this device offers."""
+    bandwidth = read_bandwidth_gbs() if device == "cpu" else _gpu_bandwidth_gbs()
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        for quant in quantization.CHOICES:
+            if quantization.unavailable_reason(quant, device) or (quant != "none" and dtype == torch.float32):
+                continue
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=device,
+                                                         quantization_config=quantization.transformers_config(quant, device, dtype)).eval()
+            raw_generate(model, tokenizer, 4)
+            result = max((raw_generate(model, tokenizer, new_tokens) for _ in range(2)), key=lambda r: r["tokens_per_s"])
+            per_token = bytes_read_per_token(model)
+            limit = bandwidth * 1e9 / per_token
+            rows.append({"precision": f"{str(dtype).removeprefix('torch.')}{'' if quant == 'none' else ' ' + quant}",
+                         "weights_gib": quantization.weight_bytes(model) / 2**30, "tokens_per_s": result["tokens_per_s"],
+                         "limit_tokens_per_s": limit, "fraction_of_limit": result["tokens_per_s"] / limit})
+            del model
+    if app is not None:  # the app's default path: its dtype, through the continuous batch
+        app_result = max((app.chat(model_id, new_tokens) for _ in range(2)), key=lambda r: r["tokens_per_s"])
+        dtype = app.demo_backend_dtype
+        per_token = next(r for r in rows if r["precision"] == str(dtype).removeprefix("torch."))["limit_tokens_per_s"]
+        rows.append({"precision": f"app default ({str(dtype).removeprefix('torch.')}, batched)", "weights_gib": None,
+                     "tokens_per_s": app_result["tokens_per_s"], "limit_tokens_per_s": per_token,
+                     "fraction_of_limit": app_result["tokens_per_s"] / per_token})
+    return [dict(r, bandwidth_gbs=bandwidth) for r in rows]
+
+
+def _gpu_bandwidth_gbs() -> float:
+    buffer = torch.ones(2**30, device="cuda")  # 4 GiB
+    buffer.sum()
+    torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(10):
+        start = time.perf_counter()
+        buffer.sum()
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return buffer.nbytes / best / 1e9
+
+
+def section_concurrency(app: App, model_id: str, new_tokens: int, users=(1, 2, 4, 8)) -> list[dict]:
+    rows = []
+    for n in users:
+        results: list[dict] = [None] * n
+
+        def user(i: int, results=results) -> None:
+            results[i] = app.chat(model_id, new_tokens, f"{PROMPT} ({i})")
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(n)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        wall = max(r["end"] for r in results) - start
+        ttfts = sorted(r["ttft_s"] for r in results)
+        rows.append({"users": n, "aggregate_tokens_per_s": sum(r["tokens"] for r in results) / wall,
+                     "p95_ttft_s": ttfts[max(0, -(-95 * n // 100) - 1)]})
+    base = rows[0]["aggregate_tokens_per_s"]
+    return [dict(r, vs_one_user=r["aggregate_tokens_per_s"] / base) for r in rows]
+
+
+def section_compare(app: App, new_tokens: int) -> dict:
+    panes = ["demo-qwen3", "demo-qwen2.5", "demo-qwen3"]
+    kwargs = {"prompt": PROMPT, "panes": "3", "template": "Chat", "thinking_budget": 0}
+    for i, model in enumerate(panes, 1):
+        kwargs |= {f"model_{i}": model, f"thinking_{i}": False, f"temperature_{i}": 0.7, f"max_tokens_{i}": new_tokens}
+    app.client.predict(**kwargs, api_name="/compare")  # warm: models loaded
+    singles = []
+    for model in panes:
+        start = time.perf_counter()
+        app.client.predict("Hi " + PROMPT, [], model, "", False, 0.7, 0.8, 20, 0.0, 1.0, new_tokens, api_name="/chat")
+        singles.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    app.client.predict(**kwargs, api_name="/compare")
+    wall = time.perf_counter() - start
+    return {"three_pane_s": wall, "slowest_pane_s": max(singles), "ratio": wall / max(singles)}
+
+
+def section_cold_start(cache_dir: Path) -> dict:
+    port = _free_port()
+    start = time.perf_counter()
+    env = dict(os.environ, QWEN_PLAYGROUND_CONFIG="")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--demo", "--port", str(port), "--cache-dir", str(cache_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError("app.py exited during cold start") from None
+                time.sleep(0.1)
+        page_s = time.perf_counter() - start
+        from gradio_client import Client
+
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        answer_start = time.perf_counter()
+        client.predict("Hello", api_name="/chat")
+        return {"first_page_s": page_s, "first_answer_s": time.perf_counter() - answer_start}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def print_table(run: dict, previous: list[dict]) -> None:
+    def fmt(value, spec=".2f"):
+        return "—" if value is None else format(value, spec)
+
+    print(f"\n== Qwen Playground benchmarks · {run['when']} · {run['machine']} · model {run['model']} ==")
+    if o := run.get("overhead"):
+        print("\n(1) App overhead (/chat via gradio_client vs raw generate, batch 1, greedy)")
+        print(f"    tokens/s: raw {fmt(o['raw_tokens_per_s'], '.1f')}, app {fmt(o['app_tokens_per_s'], '.1f')} -> ratio {o['speed_ratio']:.3f} (target >= 0.97)")
+        print(f"    first token: raw {o['raw_ttft_ms']:.0f} ms, app {o['app_ttft_ms']:.0f} ms -> added {o['ttft_added_ms']:.0f} ms (target <= 30)")
+    if rows := run.get("decode"):
+        print(f"\n(2) Decode at batch 1 vs memory-bandwidth limit (read bandwidth {rows[0]['bandwidth_gbs']:.1f} GB/s)")
+        print(f"    {'precision':<34}{'weights GiB':>12}{'tok/s':>8}{'limit':>8}{'of limit':>10}")
+        for r in rows:
+            print(f"    {r['precision']:<34}{fmt(r['weights_gib']):>12}{r['tokens_per_s']:>8.1f}{r['limit_tokens_per_s']:>8.1f}{r['fraction_of_limit']:>10.0%}")
+    if rows := run.get("concurrency"):
+        print("\n(3) Simultaneous users on one model (continuous batching)")
+        print(f"    {'users':>5}{'aggregate tok/s':>17}{'vs 1 user':>11}{'p95 first token s':>19}")
+        for r in rows:
+            print(f"    {r['users']:>5}{r['aggregate_tokens_per_s']:>17.1f}{r['vs_one_user']:>10.2f}x{r['p95_ttft_s']:>19.2f}")
+    if c := run.get("compare"):
+        print(f"\n(4) Compare: 3 panes {c['three_pane_s']:.2f} s vs slowest single pane {c['slowest_pane_s']:.2f} s -> {c['ratio']:.2f}x")
+    if c := run.get("cold_start"):
+        print(f"\n(5) Cold start: first page {c['first_page_s']:.1f} s; first answer (demo model built/loaded) {c['first_answer_s']:.1f} s")
+    if previous:
+        print("\nTrend (earlier runs, newest last):")
+        print(f"    {'when':<20}{'model':<8}{'app/raw':>8}{'+TTFT ms':>9}{'default of limit':>17}{'8 users vs 1':>13}{'page s':>8}")
+        for r in [*previous[-5:], run]:
+            default = next((d for d in r.get("decode", []) if d["precision"].startswith("app default")), None)
+            eight = next((c for c in r.get("concurrency", []) if c["users"] == 8), None)
+            print(f"    {r['when']:<20}{r['model']:<8}{fmt((r.get('overhead') or {}).get('speed_ratio'), '.3f'):>8}"
+                  f"{fmt((r.get('overhead') or {}).get('ttft_added_ms'), '.0f'):>9}{fmt(default and default['fraction_of_limit'], '.0%'):>17}"
+                  f"{fmt(eight and eight['vs_one_user'], '.2f'):>13}{fmt((r.get('cold_start') or {}).get('first_page_s'), '.1f'):>8}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models only, fewer tokens")
+    parser.add_argument("--size", choices=list(SIZES), default="0.5b")
+    parser.add_argument("--tokens", type=int, help="new tokens per answer (default 48, quick 24)")
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-bench")
+    parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start"])
+    args = parser.parse_args(argv)
+    tokens = args.tokens or (24 if args.quick else 48)
+    cache = args.cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.quick:
+        folder = cache / "tiny-random"
+        if not (folder / "config.json").exists():
+            demo_models.build("qwen2.5", folder, scripted=False)
+    else:
+        folder = build_sized_model(args.size, cache / f"qwen2.5-{args.size}-random")
+    run = {"when": time.strftime("%Y-%m-%d %H:%M"), "model": "tiny" if args.quick else args.size, "tokens": tokens,
+           "machine": f"{platform.machine()} {os.cpu_count()} cores, {device}" + (f" {torch.cuda.get_device_name()}" if device == "cuda" else "")}
+    app = App(folder, cache)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        dtype = app.demo_backend_dtype
+        if "overhead" not in args.skip:
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=device).eval()
+            run["overhead"] = section_overhead(app, model, tokenizer, "bench", tokens)
+            del model
+        if "decode" not in args.skip:
+            run["decode"] = section_decode(folder, tokenizer, device, tokens, app, "bench")
+        if "concurrency" not in args.skip:
+            run["concurrency"] = section_concurrency(app, "bench", tokens)
+        if "compare" not in args.skip:
+            run["compare"] = section_compare(app, tokens)
+    finally:
+        app.close()
+    if "cold_start" not in args.skip:
+        run["cold_start"] = section_cold_start(cache)
+    previous = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()] if RESULTS.exists() else []
+    print_table(run, previous)
+    if not args.no_save:
+        with RESULTS.open("a") as f:
+            f.write(json.dumps(run) + "\n")
+    return run
+
+
+if __name__ == "__main__":
+    main()
