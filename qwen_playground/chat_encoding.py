@@ -48,3 +48,29 @@ def encode_chat(tokenizer: PreTrainedTokenizerBase, messages: list[dict], **temp
         position = match.end()
     ids += tokenizer(skeleton[position:], add_special_tokens=False).input_ids
     return text, ids
+
+
+# Qwen's control tokens all look like <|name|>. Where we cannot tokenize ourselves (a remote server applies the
+# template and tokenizes; the vision processor tokenizes its own text), a WORD JOINER (U+2060, invisible) goes
+# after the "<|" of any such string a user typed, so no tokenizer can read it as the control token.
+_CONTROL = re.compile(r"<\|(?=[^<>|\s]{1,40}\|>)")
+JOINER = "\u2060"
+
+
+def defuse_text(text: str) -> str:
+    """`text` with every typed `<|name|>` broken by an invisible joiner (ordinary text is unchanged)."""
+    return _CONTROL.sub("<|" + JOINER, text)
+
+
+def defuse_messages(messages: list[dict]) -> list[dict]:
+    """The messages with `defuse_text` applied to every text content, string or list of parts."""
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            content = defuse_text(content)
+        elif isinstance(content, list):
+            content = [dict(part, text=defuse_text(part["text"])) if isinstance(part, dict) and isinstance(part.get("text"), str) else part
+                       for part in content]
+        out.append({**message, "content": content})
+    return out

@@ -7,6 +7,7 @@ model of the chat route has weights that can be had (none cached, no hub).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,12 @@ class Settings(BaseModel):
     concurrency: int = Field(8, ge=1, description="generations run at once (they share a model's continuous batch)")
     queue_size: int = Field(64, ge=1, description="requests that may wait for a free slot; more are refused with a message")
     batching: bool = Field(True, description="continuous batching for local text models (off: one generate call per request)")
+    public: bool | None = Field(None, description="a public deployment (rate limits on); default: true on Hugging Face Spaces")
+    rate_limits: bool | None = Field(None, description="per-user rate limits; default: on when public")
+    requests_per_minute: int = Field(20, ge=1, description="per browser session (8x per IP)")
+    tokens_per_hour: int = Field(50_000, ge=1, description="generated tokens per browser session (8x per IP)")
+    max_message_tokens: int = Field(4096, gt=0, description="longest single message accepted, in tokens")
+    log_prompts: bool = Field(False, description="write prompt text into the private request log")
     allow_code_execution: bool = Field(False, description="offer Run for Python in the Code tab (sandboxed)")
     arena_db: Path | None = Field(None, description="SQLite file for arena votes; default: <cache_dir>/arena.sqlite3")
     arena_pool: list[str] | None = Field(None, description="models the arena draws from; default: the chat route's")
@@ -43,6 +50,14 @@ class Settings(BaseModel):
     @property
     def arena_db_path(self) -> Path:
         return Path(self.arena_db or Path(self.cache_dir) / "arena.sqlite3").expanduser()
+
+    @property
+    def is_public(self) -> bool:
+        return self.public if self.public is not None else bool(os.environ.get("SPACE_ID"))  # set on Hugging Face Spaces
+
+    @property
+    def rate_limits_active(self) -> bool:
+        return self.rate_limits if self.rate_limits is not None else self.is_public
 
 
 @dataclass(frozen=True)

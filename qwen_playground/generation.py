@@ -13,6 +13,8 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .users import current_user
+
 
 class SamplingParams(BaseModel):
     """Decoding settings; the registry's presets and the UI sliders share this shape."""
@@ -37,6 +39,7 @@ class Request:
     thinking: bool = False
     thinking_budget: int | None = None  # cap on thinking tokens (local models; Qwen's early-stop recipe)
     quantization: str = "none"  # "none", "8-bit" or "4-bit" (local models; see quantization.py)
+    user: str = field(default_factory=current_user)  # 'session@ip' for rate limits and the private log; never shown
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, Aut
                           ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
 
 from .. import quantization, weights
-from ..chat_encoding import encode_chat
+from ..chat_encoding import defuse_messages, encode_chat
 from ..config import Settings
 from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
 from ..registry import ModelSpec, Registry, RegistryError
@@ -246,8 +246,9 @@ class LocalBackend(Backend):
             if loaded.processor is not None:
                 from qwen_vl_utils import process_vision_info  # imports torchvision
 
-                text = loaded.processor.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
-                images, videos = process_vision_info(request.messages)
+                messages = defuse_messages(request.messages)  # the processor tokenizes its own text: see chat_encoding
+                text = loaded.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+                images, videos = process_vision_info(messages)
                 inputs = loaded.processor(text=[text], images=images, videos=videos, return_tensors="pt")
             else:
                 _, ids = encode_chat(tokenizer, request.messages, **template_kwargs)
@@ -259,7 +260,7 @@ class LocalBackend(Backend):
         limit = min(self.settings.max_input_tokens, spec.context_length - 1)
         if prompt_tokens > limit:
             yield Error(f"This conversation is {prompt_tokens} tokens long; the limit is {limit}. "
-                        "Shorten the message, or undo or clear earlier turns.")
+                        "Shorten the message, undo or clear earlier turns, or (in Chat) tick 'Trim oldest turns to fit'.")
             return
         sampling = request.sampling.model_copy(update={"max_new_tokens": min(request.sampling.max_new_tokens, spec.context_length - prompt_tokens)})
 

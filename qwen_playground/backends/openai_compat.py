@@ -23,6 +23,7 @@ import httpx
 import openai
 from PIL import Image
 
+from ..chat_encoding import defuse_messages
 from ..generation import Done, Error, Event, Metrics, Request, ThinkingDelta
 from ..registry import Endpoint, ModelSpec, Registry, RegistryError
 from ..thinking import ThinkingParser
@@ -104,7 +105,8 @@ class OpenAICompatBackend(Backend):
             extra["enable_thinking"] = request.thinking
         if self.endpoint.send_sampling_extras:
             extra |= {"top_k": sampling.top_k, "min_p": sampling.min_p, "repetition_penalty": sampling.repetition_penalty}
-        return {"model": spec.remote_model, "messages": to_openai_messages(request.messages), "stream": True,
+        # the server templates and tokenizes: typed control-token strings must arrive unreadable as control tokens
+        return {"model": spec.remote_model, "messages": to_openai_messages(defuse_messages(request.messages)), "stream": True,
                 "stream_options": {"include_usage": True}, "temperature": sampling.temperature, "top_p": sampling.top_p,
                 "max_tokens": sampling.max_new_tokens, "extra_body": extra}
 

@@ -11,7 +11,9 @@ import threading
 from typing import Iterator
 
 from ..config import AppConfig
-from ..generation import Error, Event, Metrics, Request
+from ..generation import Done, Error, Event, Metrics, Request
+from ..guard import Guard
+from ..lengths import message_problem
 from ..monitor import Monitor
 from ..registry import RegistryError
 from . import Backend
@@ -25,6 +27,8 @@ class Router(Backend):
         self.local = local or LocalBackend(config.registry, config.settings)
         self.remotes = {eid: OpenAICompatBackend(endpoint, config.registry) for eid, endpoint in config.registry.endpoints.items()}
         self.monitor = Monitor()
+        self.guard = Guard(config.settings)
+        self.max_message_tokens = config.settings.max_message_tokens
 
     def backend_for(self, model_id: str) -> Backend:
         spec = self.registry.get(model_id)
@@ -34,15 +38,33 @@ class Router(Backend):
         try:
             backend = self.backend_for(request.model_id)
         except RegistryError as e:
+            self._finished(request, error=str(e))
             yield Error(str(e))
-            self.monitor.record(request.model_id, error=str(e))
             return
-        for event in backend.stream(request, cancel):  # the monitor sees every request's outcome on its way past
+        if problem := message_problem(request.messages, self.max_message_tokens):
+            self._finished(request, error=problem)
+            yield Error(problem)
+            return
+        metrics = None
+        for event in backend.stream(request, cancel):  # the monitor, limits and log see each outcome on its way past
             if isinstance(event, Metrics):
-                self.monitor.record(request.model_id, metrics=event)
+                metrics = event
+                self.guard.charge(request.user, event.answer_tokens + event.thinking_tokens)
+            elif isinstance(event, Done):
+                self._finished(request, metrics, outcome=event.finish_reason)
             elif isinstance(event, Error):
-                self.monitor.record(request.model_id, error=event.message)
+                self._finished(request, metrics, error=event.message)
             yield event
+
+    def _finished(self, request: Request, metrics: Metrics | None = None, outcome: str = "", error: str | None = None) -> None:
+        self.monitor.record(request.model_id, metrics=metrics if error is None else None, error=error)
+        figures = {}
+        if metrics:
+            figures = {"prompt_tokens": metrics.prompt_tokens, "answer_tokens": metrics.answer_tokens, "thinking_tokens": metrics.thinking_tokens,
+                       "ttft_s": metrics.time_to_first_token_s, "tokens_per_s": metrics.tokens_per_s, "total_s": metrics.total_s}
+        self.guard.log.write(request.user, request.model_id, "error" if error else outcome, request.messages,
+                             quantization=request.quantization if request.quantization != "none" else None,
+                             error=error[:200] if error else None, **figures)
 
     def fit_problem(self, model_ids: list[str]) -> str | None:
         """Why these models' local ones cannot all be resident together (remote ones cost nothing here)."""

@@ -8,6 +8,7 @@ from ..arena import ArenaStore
 from ..backends import Backend
 from ..backends.router import Router
 from ..config import AppConfig
+from ..guard import guarded
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
@@ -75,6 +76,10 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current)
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
         demo.load(open_link, None, link_outputs, api_visibility="private")
+    if isinstance(backend, Router):  # every handler that generates or runs code: rate limits, user for the log
+        for block_fn in demo.fns.values():
+            if block_fn.concurrency_id == "generate" or block_fn.api_name == "run_code":
+                block_fn.fn = guarded(backend.guard, block_fn.fn)
     demo.queue(default_concurrency_limit=config.settings.concurrency, max_size=config.settings.queue_size)
     return demo
 

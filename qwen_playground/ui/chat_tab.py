@@ -16,6 +16,7 @@ from ..backends import Backend
 from ..chat import export_json, export_markdown, normalize_history, split_last_turn, to_model_messages
 from ..config import AppConfig
 from ..generation import Request, SamplingParams
+from ..lengths import conversation_tokens, trim_history
 from ..prompts import load_template
 from ..registry import ModelSpec, RegistryError
 from .common import describe, precision_picker, stream_turn
@@ -64,6 +65,8 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
             model = gr.Dropdown([(s.id, s.id) for s in specs], value=first.id, label="Model")
             model_info = gr.Markdown(describe(first))
             precision = precision_picker(backend)
+            trim = gr.Checkbox(False, label="Trim oldest turns to fit",
+                               info=f"When the conversation passes {config.settings.max_input_tokens:,} tokens, drop its oldest exchanges")
             thinking = gr.Checkbox(first.thinking, label="Thinking mode", interactive=first.thinking,
                                    info="Qwen3 reasons in <think> before answering")
             system = gr.Textbox(template.render_system(), label="System prompt", lines=3,
@@ -95,7 +98,7 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
         return preset_values(registry.get(model_id), think)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
-                thinking_budget=0, quantization="none"):
+                thinking_budget=0, quantization="none", trim_history=False):
         text, model_id, think = message, model, thinking
         if not isinstance(text, str) or not text.strip():
             raise gr.Error("Type a message first.")
@@ -110,7 +113,18 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
             raise gr.Error(sampling_error(e)) from None
         except ValueError as e:
             raise gr.Error(str(e)) from None
+        if trim_history:
+            history = fit_history(history, text, system_prompt or "")
         yield from run_turn(text, history, spec, system_prompt or "", bool(think), sampling, int(thinking_budget or 0) or None, quantization)
+
+    def fit_history(history: list[dict], text: str, system_prompt: str) -> list[dict]:
+        """The newest exchanges that fit the conversation limit with this message (and room to answer)."""
+        budget = config.settings.max_input_tokens - conversation_tokens(
+            [{"role": "system", "content": system_prompt}, {"role": "user", "content": template.render_user(message=text)}])
+        kept, dropped = trim_history(history, max(0, budget))
+        if dropped:
+            gr.Info(f"Dropped the {dropped} oldest exchange{'s' if dropped > 1 else ''} to fit {config.settings.max_input_tokens:,} tokens.")
+        return kept
 
     def run_turn(text, history, spec, system_prompt, think, sampling, budget, quantization="none"):
         before = list(history)
@@ -127,20 +141,22 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
                 yield before, text
             raise
 
-    def retry(history, model_id, system_prompt, think, *sampling_values):
+    def retry(history, model_id, system_prompt, think, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
+              thinking_budget=0, quantization="none", trim_history=False):
         before, text = split_last_turn(normalize_history(history))
         if text is None:
             raise gr.Error("Nothing to retry yet.")
-        yield from respond(text, before, model_id, system_prompt, think, *sampling_values)
+        yield from respond(text, before, model_id, system_prompt, think, temperature, top_p, top_k, min_p, repetition_penalty,
+                           max_new_tokens, thinking_budget, quantization, trim_history)
 
     def undo(history):
         before, text = split_last_turn(normalize_history(history))
         return before, text or ""
 
-    inputs = [message, chatbot, model, system, thinking, *sliders, budget, precision]
+    inputs = [message, chatbot, model, system, thinking, *sliders, budget, precision, trim]
     send_event = send.click(respond, inputs, [chatbot, message], api_name="chat", concurrency_id="generate")
     submit_event = message.submit(respond, inputs, [chatbot, message], api_visibility="private", concurrency_id="generate")
-    retry_event = chatbot.retry(retry, [chatbot, model, system, thinking, *sliders, budget, precision], [chatbot, message],
+    retry_event = chatbot.retry(retry, [chatbot, model, system, thinking, *sliders, budget, precision, trim], [chatbot, message],
                                 api_visibility="private", concurrency_id="generate")
     chatbot.undo(undo, chatbot, [chatbot, message], api_visibility="private", queue=False)
     clear.click(lambda: ([], ""), None, [chatbot, message], api_visibility="private", queue=False)

@@ -1,0 +1,168 @@
+"""Who is asking, whether they may, and a private record of what they asked for.
+
+Every handler that generates is wrapped by `guarded`: it names the user (the
+browser session and the client's IP), applies the rate limits (requests per
+minute, generated tokens per hour; moving windows from the `limits` library,
+per session and, looser, per IP so a classroom behind one NAT still works),
+and makes the user known to the requests the handler builds. The router
+charges tokens and writes the request log. Logs hold a salted hash of the
+user, never the address, and no prompt text unless the operator opts in.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import math
+import secrets
+import time
+from pathlib import Path
+
+import gradio as gr
+from limits import RateLimitItemPerHour, RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from .config import Settings
+from .users import acting_for
+
+IP_FACTOR = 8  # one IP may be a whole classroom
+
+
+class RateLimited(Exception):
+    pass
+
+
+class Guard:
+    def __init__(self, settings: Settings):
+        self.enabled = settings.rate_limits_active
+        self.requests = RateLimitItemPerMinute(settings.requests_per_minute)
+        self.tokens = RateLimitItemPerHour(settings.tokens_per_hour)
+        self.requests_ip = RateLimitItemPerMinute(settings.requests_per_minute * IP_FACTOR)
+        self.tokens_ip = RateLimitItemPerHour(settings.tokens_per_hour * IP_FACTOR)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.log = RequestLog(settings)
+
+    def admit(self, user: str) -> None:
+        """Count one request for `user`, or raise RateLimited saying when to come back."""
+        if not self.enabled or not user:
+            return
+        session, ip = _keys(user)
+        for item, key, what in ((self.tokens, session, "tokens this hour"), (self.tokens_ip, ip, "tokens this hour from your network")):
+            if not self.limiter.test(item, key):
+                raise RateLimited(f"Rate limit: {item.amount} {what}. Try again in {self._retry_after(item, key)}.")
+        for item, key, what in ((self.requests, session, "requests a minute"), (self.requests_ip, ip, "requests a minute from your network")):
+            if not self.limiter.hit(item, key):
+                raise RateLimited(f"Rate limit: {item.amount} {what}. Try again in {self._retry_after(item, key)}.")
+
+    def charge(self, user: str, tokens: int) -> None:
+        """Count generated tokens against the hourly budget (a request may finish slightly over it)."""
+        if not self.enabled or not user or tokens <= 0:
+            return
+        session, ip = _keys(user)
+        for item, key in ((self.tokens, session), (self.tokens_ip, ip)):
+            remaining = self.limiter.get_window_stats(item, key).remaining
+            if remaining > 0:
+                self.limiter.hit(item, key, cost=min(tokens, remaining))
+
+    def _retry_after(self, item, key: str) -> str:
+        seconds = max(1, math.ceil(self.limiter.get_window_stats(item, key).reset_time - time.time()))
+        return f"{seconds} s" if seconds < 120 else f"{math.ceil(seconds / 60)} min"
+
+
+def _keys(user: str) -> tuple[str, str]:
+    session, _, ip = user.partition("@")
+    return f"session:{session}", f"ip:{ip or session}"
+
+
+def user_of(request: gr.Request | None) -> str:
+    """'session@ip' for a browser or API client; "" when Gradio gives no request (direct calls)."""
+    if request is None:
+        return ""
+    client = getattr(request, "client", None)  # absent on requests built outside a server
+    ip = getattr(client, "host", "") or ""
+    return f"{request.session_hash or 'anonymous'}@{ip}"
+
+
+def guarded(guard: Guard, fn):
+    """Wrap a handler: admit the user first (a refusal is a gr.Error), and make the user known
+    (`users.current_user`) while each step of the handler runs, so the requests it builds carry it."""
+
+    def split(args: tuple, request: gr.Request | None) -> tuple[tuple, gr.Request | None]:
+        if request is None and args and isinstance(args[-1], gr.Request):  # Gradio passes it in its place, last
+            return args[:-1], args[-1]
+        return args, request
+
+    def admitted(request: gr.Request | None) -> str:
+        user = user_of(request)
+        try:
+            guard.admit(user)
+        except RateLimited as e:
+            raise gr.Error(str(e)) from None
+        return user
+
+    if inspect.isgeneratorfunction(fn):
+        def wrapper(*args, request: gr.Request | None = None):
+            args, request = split(args, request)
+            user = admitted(request)
+            steps = fn(*args)
+            while True:  # Gradio may run each step on a different worker thread
+                with acting_for(user):
+                    try:
+                        item = next(steps)
+                    except StopIteration:
+                        return
+                yield item
+    else:
+        def wrapper(*args, request: gr.Request | None = None):
+            args, request = split(args, request)
+            with acting_for(admitted(request)):
+                return fn(*args)
+
+    functools.update_wrapper(wrapper, fn)
+    del wrapper.__wrapped__  # Gradio must see the new signature, with the request it should pass
+    wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), "request": gr.Request}
+    original = inspect.signature(fn)
+    wrapper.__signature__ = original.replace(parameters=[*original.parameters.values(), inspect.Parameter(
+        "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)])
+    return wrapper
+
+
+class RequestLog:
+    """One JSON line per finished request in <cache_dir>/logs/requests.jsonl: hashed user, model, sizes,
+    timings, outcome. Prompt text only with settings.log_prompts."""
+
+    def __init__(self, settings: Settings):
+        self.with_prompts = settings.log_prompts
+        self.logger = logging.getLogger("qwen_playground.requests")
+        self._salt = b""
+        self._folder = Path(settings.cache_dir).expanduser() / "logs"
+        try:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            salt_file = self._folder / "salt"
+            if not salt_file.exists():
+                salt_file.write_text(secrets.token_hex(16))
+            self._salt = salt_file.read_text().strip().encode()
+            if not any(getattr(h, "baseFilename", None) == str(self._folder / "requests.jsonl") for h in self.logger.handlers):
+                handler = logging.FileHandler(self._folder / "requests.jsonl", encoding="utf-8")
+                handler.setFormatter(logging.Formatter("%(message)s"))
+                self.logger.addHandler(handler)
+            self.logger.setLevel(logging.INFO)
+            self.logger.propagate = False
+        except OSError as e:  # an unwritable cache costs the log, not the app
+            logging.getLogger(__name__).warning("Request log disabled: %s", e)
+            self._salt = self._salt or secrets.token_hex(16).encode()
+
+    def user_id(self, user: str) -> str:
+        """A stable pseudonym: the same user gets the same id, and the id does not reveal the user."""
+        return hashlib.sha256(self._salt + user.encode()).hexdigest()[:16] if user else "-"
+
+    def write(self, user: str, model: str, outcome: str, messages: list[dict] | None = None, **figures) -> None:
+        record = {"at": round(time.time(), 3), "user": self.user_id(user), "model": model, "outcome": outcome,
+                  **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items() if v is not None}}
+        if self.with_prompts and messages:
+            record["prompt"] = messages[-1].get("content") if isinstance(messages[-1].get("content"), str) else "(multimodal)"
+        self.logger.info(json.dumps(record, ensure_ascii=False))
