@@ -18,9 +18,10 @@ import random
 import sqlite3
 import time
 import uuid
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 CHOICES = {"a": "A is better", "b": "B is better", "tie": "Tie", "bad": "Both are bad"}
 SCHEMA = """
@@ -36,22 +37,60 @@ class VoteRefused(ValueError):
     pass
 
 
+class ArenaUnavailable(VoteRefused):
+    """The vote database cannot be used right now (locked, read-only, unwritable); the app serves on."""
+
+
+BUSY_TIMEOUT_S = 5
+
+
 class ArenaStore:
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        self._ready = False
+        try:
+            self._open()
+        except ArenaUnavailable:  # reported on use; the rest of the app does not need the arena
+            pass
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; explicit transactions below
-        db.execute("PRAGMA busy_timeout=30000")
-        return db
+    def _open(self) -> None:
+        if self._ready:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            raise self._unavailable(e) from None
+        self._ready = True
+
+    def _unavailable(self, error: Exception) -> ArenaUnavailable:
+        text = str(error).lower()
+        if "locked" in text or "busy" in text:
+            why = "is busy (another program holds a lock); nothing was recorded. Try again in a moment"
+        elif "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
+            why = "is read-only; votes cannot be recorded. Ask the operator to make it writable or set settings.arena_db"
+        else:
+            why = f"cannot be used ({type(error).__name__}: {error}). Ask the operator to check settings.arena_db"
+        return ArenaUnavailable(f"The vote database {self.path} {why}.")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation; database failures become ArenaUnavailable with a readable reason."""
+        self._open()
+        try:
+            with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:  # autocommit
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+                yield db
+        except sqlite3.IntegrityError:
+            raise
+        except (OSError, sqlite3.Error) as e:
+            raise self._unavailable(e) from None
 
     def new_battle(self, model_a: str, model_b: str) -> str:
         battle_id = uuid.uuid4().hex
-        with closing(self._connect()) as db:
+        with self._connect() as db:
             db.execute("INSERT INTO battles VALUES (?, ?, ?, ?)", (battle_id, model_a, model_b, time.time()))
         return battle_id
 
@@ -59,7 +98,7 @@ class ArenaStore:
         """Record the one vote of a battle and return (model A, model B) to reveal."""
         if choice not in CHOICES:
             raise VoteRefused(f"Unknown vote '{choice}'; vote one of: {', '.join(CHOICES)}.")
-        with closing(self._connect()) as db:
+        with self._connect() as db:
             row = db.execute("SELECT model_a, model_b FROM battles WHERE id = ?", (battle_id,)).fetchone()
             if row is None:
                 raise VoteRefused("Unknown battle: start a battle first, then vote on it.")
@@ -71,7 +110,7 @@ class ArenaStore:
 
     def votes(self) -> list[tuple[str, str, str]]:
         """(model A, model B, choice) for every vote, oldest first."""
-        with closing(self._connect()) as db:
+        with self._connect() as db:
             return db.execute("SELECT b.model_a, b.model_b, v.choice FROM votes v JOIN battles b ON b.id = v.battle_id ORDER BY v.voted").fetchall()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..arena import CHOICES, ArenaStore, VoteRefused, draw_pair, leaderboard
+from ..arena import ArenaUnavailable, CHOICES, ArenaStore, VoteRefused, draw_pair, leaderboard
 from ..backends import Backend
 from ..chat import ChatTurn
 from ..config import AppConfig
@@ -21,8 +21,13 @@ COLUMNS = ["rank", "model", "rating", "95% interval", "votes", "wins", "losses",
 
 
 def standings_table(store: ArenaStore) -> list[list]:
+    try:
+        votes = store.votes()
+    except ArenaUnavailable as e:
+        gr.Warning(str(e))
+        return []
     return [[rank, s.model, round(s.rating), f"{round(s.low)} – {round(s.high)}", s.votes, s.wins, s.losses, s.ties]
-            for rank, s in enumerate(leaderboard(store.votes()), 1)]
+            for rank, s in enumerate(leaderboard(votes), 1)]
 
 
 def build_arena_tab(config: AppConfig, backend: Backend, store: ArenaStore) -> None:
@@ -47,7 +52,10 @@ def build_arena_tab(config: AppConfig, backend: Backend, store: ArenaStore) -> N
             model_a, model_b = draw_pair(pool)
         except ValueError as e:
             raise gr.Error(str(e)) from None
-        current = store.new_battle(model_a, model_b)
+        try:
+            current = store.new_battle(model_a, model_b)
+        except ArenaUnavailable as e:
+            raise gr.Error(str(e)) from None
         specs = [registry.get(model_a), registry.get(model_b)]
         requests = [Request(s.id, [{"role": "user", "content": text}], s.preset(False), thinking=False) for s in specs]
         runner = stream_in_turn if backend.fit_problem([model_a, model_b]) else stream_all
