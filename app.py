@@ -28,6 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", help="where demo models are built")
     p.add_argument("--allow-code-execution", action="store_true", default=None,
                    help="let the Code tab run Python in a sandbox (needs bubblewrap; never on a public Space)")
+    p.add_argument("--public", action="store_true", default=None, help="public deployment: per-user rate limits on (automatic on Spaces)")
+    p.add_argument("--log-prompts", action="store_true", default=None, help="write prompt text into the private request log")
     return p.parse_args(argv)
 
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = load_config(args.config, demo=args.demo, device=args.device, dtype=args.dtype,
                              memory_budget_gb=args.memory_budget_gb, max_input_tokens=args.max_input_tokens, cache_dir=args.cache_dir,
-                             allow_code_execution=args.allow_code_execution)
+                             allow_code_execution=args.allow_code_execution, public=args.public, log_prompts=args.log_prompts)
         demo = build_demo(config)
     except (RegistryError, TemplateError) as e:
         sys.exit(f"Configuration problem:\n{e}")

@@ -92,26 +92,7 @@ def fuzz(client, examples: int, timeout_s: float = 60, only: list[str] | None = 
     for name, params in endpoint_params(client).items():
         if only and name not in only:
             continue
-        tried = 0
-
-        @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
-        @given(st.tuples(*[value_strategy(p) for p in params]))
-        def call(args, name=name, params=params):
-            nonlocal tried
-            tried += 1
-            kwargs = {p["parameter_name"]: a for p, a in zip(params, args, strict=True)}
-            try:
-                client.submit(**kwargs, api_name=name).result(timeout=timeout_s)
-            except TimeoutError:
-                report["timeouts"] += 1
-            except Exception as e:  # an error shown to the user: fine unless it leaks internals
-                text = str(e)
-                report["errors_shown"] += 1
-                if leaked(text):
-                    report["leaks"].append((name, repr(args)[:300], text[:300]))
-
-        call()
+        tried = _fuzz_endpoint(client, name, params, examples, timeout_s, report)
         report["endpoints"][name] = tried
         report["tried"] += tried
         try:  # the app must still serve a normal request after each endpoint's barrage
@@ -119,6 +100,29 @@ def fuzz(client, examples: int, timeout_s: float = 60, only: list[str] | None = 
         except Exception as e:
             report["crashes"].append((name, str(e)[:300]))
     return report
+
+
+def _fuzz_endpoint(client, name: str, params: list[dict], examples: int, timeout_s: float, report: dict) -> int:
+    tried = 0
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(st.tuples(*[value_strategy(p) for p in params]))
+    def call(args):
+        nonlocal tried
+        tried += 1
+        kwargs = {p["parameter_name"]: a for p, a in zip(params, args, strict=True)}
+        try:
+            client.submit(**kwargs, api_name=name).result(timeout=timeout_s)
+        except TimeoutError:
+            report["timeouts"] += 1
+        except Exception as e:  # an error shown to the user: fine unless it leaks internals
+            text = str(e)
+            report["errors_shown"] += 1
+            if leaked(text):
+                report["leaks"].append((name, repr(args)[:300], text[:300]))
+
+    call()
+    return tried
 
 
 def load(url: str, clients: int = 16, requests_each: int = 5, timeout_s: float = 120) -> dict:

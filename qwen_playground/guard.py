@@ -138,6 +138,7 @@ class RequestLog:
     def __init__(self, settings: Settings):
         self.with_prompts = settings.log_prompts
         self.logger = logging.getLogger("qwen_playground.requests")
+        self.logger.propagate = False  # private: only ever to its own file
         self._salt = b""
         self._folder = Path(settings.cache_dir).expanduser() / "logs"
         try:
@@ -151,7 +152,6 @@ class RequestLog:
                 handler.setFormatter(logging.Formatter("%(message)s"))
                 self.logger.addHandler(handler)
             self.logger.setLevel(logging.INFO)
-            self.logger.propagate = False
         except OSError as e:  # an unwritable cache costs the log, not the app
             logging.getLogger(__name__).warning("Request log disabled: %s", e)
             self._salt = self._salt or secrets.token_hex(16).encode()

@@ -14,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..lessons import FieldSpec, Lesson, from_json, from_link, load_lessons, resolve, to_json, to_link
+from . import uploads
 
 Fields = dict[str, dict[str, gr.components.Component]]
 
@@ -32,7 +33,7 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
         with gr.Column():
             shipped_choice = gr.Dropdown([(lesson.title, name) for name, lesson in shipped.items()], label="Lessons that come with the playground")
             open_shipped = gr.Button("Open lesson", variant="primary")
-            upload = gr.UploadButton("Open a lesson file (.json)", file_types=[".json"])
+            upload = uploads.UploadButton("Open a lesson file (.json)", file_types=[".json"])
         with gr.Column():
             title = gr.Textbox(label="Title for the current tab's lesson", placeholder="e.g. Week 3: thinking budgets")
             make_link = gr.Button("Make a link")

@@ -17,6 +17,7 @@ from ..generation import Request
 from ..prompts import load_template
 from ..vision import (TOKEN_SIDE, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes,
                       video_support)
+from . import uploads
 from .common import answer_text, bubbles, metrics_text, model_picker, precision_picker, require_text, resolve, stream_turn
 from .inspector_tab import inspector_panel
 
@@ -28,8 +29,8 @@ def build_vision_tab(config: AppConfig, backend: Backend) -> dict:
     registry, template = config.registry, load_template("vision")
     with gr.Row():
         with gr.Column(scale=2):
-            files = gr.File(file_count="multiple", label=f"Images (up to {MAX_FILES}) or one video", file_types=["image", "video"])
-            camera = gr.Image(sources=["webcam", "clipboard"], type="filepath", label="…or paste / take a picture", height=200)
+            files = uploads.File(file_count="multiple", label=f"Images (up to {MAX_FILES}) or one video", file_types=["image", "video"])
+            camera = uploads.Image(sources=["webcam", "clipboard"], type="filepath", label="…or paste / take a picture", height=200)
             question = gr.Textbox(label="Question", lines=2, placeholder=f"e.g. What is in this picture?  For boxes: {GROUNDING_HINT}")
             system = gr.Textbox("", label="System prompt (optional)")
             model, _ = model_picker(registry, "vision")

@@ -1,0 +1,47 @@
+"""Upload components that only ever hand the app files a client uploaded.
+
+Gradio 6.31 checks paths of payloads marked as file data, but an API caller
+can send a bare `{"path": "/somewhere/on/the/server"}`: the Image component
+then opens that server file itself (found by fuzzing /vision). These
+subclasses refuse any payload whose path is outside Gradio's upload folder
+before the stock preprocessing runs, for every component that takes files.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+from gradio import utils
+
+REFUSED = "Only files uploaded through the app can be used. Upload the file, or send it with gradio_client.handle_file()."
+
+
+def _paths(payload) -> list:
+    if payload is None:
+        return []
+    items = getattr(payload, "root", payload)  # ListFiles wraps a list
+    return [getattr(item, "path", None) for item in (items if isinstance(items, list) else [items])]
+
+
+class _OnlyUploads:
+    def preprocess(self, payload):
+        for path in _paths(payload):
+            if not path or not utils.is_in_or_equal(path, utils.get_upload_folder()):
+                raise gr.Error(REFUSED)
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # e.g. a text file sent as an image: say so, without internals
+            raise gr.Error(f"Could not read the uploaded file ({type(e).__name__}). Upload an image or video file.") from None
+
+
+class Image(_OnlyUploads, gr.Image):
+    pass
+
+
+class File(_OnlyUploads, gr.File):
+    pass
+
+
+class UploadButton(_OnlyUploads, gr.UploadButton):
+    pass
