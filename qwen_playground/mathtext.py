@@ -12,7 +12,9 @@ Answer checking uses Hugging Face's math-verify, so 1/2, 0.5 and \\frac{1}{2} ag
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import re
+import threading
 from dataclasses import dataclass
 
 from math_verify import parse, verify
@@ -120,8 +122,36 @@ def _parse(text: str) -> list:
     return parse(text, **options)
 
 
-def check_answer(expected: str, answer: str | None) -> Verdict:
-    """Compare the model's final answer with the expected one, as math."""
+CHECK_TIMEOUT_S = 5.0
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def check_answer(expected: str, answer: str | None, timeout_s: float = CHECK_TIMEOUT_S) -> Verdict:
+    """Compare the model's final answer with the expected one, as math, within `timeout_s`.
+
+    math-verify's own timeout uses signals, which only work in the main thread, and Gradio runs handlers in
+    worker threads; so the check runs in one helper process, which is replaced when a pathological
+    expression outlives the deadline.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None:  # forkserver: never fork a process that already runs threads (torch, Gradio)
+            _pool = multiprocessing.get_context("forkserver").Pool(1)
+            _pool.apply(_check_answer, ("1", "1"))  # start-up and imports do not count against the deadline
+        pool = _pool
+    pending = pool.apply_async(_check_answer, (expected, answer))
+    try:
+        return pending.get(timeout_s)
+    except multiprocessing.TimeoutError:
+        with _pool_lock:
+            if _pool is pool:
+                _pool = None
+        pool.terminate()
+        return Verdict(None, f"Could not check the answer within {timeout_s:g} s (the expressions are too hard for the checker).")
+
+
+def _check_answer(expected: str, answer: str | None) -> Verdict:
     gold = _parse(expected.strip())
     if not gold:
         raise ValueError(f"Could not read the expected answer {expected.strip()!r} as math. "

@@ -46,3 +46,9 @@ def test_missing_or_malformed_answers():
         check_answer("abc((", "1")
     with pytest.raises(ValueError):
         check_answer("   ", "1")
+
+
+def test_a_check_that_outlives_its_deadline_gives_up_and_the_checker_recovers():
+    verdict = check_answer("1/2", "0.5", timeout_s=0.0001)
+    assert verdict.equal is None and "Could not check the answer within" in verdict.message
+    assert check_answer("1/2", "0.5").equal is True  # a fresh helper process took over
