@@ -11,6 +11,7 @@ Answer checking uses Hugging Face's math-verify, so 1/2, 0.5 and \\frac{1}{2} ag
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import re
@@ -138,6 +139,7 @@ def check_answer(expected: str, answer: str | None, timeout_s: float = CHECK_TIM
     with _pool_lock:
         if _pool is None:  # forkserver: never fork a process that already runs threads (torch, Gradio)
             _pool = multiprocessing.get_context("forkserver").Pool(1)
+            atexit.register(_pool.terminate)  # before interpreter teardown, or Pool.__del__ complains
             _pool.apply(_check_answer, ("1", "1"))  # start-up and imports do not count against the deadline
         pool = _pool
     pending = pool.apply_async(_check_answer, (expected, answer))

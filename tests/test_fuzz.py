@@ -15,11 +15,11 @@ def fuzz_app(cache_dir):
 
 def test_every_endpoint_survives_hostile_inputs_without_leaking_tracebacks(fuzz_app):
     client, _ = fuzz_app
-    report = fuzz(client, examples=12, timeout_s=60)
+    report = fuzz(client, examples=8, timeout_s=60)
     print(f"fuzzed {report['tried']} inputs: {report['endpoints']}")
     assert set(report["endpoints"]) >= {"/chat", "/code", "/run_code", "/math", "/multilingual", "/vision", "/compare",
                                          "/arena_battle", "/arena_vote", "/leaderboard", "/inspect", "/guide", "/health"}
-    assert all(n >= 1 for n in report["endpoints"].values()) and report["tried"] >= 12 * 10
+    assert all(n >= 1 for n in report["endpoints"].values()) and report["tried"] >= 8 * 10
     assert report["leaks"] == [] and report["crashes"] == [] and report["timeouts"] == 0
 
 
