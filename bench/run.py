@@ -74,7 +74,7 @@ def bytes_read_per_token(model: torch.nn.Module) -> int:
     total = quantization.weight_bytes(model)
     embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     if embed is not head:
-        total -= quantization._nbytes(embed)
+        total -= quantization.tensor_bytes(embed)
     return total
 
 
@@ -110,6 +110,7 @@ class App:
     def __init__(self, model_dir: Path | None, cache_dir: Path, dtype: str = "auto"):
         from gradio_client import Client
 
+        from qwen_playground.backends.router import Router
         from qwen_playground.config import load_config
         from qwen_playground.ui import build_demo
 
@@ -120,12 +121,10 @@ class App:
                            "presets": {"non_thinking": {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "max_new_tokens": 64}}})
         config_path.write_text(yaml.safe_dump({"models": models, "routes": {"chat": {"default": "bench"}} if models else {}}))
         self.config = load_config(config_path, demo=True, cache_dir=cache_dir, dtype=dtype, concurrency=16)
-        self.demo = build_demo(self.config)
+        self.router = Router(self.config)
+        self.demo = build_demo(self.config, self.router)
         _, url, _ = self.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
         self.client = Client(url, verbose=False)
-        from qwen_playground.backends.local import pick_device, pick_dtype
-
-        self.demo_backend_dtype = pick_dtype(pick_device(), "auto")
 
     def chat(self, model: str, new_tokens: int, prompt: str = PROMPT) -> dict:
         """One /chat call, timed from the client: time to first answer text, then tokens/s over the stream."""
@@ -186,11 +185,11 @@ def section_decode(folder: Path, tokenizer, device: str, new_tokens: int, app: A
             del model
     if app is not None:  # the app's default path: its dtype, through the continuous batch
         app_result = max((app.chat(model_id, new_tokens) for _ in range(2)), key=lambda r: r["tokens_per_s"])
-        dtype = app.demo_backend_dtype
-        per_token = next(r for r in rows if r["precision"] == str(dtype).removeprefix("torch."))["limit_tokens_per_s"]
-        rows.append({"precision": f"app default ({str(dtype).removeprefix('torch.')}, batched)", "weights_gib": None,
-                     "tokens_per_s": app_result["tokens_per_s"], "limit_tokens_per_s": per_token,
-                     "fraction_of_limit": app_result["tokens_per_s"] / per_token})
+        dtype = str(app.router.local.dtype).removeprefix("torch.")
+        limit = next(r for r in rows if r["precision"] == dtype)["limit_tokens_per_s"]
+        rows.append({"precision": f"app default ({dtype}, batched)", "weights_gib": None,
+                     "tokens_per_s": app_result["tokens_per_s"], "limit_tokens_per_s": limit,
+                     "fraction_of_limit": app_result["tokens_per_s"] / limit})
     return [dict(r, bandwidth_gbs=bandwidth) for r in rows]
 
 
@@ -336,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
     app = App(folder, cache)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        dtype = app.demo_backend_dtype
+        dtype = app.router.local.dtype
         if "overhead" not in args.skip:
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=device).eval()
             run["overhead"] = section_overhead(app, model, tokenizer, "bench", tokens)

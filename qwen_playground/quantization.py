@@ -65,11 +65,11 @@ def bytes_per_param(choice: str, dtype: torch.dtype) -> float:
 def weight_bytes(model: torch.nn.Module) -> int:
     """Bytes the loaded weights really occupy: quantized tensors are counted by their packed parts
     (transformers' `get_memory_footprint` counts torchao's int8 tensors at their logical dtype)."""
-    return sum(_nbytes(t) for t in (*model.parameters(), *model.buffers()))
+    return sum(tensor_bytes(t) for t in (*model.parameters(), *model.buffers()))
 
 
-def _nbytes(tensor: torch.Tensor) -> int:
+def tensor_bytes(tensor: torch.Tensor) -> int:
     if hasattr(tensor, "__tensor_flatten__"):  # a tensor subclass (torchao): sum its inner tensors
         names, _ = tensor.__tensor_flatten__()
-        return sum(_nbytes(getattr(tensor, name)) for name in names)
+        return sum(tensor_bytes(getattr(tensor, name)) for name in names)
     return tensor.nelement() * tensor.element_size()

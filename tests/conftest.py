@@ -115,3 +115,18 @@ def served_qwen3(cache_dir):
     yield base_url, str(folder)  # the server only answers to its model's path
     process.terminate()
     process.wait(timeout=30)
+
+
+def break_forward(monkeypatch, model, after: int, message: str = "device fell over"):
+    """Make `model.forward` raise RuntimeError(message) after `after` calls (generation failing mid-stream);
+    returns the real forward, to put back."""
+    real_forward, calls = model.forward, []
+
+    def failing_forward(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > after:
+            raise RuntimeError(message)
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", failing_forward)
+    return real_forward

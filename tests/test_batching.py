@@ -6,6 +6,8 @@ from qwen_playground.backends.batching import supports
 from qwen_playground.backends.local import LocalBackend
 from qwen_playground.generation import Done, Error, Request, SamplingParams, TextDelta
 
+from .conftest import break_forward
+
 GREEDY = SamplingParams(temperature=0, max_new_tokens=30)
 
 
@@ -69,8 +71,7 @@ def test_the_batch_recovers_after_a_failure(demo_config, monkeypatch):
     request = Request("tiny-random", [{"role": "user", "content": "go"}], GREEDY)
     before = text(list(backend.stream(request, threading.Event())))
     model = backend.cache.get("tiny-random", 0, None).model
-    real_forward = model.forward
-    monkeypatch.setattr(model, "forward", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("device fell over")))
+    real_forward = break_forward(monkeypatch, model, after=0)
     failed = list(backend.stream(request, threading.Event()))
     assert isinstance(failed[-1], Error) and "device fell over" in failed[-1].message
     monkeypatch.setattr(model, "forward", real_forward)

@@ -23,7 +23,7 @@ from qwen_playground.backends.router import Router
 from qwen_playground.config import load_config
 from qwen_playground.ui import build_demo
 
-from .conftest import free_port
+from .conftest import break_forward, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,15 +44,7 @@ def test_generation_failing_mid_stream_keeps_the_partial_answer_then_recovers(ap
     client, local = app
     chat(client, model="demo-qwen2.5")  # loaded
     model = local.cache.get("demo-qwen2.5", 0, None).model
-    real_forward, calls = model.forward, []
-
-    def failing_forward(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > 4:
-            raise RuntimeError("device fell over")
-        return real_forward(*args, **kwargs)
-
-    monkeypatch.setattr(model, "forward", failing_forward)
+    real_forward = break_forward(monkeypatch, model, after=4)
     job = client.submit("Hello", [], "demo-qwen2.5", "", False, 0.7, 0.8, 20, 0.0, 1.05, 64, api_name="/chat")
     with pytest.raises(AppError, match="Generation failed: RuntimeError: device fell over"):
         job.result()

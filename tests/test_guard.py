@@ -1,6 +1,8 @@
 """Hardening: rate limits, private logs, token length limits, control-token strings for every backend."""
 
+import inspect
 import json
+import threading
 
 import gradio as gr
 import pytest
@@ -12,6 +14,7 @@ from qwen_playground.backends.router import Router
 from qwen_playground.chat_encoding import defuse_messages, defuse_text
 from qwen_playground.config import load_config
 from qwen_playground.demo_models import load_tokenizer
+from qwen_playground.generation import Request, SamplingParams
 from qwen_playground.guard import Guard, RateLimited, guarded
 from qwen_playground.ui import build_demo
 from qwen_playground.users import acting_for
@@ -50,7 +53,7 @@ def test_guarded_handlers_get_the_user_and_keep_their_signature(demo_config):
         yield f"{text} for {current_user()}"
 
     wrapped = guarded(guard, handler)
-    assert list(__import__("inspect").signature(wrapped).parameters) == ["text", "n", "request"]
+    assert list(inspect.signature(wrapped).parameters) == ["text", "n", "request"]
     request = gr.Request(username=None, session_hash="abc")
     assert list(wrapped("answer", 1, request=request)) == ["answer for abc@"]
     with pytest.raises(gr.Error, match="Try again in"):
@@ -58,13 +61,11 @@ def test_guarded_handlers_get_the_user_and_keep_their_signature(demo_config):
 
 
 @pytest.fixture(scope="module")
-def limited_app(demo_config, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("limited")
+def limited_app(demo_config):
     settings = demo_config.settings.model_copy(update={"rate_limits": True, "requests_per_minute": 3, "max_message_tokens": 50,
-                                                        "max_input_tokens": 300, "cache_dir": demo_config.settings.cache_dir})
+                                                        "max_input_tokens": 300})
     config = type(demo_config)(demo_config.registry, settings, demo_config.demo)
     router = Router(config)
-    router.guard.log._folder = cache  # noqa: SLF001 (read back below)
     demo = build_demo(config, router)
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
     yield Client(url, verbose=False), router
@@ -87,10 +88,8 @@ def test_the_request_log_is_private(demo_config, tmp_path):
         settings = demo_config.settings.model_copy(update={"cache_dir": tmp_path / str(log_prompts), "log_prompts": log_prompts})
         router = Router(type(demo_config)(demo_config.registry, settings, True))
         with acting_for("session-1@203.0.113.9"):
-            request = __import__("qwen_playground.generation", fromlist=["Request"]).Request(
-                "demo-qwen3", [{"role": "user", "content": "my secret question"}],
-                __import__("qwen_playground.generation", fromlist=["SamplingParams"]).SamplingParams(max_new_tokens=8))
-        list(router.stream(request, __import__("threading").Event()))
+            request = Request("demo-qwen3", [{"role": "user", "content": "my secret question"}], SamplingParams(max_new_tokens=8))
+        list(router.stream(request, threading.Event()))
         for handler in router.guard.log.logger.handlers:
             handler.flush()
         return (settings.cache_dir / "logs" / "requests.jsonl").read_text()
@@ -104,7 +103,7 @@ def test_the_request_log_is_private(demo_config, tmp_path):
 
 
 def test_message_and_conversation_lengths_are_counted_in_tokens(limited_app):
-    client, _ = Client(limited_app[0].src, verbose=False), None
+    client = Client(limited_app[0].src, verbose=False)  # its own session: the rate-limit test used up the first one
     with pytest.raises(AppError, match=r"This message is [\d,]+ tokens long; the limit is 50 tokens per message"):
         client.predict("word " * 80, [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 16, api_name="/chat")
     long_history = []
@@ -140,7 +139,6 @@ def test_typed_control_tokens_reach_remote_and_vision_models_as_text():
 def test_remote_requests_carry_defused_text(config_file, cache_dir):
     config = load_config(config_file, demo=True, cache_dir=cache_dir)
     from qwen_playground.backends.openai_compat import OpenAICompatBackend
-    from qwen_playground.generation import Request
     from qwen_playground.registry import Endpoint
 
     backend = OpenAICompatBackend(Endpoint(id="e", base_url="http://127.0.0.1:9/v1"), config.registry)

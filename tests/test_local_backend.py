@@ -12,6 +12,8 @@ from qwen_playground.chat import ChatTurn, normalize_history, to_model_messages
 from qwen_playground.config import load_config
 from qwen_playground.generation import Done, Error, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
 
+from .conftest import break_forward
+
 GREEDY = SamplingParams(temperature=0, max_new_tokens=40)
 
 
@@ -119,16 +121,7 @@ def test_a_model_folder_without_weights_fails_clearly(backend):
 
 def test_an_error_mid_generation_keeps_what_was_streamed(backend, monkeypatch):
     collect(backend, Request("tiny-random", [{"role": "user", "content": "warm"}], GREEDY))
-    model = backend.cache.get("tiny-random", 0, None).model
-    real_forward, calls = model.forward, []
-
-    def failing_forward(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > 5:
-            raise RuntimeError("device fell over")
-        return real_forward(*args, **kwargs)
-
-    monkeypatch.setattr(model, "forward", failing_forward)
+    break_forward(monkeypatch, backend.cache.get("tiny-random", 0, None).model, after=5)
     events = collect(backend, Request("tiny-random", [{"role": "user", "content": "go"}], GREEDY))
     assert texts(events, TextDelta)  # the partial answer arrived
     assert isinstance(events[-1], Error) and "device fell over" in events[-1].message

@@ -77,7 +77,6 @@ cb_logits_processors.CLASSIC_TO_CB_PROCESSORS_MAP[TopPLogitsWarper] = _TopPOverS
 class _Pending:
     streamer: object  # a transformers streamer: put(tensor) / end()
     done: threading.Event = field(default_factory=threading.Event)
-    sent: int = 0
     ids: list[int] = field(default_factory=list)
     error: str | None = None
 
@@ -144,10 +143,9 @@ class ContinuousBatcher:
                 pending = self._pending.get(result.request_id)
             if pending is None:  # cancelled: nobody listens any more
                 continue
-            new = result.generated_tokens[pending.sent:]
+            new = result.generated_tokens[len(pending.ids):]  # results carry every token so far
             if new:
                 pending.ids.extend(new)
-                pending.sent += len(new)
                 pending.streamer.put(torch.tensor(new))
             if result.error:
                 pending.error = result.error

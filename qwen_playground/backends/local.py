@@ -146,6 +146,14 @@ class LocalBackend(Backend):
         """One cache entry per model and precision, so bf16 and 8-bit can sit side by side in a comparison."""
         return model_id if quant == "none" else f"{model_id}@{quant}"
 
+    def weights_by_model(self) -> dict[str, int]:
+        """Loaded models' weight bytes by model id (all precisions of a model added up)."""
+        totals: dict[str, int] = {}
+        for key, size in self.cache.sizes().items():
+            model_id = key.partition("@")[0]
+            totals[model_id] = totals.get(model_id, 0) + size
+        return totals
+
     def fit_problem(self, specs: list[ModelSpec]) -> str | None:
         """Why these models cannot all be resident at once, or None when they can."""
         sizes = self.cache.sizes()

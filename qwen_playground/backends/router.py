@@ -74,16 +74,9 @@ class Router(Backend):
     def health(self) -> dict[str, tuple[bool, str]]:
         return {eid: remote.health() for eid, remote in self.remotes.items()}
 
-    def weights_by_model(self) -> dict[str, int]:
-        """Loaded local models' weight bytes by model id (all precisions of a model added up)."""
-        totals: dict[str, int] = {}
-        for key, size in self.local.cache.sizes().items():
-            totals[key.split("@")[0]] = totals.get(key.split("@")[0], 0) + size
-        return totals
-
     def app_health(self) -> dict:
         """What `/health` returns: healthy or degraded, with the reasons, per-model figures and memory."""
-        return self.monitor.health(self.health(), self.weights_by_model())
+        return self.monitor.health(self.health(), self.local.weights_by_model())
 
     def health_markdown(self) -> str:
         if not self.remotes:
