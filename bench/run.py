@@ -38,6 +38,7 @@ import yaml  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, TextIteratorStreamer  # noqa: E402
 
 from qwen_playground import demo_models, quantization  # noqa: E402
+from qwen_playground.config import builtin_families  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.jsonl"
 SIZES = {  # Qwen2.5 decoder shapes (public configs)
@@ -45,6 +46,7 @@ SIZES = {  # Qwen2.5 decoder shapes (public configs)
     "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
 }
 PROMPT = "Explain in one paragraph why the sky is blue."
+QWEN25 = builtin_families()["qwen2.5"]  # its demo recipe holds the real vocabulary and special-token ids
 
 
 def build_sized_model(size: str, folder: Path) -> Path:
@@ -52,13 +54,13 @@ def build_sized_model(size: str, folder: Path) -> Path:
     if (folder / "config.json").exists():
         return folder
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=demo_models.VOCAB_SIZE, max_position_embeddings=32768, bos_token_id=demo_models.PAD_ID,
-                         eos_token_id=demo_models.EOS_ID, pad_token_id=demo_models.PAD_ID, **SIZES[size])
+    ids = {k: QWEN25.demo.config[k] for k in ("vocab_size", "bos_token_id", "eos_token_id", "pad_token_id")}
+    config = Qwen2Config(max_position_embeddings=32768, **ids, **SIZES[size])
     with torch.device("cpu"):
         model = Qwen2ForCausalLM(config)
-    model.generation_config.eos_token_id = [demo_models.EOS_ID]
+    model.generation_config.eos_token_id = [ids["eos_token_id"]]
     model.to(torch.bfloat16).save_pretrained(folder)
-    demo_models.load_tokenizer("qwen2.5").save_pretrained(folder)
+    demo_models.load_tokenizer(QWEN25).save_pretrained(folder)
     return folder
 
 
@@ -228,9 +230,7 @@ def section_concurrency(app: App, model_id: str, new_tokens: int, users=(1, 2, 4
 
 def section_compare(app: App, new_tokens: int) -> dict:
     panes = ["demo-qwen3", "demo-qwen2.5", "demo-qwen3"]
-    kwargs = {"prompt": PROMPT, "panes": "3", "template": "Chat", "thinking_budget": 0}
-    for i, model in enumerate(panes, 1):
-        kwargs |= {f"model_{i}": model, f"thinking_{i}": False, f"temperature_{i}": 0.7, f"max_tokens_{i}": new_tokens}
+    kwargs = {"prompt": PROMPT, "panes": [{"model": m, "temperature": 0.7, "max_new_tokens": new_tokens} for m in panes]}
     app.client.predict(**kwargs, api_name="/compare")  # warm: models loaded
     singles = []
     for model in panes:
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         folder = cache / "tiny-random"
         if not (folder / "config.json").exists():
-            demo_models.build("qwen2.5", folder, scripted=False)
+            demo_models.build(QWEN25, folder, scripted=False)
     else:
         folder = build_sized_model(args.size, cache / f"qwen2.5-{args.size}-random")
     run = {"when": time.strftime("%Y-%m-%d %H:%M"), "model": "tiny" if args.quick else args.size, "tokens": tokens,

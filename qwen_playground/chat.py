@@ -103,6 +103,23 @@ class ChatTurn:
     def messages(self) -> list[dict]:
         return [m for m in (self.progress, self.thinking, self.answer, self.footer) if m is not None]
 
+    @property
+    def bubbles(self) -> list[dict]:
+        """The turn's chat bubbles without the metrics footer (tabs show metrics apart); errors stay."""
+        return [m for m in self.messages if m is not self.footer or self.error]
+
+    @property
+    def answer_text(self) -> str:
+        return self.answer["content"] if self.answer else ""
+
+    @property
+    def thinking_text(self) -> str:
+        return self.thinking["content"] if self.thinking else ""
+
+    @property
+    def metrics_line(self) -> str:
+        return self.metrics.summary() if self.metrics else ""
+
     def apply(self, event: Event) -> None:
         if isinstance(event, Progress):
             self.progress = {"role": "assistant", "content": "", "metadata": {"title": f"⏳ {event.message}", "status": "pending"}}

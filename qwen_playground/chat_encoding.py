@@ -11,8 +11,16 @@ template's own pieces; otherwise the string is tokenized whole, exactly as
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
+import torch
 from transformers import PreTrainedTokenizerBase
+
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
+
+    from .generation import Request
+    from .registry import ModelSpec
 
 _MARK = re.compile("\ue000(\\d+)\ue001")  # private-use characters: a placeholder no one types
 
@@ -74,3 +82,19 @@ def defuse_messages(messages: list[dict]) -> list[dict]:
                        for part in content]
         out.append({**message, "content": content})
     return out
+
+
+def encode_request(spec: "ModelSpec", request: "Request", tokenizer: PreTrainedTokenizerBase,
+                   processor: "ProcessorMixin | None" = None) -> dict:
+    """The model inputs for `request` (input_ids, attention_mask, and pixel values when it has images): what a
+    local model generates from, and what the inspector takes apart. One function, so both see the same ids."""
+    if processor is None:
+        _, ids = encode_chat(tokenizer, request.messages, **spec.family.template_kwargs(request.thinking))
+        return {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+    from qwen_vl_utils import process_vision_info  # imports torchvision
+
+    messages = defuse_messages(request.messages)  # the processor tokenizes its own text: see above
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                         **spec.family.template_kwargs(request.thinking))
+    images, videos = process_vision_info(messages, image_patch_size=spec.family.vision.patch_size)
+    return dict(processor(text=[text], images=images, videos=videos, return_tensors="pt"))

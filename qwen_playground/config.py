@@ -1,7 +1,7 @@
 """Configuration: the built-in registry, a user's config file on top, and settings.
 
-A user's YAML file may add `models`, replace `routes` per tab, and set
-`settings`. Demo mode is decided here: forced by --demo, or chosen when no
+A user's YAML file may add `families` (a new Qwen generation is one entry),
+add `models`, replace `routes` per tab, and set `settings`. Demo mode is decided here: forced by --demo, or chosen when no
 model of the chat route has weights that can be had (none cached, no hub).
 """
 
@@ -17,9 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import weights
-from .registry import Registry, RegistryError, closest, parse_endpoints, parse_models, parse_routes
+from .registry import Family, Registry, RegistryError, closest, parse_endpoints, parse_families, parse_models, parse_routes
 
-CONFIG_KEYS = ("models", "routes", "settings", "endpoints")
+CONFIG_KEYS = ("families", "models", "routes", "settings", "endpoints")
 
 
 def default_cache_dir() -> Path:
@@ -84,6 +84,11 @@ def _builtin() -> dict:
     return yaml.safe_load(resources.files("qwen_playground").joinpath("models.yaml").read_text(encoding="utf-8"))
 
 
+def builtin_families() -> dict[str, Family]:
+    """The families the built-in registry describes (for tools and tests that need one without a config)."""
+    return parse_families(_builtin()["families"], "built-in registry")
+
+
 def load_config(path: str | Path | None = None, *, demo: bool = False, **setting_overrides) -> AppConfig:
     """Built-in registry + the user's file (if any) + keyword overrides of settings."""
     builtin = _builtin()
@@ -93,7 +98,9 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
         if key not in CONFIG_KEYS:
             raise RegistryError(f"{where}: unknown key '{key}'.{closest(str(key), CONFIG_KEYS)} Allowed: {', '.join(CONFIG_KEYS)}")
 
-    models = parse_models(builtin["models"], "built-in registry") + parse_models(user.get("models"), where)
+    families = parse_families(builtin["families"], "built-in registry")
+    families |= parse_families(user.get("families"), where, families)
+    models = parse_models(builtin["models"], "built-in registry", families) + parse_models(user.get("models"), where, families)
     routes = {**parse_routes(builtin["routes"], "built-in registry"), **parse_routes(user.get("routes"), where)}
     try:
         settings = Settings.model_validate({**(user.get("settings") or {}), **{k: v for k, v in setting_overrides.items() if v is not None}})
@@ -102,7 +109,7 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
         field = ".".join(map(str, first["loc"]))
         hint = closest(field, Settings.model_fields) if first["type"] == "extra_forbidden" else ""
         raise RegistryError(f"{where}: settings.{field}: {first['msg']}.{hint}") from None
-    registry = Registry.build(models, routes, where, parse_endpoints(user.get("endpoints"), where))
+    registry = Registry.build(models, routes, where, parse_endpoints(user.get("endpoints"), where), families)
     for model_id in settings.arena_pool or []:
         if model_id not in registry.models:
             raise RegistryError(f"{where}: settings.arena_pool names unknown model '{model_id}'.{closest(model_id, registry.models)}")
@@ -117,10 +124,11 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
 
 def _with_demo_models(registry: Registry, builtin: dict) -> Registry:
     """Demo models become every route's default; real models that can load stay as alternatives."""
-    demo_models = parse_models(builtin["demo_models"], "built-in demo models")
+    demo_models = parse_models(builtin["demo_models"], "built-in demo models", registry.families)
     demo_routes = parse_routes(builtin["demo_routes"], "built-in demo routes")
     routes = dict(registry.routes)
     for tab, route in demo_routes.items():
         usable = [m.id for m in registry.choices(tab) if weights.available(m)]
         routes[tab] = route.model_copy(update={"alternatives": (*route.alternatives, *usable)})
-    return Registry.build([*registry.models.values(), *demo_models], routes, "demo registry", list(registry.endpoints.values()))
+    return Registry.build([*registry.models.values(), *demo_models], routes, "demo registry", list(registry.endpoints.values()),
+                          registry.families)

@@ -13,7 +13,6 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .users import current_user
 
 
 class SamplingParams(BaseModel):
@@ -39,7 +38,7 @@ class Request:
     thinking: bool = False
     thinking_budget: int | None = None  # cap on thinking tokens (local models; Qwen's early-stop recipe)
     quantization: str = "none"  # "none", "8-bit" or "4-bit" (local models; see quantization.py)
-    user: str = field(default_factory=current_user)  # 'session@ip' for rate limits and the private log; never shown
+    user: str = ""  # 'session@ip', named by the UI: rate limits and the private log; never shown
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,17 @@
-"""Who is asking, whether they may, and a private record of what they asked for.
+"""Whether a user may ask now, and a private record of what they asked for.
 
-Every handler that generates is wrapped by `guarded`: it names the user (the
-browser session and the client's IP), applies the rate limits (requests per
-minute, generated tokens per hour; moving windows from the `limits` library,
-per session and, looser, per IP so a classroom behind one NAT still works),
-and makes the user known to the requests the handler builds. The router
-charges tokens and writes the request log. Logs hold a salted hash of the
-user, never the address, and no prompt text unless the operator opts in.
+A user is 'session@ip' (the browser session and the client's address), named
+by the UI and carried by every `Request`. `Guard` applies the rate limits
+(requests per minute, generated tokens per hour; moving windows from the
+`limits` library, per session and, looser, per IP so a classroom behind one
+NAT still works). `RequestLog` holds a salted hash of the user, never the
+address, and no prompt text unless the operator opts in. The service layer
+(`service.py`) uses both; nothing here knows about the UI.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import json
 import logging
 import math
@@ -21,13 +19,11 @@ import secrets
 import time
 from pathlib import Path
 
-import gradio as gr
 from limits import RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from .config import Settings
-from .users import acting_for
 
 IP_FACTOR = 8  # one IP may be a whole classroom
 
@@ -76,59 +72,6 @@ class Guard:
 def _keys(user: str) -> tuple[str, str]:
     session, _, ip = user.partition("@")
     return f"session:{session}", f"ip:{ip or session}"
-
-
-def user_of(request: gr.Request | None) -> str:
-    """'session@ip' for a browser or API client; "" when Gradio gives no request (direct calls)."""
-    if request is None:
-        return ""
-    client = getattr(request, "client", None)  # absent on requests built outside a server
-    ip = getattr(client, "host", "") or ""
-    return f"{request.session_hash or 'anonymous'}@{ip}"
-
-
-def guarded(guard: Guard, fn):
-    """Wrap a handler: admit the user first (a refusal is a gr.Error), and make the user known
-    (`users.current_user`) while each step of the handler runs, so the requests it builds carry it."""
-
-    def split(args: tuple, request: gr.Request | None) -> tuple[tuple, gr.Request | None]:
-        if request is None and args and isinstance(args[-1], gr.Request):  # Gradio passes it in its place, last
-            return args[:-1], args[-1]
-        return args, request
-
-    def admitted(request: gr.Request | None) -> str:
-        user = user_of(request)
-        try:
-            guard.admit(user)
-        except RateLimited as e:
-            raise gr.Error(str(e)) from None
-        return user
-
-    if inspect.isgeneratorfunction(fn):
-        def wrapper(*args, request: gr.Request | None = None):
-            args, request = split(args, request)
-            user = admitted(request)
-            steps = fn(*args)
-            while True:  # Gradio may run each step on a different worker thread
-                with acting_for(user):
-                    try:
-                        item = next(steps)
-                    except StopIteration:
-                        return
-                yield item
-    else:
-        def wrapper(*args, request: gr.Request | None = None):
-            args, request = split(args, request)
-            with acting_for(admitted(request)):
-                return fn(*args)
-
-    functools.update_wrapper(wrapper, fn)
-    del wrapper.__wrapped__  # Gradio must see the new signature, with the request it should pass
-    wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), "request": gr.Request}
-    original = inspect.signature(fn)
-    wrapper.__signature__ = original.replace(parameters=[*original.parameters.values(), inspect.Parameter(
-        "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)])
-    return wrapper
 
 
 class RequestLog:

@@ -3,8 +3,9 @@
 Memory for a model = weights + KV cache + runtime overhead, where
 - weights = parameters x bytes per weight: bf16 2, int8 1, int4 0.5 (plus
   about 6% for int4's per-group scales);
-- KV cache = 2 (K and V) x layers x KV heads x head size x 2 bytes (bf16) x
-  context tokens;
+- KV cache = 2 (K and V) x layers that keep one x KV heads x head size x
+  2 bytes (bf16) x context tokens (hybrid families keep a cache in every
+  n-th layer only: their `kv_layer_interval`);
 - overhead = 10% of the weights (activations, buffers, the framework).
 Every number is shown, so a teacher can redo it by hand.
 """
@@ -16,11 +17,6 @@ from dataclasses import dataclass
 from .registry import ModelSpec, Registry
 
 GIB = 2**30
-# Which families suit each task (the tabs' routes say the same; the guide looks past routes to every variant)
-TASK_FAMILIES = {
-    "chat": ("qwen3", "qwen2.5"), "code": ("qwen2.5-coder", "qwen3"), "math": ("qwen2.5-math", "qwen3"),
-    "multilingual": ("qwen3", "qwen2.5"), "vision": ("qwen2.5-vl",),
-}
 QUANTS = {"bf16": 2.0, "int8": 1.0, "int4": 0.5 * 1.06}
 OVERHEAD = 0.10
 
@@ -28,7 +24,8 @@ OVERHEAD = 0.10
 def kv_cache_bytes(spec: ModelSpec, context_tokens: int) -> int | None:
     if not (spec.layers and spec.kv_heads and spec.head_dim):
         return None
-    return 2 * spec.layers * spec.kv_heads * spec.head_dim * 2 * context_tokens
+    cached_layers = spec.layers // spec.family.kv_layer_interval
+    return 2 * cached_layers * spec.kv_heads * spec.head_dim * 2 * context_tokens
 
 
 def weights_bytes(spec: ModelSpec, quant: str) -> int:
@@ -68,9 +65,9 @@ def assess(spec: ModelSpec, memory_gib: float, context_tokens: int, languages: l
 
 
 def rank(registry: Registry, task: str, memory_gib: float, context_tokens: int, languages: list[str]) -> list[Fit]:
-    """Every real variant suited to the task, best first: those that fit at higher precision, then larger ones."""
-    families = TASK_FAMILIES.get(task, ())
+    """Every real variant whose family suits the task (the guide looks past routes), best first: those that fit at
+    higher precision, then larger ones."""
     fits = [assess(spec, memory_gib, context_tokens, languages) for spec in registry.models.values()
-            if spec.family in families and not spec.demo]
+            if task in spec.family.suits and not spec.demo]
     order = {q: i for i, q in enumerate(QUANTS)}
     return sorted(fits, key=lambda f: (f.best is None, order.get(f.best, 9), -f.spec.params_b))

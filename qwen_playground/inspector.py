@@ -1,9 +1,12 @@
-"""The glass box: the exact text and tokens a model receives for a conversation.
+"""The glass box: the exact text and tokens a model receives for a request.
 
-Renders messages through the model's own chat template (the tokenizer's
-`apply_chat_template`), then shows special tokens, token counts per turn,
-what changes with thinking on or off, and Qwen3's `/think` / `/no_think`
-soft switches. Only needs a tokenizer, never the weights.
+`explain` takes the `Request` a tab would send (built by the same task
+function the tab uses) and encodes it exactly as local generation does
+(`chat_encoding.encode_request`: the model's chat template, and its
+processor when there are images), then shows special tokens, token counts
+per turn, what changes with thinking on or off, and Qwen3's `/think` /
+`/no_think` soft switches. Needs a tokenizer (and a processor for images),
+never the weights.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoProcessor, AutoTokenizer, PreTrainedTokenizerBase
 
 from . import demo_models, weights
-from .chat_encoding import encode_chat
+from .chat_encoding import encode_chat, encode_request
+from .generation import Request
 from .registry import ModelSpec
+from .tasks import TaskError
 
 
 @dataclass(frozen=True)
@@ -38,29 +43,58 @@ class Inspection:
         return len(self.ids)
 
 
+def _own_files(spec: ModelSpec, cache_dir: Path) -> tuple[str | Path, str] | None:
+    """Where the model's own tokenizer files can be had without downloading weights, and how to say so."""
+    if spec.demo:
+        return demo_models.ensure(spec.family, cache_dir), "the demo model's own tokenizer"
+    if spec.path:
+        return Path(spec.path).expanduser(), f"the tokenizer in {spec.path}"
+    if spec.hub_id and (weights.cached(spec.hub_id) or weights.hub_reachable()):
+        return spec.hub_id, f"{spec.hub_id}'s own tokenizer"
+    return None
+
+
 @functools.lru_cache(maxsize=16)
 def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizerBase, str]:
     """The model's tokenizer and a note on where it came from (offline falls back to the bundled Qwen one)."""
-    if spec.demo:
-        return AutoTokenizer.from_pretrained(demo_models.ensure(spec.demo, cache_dir)), "the demo model's own tokenizer"
-    if spec.path:
-        return AutoTokenizer.from_pretrained(Path(spec.path).expanduser()), f"the tokenizer in {spec.path}"
-    if spec.hub_id and (weights.cached(spec.hub_id) or weights.hub_reachable()):
-        return AutoTokenizer.from_pretrained(spec.hub_id), f"{spec.hub_id}'s own tokenizer"
-    family = spec.family if spec.family in ("qwen3", "qwen2.5-vl") else "qwen2.5"
-    return demo_models.load_tokenizer(family), (f"the bundled Qwen tokenizer with the {family} chat template "
-                                                 f"({spec.hub_id or spec.id}'s own files could not be had offline; its template may differ slightly)")
+    if own := _own_files(spec, cache_dir):
+        return AutoTokenizer.from_pretrained(own[0]), own[1]
+    template = spec.family.chat_template or "its own"
+    return demo_models.load_tokenizer(spec.family), (f"the bundled Qwen tokenizer with {spec.family.label}'s chat template ({template}; "
+                                                     f"{spec.hub_id or spec.id}'s own files could not be had offline; its template may differ slightly)")
+
+
+@functools.lru_cache(maxsize=4)
+def processor_for(spec: ModelSpec, cache_dir: Path):
+    """The model's image processor (which expands each image into its tokens), or None when it cannot be had."""
+    own = _own_files(spec, cache_dir)
+    processor = AutoProcessor.from_pretrained(own[0]) if own and spec.family.vision else None
+    return processor if hasattr(processor, "image_processor") else None
+
+
+def has_media(request: Request) -> bool:
+    return any(isinstance(m["content"], list) and any(p.get("type") in ("image", "video") for p in m["content"]) for m in request.messages)
 
 
 def inspect(tokenizer: PreTrainedTokenizerBase, messages: list[dict], thinking: bool | None = None) -> Inspection:
     """Template `messages` exactly as generation does (with the generation prompt) and take it apart."""
     kwargs = {} if thinking is None else {"enable_thinking": thinking}
-    text, ids = encode_chat(tokenizer, messages, **kwargs)  # the same ids generation uses
-    added = {i: t for i, t in tokenizer.added_tokens_decoder.items()}
+    return take_apart(tokenizer, encode_chat(tokenizer, messages, **kwargs)[1])
+
+
+def take_apart(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> Inspection:
+    """Pieces (runs of plain text; each special token or tag on its own, a run of one repeated, like an image's
+    pads, as one piece) and per-turn counts of the token ids a model receives."""
+    added = dict(tokenizer.added_tokens_decoder)
     pieces: list[tuple[str, str | None]] = []
-    for token_id in ids:
-        piece = tokenizer.decode([token_id])
+    run = 1
+    for n, token_id in enumerate(ids):
         kind = ("special" if added[token_id].special else "tag") if token_id in added else None
+        if kind and n and ids[n - 1] == token_id:  # a repeated control token: one piece with its count
+            run += 1
+            pieces[-1] = (f"{tokenizer.decode([token_id])} ×{run}", kind)
+            continue
+        run, piece = 1, tokenizer.decode([token_id])
         if pieces and kind is None and pieces[-1][1] is None:
             pieces[-1] = (pieces[-1][0] + piece, None)
         else:
@@ -72,7 +106,7 @@ def inspect(tokenizer: PreTrainedTokenizerBase, messages: list[dict], thinking: 
         end = starts[n + 1] if n + 1 < len(starts) else len(ids)
         role = tokenizer.decode(ids[begin + 1:begin + 4]).split("\n")[0].strip() or "?"
         turns.append(Turn(role, end - begin))
-    return Inspection(text, ids, pieces, turns)
+    return Inspection(tokenizer.decode(ids), ids, pieces, turns)
 
 
 def thinking_difference(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> str:
@@ -96,19 +130,54 @@ def soft_switch(messages: list[dict]) -> str | None:
     return None
 
 
-def summary_markdown(inspection: Inspection, spec: ModelSpec, note: str, diff: str, switch: str | None, stripped: int) -> str:
+def summary_markdown(inspection: Inspection, spec: ModelSpec, note: str, diff: str, switch: str | None, stripped: int,
+                     media_note: str = "") -> str:
     """The teaching notes beside the highlighted text."""
     rows = "\n".join(f"| {n} | {t.role}{' (generation prompt)' if n == len(inspection.turns) else ''} | {t.tokens} |"
                      for n, t in enumerate(inspection.turns, 1))
     parts = [f"**{inspection.total} tokens** go into **{spec.id}** (tokenizer: {note}).",
              "| # | turn | tokens |\n|---|---|---|\n" + rows]
+    if media_note:
+        parts.append(media_note)
     if stripped:
         plural = stripped > 1
         parts.append(f"**History re-sent without thinking:** {stripped} earlier thought{'s' if plural else ''} shown in the chat "
                      f"{'are' if plural else 'is'} left out, as Qwen recommends for multi-turn use.")
-    if spec.thinking:
+    if spec.family.thinking == "switch":
         parts.append("**Thinking on vs off** changes only the generation prompt:\n\n```diff\n" + (diff or "(no difference)\n") + "```")
         if switch:
-            parts.append(f"**Soft switch `{switch}`** in the latest message: with thinking mode on, Qwen3 "
+            parts.append(f"**Soft switch `{switch}`** in the latest message: with thinking mode on, {spec.family.label} "
                          f"{'skips' if switch == '/no_think' else 'does'} thinking for this turn.")
+    elif spec.family.thinking == "always":
+        parts.append(f"**{spec.family.label} always thinks:** its template opens the thought, so the answer starts inside it.")
     return "\n\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    pieces: list[tuple[str, str | None]]
+    notes: str
+    counts: dict
+
+
+def explain(spec: ModelSpec, request: Request, cache_dir: Path, stripped: int = 0) -> Explanation:
+    """What `request` puts in front of the model: the same ids local generation computes from it."""
+    if not request.messages:
+        raise TaskError("Type a message (or chat first): there is nothing to inspect yet.")
+    try:
+        tokenizer, note = tokenizer_for(spec, cache_dir)
+        processor = processor_for(spec, cache_dir) if has_media(request) else None
+    except Exception as e:
+        raise TaskError(f"Could not load {spec.id}'s tokenizer: {e}") from None
+    ids = encode_request(spec, request, tokenizer, processor)["input_ids"][0].tolist()
+    result = take_apart(tokenizer, ids)
+    switchable = spec.family.thinking == "switch"
+    diff = thinking_difference(tokenizer, request.messages) if switchable and not has_media(request) else ""
+    media = ""
+    if has_media(request):
+        media = ("**Images:** the processor expands each image into its tokens (shown as one piece with its count)." if processor else
+                 "**Images:** without the model's processor files each image shows as a single placeholder here; the model sees "
+                 "as many tokens as the cost table says.")
+    notes = summary_markdown(result, spec, note, diff, soft_switch(request.messages) if switchable else None, stripped, media)
+    counts = {"total": result.total, "turns": [{"role": t.role, "tokens": t.tokens} for t in result.turns], "text": result.text, "ids": result.ids}
+    return Explanation(result.pieces, notes, counts)

@@ -18,7 +18,7 @@ PER_MESSAGE_OVERHEAD = 4  # <|im_start|>role\n … <|im_end|>\n
 def _tokenizer() -> PreTrainedTokenizerBase:
     from .demo_models import load_tokenizer
 
-    return load_tokenizer("qwen3")
+    return load_tokenizer()
 
 
 def _text(content) -> str:

@@ -1,23 +1,28 @@
-"""The model registry: which Qwen variants exist and which tab uses which.
+"""The model registry: Qwen families, the variants in each, and which tab uses which.
 
-Knows public facts about each variant (hub id, family, size, context length,
-modalities, thinking mode, Qwen's recommended sampling) and each tab's route
-(default model plus allowed alternatives). Loaded from YAML data and validated
-with messages a person can act on. Knows nothing about loading weights.
+Knows what differs between Qwen generations (a `Family`: how thinking is
+switched, its markers, the vision token side and grounding convention, which
+layers keep a KV cache, default sampling, how its demo model is built), public
+facts about each variant (hub id, size, context length, Qwen's recommended
+sampling) and each tab's route (default model plus allowed alternatives).
+Loaded from YAML data and validated with messages a person can act on. This is
+the only module that knows family descriptors exist as data; everything else
+asks a model's `family` for its traits. Knows nothing about loading weights.
 """
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .generation import SamplingParams
 
 TABS = ("chat", "code", "math", "multilingual", "vision")
-Family = Literal["qwen3", "qwen2.5", "qwen2.5-coder", "qwen2.5-math", "qwen2.5-vl"]
+Tab = Literal["chat", "code", "math", "multilingual", "vision"]
+ThinkingKind = Literal["switch", "always", "none"]
 
 
 class RegistryError(ValueError):
@@ -29,6 +34,71 @@ class Presets(BaseModel):
 
     thinking: SamplingParams | None = None
     non_thinking: SamplingParams
+
+
+class Vision(BaseModel):
+    """How a vision family sees: pixels per visual token side, and how its boxes are expressed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_side: int = Field(gt=0)  # patch size x spatial merge (Qwen2.5-VL: 14 x 2 = 28)
+    grounding: Literal["absolute", "relative"]  # bbox_2d in the resized image's pixels, or in [0, 1000]
+
+    @property
+    def patch_size(self) -> int:
+        """qwen-vl-utils' `image_patch_size`: patches are merged 2x2 into one token."""
+        return self.token_side // 2
+
+
+class DemoRecipe(BaseModel):
+    """How a family's tiny offline model is built (see demo_models.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_type: str  # a transformers model type, e.g. "qwen3"
+    config: dict[str, Any]  # its config fields (nested text_config / vision_config for vision models)
+    reply: str  # the scripted reply; every token in it must be distinct
+    processor: dict[str, str] | None = None  # vision: transformers class names {class, image_processor, video_processor}
+
+
+class Family(BaseModel):
+    """What differs between Qwen generations. Hashable by name, so models holding one can key caches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    label: str
+    generation: str = ""
+    specialty: Literal["general", "code", "math", "vision"] = "general"
+    thinking: ThinkingKind = "none"
+    thinking_tags: tuple[str, str] = ("<think>", "</think>")
+    chat_template: str | None = None  # bundled template for the bundled tokenizer (None: its own, Qwen3's)
+    suits: tuple[Tab, ...] = ()
+    modalities: tuple[Literal["text", "image", "video"], ...] = ("text",)
+    kv_layer_interval: int = Field(1, gt=0)
+    vision: Vision | None = None
+    presets: Presets | None = None
+    demo: DemoRecipe | None = None
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    @property
+    def can_think(self) -> bool:
+        return self.thinking != "none"
+
+    @property
+    def opens_thought(self) -> bool:
+        """The chat template opens the thought itself: the output starts inside it and only the closing tag appears."""
+        return self.thinking == "always"
+
+    def template_kwargs(self, thinking: bool) -> dict:
+        """Chat-template arguments for a request: only a switchable family takes `enable_thinking`."""
+        return {"enable_thinking": bool(thinking)} if self.thinking == "switch" else {}
+
+    def thinks(self, requested: bool) -> bool:
+        """Whether a request with thinking `requested` will think: always-on families always do."""
+        return self.thinking == "always" or (self.thinking == "switch" and bool(requested))
 
 
 class Endpoint(BaseModel):
@@ -50,28 +120,36 @@ class Endpoint(BaseModel):
 
 
 class ModelSpec(BaseModel):
-    """One model: where its weights come from and the facts the UI needs."""
+    """One model: where its weights come from, its family and the facts the UI needs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(min_length=1)
     hub_id: str | None = None  # "Qwen/Qwen3-1.7B"
     path: str | None = None  # a local folder with config.json + weights
-    demo: Literal["qwen3", "qwen2.5", "qwen2.5-vl"] | None = None  # a tiny model built offline
+    demo: bool = False  # a tiny model built offline from its family's demo recipe
     endpoint: str | None = None  # served by this endpoint's id instead of loaded here
     remote_model: str | None = None  # the model's name on that server
-    family: Family
+    family: Family  # given by name in the data; resolved against the registry's families
     params_b: float = Field(gt=0)
     context_length: int = Field(gt=0)
-    modalities: tuple[Literal["text", "image", "video"], ...] = ("text",)
-    thinking: bool = False
-    presets: Presets
+    presets: Presets | None = None  # None: the family's
     description: str = ""
     # decoder shape, for KV-cache estimates (optional: the model guide says when they are missing)
     layers: int | None = Field(None, gt=0)
     kv_heads: int | None = Field(None, gt=0)
     head_dim: int | None = Field(None, gt=0)
     languages: tuple[str, ...] | None = None  # None: broadly multilingual
+
+    @field_validator("family", mode="before")
+    @classmethod
+    def _family(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        families = (info.context or {}).get("families", {})
+        if value not in families:
+            raise ValueError(f"unknown family '{value}'.{closest(value, families)} Families: {', '.join(families)}")
+        return families[value]
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
@@ -82,21 +160,36 @@ class ModelSpec(BaseModel):
             raise ValueError("give exactly one of hub_id (a Hugging Face repo) or path (a local folder), or an endpoint and remote_model")
         elif self.remote_model:
             raise ValueError("remote_model only applies to a model with an endpoint")
-        if self.thinking and self.presets.thinking is None:
-            raise ValueError("a model with thinking: true needs presets.thinking")
+        if self.demo and self.family.demo is None:
+            raise ValueError(f"family '{self.family.name}' has no demo recipe to build a demo model from")
+        presets = self.presets or self.family.presets
+        if presets is None:
+            raise ValueError(f"needs presets (neither the model nor family '{self.family.name}' has any)")
+        if self.thinking and presets.thinking is None:
+            raise ValueError(f"family '{self.family.name}' thinks, so the model needs presets.thinking")
         return self
+
+    @property
+    def thinking(self) -> bool:
+        """Whether this model can think at all (switchable or always)."""
+        return self.family.can_think
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.family.modalities
 
     @property
     def source(self) -> str:
         if self.endpoint:
             return f"{self.remote_model} @ {self.endpoint}"
-        return self.hub_id or self.path or f"demo:{self.demo}"
+        return self.hub_id or self.path or f"demo:{self.family.name}"
 
     def preset(self, thinking: bool) -> SamplingParams:
         """Qwen's recommended sampling for this model and mode."""
-        if thinking and self.thinking and self.presets.thinking is not None:
-            return self.presets.thinking
-        return self.presets.non_thinking
+        presets = self.presets or self.family.presets
+        if self.family.thinks(thinking) and presets.thinking is not None:
+            return presets.thinking
+        return presets.non_thinking
 
 
 class Route(BaseModel):
@@ -116,7 +209,8 @@ def closest(name: str, candidates) -> str:
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
-_KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields}
+_KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields,
+                 *Family.model_fields, *Vision.model_fields, *DemoRecipe.model_fields}
 
 
 def _friendly(error: ValidationError, where: str, raw: list, kind: str) -> RegistryError:
@@ -129,7 +223,9 @@ def _friendly(error: ValidationError, where: str, raw: list, kind: str) -> Regis
             entry = raw[index] if index < len(raw) and isinstance(raw[index], dict) else {}
             label = f"{where} {kind} #{index + 1} ({entry.get('id', 'no id')})"
         field_path = ".".join(str(p) for p in loc)
-        if e["type"] == "extra_forbidden":
+        if e["type"] == "extra_forbidden" and kind == "model" and loc[-1] in Family.model_fields:
+            lines.append(f"{label}: '{field_path}' is a family trait: set it in the family's descriptor (families:), not on a model.")
+        elif e["type"] == "extra_forbidden":
             lines.append(f"{label}: unknown field '{field_path}'.{closest(str(loc[-1]), _KNOWN_FIELDS)}")
         else:
             at = f" field '{field_path}'" if field_path else ""
@@ -137,20 +233,41 @@ def _friendly(error: ValidationError, where: str, raw: list, kind: str) -> Regis
     return RegistryError("\n".join(lines))
 
 
-def _parse_entries(raw: object, where: str, kind: str, item: type[BaseModel]) -> list:
+def _parse_entries(raw: object, where: str, kind: str, item: type[BaseModel], context: dict | None = None) -> list:
     """Validate a YAML list of `kind` entries; errors name the entry and the field."""
     if raw is None:
         return []
     if not isinstance(raw, list):
         raise RegistryError(f"{where}: '{kind}s' must be a list of {kind} entries")
     try:
-        return TypeAdapter(list[item]).validate_python(raw)
+        return TypeAdapter(list[item]).validate_python(raw, context=context)
     except ValidationError as e:
         raise _friendly(e, where, raw, kind) from None
 
 
-def parse_models(raw: object, where: str) -> list[ModelSpec]:
-    return _parse_entries(raw, where, "model", ModelSpec)
+def parse_families(raw: object, where: str, known: dict[str, Family] | None = None) -> dict[str, Family]:
+    """A YAML mapping of family name -> descriptor. `extends: <name>` starts from a known family's fields."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where}: 'families' must map a family name to its descriptor")
+    known, found = dict(known or {}), {}
+    for name, entry in raw.items():
+        entry = dict(entry or {})
+        if base := entry.pop("extends", None):
+            if base not in known:
+                raise RegistryError(f"{where}: family '{name}' extends unknown family '{base}'.{closest(str(base), known)}")
+            entry = {**known[base].model_dump(exclude={"name"}), **entry}
+        try:
+            family = Family.model_validate({**entry, "name": str(name)})
+        except ValidationError as e:
+            raise _friendly(e, f"{where} family '{name}'", [], "family") from None
+        known[family.name] = found[family.name] = family
+    return found
+
+
+def parse_models(raw: object, where: str, families: dict[str, Family]) -> list[ModelSpec]:
+    return _parse_entries(raw, where, "model", ModelSpec, {"families": families})
 
 
 def parse_endpoints(raw: object, where: str) -> list[Endpoint]:
@@ -180,10 +297,11 @@ class Registry:
     models: dict[str, ModelSpec]
     routes: dict[str, Route]
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    families: dict[str, Family] = field(default_factory=dict)
 
     @classmethod
     def build(cls, models: list[ModelSpec], routes: dict[str, Route], where: str = "registry",
-              endpoints: list[Endpoint] = ()) -> "Registry":
+              endpoints: list[Endpoint] = (), families: dict[str, Family] | None = None) -> "Registry":
         by_endpoint: dict[str, Endpoint] = {}
         for endpoint in endpoints:
             if endpoint.id in by_endpoint:
@@ -200,7 +318,7 @@ class Registry:
             for name in route.choices:
                 if name not in by_id:
                     raise RegistryError(f"{where}: route '{tab}' names unknown model '{name}'.{closest(name, by_id)}")
-        return cls(by_id, routes, by_endpoint)
+        return cls(by_id, routes, by_endpoint, dict(families or {s.family.name: s.family for s in models}))
 
     def get(self, model_id: str) -> ModelSpec:
         try:

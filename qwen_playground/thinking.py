@@ -1,8 +1,8 @@
-"""Qwen3's `<think>…</think>` in a token stream: split it, and strip it from history.
+"""A thought (`<think>…</think>`) in a token stream: split it, and strip it from history.
 
 `ThinkingParser` turns text chunks into thinking and answer deltas, and
 survives tags split across chunks (`"</thi"` + `"nk>"`) and output with no
-tags at all. It only knows the tag strings, not tokens.
+tags at all. It only knows the tag strings (a family's `thinking_tags`), not tokens.
 
 >>> p = ThinkingParser()
 >>> p.feed("<think>hmm</th") + p.feed("ink>\\n\\nYes") + p.flush()
@@ -34,7 +34,8 @@ class ThinkingParser:
     the output begins inside the thought and only `</think>` appears.
     """
 
-    def __init__(self, starts_inside: bool = False):
+    def __init__(self, starts_inside: bool = False, tags: tuple[str, str] = (OPEN, CLOSE)):
+        self.open, self.close = tags
         self._state = "thinking" if starts_inside else "start"
         self._buffer = ""
         self._strip_leading = True  # drop the newlines Qwen puts after each tag
@@ -45,20 +46,20 @@ class ThinkingParser:
         while self._buffer:
             if self._state == "start":
                 head = self._buffer.lstrip()
-                if head.startswith(OPEN):
-                    self._buffer, self._state, self._strip_leading = head[len(OPEN):], "thinking", True
-                elif OPEN.startswith(head):  # empty or a partial "<thi": wait for more
+                if head.startswith(self.open):
+                    self._buffer, self._state, self._strip_leading = head[len(self.open):], "thinking", True
+                elif self.open.startswith(head):  # empty or a partial "<thi": wait for more
                     break
                 else:
                     self._state = "answer"
             elif self._state == "thinking":
-                end = self._buffer.find(CLOSE)
+                end = self._buffer.find(self.close)
                 if end >= 0:
                     self._emit(events, ThinkingDelta, self._buffer[:end].rstrip())
-                    self._buffer, self._state, self._strip_leading = self._buffer[end + len(CLOSE):], "answer", True
+                    self._buffer, self._state, self._strip_leading = self._buffer[end + len(self.close):], "answer", True
                 else:
                     # hold back a possible partial "</think>" and the newlines before it
-                    ready = self._buffer[: len(self._buffer) - _partial_tag_len(self._buffer, CLOSE)].rstrip()
+                    ready = self._buffer[: len(self._buffer) - _partial_tag_len(self._buffer, self.close)].rstrip()
                     self._emit(events, ThinkingDelta, ready)
                     self._buffer = self._buffer[len(ready):]
                     break

@@ -1,12 +1,14 @@
-"""Images for Qwen2.5-VL: safe uploads, what each image costs in tokens, and grounding boxes.
+"""Images for Qwen's vision models: safe uploads, what each image costs in tokens, and grounding boxes.
 
 Uploads are checked by content, never by file name: size in bytes, format,
 pixel dimensions, decompression bombs, truncated or corrupt data; animated
 images keep their first frame, and CMYK, palette or transparent images are
 converted to RGB (transparency over white). Each fix is reported.
-Token cost follows Qwen2.5-VL's resizing (`qwen_vl_utils.smart_resize`): the
-image is scaled to a multiple of 28 pixels within [min_pixels, max_pixels],
-and every 28x28 block becomes one token.
+Token cost follows Qwen's resizing (`qwen_vl_utils.smart_resize`): the image
+is scaled to a multiple of the family's token side (28 pixels for
+Qwen2.5-VL: 14-pixel patches merged 2x2) within [min_pixels, max_pixels], and
+every block of that side becomes one token. Boxes come in the family's
+grounding convention: pixels of the resized image, or relative in [0, 1000].
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
 MAX_BYTES = 20 * 2**20
 MAX_SIDE = 8192
 MAX_PIXELS = 40_000_000  # beyond this PIL's bomb check fires too
-TOKEN_SIDE = 28  # 14-pixel patches, merged 2x2
+RELATIVE_SCALE = 1000  # relative grounding: coordinates in [0, 1000]
 VIDEO_MAGIC = {b"ftyp": "MP4/MOV", b"\x1aE\xdf\xa3": "WebM/MKV"}
 MAX_VIDEO_BYTES = 100 * 2**20
 
@@ -124,16 +126,17 @@ class Cost:
     height: int
     resized_width: int
     resized_height: int
+    token_side: int
 
     @property
     def tokens(self) -> int:
-        return (self.resized_width // TOKEN_SIDE) * (self.resized_height // TOKEN_SIDE)
+        return (self.resized_width // self.token_side) * (self.resized_height // self.token_side)
 
 
-def image_cost(image: Image.Image, min_pixels: int, max_pixels: int) -> Cost:
-    """The size Qwen2.5-VL resizes this image to and the tokens it then costs."""
-    height, width = smart_resize(image.height, image.width, factor=TOKEN_SIDE, min_pixels=min_pixels, max_pixels=max_pixels)
-    return Cost(image.width, image.height, width, height)
+def image_cost(image: Image.Image, min_pixels: int, max_pixels: int, token_side: int) -> Cost:
+    """The size a Qwen vision model resizes this image to and the tokens it then costs."""
+    height, width = smart_resize(image.height, image.width, factor=token_side, min_pixels=min_pixels, max_pixels=max_pixels)
+    return Cost(image.width, image.height, width, height, token_side)
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class Box:
 
 
 def parse_boxes(text: str) -> list[Box]:
-    """Qwen2.5-VL grounding output: JSON objects with `bbox_2d` [x1, y1, x2, y2] and `label`."""
+    """Qwen-VL grounding output: JSON objects with `bbox_2d` [x1, y1, x2, y2] and `label`."""
     candidates = re.findall(r"```(?:json)?\s*(.*?)```", text, re.DOTALL) or [text[text.find("["):text.rfind("]") + 1]]
     boxes = []
     for candidate in candidates:
@@ -162,11 +165,15 @@ def parse_boxes(text: str) -> list[Box]:
     return boxes
 
 
-def draw_boxes(image: Image.Image, boxes: list[Box], cost: Cost) -> Image.Image:
-    """The image with boxes drawn; coordinates are in the resized image's pixels, as Qwen2.5-VL gives them."""
+def draw_boxes(image: Image.Image, boxes: list[Box], cost: Cost, grounding: str = "absolute") -> Image.Image:
+    """The image with boxes drawn. `grounding` "absolute": coordinates in the resized image's pixels (Qwen2.5-VL);
+    "relative": in [0, 1000] of each side."""
     out = image.copy()
     draw = ImageDraw.Draw(out)
-    sx, sy = image.width / cost.resized_width, image.height / cost.resized_height
+    if grounding == "relative":
+        sx, sy = image.width / RELATIVE_SCALE, image.height / RELATIVE_SCALE
+    else:
+        sx, sy = image.width / cost.resized_width, image.height / cost.resized_height
     colors = ["#ef4444", "#3b82f6", "#22c55e", "#f59e0b", "#a855f7", "#14b8a6"]
     for i, box in enumerate(boxes):
         color = colors[i % len(colors)]

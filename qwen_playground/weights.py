@@ -66,7 +66,7 @@ def _progress_bar(on_progress: ProgressFn, label: str) -> type:
 def fetch(spec: ModelSpec, cache_dir: Path, on_progress: ProgressFn = lambda _: None) -> Path:
     """A local folder holding the model's config, tokenizer and weights."""
     if spec.demo:
-        return demo_models.ensure(spec.demo, cache_dir, on_progress)
+        return demo_models.ensure(spec.family, cache_dir, on_progress)
     if spec.path:
         folder = Path(spec.path).expanduser()
         if not (folder / "config.json").is_file():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach for the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -14,7 +15,7 @@ import yaml
 
 from qwen_playground import demo_models
 from qwen_playground.backends.local import LocalBackend
-from qwen_playground.config import load_config
+from qwen_playground.config import builtin_families, load_config
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,7 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory) -> Path:
     """A fully random tiny Qwen2.5: greedy output is noise that runs to max_new_tokens."""
-    return demo_models.build("qwen2.5", tmp_path_factory.mktemp("tiny-random"), scripted=False)
+    return demo_models.build(builtin_families()["qwen2.5"], tmp_path_factory.mktemp("tiny-random"), scripted=False)
 
 
 @pytest.fixture(scope="session")
@@ -58,20 +59,28 @@ def backend(demo_config) -> LocalBackend:
     return LocalBackend(demo_config.registry, demo_config.settings)
 
 
+@contextmanager
+def running_app(config, local: LocalBackend | None = None):
+    """The whole app for `config` launched in-process (over `local` when given); yields a gradio_client.Client."""
+    from gradio_client import Client
+
+    from qwen_playground.backends.router import Router
+    from qwen_playground.ui import build_demo
+
+    demo = build_demo(config, Router(config, local))
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        yield Client(url, verbose=False)
+    finally:
+        demo.close()
+
+
 @pytest.fixture(scope="session")
 def app(demo_config):
     """The whole app launched in-process: (gradio_client.Client, its LocalBackend)."""
-    from gradio_client import Client
-
-    from qwen_playground.ui import build_demo
-
-    from qwen_playground.backends.router import Router
-
     local = LocalBackend(demo_config.registry, demo_config.settings)
-    demo = build_demo(demo_config, Router(demo_config, local))
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    yield Client(url, verbose=False), local
-    demo.close()
+    with running_app(demo_config, local) as client:
+        yield client, local
 
 
 def free_port() -> int:
@@ -110,7 +119,7 @@ def start_transformers_serve(model_dir: Path):
 @pytest.fixture(scope="session")
 def served_qwen3(cache_dir):
     """A real OpenAI-compatible server: `transformers serve` with the tiny Qwen3 demo model."""
-    folder = demo_models.ensure("qwen3", cache_dir)
+    folder = demo_models.ensure(builtin_families()["qwen3"], cache_dir)
     process, base_url = start_transformers_serve(folder)
     yield base_url, str(folder)  # the server only answers to its model's path
     process.terminate()

@@ -51,11 +51,39 @@ def test_a_lesson_link_opens_its_tab_filled_in_and_names_what_is_missing(page):
     page.get_by_text("which this server lacks").first.wait_for(timeout=10_000)
 
 
-def test_every_task_tab_has_a_prompt_inspector_panel(page):
-    page.goto(page.base_url)
-    page.get_by_role("tab", name="Math", exact=True).click()
-    page.get_by_role("textbox", name="Problem").fill("Solve $x+1=2$")
+def inspect_in_tab(page, tab: str, fill, expect: str) -> None:
+    """Open a tab, fill what it needs, open its inspector panel, click Inspect and wait for what the model sees."""
+    page.get_by_role("tab", name=tab, exact=True).click()
+    fill()
     page.locator("button:visible", has_text="What the model sees").first.click()
     page.locator("button:visible", has_text="Inspect the prompt this tab would send").first.click()
-    page.get_by_text("Please reason step by step").first.wait_for(timeout=30_000)  # Qwen2.5-Math's system prompt, templated
+    page.get_by_text(expect).first.wait_for(timeout=60_000)
+    page.locator("*:visible", has_text="go into").last.wait_for(timeout=10_000)  # the notes: "N tokens go into <model>"
     assert page.locator("button:visible", has_text="What the model sees").count() == 1
+
+
+def test_inspect_in_every_task_tab(page, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), "red").save(tmp_path / "red.png")
+    page.goto(page.base_url)
+    page.get_by_role("tab", name="Chat", exact=True).wait_for(timeout=30_000)
+    page.get_by_placeholder("Message Qwen").fill("What is 2+2?")
+    page.locator("button:visible", has_text="What the model sees").first.click()
+    page.locator("button:visible", has_text="Inspect this conversation + message").first.click()
+    page.get_by_text("What is 2+2?").last.wait_for(timeout=60_000)
+    inspect_in_tab(page, "Code", lambda: page.get_by_role("textbox", name="Task").fill("Reverse a list"),
+                   "Write Python code for this task: Reverse a list")
+    inspect_in_tab(page, "Math", lambda: page.get_by_role("textbox", name="Problem").fill("Solve $x+1=2$"),
+                   "Please reason step by step")  # Qwen2.5-Math's system prompt, templated
+    inspect_in_tab(page, "Multilingual", lambda: page.get_by_role("textbox", name="Prompt").first.fill("Why is grass green?"),
+                   "Always answer in English")
+
+    def add_image():
+        page.locator("input[type=file][accept*='video']").set_input_files(str(tmp_path / "red.png"))  # the images-or-video input
+        page.get_by_role("textbox", name="Question").fill("What colour is it?")
+        page.get_by_label("red.png").first.wait_for(timeout=30_000)  # uploaded: the file list names it
+
+    inspect_in_tab(page, "Vision", add_image, "<|image_pad|> ×")
+    inspect_in_tab(page, "Compare", lambda: page.get_by_role("textbox", name="Prompt (sent to every pane)").fill("Is 9 prime?"),
+                   "Is 9 prime?")

@@ -1,5 +1,5 @@
 from qwen_playground.config import load_config
-from qwen_playground.ui.chat_tab import SAMPLING_FIELDS, preset_values
+from qwen_playground.tasks.chat import SAMPLING_FIELDS, preset_values
 
 
 def test_sliders_follow_the_model_and_thinking_mode():

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from qwen_playground.arena import ArenaStore, VoteRefused, bradley_terry, draw_pair, leaderboard
-from qwen_playground.compare import PaneResult, PaneSetup, agreement, presets, to_json, to_markdown
+from qwen_playground.tasks.compare import PaneResult, PaneSetup, agreement, presets, to_json, to_markdown
 from qwen_playground.config import load_config
 
 
@@ -23,7 +23,7 @@ def test_presets_come_from_registry_facts():
 
 
 def test_presets_of_the_real_registry():
-    from qwen_playground.compare import comparable_models
+    from qwen_playground.tasks.compare import comparable_models
     from qwen_playground.registry import Registry
     config = load_config(demo=True)
     registry = Registry.build(list(config.registry.models.values()), {**config.registry.routes, **{
@@ -32,8 +32,9 @@ def test_presets_of_the_real_registry():
         "math": config.registry.routes["math"].model_copy(update={"default": "qwen2.5-math-1.5b-instruct", "alternatives": ()}),
         "multilingual": config.registry.routes["multilingual"].model_copy(update={"default": "qwen2.5-1.5b-instruct", "alternatives": ("qwen2.5-7b-instruct",)})}})
     found = presets(registry)
-    assert [s.model for s in found["Instruct vs Coder vs Math"]] == ["qwen2.5-1.5b-instruct", "qwen2.5-coder-1.5b-instruct", "qwen2.5-math-1.5b-instruct"]
-    assert [s.model for s in found["Two sizes of qwen3 (1.7B vs 4B)"]] == ["qwen3-1.7b", "qwen3-4b"]
+    assert [s.model for s in found["Instruct vs Coder vs Math (Qwen2.5)"]] == ["qwen2.5-1.5b-instruct", "qwen2.5-coder-1.5b-instruct",
+                                                                              "qwen2.5-math-1.5b-instruct"]
+    assert [s.model for s in found["Two sizes of Qwen3 (1.7B vs 4B)"]] == ["qwen3-1.7b", "qwen3-4b"]
     assert len(comparable_models(registry)) == 6
 
 
@@ -45,8 +46,8 @@ def test_math_agreement():
 
 
 def test_export_markdown_and_json():
-    results = [PaneResult(PaneSetup("a", True, 0.6, 64), "Answer A", "thought", {"metrics": "1 tok/s"}),
-               PaneResult(PaneSetup("b"), "", "", {}, "boom")]
+    results = [PaneResult(PaneSetup(model="a", thinking=True, temperature=0.6, max_new_tokens=64), "Answer A", "thought", {"metrics": "1 tok/s"}),
+               PaneResult(PaneSetup(model="b"), "", "", {}, "boom")]
     md = to_markdown(["Q?"], results)
     assert "**Prompt 1:** Q?" in md and "## Pane 1: a" in md and "Answer A" in md and "error: boom" in md and "thinking: on" in md
     data = __import__("json").loads(to_json(["Q?"], results))
@@ -55,40 +56,59 @@ def test_export_markdown_and_json():
 
 # ---- compare: through the app -----------------------------------------------------
 
-def compare_args(prompt, *panes, histories=([], [], [], [])):
-    flat = []
-    for i in range(4):
-        model, thinking = panes[i] if i < len(panes) else ("demo-qwen2.5", False)
-        flat += [model, thinking, 0.0, 64]
-    return [prompt, str(len(panes)), "Chat", *flat, *histories]
+def panes(*setups, histories=()):
+    """The /compare API's pane list: (model, thinking) pairs, greedy, 64 new tokens."""
+    return [{"model": model, "thinking": thinking, "temperature": 0.0, "max_new_tokens": 64,
+             "history": histories[i] if i < len(histories) else []} for i, (model, thinking) in enumerate(setups)]
+
+
+def chats_of(result):
+    return [pane["messages"] for pane in result["panes"]]
 
 
 def test_compare_streams_every_pane_into_its_own_place_and_one_failure_stays_local(app):
     client, _ = app
-    job = client.submit(*compare_args("Hi", ("demo-qwen3", True), ("demo-qwen2.5", False), ("broken", False)), api_name="/compare")
+    job = client.submit("Hi", panes(("demo-qwen3", True), ("demo-qwen2.5", False), ("broken", False)), api_name="/compare")
     steps = list(job)
     out = job.result()
-    panes, lines = out[:4], out[4:8]
-    assert len(steps) > 3
-    assert texts(panes[0])[-1].startswith("Hello from the Qwen3") and texts(panes[0])[1].startswith("Demo mode")
-    assert texts(panes[1])[-1].startswith("Hi from the Qwen2.5")
-    assert "Could not load broken" in texts(panes[2])[-1] and lines[2].startswith("⚠️")
+    chats, lines = chats_of(out), [pane["metrics"] for pane in out["panes"]]
+    assert len(steps) > 3 and len(chats) == 3
+    assert texts(chats[0])[-1].startswith("Hello from the Qwen3") and texts(chats[0])[1].startswith("Demo mode")
+    assert texts(chats[1])[-1].startswith("Hi from the Qwen2.5")
+    assert "Could not load broken" in texts(chats[2])[-1] and lines[2].startswith("⚠️")
     assert "tok/s" in lines[0] and "thinking tokens" in lines[0] and "tok/s" in lines[1]
 
 
 def test_follow_ups_continue_each_panes_conversation(app):
     client, _ = app
-    first = client.predict(*compare_args("First", ("demo-qwen3", False), ("demo-qwen2.5", False)), api_name="/compare")
-    second = client.predict(*compare_args("Second", ("demo-qwen3", False), ("demo-qwen2.5", False), histories=(first[0], first[1], [], [])),
-                            api_name="/compare")
+    first = chats_of(client.predict("First", panes(("demo-qwen3", False), ("demo-qwen2.5", False)), api_name="/compare"))
+    second = chats_of(client.predict("Second", panes(("demo-qwen3", False), ("demo-qwen2.5", False), histories=first), api_name="/compare"))
     assert texts(second[0]).count("First") == 1 and texts(second[0])[-2] == "Second" and len(second[0]) == 4
     assert texts(second[1])[0] == "First" and texts(second[1])[-1].startswith("Hi from the Qwen2.5")
+
+
+def test_four_panes_with_their_own_weights_and_the_math_template(app):
+    client, _ = app
+    four = [{"model": "demo-qwen2.5", "weights": "none", "max_new_tokens": 16}, {"model": "demo-qwen2.5", "weights": "8-bit", "max_new_tokens": 16},
+            {"model": "demo-qwen3"}, {"model": "demo-qwen3", "thinking": True}]
+    out = client.predict("What is $1+1$?", four, "Math (step by step, \\boxed{} answer)", api_name="/compare")
+    lines = [pane["metrics"] for pane in out["panes"]]
+    assert len(lines) == 4 and "8-bit" in lines[1] and "thinking tokens" in lines[3] and "thinking tokens" not in lines[2]
+    assert texts(out["panes"][0]["messages"])[0] == "What is \\(1+1\\)?"
 
 
 def test_compare_bad_input(app):
     client, _ = app
     with pytest.raises(Exception, match="Type a prompt first"):
-        client.predict(*compare_args("", ("demo-qwen3", False), ("demo-qwen2.5", False)), api_name="/compare")
+        client.predict("", panes(("demo-qwen3", False), ("demo-qwen2.5", False)), api_name="/compare")
+    with pytest.raises(Exception, match="between 2 and 4 panes"):
+        client.predict("Hi", panes(("demo-qwen3", False)), api_name="/compare")
+    with pytest.raises(Exception, match="Pane 2: temperature"):
+        client.predict("Hi", [{"model": "demo-qwen3"}, {"model": "demo-qwen3", "temperature": 9}], api_name="/compare")
+    with pytest.raises(Exception, match="Pane 1: colour"):
+        client.predict("Hi", [{"model": "demo-qwen3", "colour": "red"}, {"model": "demo-qwen3"}], api_name="/compare")
+    with pytest.raises(Exception, match="Unknown model 'qwen-nope'"):
+        client.predict("Hi", [{"model": "qwen-nope"}, {"model": "demo-qwen3"}], api_name="/compare")
 
 
 def test_models_that_do_not_fit_together_run_in_turn(cache_dir, config_file):

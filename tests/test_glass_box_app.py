@@ -3,14 +3,17 @@
 import pytest
 
 from qwen_playground.chat import export_json, export_markdown
+from qwen_playground.config import builtin_families
 from qwen_playground.demo_models import load_tokenizer
+
+FAMILIES = builtin_families()
 
 
 def test_inspect_endpoint_matches_the_template_and_strips_old_thinking(app):
     client, _ = app
     history, _ = client.predict("First question", api_name="/chat")  # demo-qwen3 thinks, then answers
     pieces, notes, counts = client.predict("Second /no_think", history, "demo-qwen3", "Be brief.", True, api_name="/inspect")
-    tok = load_tokenizer("qwen3")
+    tok = load_tokenizer(FAMILIES["qwen3"])
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "First question"},
                 {"role": "assistant", "content": "Hello from the Qwen3 demo model! Install real weights for useful answers."},
                 {"role": "user", "content": "Second /no_think"}]

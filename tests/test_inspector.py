@@ -1,7 +1,11 @@
 import pytest
 
+from qwen_playground.config import builtin_families
 from qwen_playground.demo_models import load_tokenizer
+
 from qwen_playground.inspector import inspect, soft_switch, thinking_difference
+
+FAMILIES = builtin_families()
 
 CONVERSATION = [
     {"role": "system", "content": "You are terse."},
@@ -13,7 +17,7 @@ CONVERSATION = [
 
 @pytest.mark.parametrize("family, thinking", [("qwen3", True), ("qwen3", False), ("qwen2.5", None)])
 def test_inspector_text_and_ids_equal_the_tokenizers_own(family, thinking):
-    tok = load_tokenizer(family)
+    tok = load_tokenizer(FAMILIES[family])
     kwargs = {} if thinking is None else {"enable_thinking": thinking}
     result = inspect(tok, CONVERSATION, thinking)
     assert result.text == tok.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True, **kwargs)
@@ -25,12 +29,12 @@ def test_inspector_text_and_ids_equal_the_tokenizers_own(family, thinking):
 
 
 def test_qwen25_adds_its_default_system_prompt():
-    result = inspect(load_tokenizer("qwen2.5"), [{"role": "user", "content": "hi"}])
+    result = inspect(load_tokenizer(FAMILIES["qwen2.5"]), [{"role": "user", "content": "hi"}])
     assert result.text.startswith("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>")
 
 
 def test_thinking_off_adds_an_empty_think_block():
-    tok = load_tokenizer("qwen3")
+    tok = load_tokenizer(FAMILIES["qwen3"])
     diff = thinking_difference(tok, CONVERSATION)
     assert "+<think>" in diff and "+</think>" in diff
     off = inspect(tok, CONVERSATION, False)

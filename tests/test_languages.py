@@ -1,7 +1,11 @@
 import pytest
 
+from qwen_playground.config import builtin_families
 from qwen_playground.demo_models import load_tokenizer
+
 from qwen_playground.languages import detect, get_language, languages, matches, token_costs
+
+FAMILIES = builtin_families()
 
 # A second real sentence per language, unlike the shipped samples.
 SENTENCES = {
@@ -42,7 +46,7 @@ def test_unknown_language_suggests():
 
 
 def test_token_cost_table_with_the_real_qwen_tokenizer():
-    rows = {r["language"]: r for r in token_costs(load_tokenizer("qwen3"), ["English", "Hindi", "Chinese"])}
+    rows = {r["language"]: r for r in token_costs(load_tokenizer(FAMILIES["qwen3"]), ["English", "Hindi", "Chinese"])}
     assert rows["English"]["vs English"] == 1.0
     assert rows["Hindi (हिन्दी)"]["tokens"] > rows["English"]["tokens"]  # Devanagari costs more tokens
     assert all(r["tokens"] > 0 for r in rows.values())

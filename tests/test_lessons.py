@@ -1,6 +1,6 @@
 import pytest
 
-from qwen_playground.compare import comparable_models
+from qwen_playground.tasks.compare import comparable_models
 from qwen_playground.config import load_config
 from qwen_playground.lessons import FieldSpec, Lesson, from_json, from_link, load_lessons, resolve, to_json, to_link
 

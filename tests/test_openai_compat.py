@@ -13,7 +13,7 @@ from qwen_playground.backends.openai_compat import to_openai_messages
 from qwen_playground.backends.router import Router
 from qwen_playground.config import load_config
 from qwen_playground.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta
-from qwen_playground.parallel import stream_all
+from qwen_playground.tasks.streaming import stream_all
 
 from .conftest import free_port, start_transformers_serve
 
@@ -29,8 +29,7 @@ def make_config(tmp_path, cache_dir, endpoints, models):
 
 def remote_model(model_id, endpoint, remote_name="served", thinking=True):
     entry = {"id": model_id, "endpoint": endpoint, "remote_model": remote_name, "family": "qwen3" if thinking else "qwen2.5",
-             "params_b": 0.01, "context_length": 4096, "thinking": thinking,
-             "presets": {"non_thinking": {"temperature": 0.7}}}
+             "params_b": 0.01, "context_length": 4096, "presets": {"non_thinking": {"temperature": 0.7}}}
     if thinking:
         entry["presets"]["thinking"] = {"temperature": 0.6}
     return entry
@@ -92,7 +91,10 @@ def test_health(served, tmp_path, cache_dir):
     down = make_config(tmp_path, cache_dir, [{"id": "down", "base_url": f"http://127.0.0.1:{free_port()}/v1"}], [remote_model("gone", "down")])
     ok, line = Router(down).health()["down"]
     assert not ok and "Cannot reach down" in line
-    assert "❌ **down**" in Router(down).health_markdown()
+    from qwen_playground.service import Service
+    from qwen_playground.ui.app import endpoints_markdown
+
+    assert "❌ **down**" in endpoints_markdown(down, Service(Router(down), down.settings))
 
 
 def test_refused_connection_is_a_clear_error(tmp_path, cache_dir):

@@ -3,7 +3,7 @@ import time
 
 from qwen_playground.backends import Backend
 from qwen_playground.generation import Done, Error, Request, TextDelta
-from qwen_playground.parallel import stream_all
+from qwen_playground.tasks.streaming import stream_all
 
 
 def test_panes_stream_together_into_the_right_place(backend):
@@ -55,7 +55,7 @@ def test_closing_the_merged_stream_cancels_all():
 
 def test_pacer_sends_first_tokens_and_other_events_at_once_then_paces_tokens():
     from qwen_playground.generation import Done, Progress, TextDelta
-    from qwen_playground.ui.common import Pacer
+    from qwen_playground.tasks.streaming import Pacer
 
     pacer = Pacer(interval=60)
     assert pacer.due(Progress("loading"))
@@ -64,3 +64,35 @@ def test_pacer_sends_first_tokens_and_other_events_at_once_then_paces_tokens():
     assert pacer.due(TextDelta("x"), stream=1)  # first token of pane 1
     assert pacer.due(Done("stop"), stream=0)
     assert Pacer(interval=0).due(TextDelta("c")) and Pacer(interval=0).due(TextDelta("d"))
+
+
+class _Crowded(_Slow):
+    """As _Slow, but its models never fit in memory together."""
+
+    def fit_problem(self, model_ids):
+        return "too big together: running them one after another."
+
+
+def test_stream_turns_folds_events_into_turns_and_runs_in_turn_when_told():
+    from qwen_playground.tasks.streaming import stream_turns
+
+    states = []
+    for final in stream_turns(_Slow(), [Request("slow", []), Request("fast", [])]):  # one state object, updated in place
+        states.append((final.done, [t.answer_text for t in final.turns]))
+    assert states[0] == (False, ["", ""]) and len(states) > 2  # an empty first state at once, then growing turns
+    assert final.done and final.notice == "" and [t.answer_text for t in final.turns] == ["01234", "01234"]
+    *_, crowded = stream_turns(_Crowded(), [Request("slow", []), Request("fast", [])])
+    assert crowded.notice.startswith("too big together") and crowded.turns[1].finish_reason == "stop"
+    *_, lone = stream_turns(_Crowded(), [Request("fast", [])])
+    assert lone.notice == "" and lone.turns[0].answer_text == "01234"  # one request is never "in turn"
+
+
+def test_closing_stream_turns_cancels_its_requests():
+    from qwen_playground.tasks.streaming import stream_turns
+
+    before = threading.active_count()
+    states = stream_turns(_Slow(), [Request("slow", []), Request("slow", [])])
+    next(states), next(states)
+    states.close()
+    time.sleep(0.5)
+    assert threading.active_count() <= before

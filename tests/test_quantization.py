@@ -7,7 +7,7 @@ import torch
 
 from qwen_playground import quantization
 from qwen_playground.backends.local import LocalBackend
-from qwen_playground.compare import presets
+from qwen_playground.tasks.compare import presets
 from qwen_playground.generation import Error, Metrics, Request, SamplingParams, TextDelta
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=60)
@@ -58,5 +58,5 @@ def test_the_compare_preset_changes_only_the_weights(demo_config):
     found = presets(demo_config.registry, ("none", "8-bit"))
     name = next(n for n in found if n.startswith("Weights"))
     setups = found[name]
-    assert [s.quantization for s in setups] == ["none", "8-bit"] and len({s.model for s in setups}) == 1
+    assert [s.weights for s in setups] == ["none", "8-bit"] and len({s.model for s in setups}) == 1
     assert not any(n.startswith("Weights") for n in presets(demo_config.registry, ("none",)))

@@ -27,7 +27,7 @@ def test_builtin_registry_has_the_qwen_variants_with_facts():
     }
     assert expected <= {m.hub_id for m in registry.models.values()}
     qwen3 = registry.get("qwen3-8b")
-    assert qwen3.thinking and qwen3.preset(True).temperature == 0.6 and qwen3.preset(True).top_p == 0.95
+    assert qwen3.family.thinking == "switch" and qwen3.preset(True).temperature == 0.6 and qwen3.preset(True).top_p == 0.95
     assert qwen3.preset(False).temperature == 0.7 and qwen3.preset(False).top_p == 0.8
     assert registry.get("qwen2.5-vl-7b-instruct").modalities == ("text", "image", "video")
     assert not registry.get("qwen2.5-7b-instruct").thinking
@@ -77,8 +77,17 @@ def test_unknown_tab_and_unknown_key(tmp_path):
 def test_bad_values_and_files(tmp_path):
     with pytest.raises(RegistryError, match="exactly one of hub_id"):
         load_config(write(tmp_path, {"models": [local_model(tmp_path, hub_id="Qwen/X")]}))
-    with pytest.raises(RegistryError, match="needs presets.thinking"):
+    with pytest.raises(RegistryError, match="'thinking' is a family trait"):
         load_config(write(tmp_path, {"models": [local_model(tmp_path, thinking=True)]}))
+    thinker = {"families": {"thinker": {"extends": "qwen2.5", "thinking": "switch"}}, "models": [local_model(tmp_path, family="thinker")]}
+    with pytest.raises(RegistryError, match="the model needs presets.thinking"):
+        load_config(write(tmp_path, thinker))
+    with pytest.raises(RegistryError, match="unknown family 'qwen4'"):
+        load_config(write(tmp_path, {"models": [local_model(tmp_path, family="qwen4")]}))
+    with pytest.raises(RegistryError, match="extends unknown family 'qwen9'"):
+        load_config(write(tmp_path, {"families": {"x": {"extends": "qwen9"}}}))
+    with pytest.raises(RegistryError, match="family 'x'.*thinking"):
+        load_config(write(tmp_path, {"families": {"x": {"label": "X", "thinking": "sometimes"}}}))
     with pytest.raises(RegistryError, match="context_length"):
         load_config(write(tmp_path, {"models": [local_model(tmp_path, context_length="long")]}))
     with pytest.raises(RegistryError, match="not valid YAML"):

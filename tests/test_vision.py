@@ -93,8 +93,8 @@ def test_video_checked_by_content(tmp_path):
 
 def test_token_cost_follows_resolution():
     image = Image.new("RGB", (1280, 960))
-    small = image_cost(image, 4 * 28 * 28, 256 * 28 * 28)
-    large = image_cost(image, 4 * 28 * 28, 1280 * 28 * 28)
+    small = image_cost(image, 4 * 28 * 28, 256 * 28 * 28, 28)
+    large = image_cost(image, 4 * 28 * 28, 1280 * 28 * 28, 28)
     assert small.tokens <= 256 and large.tokens > small.tokens
     assert small.resized_width % 28 == 0 and small.resized_height % 28 == 0
     assert small.tokens == (small.resized_width // 28) * (small.resized_height // 28)
@@ -106,9 +106,23 @@ def test_grounding_boxes_are_parsed_and_drawn():
     assert boxes == [Box("cat", 10, 20, 110, 60), Box("dog", 5, 5, 50, 50)]
     assert parse_boxes("no boxes here") == [] and parse_boxes("```json\n[{broken\n```") == []
     image = Image.new("RGB", (280, 140), "white")
-    cost = image_cost(image, 4 * 28 * 28, 1024 * 28 * 28)
+    cost = image_cost(image, 4 * 28 * 28, 1024 * 28 * 28, 28)
     drawn = draw_boxes(image, boxes, cost)
     assert drawn.size == image.size and drawn.getpixel((int(10 * 280 / cost.resized_width), 40)) != (255, 255, 255)
+
+
+def test_token_side_and_grounding_come_from_the_family():
+    """A 640x480 image: 20x15 blocks of 32 px (Qwen3-VL's side) or 23x17 of 28 px (Qwen2.5-VL's), up to the default cap."""
+    image = Image.new("RGB", (640, 480), "white")
+    assert image_cost(image, 4 * 32 * 32, 16384 * 32 * 32, 32).tokens == 300
+    assert image_cost(image, 4 * 28 * 28, 16384 * 28 * 28, 28).tokens == 391
+    box = [Box("x", 500, 500, 1000, 1000)]  # relative: the lower right quarter
+    cost = image_cost(image, 4 * 32 * 32, 16384 * 32 * 32, 32)
+    drawn = draw_boxes(image, box, cost, "relative")
+    assert drawn.getpixel((321, 300)) != (255, 255, 255) and drawn.getpixel((639, 479)) != (255, 255, 255)
+    assert drawn.getpixel((200, 200)) == (255, 255, 255)
+    absolute = draw_boxes(image, [Box("x", 0, 0, 100, 100)], image_cost(image, 4 * 28 * 28, 16384 * 28 * 28, 28))
+    assert absolute.getpixel((1, 50)) != (255, 255, 255) and absolute.getpixel((200, 200)) == (255, 255, 255)
 
 
 def test_video_needs_torchvision(monkeypatch):

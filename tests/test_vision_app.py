@@ -29,7 +29,7 @@ def test_one_and_two_images_through_the_tiny_vl_model(backend, count):
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     enc = processor(text=[text], images=process_vision_info(messages)[0], return_tensors="pt")
     image_tokens = int((enc["input_ids"] == 151655).sum())
-    assert image_tokens == sum(image_cost(im, 4 * 28 * 28, 256 * 28 * 28).tokens for im in images)  # our cost = the processor's
+    assert image_tokens == sum(image_cost(im, 4 * 28 * 28, 256 * 28 * 28, 28).tokens for im in images)  # our cost = the processor's
     assert metrics.prompt_tokens == enc["input_ids"].shape[1]
 
 
@@ -38,7 +38,7 @@ def test_resolution_changes_the_cost(backend):
     _, low = ask(backend, [image], max_pixels=64 * 28 * 28)
     _, high = ask(backend, [image], max_pixels=384 * 28 * 28)
     prompt = lambda events: next(e for e in events if isinstance(e, Metrics)).prompt_tokens
-    assert prompt(high) - prompt(low) == image_cost(image, 4 * 28 * 28, 384 * 28 * 28).tokens - image_cost(image, 4 * 28 * 28, 64 * 28 * 28).tokens
+    assert prompt(high) - prompt(low) == image_cost(image, 4 * 28 * 28, 384 * 28 * 28, 28).tokens - image_cost(image, 4 * 28 * 28, 64 * 28 * 28, 28).tokens
 
 
 def test_vision_endpoint_round_trip(app, tmp_path):

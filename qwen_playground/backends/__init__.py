@@ -1,17 +1,34 @@
 """Inference engines behind one interface.
 
-A backend turns a `Request` into a stream of events (see `generation.py`);
-tabs never test engine names, they only call `stream`. `local.LocalBackend` runs transformers in-process; other
-engines (an OpenAI-compatible server) implement the same `stream`.
+A backend turns a `Request` into a stream of events (see `generation.py`) and
+says what it can do (`capabilities`, `health`); callers never test engine
+types, they only call these methods. `local.LocalBackend` runs transformers
+in-process, `openai_compat.OpenAICompatBackend` talks to a server, and
+`router.Router` sends each model's requests to the engine that serves it.
+Nothing here knows about the UI.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..generation import Event, Request
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend offers for local models: where they run, and each weights precision with the reason it
+    cannot run here (None: it can)."""
+
+    device: str = "remote"
+    precisions: dict[str, str | None] = field(default_factory=lambda: {"none": None})
+
+    @property
+    def runnable_precisions(self) -> tuple[str, ...]:
+        return tuple(choice for choice, why in self.precisions.items() if why is None)
 
 
 class Backend(ABC):
@@ -19,9 +36,20 @@ class Backend(ABC):
     def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
         """Yield events for `request`. Setting `cancel` ends generation within a token or two."""
 
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
     def fit_problem(self, model_ids: list[str]) -> str | None:
         """Why these models cannot run at the same time here, or None (the default: they can)."""
         return None
+
+    def health(self) -> dict[str, tuple[bool, str]]:
+        """(reachable, one line) per remote endpoint this backend talks to; empty when it talks to none."""
+        return {}
+
+    def weights_by_model(self) -> dict[str, int]:
+        """Bytes of weights held in memory, by model id (local models)."""
+        return {}
 
     def status(self) -> str:
         """A short human line about what this backend holds (loaded models, memory)."""

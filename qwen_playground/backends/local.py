@@ -23,12 +23,12 @@ from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, Aut
                           ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
 
 from .. import quantization, weights
-from ..chat_encoding import defuse_messages, encode_chat
+from ..chat_encoding import encode_request
 from ..config import Settings
 from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
 from ..registry import ModelSpec, Registry, RegistryError
-from ..thinking import CLOSE, ThinkingParser
-from . import Backend
+from ..thinking import ThinkingParser
+from . import Backend, Capabilities
 from .batching import ContinuousBatcher, supports
 from .model_cache import ModelCache, ModelTooLarge
 
@@ -104,8 +104,9 @@ def sampling_kwargs(sampling: SamplingParams) -> dict:
     return kwargs
 
 
-# Qwen's documented thinking-budget recipe: when the budget runs out mid-thought, append this and continue.
-EARLY_STOP = "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n"
+# Qwen's documented thinking-budget recipe: when the budget runs out mid-thought, append this (and the family's
+# closing tag) and continue.
+EARLY_STOP = "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n"
 
 
 class _GenerationFailed(Exception):
@@ -154,10 +155,13 @@ class LocalBackend(Backend):
             totals[model_id] = totals.get(model_id, 0) + size
         return totals
 
-    def fit_problem(self, specs: list[ModelSpec]) -> str | None:
+    def capabilities(self) -> Capabilities:
+        return Capabilities(self.device, quantization.available(self.device))
+
+    def fit_problem(self, model_ids: list[str]) -> str | None:
         """Why these models cannot all be resident at once, or None when they can."""
         sizes = self.cache.sizes()
-        distinct = {s.id: s for s in specs}
+        distinct = {i: self.registry.get(i) for i in model_ids}
         need = sum(sizes.get(i, self.estimate_bytes(s)) for i, s in distinct.items())
         if len(distinct) < 2 or need <= self.cache.budget_bytes:
             return None
@@ -250,20 +254,14 @@ class LocalBackend(Backend):
         load_s = time.perf_counter() - start
         yield from self._stream_loaded(spec, loaded, request, cancel, load_s)
 
-    def _stream_loaded(self, spec: ModelSpec, loaded: LoadedModel, request: Request, cancel: threading.Event, load_s: float) -> Iterator[Event]:
-        tokenizer = loaded.tokenizer
-        template_kwargs = {"enable_thinking": request.thinking} if spec.thinking else {}
-        try:
-            if loaded.processor is not None:
-                from qwen_vl_utils import process_vision_info  # imports torchvision
+    def encode(self, spec: ModelSpec, loaded: LoadedModel, request: Request) -> dict:
+        """The model inputs for a request (the same function the inspector uses)."""
+        return encode_request(spec, request, loaded.tokenizer, loaded.processor)
 
-                messages = defuse_messages(request.messages)  # the processor tokenizes its own text: see chat_encoding
-                text = loaded.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-                images, videos = process_vision_info(messages)
-                inputs = loaded.processor(text=[text], images=images, videos=videos, return_tensors="pt")
-            else:
-                _, ids = encode_chat(tokenizer, request.messages, **template_kwargs)
-                inputs = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+    def _stream_loaded(self, spec: ModelSpec, loaded: LoadedModel, request: Request, cancel: threading.Event, load_s: float) -> Iterator[Event]:
+        tokenizer, family = loaded.tokenizer, spec.family
+        try:
+            inputs = self.encode(spec, loaded, request)
         except Exception as e:
             yield Error(f"Could not apply {spec.id}'s chat template to these messages: {e}")
             return
@@ -275,10 +273,11 @@ class LocalBackend(Backend):
             return
         sampling = request.sampling.model_copy(update={"max_new_tokens": min(request.sampling.max_new_tokens, spec.context_length - prompt_tokens)})
 
-        budget = request.thinking_budget if request.thinking and spec.thinking and request.thinking_budget else None
-        eos, close_id = self._eos_ids(loaded), tokenizer.convert_tokens_to_ids(CLOSE)
+        budget = request.thinking_budget if family.thinks(request.thinking) and request.thinking_budget else None
+        eos, close_id = self._eos_ids(loaded), tokenizer.convert_tokens_to_ids(family.thinking_tags[1])
         flags = (cancel, threading.Event())  # the second is set when the consumer stops listening
-        parser, clock = ThinkingParser(), {"start": time.perf_counter(), "first": None, "thinking_end": None}
+        parser = ThinkingParser(family.opens_thought, family.thinking_tags)
+        clock = {"start": time.perf_counter(), "first": None, "thinking_end": None}
         prompt_ids = inputs["input_ids"]
         own: list[int] = []  # tokens the model generated (the early-stop sentence is ours, not its)
         injected: list[int] = []
@@ -291,8 +290,9 @@ class LocalBackend(Backend):
             ran_out = budget and first and first[-1] not in eos and not cancel.is_set() and len(own) < sampling.max_new_tokens
             if ran_out:  # Qwen's thinking-budget recipe: close the thought ourselves (unless the model did), then answer
                 if first[-1] != close_id:
-                    injected = tokenizer(EARLY_STOP, add_special_tokens=False).input_ids
-                    yield from self._feed(parser, EARLY_STOP, clock)
+                    early_stop = EARLY_STOP + family.thinking_tags[1] + "\n\n"
+                    injected = tokenizer(early_stop, add_special_tokens=False).input_ids
+                    yield from self._feed(parser, early_stop, clock)
                 resumed = torch.cat([prompt_ids, torch.tensor([first + injected], dtype=prompt_ids.dtype)], dim=1)
                 own += yield from self._phase(loaded, {"input_ids": resumed, "attention_mask": torch.ones_like(resumed)},
                                               sampling.max_new_tokens - len(own), sampling, [], flags, parser, clock)
@@ -310,7 +310,7 @@ class LocalBackend(Backend):
             thinking_tokens = len(first)
             answer_tokens = len([i for i in own[len(first):] if i not in set(tokenizer.all_special_ids)])
         else:
-            thinking_tokens, answer_tokens = self._split_counts(tokenizer, own, parser.in_thinking)
+            thinking_tokens, answer_tokens = self._split_counts(tokenizer, own, parser.in_thinking, close_id)
         yield Metrics(
             prompt_tokens=prompt_tokens,
             answer_tokens=answer_tokens,
@@ -387,10 +387,9 @@ class LocalBackend(Backend):
         return ids | {loaded.tokenizer.eos_token_id, loaded.tokenizer.pad_token_id} - {None}
 
     @staticmethod
-    def _split_counts(tokenizer: PreTrainedTokenizerBase, ids: list[int], still_thinking: bool) -> tuple[int, int]:
+    def _split_counts(tokenizer: PreTrainedTokenizerBase, ids: list[int], still_thinking: bool, close_id: int) -> tuple[int, int]:
         """(thinking tokens, answer tokens); the closing tag counts as thinking, end-of-turn as neither."""
         special = set(tokenizer.all_special_ids)
-        close_id = tokenizer.convert_tokens_to_ids(CLOSE)
         if close_id in ids:
             cut = ids.index(close_id) + 1
         else:

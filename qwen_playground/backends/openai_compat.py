@@ -98,11 +98,11 @@ class OpenAICompatBackend(Backend):
         """The chat.completions.create arguments for a request (public for the inspector and tests)."""
         sampling = request.sampling
         extra: dict = {}
-        switch = self.endpoint.thinking_switch
-        if spec.thinking and switch == "chat_template_kwargs":
-            extra["chat_template_kwargs"] = {"enable_thinking": request.thinking}
-        elif spec.thinking and switch == "enable_thinking":
-            extra["enable_thinking"] = request.thinking
+        switch, template_kwargs = self.endpoint.thinking_switch, spec.family.template_kwargs(request.thinking)
+        if template_kwargs and switch == "chat_template_kwargs":
+            extra["chat_template_kwargs"] = template_kwargs
+        elif template_kwargs and switch == "enable_thinking":
+            extra |= template_kwargs
         if self.endpoint.send_sampling_extras:
             extra |= {"top_k": sampling.top_k, "min_p": sampling.min_p, "repetition_penalty": sampling.repetition_penalty}
         # the server templates and tokenizes: typed control-token strings must arrive unreadable as control tokens
@@ -123,7 +123,7 @@ class OpenAICompatBackend(Backend):
         first = thinking_end = None
         thinking_pieces = answer_pieces = 0
         usage = finish = None
-        parser = ThinkingParser()
+        parser = ThinkingParser(spec.family.opens_thought, spec.family.thinking_tags)
         stream = None
         try:
             stream = self.client.chat.completions.create(**self.request_kwargs(spec, request))
@@ -174,7 +174,10 @@ class OpenAICompatBackend(Backend):
         )
         yield Done({"length": "length", "cancelled": "cancelled"}.get(finish, "stop"))
 
-    def health(self) -> tuple[bool, str]:
+    def health(self) -> dict[str, tuple[bool, str]]:
+        return {self.endpoint.id: self.check()}
+
+    def check(self) -> tuple[bool, str]:
         """(ok, one line) from GET /models with a short timeout."""
         try:
             names = [m.id for m in self.client.with_options(timeout=5.0).models.list()]

@@ -8,7 +8,7 @@ from ..arena import ArenaStore
 from ..backends import Backend
 from ..backends.router import Router
 from ..config import AppConfig
-from ..guard import guarded
+from ..service import Service
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
@@ -39,47 +39,49 @@ def demo_banner(config: AppConfig) -> str:
     )
 
 
+def endpoints_markdown(config: AppConfig, service: Service) -> str:
+    lines = [f"- {'✅' if ok else '❌'} **{eid}** `{config.registry.endpoints[eid].base_url}`: {line}"
+             for eid, (ok, line) in service.health().items()]
+    return "\n".join(lines) or "No remote endpoints configured (see README, *Backends*)."
+
+
 def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
-    """The whole app as a `gr.Blocks`, with named API endpoints, not yet launched."""
-    backend = backend or Router(config)
+    """The whole app as a `gr.Blocks`, with named API endpoints, not yet launched. `backend` defaults to a
+    router over this config's engines; the service layer (limits, monitor, log) always wraps it."""
+    service = Service(backend or Router(config), config.settings)
     store = ArenaStore(config.settings.arena_db_path)
     with gr.Blocks(title="Qwen Playground") as demo:
         gr.Markdown("# Qwen Playground\nTry, teach and compare Alibaba's Qwen models.")
         if config.demo:
             gr.Markdown(demo_banner(config), elem_classes="demo-banner")
-        if config.registry.endpoints and isinstance(backend, Router):
+        if config.registry.endpoints:
             with gr.Accordion("Endpoints (OpenAI-compatible servers)", open=False):
                 health = gr.Markdown("Checking…")
                 check = gr.Button("Check again", size="sm")
-            check.click(backend.health_markdown, None, health, api_visibility="private")
-            demo.load(backend.health_markdown, None, health, api_visibility="private")
+            check.click(lambda: endpoints_markdown(config, service), None, health, api_visibility="private")
+            demo.load(lambda: endpoints_markdown(config, service), None, health, api_visibility="private")
         current = gr.State("chat")  # the content tab a lesson is saved from
         with gr.Tabs() as tabs:
             fields = {}
             for label, tab_id, build in CONTENT_TABS:
                 with gr.Tab(label, id=tab_id) as tab:
-                    fields[tab_id] = build(config, backend)
+                    fields[tab_id] = build(config, service)
                 tab.select(lambda t=tab_id: t, None, current, api_visibility="private", queue=False)
             with gr.Tab("Arena", id="arena"):
-                build_arena_tab(config, backend, store)
+                build_arena_tab(config, service, store)
             with gr.Tab("Leaderboard", id="leaderboard"):
                 table = build_leaderboard_tab(store)
             with gr.Tab("Inspector", id="inspector"):
                 build_inspector_tab(config, fields["chat"])
             with gr.Tab("Model guide", id="guide"):
                 build_guide_tab(config)
-            if isinstance(backend, Router):
-                with gr.Tab("Monitor", id="monitor"):
-                    build_monitor_tab(backend)
+            with gr.Tab("Monitor", id="monitor"):
+                build_monitor_tab(service)
             with gr.Tab("Lessons", id="lessons"):
                 lesson_fields = {tab: {k: c for k, c in group.items() if k != "chatbot"} for tab, group in fields.items()}
                 open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current)
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
         demo.load(open_link, None, link_outputs, api_visibility="private")
-    if isinstance(backend, Router):  # every handler that generates or runs code: rate limits, user for the log
-        for block_fn in demo.fns.values():
-            if block_fn.concurrency_id == "generate" or block_fn.api_name == "run_code":
-                block_fn.fn = guarded(backend.guard, block_fn.fn)
     demo.queue(default_concurrency_limit=config.settings.concurrency, max_size=config.settings.queue_size)
     return demo
 

@@ -1,7 +1,8 @@
-"""The Chat tab: multi-turn streamed chat with thinking, presets, retry/undo/clear and stop.
+"""The Chat tab: multi-turn streamed chat with thinking, presets, retry/undo/clear, stop and export.
 
 The send event is the `/chat` API endpoint: (message, history, model, system
-prompt, thinking, sampling...) -> streamed (history, cleared textbox).
+prompt, thinking, sampling..., thinking budget, weights, trim) -> streamed
+(history, cleared textbox). What a turn sends is `tasks.chat.plan_turn`.
 """
 
 from __future__ import annotations
@@ -10,25 +11,17 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
-from pydantic import ValidationError
 
-from ..backends import Backend
-from ..chat import export_json, export_markdown, normalize_history, split_last_turn, to_model_messages
+from ..chat import export_json, export_markdown, split_last_turn
 from ..config import AppConfig
-from ..generation import Request, SamplingParams
-from ..lengths import conversation_tokens, trim_history
 from ..prompts import load_template
-from ..registry import ModelSpec, RegistryError
-from .common import describe, precision_picker, stream_turn
-from .inspector_tab import inspector_outputs, make_inspect
+from ..service import Service
+from ..tasks import chat
+from .common import admitted, describe, precision_picker, refusals
+from .inspector_tab import inspect_chat, inspector_outputs
 
-SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
-
-
-def preset_values(spec: ModelSpec, thinking: bool) -> list:
-    """The sampling sliders' values for a model and mode, in SAMPLING_FIELDS order."""
-    params = spec.preset(thinking)
-    return [getattr(params, f) for f in SAMPLING_FIELDS]
+THINKING_INFO = {"switch": "Qwen3-style: reasons in <think> before answering; switch it off for quick answers",
+                 "always": "This model always thinks before it answers", "none": "This model has no thinking mode"}
 
 
 def export_conversation(history, model_id: str, system_prompt: str, think: bool, kind: str) -> str:
@@ -42,37 +35,38 @@ def export_conversation(history, model_id: str, system_prompt: str, think: bool,
     return str(path)
 
 
-def sampling_error(e: ValidationError) -> str:
-    first = e.errors()[0]
-    return f"Invalid {first['loc'][0]}: {first['msg']}."
+def thinking_toggle(spec) -> gr.Checkbox:
+    """The thinking checkbox as the model can use it: switchable, always on, or off."""
+    kind = spec.family.thinking
+    return gr.Checkbox(value=kind != "none", interactive=kind == "switch", info=THINKING_INFO[kind])
 
 
-def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
-    registry, template = config.registry, load_template("chat")
-    specs = registry.choices("chat")
+def layout(config: AppConfig, service: Service) -> dict:
+    specs = config.registry.choices("chat")
     first = specs[0]
     preset = first.preset(first.thinking)
-
+    c: dict = {}
     with gr.Row():
         with gr.Column(scale=3):
-            chatbot = gr.Chatbot(label="Conversation", height=560, buttons=["copy", "copy_all"], placeholder="Ask Qwen anything.")
+            c["chatbot"] = gr.Chatbot(label="Conversation", height=560, buttons=["copy", "copy_all"], placeholder="Ask Qwen anything.")
             with gr.Row():
-                message = gr.Textbox(label="Message", show_label=False, placeholder="Message Qwen… (Enter to send, Shift+Enter for a new line)", scale=8, lines=1, max_lines=8)
-                send = gr.Button("Send", variant="primary", scale=1, min_width=80)
-                stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
-                clear = gr.Button("Clear", scale=1, min_width=80)
+                c["message"] = gr.Textbox(label="Message", show_label=False, placeholder="Message Qwen… (Enter to send, Shift+Enter for a new line)",
+                                          scale=8, lines=1, max_lines=8)
+                c["send"] = gr.Button("Send", variant="primary", scale=1, min_width=80)
+                c["stop"] = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+                c["clear"] = gr.Button("Clear", scale=1, min_width=80)
         with gr.Column(scale=1, min_width=300):
-            model = gr.Dropdown([(s.id, s.id) for s in specs], value=first.id, label="Model")
-            model_info = gr.Markdown(describe(first))
-            precision = precision_picker(backend)
-            trim = gr.Checkbox(False, label="Trim oldest turns to fit",
-                               info=f"When the conversation passes {config.settings.max_input_tokens:,} tokens, drop its oldest exchanges")
-            thinking = gr.Checkbox(first.thinking, label="Thinking mode", interactive=first.thinking,
-                                   info="Qwen3 reasons in <think> before answering")
-            system = gr.Textbox(template.render_system(), label="System prompt", lines=3,
-                                placeholder="Empty: the model's own default")
+            c["model"] = gr.Dropdown([(s.id, s.id) for s in specs], value=first.id, label="Model")
+            c["model_info"] = gr.Markdown(describe(first))
+            c["precision"] = precision_picker(service.capabilities())
+            c["trim"] = gr.Checkbox(False, label="Trim oldest turns to fit",
+                                    info=f"When the conversation passes {config.settings.max_input_tokens:,} tokens, drop its oldest exchanges")
+            toggle = thinking_toggle(first)
+            c["thinking"] = gr.Checkbox(toggle.value, label="Thinking mode", interactive=toggle.interactive, info=toggle.info)
+            c["system_prompt"] = gr.Textbox(load_template("chat").render_system(), label="System prompt", lines=3,
+                                            placeholder="Empty: the model's own default")
             with gr.Accordion("Sampling (Qwen's recommended settings)", open=False):
-                sliders = [
+                c["sliders"] = [
                     gr.Slider(0, 2, preset.temperature, step=0.05, label="Temperature", info="0 = greedy"),
                     gr.Slider(0.01, 1, preset.top_p, step=0.01, label="Top-p"),
                     gr.Slider(0, 200, preset.top_k, step=1, label="Top-k", info="0 = off"),
@@ -80,97 +74,81 @@ def build_chat_tab(config: AppConfig, backend: Backend) -> dict:
                     gr.Slider(1, 2, preset.repetition_penalty, step=0.01, label="Repetition penalty"),
                     gr.Slider(16, 32768, preset.max_new_tokens, step=16, label="Max new tokens"),
                 ]
-                budget = gr.Slider(0, 8192, 0, step=16, label="Thinking budget (tokens, 0 = no cap)",
-                                   info="Caps Qwen3's thinking on local models, then asks it to answer (Qwen's recipe)")
-            status = gr.Markdown(backend.status())
+                c["budget"] = gr.Slider(0, 8192, 0, step=16, label="Thinking budget (tokens, 0 = no cap)",
+                                        info="Caps a thinking model's thought on local models, then asks it to answer (Qwen's recipe)")
+            c["status"] = gr.Markdown(service.status())
             with gr.Row():
-                export_md_button = gr.DownloadButton("Export Markdown", size="sm")
-                export_json_button = gr.DownloadButton("Export JSON", size="sm")
+                c["export_md"] = gr.DownloadButton("Export Markdown", size="sm")
+                c["export_json"] = gr.DownloadButton("Export JSON", size="sm")
     with gr.Accordion("🔍 What the model sees (prompt inspector)", open=False):
-        inspect_button = gr.Button("Inspect this conversation + message", size="sm")
-        inspected_text, inspected_notes = inspector_outputs()
+        c["inspect"] = gr.Button("Inspect this conversation + message", size="sm")
+        c["inspected"] = inspector_outputs()
+    return c
 
-    def on_model_change(model_id: str):
-        spec = registry.get(model_id)
-        return [describe(spec), gr.Checkbox(value=spec.thinking, interactive=spec.thinking), *preset_values(spec, spec.thinking)]
 
-    def on_thinking_change(model_id: str, think: bool) -> list:
-        return preset_values(registry.get(model_id), think)
+def handlers(config: AppConfig, service: Service):
+    """(respond, retry): the generating handlers, whose signatures are the API's."""
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
-                thinking_budget=0, quantization="none", trim_history=False):
-        text, model_id, think = message, model, thinking
-        if not isinstance(text, str) or not text.strip():
-            raise gr.Error("Type a message first.")
-        try:
-            spec = registry.get(model_id)
-            history = normalize_history(history)
-            sampling = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
-                                      repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens)
-        except RegistryError as e:
-            raise gr.Error(str(e)) from None
-        except ValidationError as e:
-            raise gr.Error(sampling_error(e)) from None
-        except ValueError as e:
-            raise gr.Error(str(e)) from None
-        if trim_history:
-            history = fit_history(history, text, system_prompt or "")
-        yield from run_turn(text, history, spec, system_prompt or "", bool(think), sampling, int(thinking_budget or 0) or None, quantization)
+                thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
+        user = admitted(service, request)
+        with refusals():
+            sampling = chat.sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens)
+            plan = chat.plan_turn(config, message, history, model, system_prompt, thinking, sampling, thinking_budget, quantization,
+                                  trim_history, user)
+        if plan.dropped:
+            gr.Info(f"Dropped the {plan.dropped} oldest exchange{'s' if plan.dropped > 1 else ''} to fit "
+                    f"{config.settings.max_input_tokens:,} tokens.")
+        yield plan.shown, ""
+        for view in chat.run(service, plan):
+            yield view.history, ""
+        if view.error:
+            if not view.produced_output:  # nothing to keep: give the message back to edit
+                yield plan.before, message
+            raise gr.Error(view.error)
 
-    def fit_history(history: list[dict], text: str, system_prompt: str) -> list[dict]:
-        """The newest exchanges that fit the conversation limit with this message (and room to answer)."""
-        budget = config.settings.max_input_tokens - conversation_tokens(
-            [{"role": "system", "content": system_prompt}, {"role": "user", "content": template.render_user(message=text)}])
-        kept, dropped = trim_history(history, max(0, budget))
-        if dropped:
-            gr.Info(f"Dropped the {dropped} oldest exchange{'s' if dropped > 1 else ''} to fit {config.settings.max_input_tokens:,} tokens.")
-        return kept
+    def retry(history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
+              thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
+        with refusals():
+            before, text = chat.last_message(history)
+        yield from respond(text, before, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
+                           max_new_tokens, thinking_budget, quantization, trim_history, request)
 
-    def run_turn(text, history, spec, system_prompt, think, sampling, budget, quantization="none"):
-        before = list(history)
-        history = history + [{"role": "user", "content": text}]
-        messages = to_model_messages(before, system_prompt) + [{"role": "user", "content": template.render_user(message=text)}]
-        request = Request(spec.id, messages, sampling, think and spec.thinking, budget, quantization)
-        yield history, ""
-        turn = None
-        try:
-            for turn in stream_turn(backend, request):
-                yield history + turn.messages, ""
-        except gr.Error:
-            if turn is None or not turn.produced_output:  # nothing to keep: give the message back to edit
-                yield before, text
-            raise
+    return respond, retry
 
-    def retry(history, model_id, system_prompt, think, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
-              thinking_budget=0, quantization="none", trim_history=False):
-        before, text = split_last_turn(normalize_history(history))
-        if text is None:
-            raise gr.Error("Nothing to retry yet.")
-        yield from respond(text, before, model_id, system_prompt, think, temperature, top_p, top_k, min_p, repetition_penalty,
-                           max_new_tokens, thinking_budget, quantization, trim_history)
 
-    def undo(history):
-        before, text = split_last_turn(normalize_history(history))
-        return before, text or ""
+def on_model_change(config: AppConfig, model_id: str) -> list:
+    spec = config.registry.get(model_id)
+    return [describe(spec), thinking_toggle(spec), *chat.preset_values(spec, spec.thinking)]
 
-    inputs = [message, chatbot, model, system, thinking, *sliders, budget, precision, trim]
-    send_event = send.click(respond, inputs, [chatbot, message], api_name="chat", concurrency_id="generate")
-    submit_event = message.submit(respond, inputs, [chatbot, message], api_visibility="private", concurrency_id="generate")
-    retry_event = chatbot.retry(retry, [chatbot, model, system, thinking, *sliders, budget, precision, trim], [chatbot, message],
-                                api_visibility="private", concurrency_id="generate")
-    chatbot.undo(undo, chatbot, [chatbot, message], api_visibility="private", queue=False)
-    clear.click(lambda: ([], ""), None, [chatbot, message], api_visibility="private", queue=False)
-    stop.click(None, cancels=[send_event, submit_event, retry_event])
-    for event in (send_event, submit_event, retry_event):
-        event.then(backend.status, None, status, api_visibility="private", queue=False)
-    model.change(on_model_change, model, [model_info, thinking, *sliders], api_visibility="private", queue=False)
-    thinking.change(on_thinking_change, [model, thinking], sliders, api_visibility="private", queue=False)
 
-    export_inputs = [chatbot, model, system, thinking]
-    export_md_button.click(lambda *a: export_conversation(*a, "md"), export_inputs, export_md_button, api_visibility="private")
-    export_json_button.click(lambda *a: export_conversation(*a, "json"), export_inputs, export_json_button, api_visibility="private")
-    inspect_button.click(lambda *a: make_inspect(config)(*a)[:2], [message, chatbot, model, system, thinking],
-                         [inspected_text, inspected_notes], api_visibility="private")
-    return {"message": message, "chatbot": chatbot, "model": model, "system_prompt": system, "thinking": thinking,
-            "temperature": sliders[0], "top_p": sliders[1], "top_k": sliders[2], "min_p": sliders[3],
-            "repetition_penalty": sliders[4], "max_new_tokens": sliders[5], "thinking_budget": budget}
+def undo(history):
+    with refusals():
+        before, text = split_last_turn(chat.history_of(history))
+    return before, text or ""
+
+
+def build_chat_tab(config: AppConfig, service: Service) -> dict:
+    c = layout(config, service)
+    respond, retry = handlers(config, service)
+    chatbot, message, sliders = c["chatbot"], c["message"], c["sliders"]
+    settings = [c["model"], c["system_prompt"], c["thinking"], *sliders, c["budget"], c["precision"], c["trim"]]
+    private = {"api_visibility": "private", "queue": False}
+    events = [c["send"].click(respond, [message, chatbot, *settings], [chatbot, message], api_name="chat", concurrency_id="generate"),
+              message.submit(respond, [message, chatbot, *settings], [chatbot, message], api_visibility="private", concurrency_id="generate"),
+              chatbot.retry(retry, [chatbot, *settings], [chatbot, message], api_visibility="private", concurrency_id="generate")]
+    chatbot.undo(undo, chatbot, [chatbot, message], **private)
+    c["clear"].click(lambda: ([], ""), None, [chatbot, message], **private)
+    c["stop"].click(None, cancels=events)
+    for event in events:
+        event.then(service.status, None, c["status"], **private)
+    c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
+    c["thinking"].change(lambda m, t: chat.preset_values(config.registry.get(m), t), [c["model"], c["thinking"]], sliders, **private)
+    export_inputs = [chatbot, c["model"], c["system_prompt"], c["thinking"]]
+    c["export_md"].click(lambda *a: export_conversation(*a, "md"), export_inputs, c["export_md"], api_visibility="private")
+    c["export_json"].click(lambda *a: export_conversation(*a, "json"), export_inputs, c["export_json"], api_visibility="private")
+    c["inspect"].click(lambda *a: inspect_chat(config)(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"]],
+                       list(c["inspected"]), api_visibility="private")
+    names = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
+    return {"message": message, "chatbot": chatbot, "model": c["model"], "system_prompt": c["system_prompt"], "thinking": c["thinking"],
+            **dict(zip(names, sliders, strict=True)), "thinking_budget": c["budget"]}

@@ -24,23 +24,36 @@ def _choices(component) -> list | None:
     return None if choices is None else [c[1] if isinstance(c, (tuple, list)) else c for c in choices]
 
 
+def lesson_file(lesson: Lesson) -> str:
+    """The lesson as a JSON file to download; returns its path."""
+    path = Path(tempfile.mkdtemp(prefix="qp-lesson-")) / "lesson.json"
+    path.write_text(to_json(lesson), encoding="utf-8")
+    return str(path)
+
+
+def layout(shipped: dict[str, Lesson]) -> dict:
+    c: dict = {}
+    gr.Markdown("A lesson is a tab's prompt, settings, models and panes, ready to hand to students as a file or a link.")
+    with gr.Row():
+        with gr.Column():
+            c["shipped"] = gr.Dropdown([(lesson.title, name) for name, lesson in shipped.items()], label="Lessons that come with the playground")
+            c["open"] = gr.Button("Open lesson", variant="primary")
+            c["upload"] = uploads.UploadButton("Open a lesson file (.json)", file_types=[".json"])
+        with gr.Column():
+            c["title"] = gr.Textbox(label="Title for the current tab's lesson", placeholder="e.g. Week 3: thinking budgets")
+            c["make_link"] = gr.Button("Make a link")
+            c["link"] = gr.Textbox(label="Lesson link", buttons=["copy"])
+            c["download"] = gr.DownloadButton("Download lesson (.json)")
+    c["notice"] = gr.Markdown(label="Lesson notice")
+    return c
+
+
 def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
     """Build the tab; returns the (function, outputs) pair used to open a lesson link on page load."""
     shipped = load_lessons()
     flat = [(tab, key, component) for tab, group in fields.items() for key, component in group.items()]
-    gr.Markdown("A lesson is a tab's prompt, settings, models and panes, ready to hand to students as a file or a link.")
-    with gr.Row():
-        with gr.Column():
-            shipped_choice = gr.Dropdown([(lesson.title, name) for name, lesson in shipped.items()], label="Lessons that come with the playground")
-            open_shipped = gr.Button("Open lesson", variant="primary")
-            upload = uploads.UploadButton("Open a lesson file (.json)", file_types=[".json"])
-        with gr.Column():
-            title = gr.Textbox(label="Title for the current tab's lesson", placeholder="e.g. Week 3: thinking budgets")
-            make_link = gr.Button("Make a link")
-            link = gr.Textbox(label="Lesson link", buttons=["copy"])
-            download = gr.DownloadButton("Download lesson (.json)")
-    notice = gr.Markdown(label="Lesson notice")
-    outputs = [tabs, notice, current, *(component for _, _, component in flat)]
+    c = layout(shipped)
+    outputs = [tabs, c["notice"], current, *(component for _, _, component in flat)]
 
     specs = {tab: {key: FieldSpec(component.value, _choices(component)) for key, component in group.items()} for tab, group in fields.items()}
 
@@ -80,10 +93,7 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
         return to_link(lesson_of(tab, title_text, values), page)
 
     def file_for(tab, title_text, *values):
-        lesson = lesson_of(tab, title_text, values)
-        path = Path(tempfile.mkdtemp(prefix="qp-lesson-")) / "lesson.json"
-        path.write_text(to_json(lesson), encoding="utf-8")
-        return str(path)
+        return lesson_file(lesson_of(tab, title_text, values))
 
     def open_named(name):
         if name not in shipped:
@@ -91,8 +101,8 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
         return apply(shipped[name])
 
     all_values = [component for _, _, component in flat]
-    open_shipped.click(open_named, shipped_choice, outputs, api_visibility="private")
-    upload.upload(open_file, upload, outputs, api_visibility="private")
-    make_link.click(link_for, [current, title, *all_values], link, api_visibility="private")
-    download.click(file_for, [current, title, *all_values], download, api_visibility="private")
+    c["open"].click(open_named, c["shipped"], outputs, api_visibility="private")
+    c["upload"].upload(open_file, c["upload"], outputs, api_visibility="private")
+    c["make_link"].click(link_for, [current, c["title"], *all_values], c["link"], api_visibility="private")
+    c["download"].click(file_for, [current, c["title"], *all_values], c["download"], api_visibility="private")
     return [open_link, outputs]

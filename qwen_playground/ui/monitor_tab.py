@@ -11,7 +11,7 @@ import datetime
 import gradio as gr
 import pandas as pd
 
-from ..backends.router import Router
+from ..service import Service
 
 COLUMNS = ["model", "requests", "errors", "error rate", "first token p50 (s)", "first token p95 (s)", "tokens/s", "weights (GiB)"]
 
@@ -29,8 +29,8 @@ def health_markdown(health: dict) -> str:
     return f"{head}\n\nMemory: {memory['free_gib']} GiB free · this process {memory['process_rss_gib']} GiB"
 
 
-def build_monitor_tab(router: Router) -> None:
-    gr.Markdown(f"Figures over the last {router.monitor.window_s / 60:g} minutes, from every tab and API call. "
+def build_monitor_tab(service: Service) -> None:
+    gr.Markdown(f"Figures over the last {service.monitor.window_s / 60:g} minutes, from every tab and API call. "
                 "Refreshes every 5 seconds. The same verdict is served as JSON at the `/health` API endpoint.")
     status = gr.Markdown()
     table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Per model")
@@ -39,13 +39,13 @@ def build_monitor_tab(router: Router) -> None:
         speed_plot = gr.LinePlot(x="time", y="tokens/s", color="model", title="Decode speed", height=260)
 
     def health() -> dict:
-        return router.app_health()
+        return service.app_health()
 
     def refresh():
         verdict = health()
         rows = [[r["model"], r["requests"], r["errors"], _round(r["error_rate"]), _round(r["ttft_p50_s"]), _round(r["ttft_p95_s"]),
                  _round(r["tokens_per_s"], 1), _round(r["weights_gib"])] for r in verdict["models"]]
-        samples = [s for s in router.monitor.recent() if s.ok]
+        samples = [s for s in service.monitor.recent() if s.ok]
         frame = pd.DataFrame({"time": [datetime.datetime.fromtimestamp(s.at) for s in samples], "model": [s.model for s in samples],
                               "first token (s)": [s.ttft_s for s in samples], "tokens/s": [s.tokens_per_s for s in samples]})
         return health_markdown(verdict), pd.DataFrame(rows, columns=COLUMNS), frame, frame

@@ -1,8 +1,8 @@
-"""The Vision tab: ask Qwen2.5-VL about images (or a video), see what each image costs, see its boxes.
+"""The Vision tab: ask a Qwen vision model about images (or a video), see what each image costs, see its boxes.
 
-Endpoint `/vision` (files, camera, question, system_prompt, model,
-min_tokens, max_tokens) -> streamed (conversation, token cost table, images
-with boxes, notes, metrics).
+Endpoints: `/vision` (files, camera, question, system_prompt, model,
+min_tokens, max_tokens, weights) -> streamed (conversation, token cost table,
+images with boxes, notes, metrics); `/inspect_vision` (the same inputs).
 """
 
 from __future__ import annotations
@@ -11,96 +11,74 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..backends import Backend
 from ..config import AppConfig
-from ..generation import Request
-from ..prompts import load_template
-from ..vision import (TOKEN_SIDE, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes,
-                      video_support)
+from ..service import Service
+from ..tasks import vision as task
 from . import uploads
-from .common import answer_text, bubbles, metrics_text, model_picker, precision_picker, require_text, resolve, stream_turn
+from .common import model_picker, precision_picker, start_job
 from .inspector_tab import inspector_panel
 
-MAX_FILES = 8
 GROUNDING_HINT = "Outline the position of each object and output all the coordinates in JSON format."
 
 
-def build_vision_tab(config: AppConfig, backend: Backend) -> dict:
-    registry, template = config.registry, load_template("vision")
+def token_side_note(config: AppConfig, model_id: str) -> tuple[str, str]:
+    """The min/max sliders' info lines in the chosen model's own token side."""
+    vision = config.registry.get(model_id).family.vision
+    side = vision.token_side if vision else "?"
+    return f"min_pixels = n × {side} × {side}", f"max_pixels = n × {side} × {side}"
+
+
+def layout(config: AppConfig, service: Service) -> dict:
+    c: dict = {}
     with gr.Row():
         with gr.Column(scale=2):
-            files = uploads.File(file_count="multiple", label=f"Images (up to {MAX_FILES}) or one video", file_types=["image", "video"])
-            camera = uploads.Image(sources=["webcam", "clipboard"], type="filepath", label="…or paste / take a picture", height=200)
-            question = gr.Textbox(label="Question", lines=2, placeholder=f"e.g. What is in this picture?  For boxes: {GROUNDING_HINT}")
-            system = gr.Textbox("", label="System prompt (optional)")
-            model, _ = model_picker(registry, "vision")
-            precision = precision_picker(backend)
+            c["files"] = uploads.File(file_count="multiple", label=f"Images (up to {task.MAX_FILES}) or one video", file_types=["image", "video"])
+            c["camera"] = uploads.Image(sources=["webcam", "clipboard"], type="filepath", label="…or paste / take a picture", height=200)
+            c["question"] = gr.Textbox(label="Question", lines=2, placeholder=f"e.g. What is in this picture?  For boxes: {GROUNDING_HINT}")
+            c["system_prompt"] = gr.Textbox("", label="System prompt (optional)")
+            c["model"], _ = model_picker(config.registry, "vision")
+            c["precision"] = precision_picker(service.capabilities())
+            low, high = token_side_note(config, c["model"].value)
             with gr.Row():
-                min_tokens = gr.Slider(4, 1024, 4, step=4, label="Min tokens per image", info="min_pixels = n × 28 × 28")
-                max_tokens = gr.Slider(16, 16384, 1280, step=16, label="Max tokens per image", info="max_pixels = n × 28 × 28")
+                c["min_tokens"] = gr.Slider(4, 1024, 4, step=4, label="Min tokens per image", info=low)
+                c["max_tokens"] = gr.Slider(16, 16384, 1280, step=16, label="Max tokens per image", info=high)
             with gr.Row():
-                ask = gr.Button("Ask", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+                c["ask"] = gr.Button("Ask", variant="primary")
+                c["stop"] = gr.Button("Stop", variant="stop")
         with gr.Column(scale=3):
-            conversation = gr.Chatbot(label="Answer", height=360)
-            metrics = gr.Markdown(label="Metrics")
-            costs = gr.Dataframe(headers=["image", "original", "resized to", "tokens"], label="What each image costs", interactive=False)
-            boxes = gr.Gallery(label="Boxes from the answer", height=260)
-            notes = gr.Markdown(label="Notes")
+            c["conversation"] = gr.Chatbot(label="Answer", height=360)
+            c["metrics"] = gr.Markdown(label="Metrics")
+            c["costs"] = gr.Dataframe(headers=task.COST_COLUMNS, label="What each image costs", interactive=False)
+            c["boxes"] = gr.Gallery(label="Boxes from the answer", height=260)
+            c["notes"] = gr.Markdown(label="Notes")
+    return c
 
-    def ask_about(files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization="none"):
-        text = require_text(question, "a question")
-        spec = resolve(registry, model)
-        if "image" not in spec.modalities:
-            raise gr.Error(f"{spec.id} does not see images; pick a Qwen2.5-VL model.")
-        paths = [Path(getattr(f, "name", f)) for f in (files or [])] + ([Path(camera)] if camera else [])
-        if not paths:
-            raise gr.Error("Add at least one image: upload, paste or use the webcam.")
-        if len(paths) > MAX_FILES:
-            raise gr.Error(f"At most {MAX_FILES} files at once (you gave {len(paths)}).")
-        min_pixels, max_pixels = int(min_tokens) * TOKEN_SIDE**2, int(max_tokens) * TOKEN_SIDE**2
-        if min_pixels > max_pixels:
-            raise gr.Error("Min tokens per image must not exceed max tokens per image.")
-        parts, images, rows, remarks = [], [], [], []
-        try:
-            for path in paths:
-                if looks_like_video(path):
-                    if (why := video_support()) is not None:
-                        raise UploadRejected(why)
-                    parts.append({"type": "video", "video": str(check_video(path)), "max_pixels": max_pixels, "fps": 1.0})
-                    rows.append([path.name, "video", "sampled at 1 frame/s", "see prompt tokens"])
-                    continue
-                checked = check_image(path)
-                cost = image_cost(checked.image, min_pixels, max_pixels)
-                parts.append({"type": "image", "image": checked.image, "min_pixels": min_pixels, "max_pixels": max_pixels})
-                images.append((checked, cost))
-                rows.append([checked.name, f"{cost.width}×{cost.height}", f"{cost.resized_width}×{cost.resized_height}", cost.tokens])
-                remarks += [f"{checked.name}: {note}" for note in checked.notes]
-        except UploadRejected as e:
-            raise gr.Error(str(e)) from None
-        messages = ([{"role": "system", "content": system_prompt}] if (system_prompt or "").strip() else [])
-        messages.append({"role": "user", "content": [*parts, {"type": "text", "text": template.render_user(question=text)}]})
-        request = Request(spec.id, messages, spec.preset(False), thinking=False, quantization=quantization)
-        shown = [{"role": "user", "content": f"🖼 {len(paths)} file{'s' if len(paths) > 1 else ''}: {text}"}]
-        note_text = "\n".join(f"- {r}" for r in remarks)
-        for turn in stream_turn(backend, request):
-            yield shown + bubbles(turn), rows, gr.skip(), note_text, metrics_text(turn)
-        found = parse_boxes(answer_text(turn))
-        drawn = [(draw_boxes(img.image, found, cost), img.name) for img, cost in images[:1]] if found else []
-        if found:
-            note_text += f"\n- {len(found)} box{'es' if len(found) > 1 else ''} found in the answer, drawn on the first image"
-        yield shown + bubbles(turn), rows, drawn, note_text, metrics_text(turn)
 
-    event = ask.click(ask_about, [files, camera, question, system, model, min_tokens, max_tokens, precision],
-                      [conversation, costs, boxes, notes, metrics], api_name="vision", concurrency_id="generate")
-    stop.click(None, cancels=[event])
-    def vision_messages(files, camera, question, system_prompt, model):
-        count = len(files or []) + (1 if camera else 0)
-        messages = [{"role": "system", "content": system_prompt}] if (system_prompt or "").strip() else []
-        parts = [{"type": "image"}] * count + [{"type": "text", "text": template.render_user(question=require_text(question, "a question"))}]
-        return model, messages + [{"role": "user", "content": parts}], False
+def upload_paths(files, camera) -> list[Path]:
+    return [Path(getattr(f, "name", f)) for f in (files or [])] + ([Path(camera)] if camera else [])
 
-    gr.Markdown("In the inspector below, each `<|image_pad|>` stands for one image: the processor repeats it once per image "
-                "token, as many as the cost table above shows.")
-    inspector_panel(config, [files, camera, question, system, model], vision_messages)
-    return {"question": question, "system_prompt": system, "model": model, "min_tokens": min_tokens, "max_tokens": max_tokens}
+
+def build_vision_tab(config: AppConfig, service: Service) -> dict:
+    c = layout(config, service)
+
+    def prepare(files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization="none", user=""):
+        return task.prepare(config.registry, upload_paths(files, camera), question, system_prompt, model, min_tokens, max_tokens,
+                            quantization, user)
+
+    def ask_about(files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization="none", request: gr.Request = None):
+        job = start_job(service, request, prepare, files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization)
+        for view in task.run(service, job):
+            yield view.conversation, view.rows, gr.skip() if view.boxes is None else view.boxes, view.notes, view.metrics
+        if view.error:
+            raise gr.Error(view.error)
+
+    inputs = [c[k] for k in ("files", "camera", "question", "system_prompt", "model", "min_tokens", "max_tokens", "precision")]
+    event = c["ask"].click(ask_about, inputs, [c["conversation"], c["costs"], c["boxes"], c["notes"], c["metrics"]], api_name="vision",
+                           concurrency_id="generate")
+    c["stop"].click(None, cancels=[event])
+    c["model"].change(lambda m: [gr.Slider(info=i) for i in token_side_note(config, m)], c["model"], [c["min_tokens"], c["max_tokens"]],
+                      api_visibility="private", queue=False)
+    gr.Markdown("In the inspector below, each image's tokens show as one `<|image_pad|>` piece with its count: the processor "
+                "repeats the pad once per image token, as many as the cost table above shows.")
+    inspector_panel(config, inputs, prepare, "inspect_vision")
+    return {k: c[k] for k in ("question", "system_prompt", "model", "min_tokens", "max_tokens")}

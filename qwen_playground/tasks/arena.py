@@ -1,0 +1,63 @@
+"""The Arena task: two anonymous models answer one prompt; the names stay hidden until the vote.
+
+Votes and ratings live in `arena.py` (SQLite store, Bradley-Terry); this
+module starts a battle, streams its two answers through the shared fan-out,
+and takes the vote.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..arena import CHOICES, ArenaStore, ArenaUnavailable, VoteRefused, draw_pair
+from ..backends import Backend
+from ..generation import Request
+from ..registry import Registry
+from . import TaskError, require_text, resolve
+from .streaming import stream_turns
+
+
+@dataclass(frozen=True)
+class Battle:
+    battle_id: str
+    prompt: str
+    requests: list[Request]
+
+
+def start(store: ArenaStore, registry: Registry, pool: list[str], prompt: object, user: str = "",
+          rng: random.Random | None = None) -> Battle:
+    """Draw two different models from `pool` and record the battle. Thinking is off for both, so neither gives itself away."""
+    text = require_text(prompt, "a prompt")
+    try:
+        model_a, model_b = draw_pair(pool, rng)
+        battle_id = store.new_battle(model_a, model_b)
+    except ValueError as e:  # too few models, or the vote store is unavailable
+        raise TaskError(str(e)) from None
+    specs = [resolve(registry, model_a), resolve(registry, model_b)]
+    requests = [Request(s.id, [{"role": "user", "content": text}], s.preset(False), thinking=False, user=user) for s in specs]
+    return Battle(battle_id, text, requests)
+
+
+@dataclass(frozen=True)
+class BattleView:
+    a: list[dict]
+    b: list[dict]
+    done: bool = False
+
+
+def run(backend: Backend, battle: Battle) -> Iterator[BattleView]:
+    user = {"role": "user", "content": battle.prompt}
+    for state in stream_turns(backend, battle.requests):
+        yield BattleView([user, *state.turns[0].bubbles], [user, *state.turns[1].bubbles], state.done)
+
+
+def vote(store: ArenaStore, battle_id: object, choice: object) -> str:
+    """Record a vote (a, b, tie or bad); returns the reveal of which models A and B were."""
+    choice = str(choice or "").strip().lower()
+    try:
+        model_a, model_b = store.vote(str(battle_id or "").strip(), choice)
+    except (VoteRefused, ArenaUnavailable) as e:
+        raise TaskError(str(e)) from None
+    return f"Your vote: **{CHOICES[choice]}**. Model A was **{model_a}**, model B was **{model_b}**."

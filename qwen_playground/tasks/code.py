@@ -1,0 +1,69 @@
+"""The Code task: a coding request in Qwen2.5-Coder's style; the answer's code blocks pulled into a panel.
+
+Running the code is the sandbox's job (`sandbox.py`); this module only writes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..backends import Backend
+from ..codeblocks import extract_code_blocks
+from ..generation import Request
+from ..prompts import load_template
+from ..registry import Registry
+from . import TaskError, require_text, resolve
+from .streaming import stream_turns
+
+# Language shown to the model -> (fence names it may use, gr.Code highlighting)
+LANGUAGES = {
+    "Python": (("python", "py"), "python"), "JavaScript": (("javascript", "js"), "javascript"),
+    "TypeScript": (("typescript", "ts"), "typescript"), "Java": (("java",), None), "C++": (("cpp", "c++"), "cpp"),
+    "C": (("c",), "c"), "Go": (("go",), "go"), "Rust": (("rust", "rs"), "rust"), "SQL": (("sql",), "sql"),
+    "Bash": (("bash", "sh", "shell"), "shell"), "HTML": (("html",), "html"), "CSS": (("css",), "css"),
+}
+
+
+def code_for(answer: str, language: str) -> str:
+    """The answer's code blocks in the requested language (or all blocks when none is tagged so)."""
+    blocks = extract_code_blocks(answer)
+    fences = LANGUAGES.get(language, ((language.lower(),), None))[0]
+    chosen = [b for b in blocks if b.language in fences] or [b for b in blocks if not b.language] or blocks
+    return "\n\n".join(b.code for b in chosen)
+
+
+@dataclass(frozen=True)
+class CodeJob:
+    request: Request
+    language: str
+
+    @property
+    def requests(self) -> list[Request]:
+        return [self.request]
+
+
+def prepare(registry: Registry, task: object, language: str, context: str, constraints: str, model_id: str,
+            quantization: str = "none", user: str = "") -> CodeJob:
+    task = require_text(task, "a task")
+    if language not in LANGUAGES:
+        raise TaskError(f"Unknown language '{language}'. Pick one of: {', '.join(LANGUAGES)}.")
+    spec, template = resolve(registry, model_id), load_template("code")
+    prompt = template.render_user(task=task, language=language, context=context or "", constraints=constraints or "")
+    messages = [{"role": "system", "content": template.render_system()}, {"role": "user", "content": prompt}]
+    return CodeJob(Request(spec.id, messages, spec.preset(False), thinking=False, quantization=quantization, user=user), language)
+
+
+@dataclass(frozen=True)
+class CodeView:
+    conversation: list[dict]
+    code: str
+    metrics: str
+    error: str | None = None
+
+
+def run(backend: Backend, job: CodeJob) -> Iterator[CodeView]:
+    shown = [job.request.messages[-1]]
+    for state in stream_turns(backend, job.requests):
+        turn = state.turns[0]
+        yield CodeView(shown + turn.bubbles, code_for(turn.answer_text, job.language), turn.metrics_line, turn.error)

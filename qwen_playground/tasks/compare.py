@@ -1,0 +1,212 @@
+"""The Compare task: one prompt to several panes at once, each with its own model and settings.
+
+A pane is data (`PaneSetup`: model, thinking, temperature, max new tokens,
+weights, its own conversation so far), so the tab, the `/compare` API (a list
+of panes), lessons and presets all speak the same shape. Also here: "change
+one thing" presets derived from registry facts (never from model names), the
+agreement of the panes' boxed answers, and Markdown/JSON export.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..backends import Backend
+from ..chat import ChatTurn, normalize_history, to_model_messages
+from ..generation import Request
+from ..mathtext import check_answer, extract_boxed, protect_math
+from ..prompts import load_template
+from ..registry import Family, ModelSpec, Registry
+from . import TaskError, require_text, resolve
+from .streaming import stream_turns
+
+MAX_PANES = 4
+TEMPLATES = {"Chat": ("chat", "message"), "Math (step by step, \\boxed{} answer)": ("math", "problem")}  # label -> (template, its variable)
+
+
+class PaneSetup(BaseModel):
+    """One pane: what it runs, and its conversation so far (Gradio chat messages)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    thinking: bool = False
+    temperature: float | None = Field(None, ge=0, le=2)  # None: the model's preset
+    max_new_tokens: int | None = Field(None, ge=1)
+    weights: str = "none"  # weights precision (local models)
+    history: tuple = ()
+
+    def export(self) -> dict:
+        return self.model_dump(exclude={"history"})
+
+
+@dataclass
+class PaneResult:
+    setup: PaneSetup
+    answer: str = ""
+    thinking: str = ""
+    metrics: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def comparable_models(registry: Registry) -> list[ModelSpec]:
+    """Every text model a tab routes to, in route order, once."""
+    seen: dict[str, ModelSpec] = {}
+    for tab in ("chat", "code", "math", "multilingual"):
+        for spec in registry.choices(tab):
+            seen.setdefault(spec.id, spec)
+    return list(seen.values())
+
+
+def presets(registry: Registry, precisions: tuple[str, ...] = ("none",)) -> dict[str, list[PaneSetup]]:
+    """'Change one thing' comparisons that this registry can actually run (`precisions`: the quantization
+    choices this machine offers)."""
+    models = comparable_models(registry)
+    found: dict[str, list[PaneSetup]] = {}
+    if len(precisions) > 1 and models:
+        smallest = min(models, key=lambda m: m.params_b)
+        names = " vs ".join("full precision" if p == "none" else p for p in precisions)
+        found[f"Weights: {names} ({smallest.id})"] = [PaneSetup(model=smallest.id, weights=p) for p in precisions]
+    thinker = next((m for m in models if m.family.thinking == "switch"), None)
+    if thinker:
+        found[f"Thinking on vs off ({thinker.id})"] = [PaneSetup(model=thinker.id, thinking=True), PaneSetup(model=thinker.id)]
+    by_family: dict[Family, list[ModelSpec]] = {}
+    for m in models:
+        by_family.setdefault(m.family, []).append(m)
+    for family, members in by_family.items():
+        sizes = sorted({m.params_b: m for m in members}.values(), key=lambda m: m.params_b)
+        if len(sizes) >= 2:
+            small, large = sizes[0], sizes[1]
+            found[f"Two sizes of {family.label} ({small.params_b:g}B vs {large.params_b:g}B)"] = [PaneSetup(model=small.id), PaneSetup(model=large.id)]
+    for generation in dict.fromkeys(f.generation for f in by_family if f.generation):
+        # the same generation's general, code and math families, each at its size closest to 1.5B
+        specialty = {f.specialty: members for f, members in by_family.items() if f.generation == generation}
+        if {"general", "code", "math"} <= set(specialty):
+            picks = [min(specialty[s], key=lambda m: abs(m.params_b - 1.5)) for s in ("general", "code", "math")]
+            found[f"Instruct vs Coder vs Math ({generation})"] = [PaneSetup(model=m.id) for m in picks]
+    return found
+
+
+def agreement(answers: list[str | None]) -> str:
+    """Which panes' \\boxed{} answers agree, checked as math; '' when fewer than two have one."""
+    boxed = [(i + 1, b) for i, a in enumerate(answers) if a and (b := extract_boxed(a))]
+    if len(boxed) < 2:
+        return ""
+    groups: list[list[tuple[int, str]]] = []
+    for pane, value in boxed:
+        for group in groups:
+            try:
+                same = check_answer(group[0][1], value).equal
+            except ValueError:
+                same = group[0][1].strip() == value.strip()
+            if same:
+                group.append((pane, value))
+                break
+        else:
+            groups.append([(pane, value)])
+    if len(groups) == 1:
+        return f"✅ All {len(boxed)} final answers agree: {boxed[0][1]}"
+    parts = [f"pane{'s' if len(g) > 1 else ''} {', '.join(str(p) for p, _ in g)}: {g[0][1]}" for g in groups]
+    return "⚠️ Final answers differ — " + "; ".join(parts)
+
+
+def to_json(prompts: list[str], results: list[PaneResult]) -> str:
+    panes = [{**asdict(r), "setup": r.setup.export()} for r in results]
+    return json.dumps({"prompts": prompts, "panes": panes}, ensure_ascii=False, indent=2)
+
+
+def to_markdown(prompts: list[str], results: list[PaneResult]) -> str:
+    lines = ["# Qwen Playground comparison", ""]
+    lines += [f"**Prompt {i + 1}:** {p}" for i, p in enumerate(prompts)] + [""]
+    for n, r in enumerate(results, 1):
+        s = r.setup
+        lines += [f"## Pane {n}: {s.model}", "",
+                  f"- thinking: {'on' if s.thinking else 'off'}; temperature: {s.temperature if s.temperature is not None else 'preset'}; "
+                  f"max new tokens: {s.max_new_tokens or 'preset'}; weights: {s.weights}"]
+        if r.metrics:
+            lines.append("- " + "; ".join(f"{k}: {v}" for k, v in r.metrics.items()))
+        if r.error:
+            lines.append(f"- error: {r.error}")
+        if r.thinking:
+            lines += ["", "<details><summary>Thinking</summary>", "", r.thinking, "", "</details>"]
+        lines += ["", r.answer, ""]
+    return "\n".join(lines)
+
+
+
+def pane_setups(panes: object) -> list[PaneSetup]:
+    """Panes from the API's list of dicts (or PaneSetups), validated with a message that names the pane."""
+    if not isinstance(panes, (list, tuple)) or not 2 <= len(panes) <= MAX_PANES:
+        raise TaskError(f"Give between 2 and {MAX_PANES} panes, each {{model, thinking, temperature, max_new_tokens, weights, history}}.")
+    setups = []
+    for n, pane in enumerate(panes, 1):
+        try:
+            setups.append(pane if isinstance(pane, PaneSetup) else PaneSetup.model_validate(pane))
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise TaskError(f"Pane {n}: {'.'.join(map(str, first['loc'])) or 'it'}: {first['msg']}.") from None
+    return setups
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    text: str
+    setups: list[PaneSetup]
+    histories: list[list[dict]]
+    requests: list[Request]
+
+
+def pane_messages(history: list[dict], template: str, text: str) -> list[dict]:
+    """A pane's next request: its own conversation, then the prompt through the chosen template."""
+    template_name, variable = TEMPLATES[template]
+    prompt_template = load_template(template_name)
+    return to_model_messages(history, prompt_template.render_system()) + [
+        {"role": "user", "content": prompt_template.render_user(**{variable: text})}]
+
+
+def prepare(registry: Registry, prompt: object, panes: object, template: str = "Chat", thinking_budget: int = 0, user: str = "") -> CompareJob:
+    text = require_text(prompt, "a prompt")
+    if template not in TEMPLATES:
+        raise TaskError(f"Unknown template '{template}'; choose one of: {', '.join(TEMPLATES)}.")
+    setups = pane_setups(panes)
+    specs = [resolve(registry, s.model) for s in setups]
+    try:
+        histories = [normalize_history(list(s.history)) for s in setups]
+    except ValueError as e:
+        raise TaskError(str(e)) from None
+    requests = []
+    for spec, setup, history in zip(specs, setups, histories, strict=True):
+        think = spec.family.thinks(setup.thinking)
+        overrides = {k: v for k, v in (("temperature", setup.temperature), ("max_new_tokens", setup.max_new_tokens)) if v is not None}
+        requests.append(Request(spec.id, pane_messages(history, template, text), spec.preset(think).model_copy(update=overrides), think,
+                                int(thinking_budget or 0) or None, setup.weights, user))
+    return CompareJob(text, setups, histories, requests)
+
+
+@dataclass
+class CompareView:
+    chats: list[list[dict]]  # each pane's conversation
+    lines: list[str]  # each pane's metrics line (or its error)
+    notice: str = ""  # why the panes run one after another, when they do
+    agreement: str | None = None  # set once all are done
+    results: list[PaneResult] | None = None  # set once all are done, for export
+
+
+def run(backend: Backend, job: CompareJob) -> Iterator[CompareView]:
+    shown_user = {"role": "user", "content": protect_math(job.text)}
+    for state in stream_turns(backend, job.requests):
+        chats = [history + [shown_user] + [dict(m, content=protect_math(m["content"])) for m in turn.bubbles]
+                 for history, turn in zip(job.histories, state.turns, strict=True)]
+        lines = [f"⚠️ {turn.error}" if turn.error else turn.metrics_line for turn in state.turns]
+        if not state.done:
+            yield CompareView(chats, lines, state.notice)
+    results = [pane_result(setup, turn) for setup, turn in zip(job.setups, state.turns, strict=True)]
+    yield CompareView(chats, lines, state.notice, agreement([t.answer_text for t in state.turns]), results)
+
+
+def pane_result(setup: PaneSetup, turn: ChatTurn) -> PaneResult:
+    return PaneResult(setup, turn.answer_text, turn.thinking_text, {"metrics": turn.metrics_line} if turn.metrics else {}, turn.error)

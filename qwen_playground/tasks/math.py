@@ -1,0 +1,65 @@
+"""The Math task: Qwen2.5-Math's chain-of-thought prompt, LaTeX made safe to show, the boxed answer checked.
+
+A malformed expected answer is refused before anything is generated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..backends import Backend
+from ..generation import Request
+from ..mathtext import check_answer, extract_boxed, protect_math
+from ..prompts import load_template
+from ..registry import Registry
+from . import TaskError, require_text, resolve
+from .streaming import stream_turns
+
+
+@dataclass(frozen=True)
+class MathJob:
+    request: Request
+    problem: str
+    expected: str
+
+    @property
+    def requests(self) -> list[Request]:
+        return [self.request]
+
+
+def prepare(registry: Registry, problem: object, expected: object, model_id: str, quantization: str = "none", user: str = "") -> MathJob:
+    problem_text = require_text(problem, "a problem")
+    expected_text = (expected or "").strip() if isinstance(expected, str) else ""
+    if expected_text:
+        try:
+            check_answer(expected_text, None)  # refuse a malformed expected answer before generating
+        except ValueError as e:
+            raise TaskError(str(e)) from None
+    spec, template = resolve(registry, model_id), load_template("math")
+    messages = [{"role": "system", "content": template.render_system()}, {"role": "user", "content": template.render_user(problem=problem_text)}]
+    think = spec.family.thinks(True)  # a thinking model reasons in its thought here
+    request = Request(spec.id, messages, spec.preset(think), thinking=think, quantization=quantization, user=user)
+    return MathJob(request, problem_text, expected_text)
+
+
+@dataclass(frozen=True)
+class MathView:
+    conversation: list[dict]
+    final: str
+    verdict: str
+    metrics: str
+    error: str | None = None
+
+
+def run(backend: Backend, job: MathJob) -> Iterator[MathView]:
+    """The solution as it streams (math protected for display), then the boxed answer and its check."""
+    shown = [{"role": "user", "content": protect_math(job.problem)}]
+    for state in stream_turns(backend, job.requests):
+        turn = state.turns[0]
+        view = shown + [dict(m, content=protect_math(m["content"])) for m in turn.bubbles]
+        boxed = extract_boxed(turn.answer_text)
+        if not state.done:
+            yield MathView(view, boxed or "", "", turn.metrics_line, turn.error)
+    verdict = check_answer(job.expected, boxed).message if job.expected else ""
+    yield MathView(view, boxed or "(no \\boxed{} answer)", verdict, turn.metrics_line, turn.error)

@@ -1,0 +1,108 @@
+"""The one fan-out: run a task's requests and fold their events into chat turns, paced for a screen.
+
+Several requests stream at once, each in its own thread, their events
+interleaved as they arrive: a slow stream never holds up a fast one, and a
+failure in one ends only that one (as an `Error` event). When the backend
+says the models cannot be resident together, they run one after another
+instead, and the state says why. Closing the stream (Stop, a client gone)
+cancels every request.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..backends import Backend
+from ..chat import ChatTurn
+from ..generation import Error, Event, Request, TextDelta, ThinkingDelta
+
+
+def stream_all(backend: Backend, requests: list[Request]) -> Iterator[tuple[int, Event]]:
+    """Yield (request index, event) pairs from all requests, in arrival order."""
+    events: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+
+    def run(index: int, request: Request) -> None:
+        try:
+            for event in backend.stream(request, cancel):
+                events.put((index, event))
+        except Exception as e:  # one pane's crash is that pane's error
+            events.put((index, Error(f"{type(e).__name__}: {e}")))
+        finally:
+            events.put((index, None))
+
+    for index, request in enumerate(requests):
+        threading.Thread(target=run, args=(index, request), name=f"stream-{index}", daemon=True).start()
+    remaining = len(requests)
+    try:
+        while remaining:
+            index, event = events.get()
+            if event is None:
+                remaining -= 1
+            else:
+                yield index, event
+    finally:
+        cancel.set()
+
+
+def stream_in_turn(backend: Backend, requests: list[Request]) -> Iterator[tuple[int, Event]]:
+    """Like `stream_all`, one request after another: for models that do not fit in memory together."""
+    cancel = threading.Event()
+    try:
+        for index, request in enumerate(requests):
+            for event in backend.stream(request, cancel):
+                yield index, event
+    finally:
+        cancel.set()
+
+
+class Pacer:
+    """When a stream should send the screen an update. Each stream's first token and every non-token event go
+    at once; further tokens at most every `interval` seconds. A browser shows no more than that, and each
+    update costs the server a diff of the whole page, which on a small model costs more than the token itself."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self._last = -float("inf")
+        self._streaming: set = set()
+
+    def due(self, event: Event, stream: int = 0) -> bool:
+        now = time.perf_counter()
+        token = isinstance(event, (TextDelta, ThinkingDelta))
+        if not token or stream not in self._streaming or now - self._last >= self.interval:
+            if token:
+                self._streaming.add(stream)
+            self._last = now
+            return True
+        return False
+
+
+@dataclass
+class Turns:
+    """The requests' turns as they stand; `done` on the last state, `notice` when they ran one after another."""
+
+    turns: list[ChatTurn]
+    notice: str = ""
+    done: bool = False
+
+
+def stream_turns(backend: Backend, requests: list[Request]) -> Iterator[Turns]:
+    """Yield the turns of `requests` as they grow (paced), starting with an empty state and ending with a done one.
+    It is one state object, updated in place between yields: read it, do not keep it."""
+    notice = backend.fit_problem([r.model_id for r in requests]) if len(requests) > 1 else None
+    events = stream_all(backend, requests) if notice is None and len(requests) > 1 else stream_in_turn(backend, requests)
+    state, pacer = Turns([ChatTurn() for _ in requests], notice or ""), Pacer()
+    try:
+        yield state
+        for index, event in events:
+            state.turns[index].apply(event)
+            if pacer.due(event, index):
+                yield state
+        state.done = True
+        yield state
+    finally:
+        events.close()  # Stop pressed or client gone: cancels every request

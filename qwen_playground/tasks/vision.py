@@ -1,0 +1,104 @@
+"""The Vision task: questions about images (or one video), what each image costs, the boxes in the answer.
+
+Everything follows the model's family: its token side prices the images and
+sets the pixel bounds, its grounding convention places the boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from PIL import Image
+
+from ..backends import Backend
+from ..generation import Request
+from ..prompts import load_template
+from ..registry import ModelSpec, Registry
+from ..vision import CheckedImage, Cost, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes, video_support
+from . import TaskError, require_text, resolve
+from .streaming import stream_turns
+
+MAX_FILES = 8
+COST_COLUMNS = ["image", "original", "resized to", "tokens"]
+
+
+@dataclass(frozen=True)
+class VisionJob:
+    spec: ModelSpec
+    request: Request
+    images: list[tuple[CheckedImage, Cost]]
+    rows: list[list]  # the token-cost table
+    notes: list[str]  # what was done to the uploads
+    shown: list[dict]  # the question as the conversation shows it
+
+    @property
+    def requests(self) -> list[Request]:
+        return [self.request]
+
+
+def pixel_bounds(spec: ModelSpec, min_tokens: int, max_tokens: int) -> tuple[int, int]:
+    """min_pixels and max_pixels for per-image token bounds, in the family's token side."""
+    if spec.family.vision is None:
+        raise TaskError(f"{spec.id} does not see images; pick a vision model.")
+    side = spec.family.vision.token_side
+    if int(min_tokens) > int(max_tokens):
+        raise TaskError("Min tokens per image must not exceed max tokens per image.")
+    return int(min_tokens) * side**2, int(max_tokens) * side**2
+
+
+def prepare(registry: Registry, paths: list[Path], question: object, system_prompt: str, model_id: str, min_tokens: int,
+            max_tokens: int, quantization: str = "none", user: str = "") -> VisionJob:
+    text, spec = require_text(question, "a question"), resolve(registry, model_id)
+    min_pixels, max_pixels = pixel_bounds(spec, min_tokens, max_tokens)
+    if not paths:
+        raise TaskError("Add at least one image: upload, paste or use the webcam.")
+    if len(paths) > MAX_FILES:
+        raise TaskError(f"At most {MAX_FILES} files at once (you gave {len(paths)}).")
+    parts, images, rows, notes = [], [], [], []
+    try:
+        for path in paths:
+            if looks_like_video(path):
+                if (why := video_support()) is not None:
+                    raise UploadRejected(why)
+                parts.append({"type": "video", "video": str(check_video(path)), "max_pixels": max_pixels, "fps": 1.0})
+                rows.append([path.name, "video", "sampled at 1 frame/s", "see prompt tokens"])
+                continue
+            checked = check_image(path)
+            cost = image_cost(checked.image, min_pixels, max_pixels, spec.family.vision.token_side)
+            parts.append({"type": "image", "image": checked.image, "min_pixels": min_pixels, "max_pixels": max_pixels})
+            images.append((checked, cost))
+            rows.append([checked.name, f"{cost.width}×{cost.height}", f"{cost.resized_width}×{cost.resized_height}", cost.tokens])
+            notes += [f"{checked.name}: {note}" for note in checked.notes]
+    except UploadRejected as e:
+        raise TaskError(str(e)) from None
+    messages = [{"role": "system", "content": system_prompt}] if (system_prompt or "").strip() else []
+    messages.append({"role": "user", "content": [*parts, {"type": "text", "text": load_template("vision").render_user(question=text)}]})
+    request = Request(spec.id, messages, spec.preset(False), thinking=False, quantization=quantization, user=user)
+    shown = [{"role": "user", "content": f"🖼 {len(paths)} file{'s' if len(paths) > 1 else ''}: {text}"}]
+    return VisionJob(spec, request, images, rows, notes, shown)
+
+
+@dataclass
+class VisionView:
+    conversation: list[dict]
+    metrics: str
+    notes: str
+    boxes: list[tuple[Image.Image, str]] | None = None  # set once the answer is complete
+    error: str | None = None
+    rows: list[list] = field(default_factory=list)
+
+
+def run(backend: Backend, job: VisionJob) -> Iterator[VisionView]:
+    notes = "\n".join(f"- {n}" for n in job.notes)
+    for state in stream_turns(backend, job.requests):
+        turn = state.turns[0]
+        if not state.done:
+            yield VisionView(job.shown + turn.bubbles, turn.metrics_line, notes, None, turn.error, job.rows)
+    found = parse_boxes(turn.answer_text)
+    grounding = job.spec.family.vision.grounding
+    drawn = [(draw_boxes(image.image, found, cost, grounding), image.name) for image, cost in job.images[:1]] if found else []
+    if found:
+        notes += f"\n- {len(found)} box{'es' if len(found) > 1 else ''} found in the answer, drawn on the first image"
+    yield VisionView(job.shown + turn.bubbles, turn.metrics_line, notes, drawn, turn.error, job.rows)

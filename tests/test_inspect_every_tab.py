@@ -1,0 +1,115 @@
+"""What every tab's inspector shows is what the tab really sends: the same token ids the model receives.
+
+A recording backend (the real LocalBackend over the demo models, keeping each
+request's input ids as it encodes them) serves the app; each tab's endpoint
+runs, then its inspector endpoint is asked about the same inputs.
+"""
+
+import pytest
+from gradio_client import handle_file
+from PIL import Image
+
+from qwen_playground.backends.local import LocalBackend
+from qwen_playground.vision import image_cost
+from tests.conftest import running_app
+
+IMAGE_PAD = 151655
+
+
+class RecordingBackend(LocalBackend):
+    """The local backend, noting the input ids of every request it encodes for its model."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sent: list[tuple[str, list[int]]] = []
+
+    def encode(self, spec, loaded, request):
+        inputs = super().encode(spec, loaded, request)
+        self.sent.append((request.model_id, inputs["input_ids"][0].tolist()))
+        return inputs
+
+
+@pytest.fixture(scope="module")
+def recorded(demo_config):
+    backend = RecordingBackend(demo_config.registry, demo_config.settings)
+    with running_app(demo_config, backend) as client:
+        yield client, backend
+
+
+def sent_by(backend: RecordingBackend, call) -> list[tuple[str, list[int]]]:
+    """The (model, ids) pairs a call sent to the models."""
+    before = len(backend.sent)
+    call()
+    return backend.sent[before:]
+
+
+def inspected_ids(client, api_name, *inputs) -> list[int]:
+    _, _, counts = client.predict(*inputs, api_name=api_name)
+    return counts["ids"]
+
+
+def test_chat_sends_what_its_inspector_shows(recorded):
+    client, backend = recorded
+    history, _ = client.predict("First", [], "demo-qwen3", "Be brief.", True, 0.6, 0.95, 20, 0.0, 1.0, 64, api_name="/chat")
+    [(model, ids)] = sent_by(backend, lambda: client.predict("Second", history, "demo-qwen3", "Be brief.", False, 0.7, 0.8, 20, 0.0, 1.0, 64,
+                                                              api_name="/chat"))
+    assert model == "demo-qwen3" and ids == inspected_ids(client, "/inspect", "Second", history, "demo-qwen3", "Be brief.", False)
+    assert ids != inspected_ids(client, "/inspect", "Second", history, "demo-qwen3", "Be brief.", True)  # thinking is in the prompt
+
+
+def test_code_sends_what_its_inspector_shows(recorded):
+    client, backend = recorded
+    inputs = ("Add two numbers", "Rust", "fn main() {}", "no crates", "demo-qwen2.5", "none")
+    [(_, ids)] = sent_by(backend, lambda: client.predict(*inputs, api_name="/code"))
+    assert ids == inspected_ids(client, "/inspect_code", *inputs)
+
+
+def test_math_sends_what_its_inspector_shows(recorded):
+    client, backend = recorded
+    for model in ("demo-qwen2.5", "demo-qwen3"):  # the thinking model solves with thinking on
+        inputs = ("Solve $x + 1 = 2$.", "1", model, "none")
+        [(_, ids)] = sent_by(backend, lambda: client.predict(*inputs, api_name="/math"))
+        assert ids == inspected_ids(client, "/inspect_math", *inputs)
+
+
+def test_multilingual_sends_what_its_inspector_shows(recorded):
+    client, backend = recorded
+    inputs = ("Why is the sky blue?", ["Hindi", "English"], "demo-qwen2.5", "none")
+    sent = sent_by(backend, lambda: client.predict(*inputs, api_name="/multilingual"))
+    assert len(sent) == 2
+    assert inspected_ids(client, "/inspect_multilingual", *inputs) in [ids for _, ids in sent]  # the first language's request
+    pieces, notes, _ = client.predict(*inputs, api_name="/inspect_multilingual")
+    assert "sends 2 requests" in notes and any("Hindi" in p["token"] for p in pieces)
+
+
+def test_vision_sends_what_its_inspector_shows_image_tokens_included(recorded, tmp_path):
+    client, backend = recorded
+    Image.new("RGB", (640, 480), "red").save(tmp_path / "red.png")
+    inputs = ([handle_file(str(tmp_path / "red.png"))], None, "What colour?", "", "demo-qwen2.5-vl", 4, 256, "none")
+    [(_, ids)] = sent_by(backend, lambda: client.predict(*inputs, api_name="/vision"))
+    pieces, notes, counts = client.predict(*inputs, api_name="/inspect_vision")
+    tokens = image_cost(Image.new("RGB", (640, 480)), 4 * 28 * 28, 256 * 28 * 28, 28).tokens  # what the cost table says
+    assert counts["ids"] == ids and ids.count(IMAGE_PAD) == tokens
+    assert any(p["token"] == f"<|image_pad|> ×{tokens}" for p in pieces) and "expands each image" in notes
+
+
+def test_compare_sends_what_its_inspector_shows(recorded):
+    client, backend = recorded
+    panes = [{"model": "demo-qwen3", "thinking": True, "temperature": 0.6, "max_new_tokens": 64},
+             {"model": "demo-qwen2.5", "max_new_tokens": 64}]
+    sent = sent_by(backend, lambda: client.predict("Is 7 prime?", panes, "Chat", api_name="/compare"))
+    first = next(ids for model, ids in sent if model == "demo-qwen3")
+    # the tab's inspector reads pane 1 from its controls: prompt, pane count, template, budget, 4 x pane settings, 4 histories
+    controls = ["demo-qwen3", True, 0.6, 64, "none", "demo-qwen2.5", False, 0.7, 64, "none",
+                "demo-qwen2.5", False, 0.7, 64, "none", "demo-qwen2.5", False, 0.7, 64, "none", [], [], [], []]
+    assert first == inspected_ids(client, "/inspect_compare", "Is 7 prime?", "2", "Chat", 0, *controls)
+
+
+def test_inspectors_refuse_with_a_message(recorded):
+    client, _ = recorded
+    with pytest.raises(Exception, match="Type a task first"):
+        client.predict("", "Python", "", "", "demo-qwen2.5", "none", api_name="/inspect_code")
+    with pytest.raises(Exception, match="Add at least one image"):
+        client.predict([], None, "What?", "", "demo-qwen2.5-vl", 4, 256, "none", api_name="/inspect_vision")
+    with pytest.raises(Exception, match="nothing to inspect"):
+        client.predict("", [], "demo-qwen3", "", True, api_name="/inspect")

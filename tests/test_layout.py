@@ -1,0 +1,39 @@
+"""The shape the code keeps: ui lays out and binds, tasks build requests, backends generate."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "qwen_playground"
+
+
+def modules(folder: str):
+    for path in sorted((PACKAGE / folder).rglob("*.py")):
+        yield path, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def test_no_ui_module_builds_a_request():
+    found = [f"{path.name}:{node.lineno}" for path, tree in modules("ui") for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Request"]
+    assert found == []
+
+
+def test_functions_in_ui_and_tasks_stay_short():
+    long = [f"{path.parent.name}/{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for folder in ("ui", "tasks") for path, tree in modules(folder) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60]
+    assert long == []
+
+
+def test_nothing_under_backends_or_tasks_imports_gradio():
+    imports = [f"{path.parent.name}/{path.name}" for folder in ("backends", "tasks") for path, tree in modules(folder)
+               for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+               and any((alias.name if isinstance(node, ast.Import) else node.module or "").startswith("gradio") for alias in node.names)]
+    assert imports == []
+
+
+def test_no_family_name_is_compared_in_python_outside_the_registry():
+    """Family names live in the registry's data; code asks a family's traits."""
+    names = {"qwen3", "qwen2.5", "qwen2.5-coder", "qwen2.5-math", "qwen2.5-vl"}
+    found = [f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}" for path in sorted(PACKAGE.rglob("*.py")) if path.name != "registry.py"
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Constant) and node.value in names]
+    assert found == []
