@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-
-from qwen_playground.config import load_config
-from qwen_playground.prompts import TemplateError
-from qwen_playground.registry import RegistryError
-from qwen_playground.ui import build_demo, launch_options
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Qwen Playground: try, teach and compare Qwen models.")
@@ -33,8 +28,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def startup_summary(config, service_line: str, url: str, share_url: str | None) -> str:
+    """What an operator needs to see once: where, which mode, which models, what is switched on."""
+    registry, settings = config.registry, config.settings
+    mode = f"demo mode ({config.demo_reason})" if config.demo else "real models (weights download on first use)"
+    routes = "; ".join(f"{tab}: {route.default}" + (f" (+{len(route.alternatives)})" if route.alternatives else "")
+                       for tab, route in registry.routes.items())
+    lines = [f"Qwen Playground at {url}", f"  {mode}", f"  tabs: {routes}", f"  local models: {service_line}"]
+    if registry.endpoints:
+        lines.append(f"  endpoints: {', '.join(registry.endpoints)}")
+    switches = [("public mode, rate limits on" if settings.rate_limits_active else "rate limits off"),
+                ("code execution on" if settings.allow_code_execution else "code execution off (--allow-code-execution)")]
+    lines.append("  " + "; ".join(switches))
+    lines.append(f"  public link: {share_url}" if share_url else "  public link: start with --share")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = parse_args(argv)  # before the heavy imports: --help answers at once
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's import-time deprecation notices
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    from qwen_playground.config import load_config
+    from qwen_playground.prompts import TemplateError
+    from qwen_playground.registry import RegistryError
+    from qwen_playground.ui import build_demo, launch_options
+
     try:
         config = load_config(args.config, demo=args.demo, device=args.device, dtype=args.dtype,
                              memory_budget_gb=args.memory_budget_gb, max_input_tokens=args.max_input_tokens, cache_dir=args.cache_dir,
@@ -42,7 +62,10 @@ def main(argv: list[str] | None = None) -> None:
         demo = build_demo(config)
     except (RegistryError, TemplateError) as e:
         sys.exit(f"Configuration problem:\n{e}")
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=args.open, **launch_options())
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=args.open, quiet=True,
+                prevent_thread_lock=True, **launch_options())
+    print(startup_summary(config, demo.service.status(), demo.local_url, demo.share_url), flush=True)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

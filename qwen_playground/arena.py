@@ -146,6 +146,9 @@ def bradley_terry(votes: list[tuple[str, str, str]], iterations: int = 500) -> d
     return {m: 1000 + 400 * math.log10(v) for m, v in strength.items()}
 
 
+MIN_VOTES = 10  # below this a model's rating and interval mean little: the board says so
+
+
 @dataclass(frozen=True)
 class Standing:
     model: str
@@ -156,6 +159,10 @@ class Standing:
     wins: int
     losses: int
     ties: int
+
+    @property
+    def settled(self) -> bool:
+        return self.votes >= MIN_VOTES
 
 
 def leaderboard(votes: list[tuple[str, str, str]], resamples: int = 200, seed: int = 0) -> list[Standing]:

@@ -87,6 +87,7 @@ class Metrics:
             parts.append(f"weights {self.weights_bytes / 2**30:.2f} GiB{precision}")
         if self.load_s >= 0.05:
             parts.append(f"model load {self.load_s:.1f} s")
+        parts.append(f"total {self.total_s:.1f} s")
         return " · ".join(parts)
 
 

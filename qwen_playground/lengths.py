@@ -48,6 +48,16 @@ def conversation_tokens(messages: list[dict]) -> int:
     return sum(count_tokens(_text(m.get("content"))) + PER_MESSAGE_OVERHEAD for m in messages)
 
 
+def conversation_problem(messages: list[dict], limit: int) -> str | None:
+    """Why a whole conversation is too long for `limit` tokens (counted before templating), or None.
+    The engine checks the exact templated length again; this lets a tab refuse before sending."""
+    n = conversation_tokens(messages)
+    if n > limit:
+        return (f"This conversation is about {n:,} tokens long; the limit is {limit}. Shorten the message, "
+                "undo or clear earlier turns, or tick 'Trim oldest turns to fit'.")
+    return None
+
+
 def trim_history(history: list[dict], budget: int) -> tuple[list[dict], int]:
     """Drop the oldest exchanges (a user message and the replies after it) until `history` costs at most
     `budget` tokens. Returns (kept history, number of exchanges dropped)."""

@@ -136,12 +136,7 @@ def check_answer(expected: str, answer: str | None, timeout_s: float = CHECK_TIM
     expression outlives the deadline.
     """
     global _pool
-    with _pool_lock:
-        if _pool is None:  # forkserver: never fork a process that already runs threads (torch, Gradio)
-            _pool = multiprocessing.get_context("forkserver").Pool(1)
-            atexit.register(_pool.terminate)  # before interpreter teardown, or Pool.__del__ complains
-            _pool.apply(_check_answer, ("1", "1"))  # start-up and imports do not count against the deadline
-        pool = _pool
+    pool = _helper()
     pending = pool.apply_async(_check_answer, (expected, answer))
     try:
         return pending.get(timeout_s)
@@ -151,6 +146,22 @@ def check_answer(expected: str, answer: str | None, timeout_s: float = CHECK_TIM
                 _pool = None
         pool.terminate()
         return Verdict(None, f"Could not check the answer within {timeout_s:g} s (the expressions are too hard for the checker).")
+
+
+def _helper():
+    """The checker's helper process, started on first use (a few seconds: sympy and math-verify imports)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:  # forkserver: never fork a process that already runs threads (torch, Gradio)
+            _pool = multiprocessing.get_context("forkserver").Pool(1)
+            atexit.register(_pool.terminate)  # before interpreter teardown, or Pool.__del__ complains
+            _pool.apply(_check_answer, ("1", "1"))  # start-up and imports do not count against the deadline
+        return _pool
+
+
+def warm_up() -> None:
+    """Start the helper in the background now, so the first check (a Math solve, a Compare agreement) does not wait."""
+    threading.Thread(target=_helper, name="math-checker-start", daemon=True).start()
 
 
 def _check_answer(expected: str, answer: str | None) -> Verdict:

@@ -35,7 +35,7 @@ def test_chat_in_the_browser_streams_thinking_answer_and_metrics(page):
     page.goto(page.base_url)
     page.get_by_placeholder("Message Qwen").fill("Hello from a browser")
     page.keyboard.press("Enter")
-    page.get_by_text("Hello from the Qwen3 demo model!").wait_for(timeout=60_000)
+    page.get_by_text("Hello from a little demo network!").wait_for(timeout=60_000)
     assert page.get_by_text("Thinking").first.is_visible()
     page.get_by_text("tok/s").first.wait_for(timeout=30_000)
     assert page.get_by_placeholder("Message Qwen").input_value() == ""
@@ -87,3 +87,32 @@ def test_inspect_in_every_task_tab(page, tmp_path):
     inspect_in_tab(page, "Vision", add_image, "<|image_pad|> ×")
     inspect_in_tab(page, "Compare", lambda: page.get_by_role("textbox", name="Prompt (sent to every pane)").fill("Is 9 prime?"),
                    "Is 9 prime?")
+
+
+def no_error_badge(page) -> bool:
+    return page.locator(".error:visible, .validation-error:visible").filter(has_text="Error").count() == 0 and \
+        page.get_by_text("Error", exact=True).locator("visible=true").count() == 0
+
+
+def test_refusals_are_notes_beside_the_input_and_the_work_stays(page):
+    page.goto(page.base_url)
+    box = page.get_by_placeholder("Message Qwen")
+    box.fill("Hello there")
+    page.keyboard.press("Enter")
+    page.get_by_text("Hello from a little demo network!").wait_for(timeout=60_000)
+    page.get_by_text("tok/s").first.wait_for(timeout=30_000)
+    box.fill("   ")
+    page.keyboard.press("Enter")
+    page.get_by_text("Type a message first.").wait_for(timeout=10_000)  # an inline note on the message box
+    assert page.get_by_text("Hello from a little demo network!").is_visible() and no_error_badge(page)
+
+    page.get_by_role("tab", name="Math", exact=True).click()
+    page.get_by_role("textbox", name="Problem").fill("What is $1+1$?")
+    page.get_by_role("button", name="Solve").click()
+    page.get_by_text("Hi there, I am a demo model").first.wait_for(timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('textarea, input')].some(t => t.value === '(no \\\\boxed{} answer)')",
+                           timeout=60_000)  # the solve has finished: a click while it runs would be ignored
+    page.get_by_role("textbox", name="Expected answer (optional)").fill("((2")
+    page.get_by_role("button", name="Solve").click()
+    page.get_by_text("Could not read the expected answer").first.wait_for(timeout=20_000)
+    assert page.get_by_text("Hi there, I am a demo model").first.is_visible() and no_error_badge(page)

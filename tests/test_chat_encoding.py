@@ -49,6 +49,6 @@ def test_the_inspector_shows_typed_tokens_as_text():
 def test_an_injection_attempt_runs_as_an_ordinary_message(backend):
     events = list(backend.stream(Request("demo-qwen2.5", [{"role": "user", "content": INJECTION}], SamplingParams(temperature=0, max_new_tokens=40)),
                                  threading.Event()))
-    assert "".join(e.text for e in events if isinstance(e, TextDelta)).startswith("Hi from the Qwen2.5 demo model")
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)).startswith("Hi there, I am a demo model")
     metrics = next(e for e in events if isinstance(e, Metrics))
     assert metrics.prompt_tokens == len(encode_chat(load_tokenizer(FAMILIES["qwen2.5"]), [{"role": "user", "content": INJECTION}])[1])

@@ -73,8 +73,8 @@ def test_compare_streams_every_pane_into_its_own_place_and_one_failure_stays_loc
     out = job.result()
     chats, lines = chats_of(out), [pane["metrics"] for pane in out["panes"]]
     assert len(steps) > 3 and len(chats) == 3
-    assert texts(chats[0])[-1].startswith("Hello from the Qwen3") and texts(chats[0])[1].startswith("Demo mode")
-    assert texts(chats[1])[-1].startswith("Hi from the Qwen2.5")
+    assert texts(chats[0])[-1].startswith("Hello from a little demo") and texts(chats[0])[1].startswith("Demo mode")
+    assert texts(chats[1])[-1].startswith("Hi there, I am a demo")
     assert "Could not load broken" in texts(chats[2])[-1] and lines[2].startswith("⚠️")
     assert "tok/s" in lines[0] and "thinking tokens" in lines[0] and "tok/s" in lines[1]
 
@@ -84,7 +84,7 @@ def test_follow_ups_continue_each_panes_conversation(app):
     first = chats_of(client.predict("First", panes(("demo-qwen3", False), ("demo-qwen2.5", False)), api_name="/compare"))
     second = chats_of(client.predict("Second", panes(("demo-qwen3", False), ("demo-qwen2.5", False), histories=first), api_name="/compare"))
     assert texts(second[0]).count("First") == 1 and texts(second[0])[-2] == "Second" and len(second[0]) == 4
-    assert texts(second[1])[0] == "First" and texts(second[1])[-1].startswith("Hi from the Qwen2.5")
+    assert texts(second[1])[0] == "First" and texts(second[1])[-1].startswith("Hi there, I am a demo")
 
 
 def test_four_panes_with_their_own_weights_and_the_math_template(app):
@@ -181,6 +181,7 @@ def test_arena_round_trip_through_the_app(app):
     a, b, battle, reveal = client.predict("Hello", api_name="/arena_battle")
     assert reveal == "**Your vote?**" and battle
     assert not any(model_id in str(a) + str(b) for model_id in ("demo-qwen3", "demo-qwen2.5", "tiny-random"))  # blind
+    assert "Qwen" not in str(a) + str(b)  # not even the demo replies name their family
     result = client.predict(battle, "tie", api_name="/arena_vote")
     assert result.startswith("Your vote: **Tie**. Model A was **")
     with pytest.raises(Exception, match="already has its vote"):
@@ -212,3 +213,17 @@ def test_votes_survive_an_app_restart(demo_config):
             client.predict(battle, "b", api_name="/arena_vote")
     finally:
         demo.close()
+
+
+def test_the_board_says_when_a_rating_rests_on_too_few_votes(tmp_path):
+    from qwen_playground.arena import MIN_VOTES
+    from qwen_playground.ui.arena_tab import standings_table
+
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    store.vote(store.new_battle("m1", "m2"), "a")
+    rows = standings_table(store)
+    assert [r[3] for r in rows] == [f"too few votes (under {MIN_VOTES})"] * 2  # one vote: no interval that looks certain
+    for _ in range(MIN_VOTES):
+        store.vote(store.new_battle("m1", "m2"), "a")
+    low, high = (int(x) for x in standings_table(store)[0][3].split(" – "))
+    assert low <= standings_table(store)[0][2] <= high

@@ -15,7 +15,7 @@ def test_inspect_endpoint_matches_the_template_and_strips_old_thinking(app):
     pieces, notes, counts = client.predict("Second /no_think", history, "demo-qwen3", "Be brief.", True, api_name="/inspect")
     tok = load_tokenizer(FAMILIES["qwen3"])
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "First question"},
-                {"role": "assistant", "content": "Hello from the Qwen3 demo model! Install real weights for useful answers."},
+                {"role": "assistant", "content": "Hello from a little demo network! Install real weights for useful answers."},
                 {"role": "user", "content": "Second /no_think"}]
     expected = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=True)
     assert counts["text"] == expected and "scripted" not in counts["text"]

@@ -40,3 +40,13 @@ def test_language_support_is_checked(registry):
     math = assess(registry.get("qwen2.5-math-7b-instruct"), 64, 4096, ["Hindi"])
     assert math.best is None and "English, Chinese only, not Hindi" in math.why
     assert assess(registry.get("qwen2.5-7b-instruct"), 64, 4096, ["Hindi"]).best == "bf16"
+
+
+def test_the_guide_recommends_only_what_runs_here(registry):
+    """On a CPU the weights picker offers none and 8-bit: the guide never says int4 there (one source of truth)."""
+    cpu = ("none", "8-bit")
+    fits = rank(registry, "chat", memory_gib=6, context_tokens=4096, languages=[], runnable=cpu)
+    assert all(f.best in ("bf16", "int8", None) for f in fits)
+    eight = next(f for f in fits if f.spec.id == "qwen3-8b")
+    assert eight.best is None and "would fit in int4" in eight.why and "does not offer" in eight.why
+    assert next(f for f in rank(registry, "chat", 6, 4096, []) if f.spec.id == "qwen3-8b").best == "int4"  # where int4 runs

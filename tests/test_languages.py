@@ -50,3 +50,13 @@ def test_token_cost_table_with_the_real_qwen_tokenizer():
     assert rows["English"]["vs English"] == 1.0
     assert rows["Hindi (हिन्दी)"]["tokens"] > rows["English"]["tokens"]  # Devanagari costs more tokens
     assert all(r["tokens"] > 0 for r in rows.values())
+
+
+def test_the_language_limit_keeps_earlier_choices_and_refuses_the_newest():
+    from qwen_playground.tasks.multilingual import MAX_CHOSEN, within_limit
+
+    before = ["English", "Chinese", "Spanish", "Hindi", "Arabic", "French"]
+    assert len(before) == MAX_CHOSEN
+    picked = ["English", "Chinese", "German", "Spanish", "Hindi", "Arabic", "French"]  # German ticked: the control's order
+    assert within_limit(picked, before) == (before, ["German"])
+    assert within_limit(["English", "German"], ["English"]) == (["English", "German"], [])

@@ -37,3 +37,15 @@ def test_no_family_name_is_compared_in_python_outside_the_registry():
     found = [f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}" for path in sorted(PACKAGE.rglob("*.py")) if path.name != "registry.py"
              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Constant) and node.value in names]
     assert found == []
+
+
+def test_every_visible_input_has_a_label():
+    """A component made by mistake (say, an update built inside a layout) shows as a bare 'Checkbox' or 'Textbox'."""
+    from qwen_playground.config import load_config
+    from qwen_playground.ui import build_demo
+
+    demo = build_demo(load_config(demo=True))
+    unlabeled = [c["type"] for c in demo.config["components"] if c["type"] in ("checkbox", "textbox", "slider", "dropdown", "radio")
+                 and c.get("props", {}).get("visible", True) and not c.get("props", {}).get("label")
+                 and c.get("props", {}).get("show_label", True)]
+    assert unlabeled == []

@@ -49,6 +49,12 @@ def test_missing_or_malformed_answers():
 
 
 def test_a_check_that_outlives_its_deadline_gives_up_and_the_checker_recovers():
-    verdict = check_answer("1/2", "0.5", timeout_s=0.0001)
+    import time
+
+    from qwen_playground import mathtext
+
+    check_answer("1", "1")  # the helper is up
+    mathtext._pool.apply_async(time.sleep, (3,))  # and busy for longer than the deadline, whatever the machine's load
+    verdict = check_answer("1/2", "0.5", timeout_s=0.5)
     assert verdict.equal is None and "Could not check the answer within" in verdict.message
     assert check_answer("1/2", "0.5").equal is True  # a fresh helper process took over

@@ -63,7 +63,7 @@ def test_streams_reasoning_and_answer_from_a_real_server(served):
     _, router = served
     events = collect(router, Request("served-qwen3", HI, SAMPLING, thinking=True))
     assert texts(events, ThinkingDelta).strip() == "Demo mode: tiny random parameters, so this thought is scripted."
-    assert texts(events, TextDelta).strip() == "Hello from the Qwen3 demo model! Install real weights for useful answers."
+    assert texts(events, TextDelta).strip() == "Hello from a little demo network! Install real weights for useful answers."
     metrics = next(e for e in events if isinstance(e, Metrics))
     assert metrics.thinking_tokens > 5 and metrics.answer_tokens > 5 and metrics.time_to_first_token_s is not None
     assert events[-1] == Done("stop")
@@ -72,7 +72,7 @@ def test_streams_reasoning_and_answer_from_a_real_server(served):
 def test_thinking_off_is_passed_as_chat_template_kwargs(served):
     _, router = served
     events = collect(router, Request("served-qwen3", HI, SAMPLING, thinking=False))
-    assert texts(events, ThinkingDelta) == "" and texts(events, TextDelta).strip().startswith("Hello from the Qwen3")
+    assert texts(events, ThinkingDelta) == "" and texts(events, TextDelta).strip().startswith("Hello from a little demo")
 
 
 def test_remote_and_local_side_by_side(served):
@@ -82,7 +82,7 @@ def test_remote_and_local_side_by_side(served):
     for index, event in stream_all(router, requests):
         if isinstance(event, TextDelta):
             answers[index] += event.text
-    assert answers[0].strip().startswith("Hello from the Qwen3") and answers[1].startswith("Hi from the Qwen2.5")
+    assert answers[0].strip().startswith("Hello from a little demo") and answers[1].startswith("Hi there, I am a demo")
 
 
 def test_health(served, tmp_path, cache_dir):

@@ -16,7 +16,7 @@ def test_panes_stream_together_into_the_right_place(backend):
             texts[index] += event.text
         if isinstance(event, (Done, Error)):
             ends[index] = event
-    assert texts[0].startswith("Hello from the Qwen3") and texts[1].startswith("Hi from the Qwen2.5")
+    assert texts[0].startswith("Hello from a little demo") and texts[1].startswith("Hi there, I am a demo")
     assert isinstance(ends[2], Error) and ends[0] == Done("stop") and ends[1] == Done("stop")
 
 

@@ -31,7 +31,8 @@ def test_code_tab_round_trip(app):
     history, code, metrics = job.result()
     shown = texts(history)
     assert "Add two numbers {{ 7*7 }}" in shown[0] and "Constraints: no imports" in shown[0]
-    assert shown[-1].startswith("Hi from the Qwen2.5 demo model") and code == "" and "tok/s" in metrics
+    assert shown[-1].startswith("Hi there, I am a demo model") and code == "" and "tok/s" in metrics
+    assert metrics.startswith("No Python code block in this answer")  # an empty panel says why
 
 
 def test_code_tab_bad_input(app):
@@ -62,6 +63,8 @@ def test_run_code_is_not_offered_unless_enabled():
     assert "run_code" in public_endpoints(enabled) and "run_code" not in public_endpoints(disabled)
     assert {"chat", "code", "math", "multilingual"} <= public_endpoints(disabled)
     assert "--allow-code-execution" in RUN_DISABLED
+    run_buttons = [c["props"] for c in disabled.config["components"] if c["type"] == "button" and "▶ Run" in str(c["props"].get("value"))]
+    assert run_buttons and not any(b["interactive"] in (True, None) for b in run_buttons)  # greyed out, not a button that refuses
 
 
 def test_math_tab_round_trip_and_checks(app):

@@ -76,7 +76,9 @@ cb_logits_processors.CLASSIC_TO_CB_PROCESSORS_MAP[TopPLogitsWarper] = _TopPOverS
 @dataclass
 class _Pending:
     streamer: object  # a transformers streamer: put(tensor) / end()
+    flags: tuple = ()  # stop flags: once one is set, not one more token goes to the streamer
     done: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False
     ids: list[int] = field(default_factory=list)
     error: str | None = None
 
@@ -108,7 +110,7 @@ class ContinuousBatcher:
         """Generate for one request, putting its tokens to `streamer` (the caller ends it); blocks until it
         ends or a flag is set. Returns the new ids."""
         request_id = f"r{next(self._ids)}"
-        pending = _Pending(streamer)
+        pending = _Pending(streamer, tuple(flags))
         with self._lock:
             if not self.manager.is_running():  # a failure killed the loop: the next request gets a fresh one
                 self.manager = self._start()
@@ -121,10 +123,11 @@ class ContinuousBatcher:
                 raise RuntimeError("the batching loop is not accepting requests")
             while not pending.done.wait(_POLL_S):
                 if any(f.is_set() for f in flags):
-                    self.manager.cancel_request(request_id)
                     break
                 if self._closed.is_set() or not self.manager.is_running():
                     raise RuntimeError(self._loop_error())
+            if any(f.is_set() for f in flags) and not pending.finished:
+                self.manager.cancel_request(request_id)
             if pending.error:
                 raise RuntimeError(pending.error)
             return list(pending.ids)
@@ -143,6 +146,9 @@ class ContinuousBatcher:
                 pending = self._pending.get(result.request_id)
             if pending is None:  # cancelled: nobody listens any more
                 continue
+            if any(f.is_set() for f in pending.flags):  # Stop takes effect at the next token, not at the next poll
+                pending.done.set()
+                continue
             new = result.generated_tokens[len(pending.ids):]  # results carry every token so far
             if new:
                 pending.ids.extend(new)
@@ -150,6 +156,7 @@ class ContinuousBatcher:
             if result.error:
                 pending.error = result.error
             if result.is_finished():
+                pending.finished = True
                 pending.done.set()
 
     def _loop_error(self) -> str:

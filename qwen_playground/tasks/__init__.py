@@ -14,12 +14,17 @@ from ..registry import ModelSpec, Registry, RegistryError
 
 
 class TaskError(ValueError):
-    """Input a task cannot use; the message says what to do instead."""
+    """Input a task cannot use; the message says what to do instead. `field` names the input it concerns
+    (as the task's function names its parameter), so a form can show the note beside that input."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
-def require_text(value: object, what: str) -> str:
+def require_text(value: object, what: str, field: str | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise TaskError(f"Type {what} first.")
+        raise TaskError(f"Type {what} first.", field)
     return value.strip()
 
 
@@ -27,4 +32,4 @@ def resolve(registry: Registry, model_id: str) -> ModelSpec:
     try:
         return registry.get(model_id)
     except RegistryError as e:
-        raise TaskError(str(e)) from None
+        raise TaskError(str(e), "model") from None

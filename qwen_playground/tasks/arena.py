@@ -29,7 +29,7 @@ class Battle:
 def start(store: ArenaStore, registry: Registry, pool: list[str], prompt: object, user: str = "",
           rng: random.Random | None = None) -> Battle:
     """Draw two different models from `pool` and record the battle. Thinking is off for both, so neither gives itself away."""
-    text = require_text(prompt, "a prompt")
+    text = require_text(prompt, "a prompt", "prompt")
     try:
         model_a, model_b = draw_pair(pool, rng)
         battle_id = store.new_battle(model_a, model_b)

@@ -16,7 +16,7 @@ from ..backends import Backend
 from ..chat import THINKING_TITLE, is_helper, normalize_history, split_last_turn, to_model_messages
 from ..config import AppConfig
 from ..generation import Request, SamplingParams
-from ..lengths import conversation_tokens, trim_history
+from ..lengths import conversation_problem, conversation_tokens, message_problem, trim_history
 from ..prompts import load_template
 from ..registry import ModelSpec
 from . import TaskError, resolve
@@ -37,14 +37,14 @@ def sampling_of(*values) -> SamplingParams:
         return SamplingParams(**dict(zip(SAMPLING_FIELDS, values, strict=True)))
     except ValidationError as e:
         first = e.errors()[0]
-        raise TaskError(f"Invalid {first['loc'][0]}: {first['msg']}.") from None
+        raise TaskError(f"Invalid {first['loc'][0]}: {first['msg']}.", str(first["loc"][0])) from None
 
 
 def history_of(history: object) -> list[dict]:
     try:
         return normalize_history(history)
     except ValueError as e:
-        raise TaskError(str(e)) from None
+        raise TaskError(str(e), "history") from None
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def plan_turn(config: AppConfig, message: object, history: object, model_id: str
     """The next turn: the conversation so far (answers without thinking), then the message through the chat template."""
     text = message.strip() if isinstance(message, str) else ""
     if require_message and not text:
-        raise TaskError("Type a message first.")
+        raise TaskError("Type a message first.", "message")
     spec, before, template = resolve(config.registry, model_id), history_of(history), load_template("chat")
     system_prompt = system_prompt or ""
     dropped = 0
@@ -77,6 +77,10 @@ def plan_turn(config: AppConfig, message: object, history: object, model_id: str
     messages = to_model_messages(before, system_prompt)
     if text:
         messages.append({"role": "user", "content": template.render_user(message=text)})
+        too_long = message_problem(messages, config.settings.max_message_tokens) or conversation_problem(
+            messages, min(config.settings.max_input_tokens, spec.context_length - 1))
+        if too_long:
+            raise TaskError(too_long, "message")
     think = spec.family.thinks(bool(thinking))
     request = Request(spec.id, messages, sampling or spec.preset(think), think, int(thinking_budget or 0) or None, quantization, user)
     stripped = sum(1 for m in before if is_helper(m) and m["metadata"]["title"] == THINKING_TITLE)

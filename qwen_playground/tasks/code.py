@@ -45,9 +45,9 @@ class CodeJob:
 
 def prepare(registry: Registry, task: object, language: str, context: str, constraints: str, model_id: str,
             quantization: str = "none", user: str = "") -> CodeJob:
-    task = require_text(task, "a task")
+    task = require_text(task, "a task", "task")
     if language not in LANGUAGES:
-        raise TaskError(f"Unknown language '{language}'. Pick one of: {', '.join(LANGUAGES)}.")
+        raise TaskError(f"Unknown language '{language}'. Pick one of: {', '.join(LANGUAGES)}.", "language")
     spec, template = resolve(registry, model_id), load_template("code")
     prompt = template.render_user(task=task, language=language, context=context or "", constraints=constraints or "")
     messages = [{"role": "system", "content": template.render_system()}, {"role": "user", "content": prompt}]
@@ -66,4 +66,7 @@ def run(backend: Backend, job: CodeJob) -> Iterator[CodeView]:
     shown = [job.request.messages[-1]]
     for state in stream_turns(backend, job.requests):
         turn = state.turns[0]
-        yield CodeView(shown + turn.bubbles, code_for(turn.answer_text, job.language), turn.metrics_line, turn.error)
+        code, metrics = code_for(turn.answer_text, job.language), turn.metrics_line
+        if state.done and not code and not turn.error:
+            metrics = f"No {job.language} code block in this answer, so the code panel is empty." + (f" · {metrics}" if metrics else "")
+        yield CodeView(shown + turn.bubbles, code, metrics, turn.error)

@@ -169,9 +169,9 @@ def pane_messages(history: list[dict], template: str, text: str) -> list[dict]:
 
 
 def prepare(registry: Registry, prompt: object, panes: object, template: str = "Chat", thinking_budget: int = 0, user: str = "") -> CompareJob:
-    text = require_text(prompt, "a prompt")
+    text = require_text(prompt, "a prompt", "prompt")
     if template not in TEMPLATES:
-        raise TaskError(f"Unknown template '{template}'; choose one of: {', '.join(TEMPLATES)}.")
+        raise TaskError(f"Unknown template '{template}'; choose one of: {', '.join(TEMPLATES)}.", "template")
     setups = pane_setups(panes)
     specs = [resolve(registry, s.model) for s in setups]
     try:

@@ -29,13 +29,13 @@ class MathJob:
 
 
 def prepare(registry: Registry, problem: object, expected: object, model_id: str, quantization: str = "none", user: str = "") -> MathJob:
-    problem_text = require_text(problem, "a problem")
+    problem_text = require_text(problem, "a problem", "problem")
     expected_text = (expected or "").strip() if isinstance(expected, str) else ""
     if expected_text:
         try:
             check_answer(expected_text, None)  # refuse a malformed expected answer before generating
         except ValueError as e:
-            raise TaskError(str(e)) from None
+            raise TaskError(str(e), "expected") from None
     spec, template = resolve(registry, model_id), load_template("math")
     messages = [{"role": "system", "content": template.render_system()}, {"role": "user", "content": template.render_user(problem=problem_text)}]
     think = spec.family.thinks(True)  # a thinking model reasons in its thought here

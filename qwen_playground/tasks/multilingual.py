@@ -24,6 +24,15 @@ MAX_CHOSEN = 6
 COST_COLUMNS = ["language", "tokens", "characters", "chars/token", "vs English", "answer tokens"]
 
 
+def within_limit(picked: list[str], before: list[str]) -> tuple[list[str], list[str]]:
+    """(kept, refused): the newly ticked languages beyond MAX_CHOSEN are refused; earlier choices stay."""
+    kept = [name for name in picked if name in before][:MAX_CHOSEN]
+    for name in picked:
+        if name not in kept and len(kept) < MAX_CHOSEN:
+            kept.append(name)
+    return [n for n in picked if n in kept], [n for n in picked if n not in kept]
+
+
 @dataclass(frozen=True)
 class MultilingualJob:
     spec: ModelSpec
@@ -33,16 +42,16 @@ class MultilingualJob:
 
 def prepare(registry: Registry, prompt: object, languages: object, model_id: str, quantization: str = "none",
             user: str = "") -> MultilingualJob:
-    prompt_text = require_text(prompt, "a prompt")
+    prompt_text = require_text(prompt, "a prompt", "prompt")
     chosen = list(languages or []) if isinstance(languages, (list, tuple)) else [languages]
     if not chosen:
-        raise TaskError("Pick at least one language.")
+        raise TaskError("Pick at least one language.", "languages")
     if len(chosen) > MAX_CHOSEN:
-        raise TaskError(f"Pick at most {MAX_CHOSEN} languages at once (you picked {len(chosen)}).")
+        raise TaskError(f"Pick at most {MAX_CHOSEN} languages at once (you picked {len(chosen)}).", "languages")
     try:
         infos = [get_language(str(name)) for name in chosen]
     except ValueError as e:
-        raise TaskError(str(e)) from None
+        raise TaskError(str(e), "languages") from None
     spec, template = resolve(registry, model_id), load_template("multilingual")
     requests = [Request(spec.id, [{"role": "system", "content": template.render_system(language=info.name)},
                                   {"role": "user", "content": template.render_user(prompt=prompt_text, language=info.name)}],

@@ -41,21 +41,21 @@ class VisionJob:
 def pixel_bounds(spec: ModelSpec, min_tokens: int, max_tokens: int) -> tuple[int, int]:
     """min_pixels and max_pixels for per-image token bounds, in the family's token side."""
     if spec.family.vision is None:
-        raise TaskError(f"{spec.id} does not see images; pick a vision model.")
+        raise TaskError(f"{spec.id} does not see images; pick a vision model.", "model")
     side = spec.family.vision.token_side
     if int(min_tokens) > int(max_tokens):
-        raise TaskError("Min tokens per image must not exceed max tokens per image.")
+        raise TaskError("Min tokens per image must not exceed max tokens per image.", "min_tokens")
     return int(min_tokens) * side**2, int(max_tokens) * side**2
 
 
 def prepare(registry: Registry, paths: list[Path], question: object, system_prompt: str, model_id: str, min_tokens: int,
             max_tokens: int, quantization: str = "none", user: str = "") -> VisionJob:
-    text, spec = require_text(question, "a question"), resolve(registry, model_id)
+    text, spec = require_text(question, "a question", "question"), resolve(registry, model_id)
     min_pixels, max_pixels = pixel_bounds(spec, min_tokens, max_tokens)
     if not paths:
-        raise TaskError("Add at least one image: upload, paste or use the webcam.")
+        raise TaskError("Add at least one image: upload, paste or use the webcam.", "files")
     if len(paths) > MAX_FILES:
-        raise TaskError(f"At most {MAX_FILES} files at once (you gave {len(paths)}).")
+        raise TaskError(f"At most {MAX_FILES} files at once (you gave {len(paths)}).", "files")
     parts, images, rows, notes = [], [], [], []
     try:
         for path in paths:
@@ -72,7 +72,7 @@ def prepare(registry: Registry, paths: list[Path], question: object, system_prom
             rows.append([checked.name, f"{cost.width}×{cost.height}", f"{cost.resized_width}×{cost.resized_height}", cost.tokens])
             notes += [f"{checked.name}: {note}" for note in checked.notes]
     except UploadRejected as e:
-        raise TaskError(str(e)) from None
+        raise TaskError(str(e), "files") from None
     messages = [{"role": "system", "content": system_prompt}] if (system_prompt or "").strip() else []
     messages.append({"role": "user", "content": [*parts, {"type": "text", "text": load_template("vision").render_user(question=text)}]})
     request = Request(spec.id, messages, spec.preset(False), thinking=False, quantization=quantization, user=user)

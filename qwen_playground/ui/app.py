@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .. import mathtext
 from ..arena import ArenaStore
 from ..backends import Backend
 from ..backends.router import Router
@@ -49,11 +50,14 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
     """The whole app as a `gr.Blocks`, with named API endpoints, not yet launched. `backend` defaults to a
     router over this config's engines; the service layer (limits, monitor, log) always wraps it."""
     service = Service(backend or Router(config), config.settings)
+    mathtext.warm_up()  # the answer checker's helper takes seconds to start: not on the first Math solve
     store = ArenaStore(config.settings.arena_db_path)
     with gr.Blocks(title="Qwen Playground") as demo:
         gr.Markdown("# Qwen Playground\nTry, teach and compare Alibaba's Qwen models.")
         if config.demo:
-            gr.Markdown(demo_banner(config), elem_classes="demo-banner")
+            with gr.Accordion("Demo mode: tiny offline models that only say a scripted greeting (open for why and what to do)",
+                              open=False, elem_classes="demo-banner"):
+                gr.Markdown(demo_banner(config))
         if config.registry.endpoints:
             with gr.Accordion("Endpoints (OpenAI-compatible servers)", open=False):
                 health = gr.Markdown("Checking…")
@@ -68,13 +72,15 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                     fields[tab_id] = build(config, service)
                 tab.select(lambda t=tab_id: t, None, current, api_visibility="private", queue=False)
             with gr.Tab("Arena", id="arena"):
-                build_arena_tab(config, service, store)
+                votes = build_arena_tab(config, service, store)
             with gr.Tab("Leaderboard", id="leaderboard"):
                 table = build_leaderboard_tab(store)
+            for vote in votes:
+                vote.then(lambda: standings_table(store), None, table, api_visibility="private")
             with gr.Tab("Inspector", id="inspector"):
                 build_inspector_tab(config, fields["chat"])
             with gr.Tab("Model guide", id="guide"):
-                build_guide_tab(config)
+                build_guide_tab(config, service.capabilities().runnable_precisions)
             with gr.Tab("Monitor", id="monitor"):
                 build_monitor_tab(service)
             with gr.Tab("Lessons", id="lessons"):
@@ -83,6 +89,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
         demo.load(open_link, None, link_outputs, api_visibility="private")
     demo.queue(default_concurrency_limit=config.settings.concurrency, max_size=config.settings.queue_size)
+    demo.service = service  # for the start-up summary and scripts that drive the app in-process
     return demo
 
 

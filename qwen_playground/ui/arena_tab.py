@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..arena import CHOICES, ArenaStore, ArenaUnavailable, leaderboard
+from ..arena import CHOICES, MIN_VOTES, ArenaStore, ArenaUnavailable, leaderboard
 from ..config import AppConfig
 from ..service import Service
 from ..tasks import arena as task
-from .common import admitted, refusals
+from ..tasks import require_text
+from .common import admitted, refusals, when_valid
 
 COLUMNS = ["rank", "model", "rating", "95% interval", "votes", "wins", "losses", "ties / both bad"]
 
@@ -24,11 +25,12 @@ def standings_table(store: ArenaStore) -> list[list]:
     except ArenaUnavailable as e:
         gr.Warning(str(e))
         return []
-    return [[rank, s.model, round(s.rating), f"{round(s.low)} – {round(s.high)}", s.votes, s.wins, s.losses, s.ties]
-            for rank, s in enumerate(leaderboard(votes), 1)]
+    return [[rank, s.model, round(s.rating), f"{round(s.low)} – {round(s.high)}" if s.settled else f"too few votes (under {MIN_VOTES})",
+             s.votes, s.wins, s.losses, s.ties] for rank, s in enumerate(leaderboard(votes), 1)]
 
 
-def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> None:
+def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> list:
+    """Build the tab; returns the vote events, after which the leaderboard refreshes."""
     pool = config.settings.arena_pool or [m.id for m in config.registry.choices("chat")]
     gr.Markdown("Two anonymous models answer the same prompt. Vote for the better answer; the names are revealed only after "
                 "your vote, and each battle takes one vote. Thinking is off for both, so neither gives itself away.")
@@ -56,17 +58,19 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> N
         with refusals():
             return task.vote(store, battle_id, choice)
 
-    battle.click(start_battle, prompt, [chat_a, chat_b, battle_id, reveal, *buttons], api_name="arena_battle", concurrency_id="generate")
-    for choice, button in zip(CHOICES, buttons, strict=True):
-        button.click(lambda b, c=choice: [arena_vote(b, c), *[gr.Button(interactive=False)] * len(buttons)],
-                     battle_id, [reveal, *buttons], api_visibility="private")
+    when_valid(battle.click, start_battle, lambda prompt: require_text(prompt, "a prompt", "prompt"), [prompt],
+               [chat_a, chat_b, battle_id, reveal, *buttons], api_name="arena_battle", concurrency_id="generate")
+    votes = [button.click(lambda b, c=choice: [arena_vote(b, c), *[gr.Button(interactive=False)] * len(buttons)],
+                          battle_id, [reveal, *buttons], api_visibility="private") for choice, button in zip(CHOICES, buttons, strict=True)]
     gr.api(arena_vote, api_name="arena_vote")
+    return votes
 
 
 def build_leaderboard_tab(store: ArenaStore) -> gr.Dataframe:
     gr.Markdown("Ratings are **Bradley-Terry** strengths fitted to all arena votes, on the Elo scale (1000 = average, "
                 "+400 = ten-to-one odds of being preferred). The 95% interval comes from resampling the votes: "
-                "a wide interval or few votes means the rating is not to be trusted yet. Ties and \"both bad\" count half to each.")
+                f"a wide interval or few votes means the rating is not to be trusted yet (under {MIN_VOTES} votes the board says so). "
+                "Ties and \"both bad\" count half to each. The board updates after every vote.")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Leaderboard")
     refresh = gr.Button("Refresh")
     refresh.click(lambda: standings_table(store), None, table, api_name="leaderboard")

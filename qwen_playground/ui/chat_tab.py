@@ -17,7 +17,7 @@ from ..config import AppConfig
 from ..prompts import load_template
 from ..service import Service
 from ..tasks import chat
-from .common import admitted, describe, precision_picker, refusals
+from .common import describe, precision_picker, refusals, refuse, start_job, when_valid
 from .inspector_tab import inspect_chat, inspector_outputs
 
 THINKING_INFO = {"switch": "Qwen3-style: reasons in <think> before answering; switch it off for quick answers",
@@ -27,7 +27,7 @@ THINKING_INFO = {"switch": "Qwen3-style: reasons in <think> before answering; sw
 def export_conversation(history, model_id: str, system_prompt: str, think: bool, kind: str) -> str:
     """Write the conversation as Markdown ("md") or JSON ("json") to a temporary file; returns its path."""
     if not history:
-        raise gr.Error("Nothing to export yet: chat first.")
+        raise refuse("Nothing to export yet: chat first.")
     settings = {"model": model_id, "system prompt": system_prompt or "(model default)", "thinking": bool(think)}
     body = export_markdown(history, settings) if kind == "md" else export_json(history, settings)
     path = Path(tempfile.mkdtemp(prefix="qp-chat-")) / f"conversation.{kind}"
@@ -35,10 +35,10 @@ def export_conversation(history, model_id: str, system_prompt: str, think: bool,
     return str(path)
 
 
-def thinking_toggle(spec) -> gr.Checkbox:
-    """The thinking checkbox as the model can use it: switchable, always on, or off."""
+def thinking_toggle(spec) -> dict:
+    """The thinking checkbox's settings as the model can use it: switchable, always on, or off."""
     kind = spec.family.thinking
-    return gr.Checkbox(value=kind != "none", interactive=kind == "switch", info=THINKING_INFO[kind])
+    return {"value": kind != "none", "interactive": kind == "switch", "info": THINKING_INFO[kind]}
 
 
 def layout(config: AppConfig, service: Service) -> dict:
@@ -61,8 +61,7 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["precision"] = precision_picker(service.capabilities())
             c["trim"] = gr.Checkbox(False, label="Trim oldest turns to fit",
                                     info=f"When the conversation passes {config.settings.max_input_tokens:,} tokens, drop its oldest exchanges")
-            toggle = thinking_toggle(first)
-            c["thinking"] = gr.Checkbox(toggle.value, label="Thinking mode", interactive=toggle.interactive, info=toggle.info)
+            c["thinking"] = gr.Checkbox(label="Thinking mode", **thinking_toggle(first))
             c["system_prompt"] = gr.Textbox(load_template("chat").render_system(), label="System prompt", lines=3,
                                             placeholder="Empty: the model's own default")
             with gr.Accordion("Sampling (Qwen's recommended settings)", open=False):
@@ -87,15 +86,18 @@ def layout(config: AppConfig, service: Service) -> dict:
 
 
 def handlers(config: AppConfig, service: Service):
-    """(respond, retry): the generating handlers, whose signatures are the API's."""
+    """(respond, retry, prepare): the generating handlers, whose signatures are the API's, and the turn they send."""
+
+    def prepare(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
+                thinking_budget=0, quantization="none", trim_history=False, user=""):
+        sampling = chat.sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens)
+        return chat.plan_turn(config, message, history, model, system_prompt, thinking, sampling, thinking_budget, quantization,
+                              trim_history, user)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
                 thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
-        user = admitted(service, request)
-        with refusals():
-            sampling = chat.sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens)
-            plan = chat.plan_turn(config, message, history, model, system_prompt, thinking, sampling, thinking_budget, quantization,
-                                  trim_history, user)
+        plan = start_job(service, request, prepare, message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p,
+                         repetition_penalty, max_new_tokens, thinking_budget, quantization, trim_history)
         if plan.dropped:
             gr.Info(f"Dropped the {plan.dropped} oldest exchange{'s' if plan.dropped > 1 else ''} to fit "
                     f"{config.settings.max_input_tokens:,} tokens.")
@@ -105,7 +107,7 @@ def handlers(config: AppConfig, service: Service):
         if view.error:
             if not view.produced_output:  # nothing to keep: give the message back to edit
                 yield plan.before, message
-            raise gr.Error(view.error)
+            raise refuse(view.error)
 
     def retry(history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
               thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
@@ -114,12 +116,12 @@ def handlers(config: AppConfig, service: Service):
         yield from respond(text, before, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
                            max_new_tokens, thinking_budget, quantization, trim_history, request)
 
-    return respond, retry
+    return respond, retry, prepare
 
 
 def on_model_change(config: AppConfig, model_id: str) -> list:
     spec = config.registry.get(model_id)
-    return [describe(spec), thinking_toggle(spec), *chat.preset_values(spec, spec.thinking)]
+    return [describe(spec), gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.thinking)]
 
 
 def undo(history):
@@ -130,12 +132,14 @@ def undo(history):
 
 def build_chat_tab(config: AppConfig, service: Service) -> dict:
     c = layout(config, service)
-    respond, retry = handlers(config, service)
+    respond, retry, prepare = handlers(config, service)
+
     chatbot, message, sliders = c["chatbot"], c["message"], c["sliders"]
     settings = [c["model"], c["system_prompt"], c["thinking"], *sliders, c["budget"], c["precision"], c["trim"]]
     private = {"api_visibility": "private", "queue": False}
-    events = [c["send"].click(respond, [message, chatbot, *settings], [chatbot, message], api_name="chat", concurrency_id="generate"),
-              message.submit(respond, [message, chatbot, *settings], [chatbot, message], api_visibility="private", concurrency_id="generate"),
+    inputs = [message, chatbot, *settings]
+    events = [when_valid(c["send"].click, respond, prepare, inputs, [chatbot, message], api_name="chat", concurrency_id="generate"),
+              when_valid(message.submit, respond, prepare, inputs, [chatbot, message], concurrency_id="generate"),
               chatbot.retry(retry, [chatbot, *settings], [chatbot, message], api_visibility="private", concurrency_id="generate")]
     chatbot.undo(undo, chatbot, [chatbot, message], **private)
     c["clear"].click(lambda: ([], ""), None, [chatbot, message], **private)

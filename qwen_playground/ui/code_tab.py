@@ -15,7 +15,7 @@ from ..config import AppConfig
 from ..service import Service
 from ..tasks import code as code_task
 from ..tasks import require_text
-from .common import admitted, model_picker, precision_picker, refusals, start_job
+from .common import admitted, model_picker, precision_picker, refusals, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 RUN_DISABLED = ("Running code is turned off on this server. An operator can enable it by starting the app with "
@@ -27,13 +27,13 @@ def run_code(service: Service, code: str, language: str = "Python", request: gr.
     """Run Python from the code panel in the sandbox."""
     admitted(service, request)
     if language != "Python":
-        raise gr.Error(f"Only Python can be run here; this code is {language}.")
+        raise refuse(f"Only Python can be run here; this code is {language}.")
     with refusals():
         require_text(code, "or generate some Python code")
     try:
         result = sandbox.run_python(code)
     except sandbox.SandboxUnavailable as e:
-        raise gr.Error(str(e)) from None
+        raise refuse(str(e)) from None
     return result.stdout, result.stderr, result.summary()
 
 
@@ -56,7 +56,8 @@ def layout(config: AppConfig, service: Service) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
             c["code"] = gr.Code(label="Code panel (editable)", language="python", interactive=True, lines=12)
-            c["run"] = gr.Button("▶ Run in sandbox" if allow_run else "▶ Run (disabled on this server)", variant="secondary")
+            c["run"] = gr.Button("▶ Run in sandbox" if allow_run else "▶ Run (disabled on this server)", variant="secondary",
+                                 interactive=allow_run)
         with gr.Column(scale=2):
             c["run_summary"] = gr.Markdown(label="Run summary", value=RUN_ENABLED if allow_run else RUN_DISABLED)
             c["stdout"] = gr.Textbox(label="stdout", lines=6, max_lines=20)
@@ -75,10 +76,11 @@ def build_code_tab(config: AppConfig, service: Service) -> dict:
         for view in code_task.run(service, job):
             yield view.conversation, view.code, view.metrics
         if view.error:
-            raise gr.Error(view.error)
+            raise refuse(view.error)
 
     inputs = [c["task"], c["language"], c["context"], c["constraints"], c["model"], c["precision"]]
-    event = c["generate"].click(write_code, inputs, [c["conversation"], c["code"], c["metrics"]], api_name="code", concurrency_id="generate")
+    event = when_valid(c["generate"].click, write_code, prepare, inputs, [c["conversation"], c["code"], c["metrics"]], api_name="code",
+                       concurrency_id="generate")
     c["stop"].click(None, cancels=[event])
     c["language"].change(lambda name: gr.Code(language=code_task.LANGUAGES.get(name, (None, None))[1]), c["language"], c["code"],
                          api_visibility="private", queue=False)
@@ -87,7 +89,5 @@ def build_code_tab(config: AppConfig, service: Service) -> dict:
             return run_code(service, code, language, request)
 
         c["run"].click(run, [c["code"], c["language"]], [c["stdout"], c["stderr"], c["run_summary"]], api_name="run_code", concurrency_limit=2)
-    else:
-        c["run"].click(lambda: gr.Warning(RUN_DISABLED), None, None, api_visibility="private", queue=False)
     inspector_panel(config, inputs, prepare, "inspect_code")
     return {key: c[key] for key in ("task", "language", "context", "constraints", "model")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -13,6 +15,7 @@ from ..registry import ModelSpec, Registry
 from ..service import Service
 from ..tasks import TaskError
 
+log = logging.getLogger("qwen_playground")
 THINKING_KINDS = {"switch": "hybrid thinking (switchable)", "always": "always thinks", "none": "no thinking mode"}
 
 
@@ -45,13 +48,19 @@ def user_of(request: gr.Request | None) -> str:
     return f"{request.session_hash or 'anonymous'}@{getattr(client, 'host', '') or ''}"
 
 
+def refuse(message: str) -> gr.Error:
+    """The error Gradio shows for a user's mistake or a failed generation: one log line, not a traceback."""
+    log.info("refused: %s", message.splitlines()[0][:200])
+    return gr.Error(message, print_exception=False)
+
+
 @contextmanager
 def refusals() -> Iterator[None]:
-    """Turn a task's refusal (bad input, a rate limit) into the message Gradio shows; the outputs keep their content."""
+    """Turn a task's refusal (bad input, a rate limit) into the message Gradio shows."""
     try:
         yield
     except (TaskError, RateLimited) as e:
-        raise gr.Error(str(e)) from None
+        raise refuse(str(e)) from None
 
 
 def admitted(service: Service, request: gr.Request | None) -> str:
@@ -60,6 +69,35 @@ def admitted(service: Service, request: gr.Request | None) -> str:
     with refusals():
         service.admit(user)
     return user
+
+
+def validator(handler: Callable, prepare: Callable) -> Callable:
+    """A Gradio validator for `handler`'s event: it runs the tab's request builder on the same inputs, so a
+    refusal shows as a note on the input it concerns (by the handler's parameter name) while every output keeps
+    what it shows; API callers get it as a validation error with the same message."""
+    names = [p for p in inspect.signature(handler).parameters if p != "request"]
+
+    def validate(*values):
+        try:
+            prepare(*values)
+        except TaskError as e:
+            bad = names.index(e.field) if e.field in names[:len(values)] else 0
+            return [gr.validate(i != bad, str(e) if i == bad else "") for i in range(len(values))]
+        return [gr.validate(True, "")] * len(values)
+
+    return validate
+
+
+def when_valid(trigger: Callable, handler: Callable, prepare: Callable, inputs: list, outputs: list, api_name: str | None = None,
+               **options):
+    """Bind `handler` to `trigger` (e.g. `button.click`) behind the tab's own validation: a refusal shows as a note
+    on its input and every output keeps its content. The API endpoint `api_name` runs the same handler from a
+    hidden trigger without that step, so API callers get refusals as errors with the same messages (and Gradio's
+    own range checks, which a validated event would answer with a bare 400)."""
+    event = trigger(handler, inputs, outputs, validator=validator(handler, prepare), api_visibility="private", **options)
+    if api_name:
+        gr.Button(f"/{api_name}", visible=False).click(handler, inputs, outputs, api_name=api_name, **options)
+    return event
 
 
 def start_job(service: Service, request: gr.Request | None, prepare: Callable, *inputs):

@@ -19,7 +19,7 @@ from ..config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import compare as task
-from .common import admitted, precision_picker, refusals
+from .common import admitted, precision_picker, refusals, refuse, when_valid
 from .inspector_tab import inspector_panel
 
 PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "weights")
@@ -27,7 +27,7 @@ PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "weights")
 
 def export_file(state, kind: str) -> str:
     if not state:
-        raise gr.Error("Nothing to export yet: send a prompt first.")
+        raise refuse("Nothing to export yet: send a prompt first.")
     prompt_text, pane_results = state
     body = task.to_markdown([prompt_text], pane_results) if kind == "md" else task.to_json([prompt_text], pane_results)
     path = Path(tempfile.mkdtemp(prefix="qp-compare-")) / f"comparison.{kind}"
@@ -52,7 +52,10 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
         p["weights"] = precision_picker(service.capabilities())
         p["chat"] = gr.Chatbot(label=f"Pane {index + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
         p["line"] = gr.Markdown(label=f"Pane {index + 1} metrics")
-    p["model"].change(lambda m: thinking_box(config.registry.get(m)), p["model"], p["thinking"], api_visibility="private", queue=False)
+    private = {"api_visibility": "private", "queue": False}
+    p["model"].change(lambda m: thinking_box(config.registry.get(m)), p["model"], p["thinking"], **private)
+    # Qwen's preset for the mode, as Chat does: thinking 0.6, non-thinking 0.7 for Qwen3
+    p["thinking"].change(lambda m, t: config.registry.get(m).preset(bool(t)).temperature, [p["model"], p["thinking"]], p["temperature"], **private)
     return p
 
 
@@ -99,6 +102,9 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     c = layout(config, service, ready)
     panes, skip = c["panes"], [gr.skip()]
 
+    def job_of(prompt, count, template, budget, *values):
+        return task.prepare(config.registry, prompt, panes_of(count, values), template, budget)
+
     def send(request: gr.Request, prompt, count, template, budget, *values):  # Gradio passes the request first here, with *values
         user = admitted(service, request)
         with refusals():
@@ -118,13 +124,12 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
 
     controls = [p[f] for p in panes for f in PANE_FIELDS] + [p["chat"] for p in panes]
     outputs = [*(p["chat"] for p in panes), *(p["line"] for p in panes), c["agree"], c["notice"], c["results"]]
-    event = c["send"].click(send, [c["prompt"], c["count"], c["template"], c["budget"], *controls], outputs,
-                            api_visibility="private", concurrency_id="generate")
+    event = when_valid(c["send"].click, send, job_of, [c["prompt"], c["count"], c["template"], c["budget"], *controls], outputs,
+                       concurrency_id="generate")
     gr.api(compare, api_name="compare", concurrency_id="generate")
     c["stop"].click(None, cancels=[event])
     bind_controls(config, c, ready)
-    inspector_panel(config, [c["prompt"], c["count"], c["template"], c["budget"], *controls],
-                    lambda p, n, t, b, *v: task.prepare(config.registry, p, panes_of(n, v), t, b), "inspect_compare")
+    inspector_panel(config, [c["prompt"], c["count"], c["template"], c["budget"], *controls], job_of, "inspect_compare")
     fields = {"prompt": c["prompt"], "panes": c["count"], "template": c["template"], "thinking_budget": c["budget"]}
     for i, p in enumerate(panes, 1):
         fields |= {f"model_{i}": p["model"], f"thinking_{i}": p["thinking"], f"temperature_{i}": p["temperature"],

@@ -19,7 +19,7 @@ from ..inspector import explain
 from ..languages import languages
 from ..registry import TABS
 from ..tasks import chat
-from .common import refusals
+from .common import refusals, refuse
 
 HIGHLIGHT_COLORS = {"special": "#f59e0b", "tag": "#8b5cf6"}
 GUIDE_COLUMNS = ["model", "params (B)", *(f"{q} (GiB)" for q in QUANTS), "KV cache (GiB)", "best fit", "why"]
@@ -82,18 +82,19 @@ def build_inspector_tab(config: AppConfig, chat_fields: dict) -> None:
     go.click(inspect_chat(config), inputs, [text, notes, counts], api_name="inspect")
 
 
-def guide_table(config: AppConfig, task, memory_gib, context_tokens, chosen_languages) -> list[list]:
+def guide_table(config: AppConfig, runnable: tuple[str, ...], task, memory_gib, context_tokens, chosen_languages) -> list[list]:
     """The model guide's rows for a task, the memory at hand, a context length and the languages needed."""
     if task not in TABS:
-        raise gr.Error(f"Unknown task '{task}'; choose one of: {', '.join(TABS)}.")
+        raise refuse(f"Unknown task '{task}'; choose one of: {', '.join(TABS)}.")
     if not isinstance(memory_gib, (int, float)) or memory_gib <= 0:
-        raise gr.Error("Give the memory you have for the model in GiB, e.g. 8 for an 8 GB GPU.")
-    fits = rank(config.registry, task, float(memory_gib), int(context_tokens), list(chosen_languages or []))
+        raise refuse("Give the memory you have for the model in GiB, e.g. 8 for an 8 GB GPU.")
+    fits = rank(config.registry, task, float(memory_gib), int(context_tokens), list(chosen_languages or []), runnable)
     return [[f.spec.id, f.spec.params_b, *(round(f.needs_gib[q], 1) for q in QUANTS),
              None if f.kv_gib is None else round(f.kv_gib, 2), f.best or "—", f.why] for f in fits]
 
 
-def build_guide_tab(config: AppConfig) -> None:
+def build_guide_tab(config: AppConfig, runnable: tuple[str, ...]) -> None:
+    """The guide recommends only the weights precisions this machine runs (`runnable`, as the weights picker offers)."""
     gr.Markdown("Which Qwen variant fits your machine? Estimates from the registry: weights (bf16 2 bytes, int8 1, int4 ~0.53 "
                 "per parameter) + KV cache (2 x layers that keep one x KV heads x head size x 2 bytes per token) + 10% overhead.")
     with gr.Row():
@@ -103,4 +104,4 @@ def build_guide_tab(config: AppConfig) -> None:
     chosen = gr.CheckboxGroup(list(languages()), value=["English"], label="Languages you need")
     go = gr.Button("Rank the models", variant="primary")
     table = gr.Dataframe(headers=GUIDE_COLUMNS, interactive=False, label="Model guide", wrap=True)
-    go.click(functools.partial(guide_table, config), [task, memory, context, chosen], table, api_name="guide")
+    go.click(functools.partial(guide_table, config, runnable), [task, memory, context, chosen], table, api_name="guide")

@@ -15,6 +15,7 @@ import gradio as gr
 
 from ..lessons import FieldSpec, Lesson, from_json, from_link, load_lessons, resolve, to_json, to_link
 from . import uploads
+from .common import refuse
 
 Fields = dict[str, dict[str, gr.components.Component]]
 
@@ -68,7 +69,7 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
 
     def lesson_of(tab: str, title_text: str, values: tuple) -> Lesson:
         if tab not in fields:
-            raise gr.Error("Open the tab you want to save (Chat, Code, Math, Multilingual, Vision or Compare) first, then come back here.")
+            raise refuse("Open the tab you want to save (Chat, Code, Math, Multilingual, Vision or Compare) first, then come back here.")
         picked = {key: value for (t, key, _), value in zip(flat, values, strict=True) if t == tab}
         return Lesson(title=(title_text or "").strip() or f"My {tab} lesson", tab=tab, values=picked)
 
@@ -76,7 +77,7 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
         try:
             return apply(from_json(Path(path).read_text(encoding="utf-8")))
         except (ValueError, OSError) as e:
-            raise gr.Error(str(e)) from None
+            raise refuse(str(e)) from None
 
     def open_link(request: gr.Request):
         packed = request.query_params.get("lesson") if request else None
@@ -97,7 +98,7 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
 
     def open_named(name):
         if name not in shipped:
-            raise gr.Error("Pick a lesson from the list first.")
+            raise refuse("Pick a lesson from the list first.")
         return apply(shipped[name])
 
     all_values = [component for _, _, component in flat]

@@ -12,7 +12,7 @@ from ..config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import math as math_task
-from .common import model_picker, precision_picker, start_job
+from .common import model_picker, precision_picker, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 
@@ -41,10 +41,11 @@ def build_math_tab(config: AppConfig, service: Service) -> dict:
         for view in math_task.run(service, job):
             yield view.conversation, view.final, view.verdict, view.metrics
         if view.error:
-            raise gr.Error(view.error)
+            raise refuse(view.error)
 
     inputs = [problem, expected, model, precision]
-    event = solve.click(solve_problem, inputs, [conversation, final, verdict, metrics], api_name="math", concurrency_id="generate")
+    event = when_valid(solve.click, solve_problem, prepare, inputs, [conversation, final, verdict, metrics], api_name="math",
+                       concurrency_id="generate")
     stop.click(None, cancels=[event])
     inspector_panel(config, inputs, prepare, "inspect_math")
     return {"problem": problem, "expected": expected, "model": model}

@@ -46,7 +46,8 @@ def build_monitor_tab(service: Service) -> None:
         rows = [[r["model"], r["requests"], r["errors"], _round(r["error_rate"]), _round(r["ttft_p50_s"]), _round(r["ttft_p95_s"]),
                  _round(r["tokens_per_s"], 1), _round(r["weights_gib"])] for r in verdict["models"]]
         samples = [s for s in service.monitor.recent() if s.ok]
-        frame = pd.DataFrame({"time": [datetime.datetime.fromtimestamp(s.at) for s in samples], "model": [s.model for s in samples],
+        frame = pd.DataFrame({"time": [datetime.datetime.fromtimestamp(s.at).strftime("%H:%M:%S") for s in samples],  # 24-hour clock
+                              "model": [s.model for s in samples],
                               "first token (s)": [s.ttft_s for s in samples], "tokens/s": [s.tokens_per_s for s in samples]})
         return health_markdown(verdict), pd.DataFrame(rows, columns=COLUMNS), frame, frame
 

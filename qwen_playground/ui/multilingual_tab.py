@@ -13,7 +13,7 @@ from ..config import AppConfig
 from ..languages import languages as offered_languages
 from ..service import Service
 from ..tasks import multilingual as task
-from .common import model_picker, precision_picker, start_job
+from .common import model_picker, precision_picker, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 DEFAULT = ["English", "Chinese", "Spanish"]
@@ -46,8 +46,18 @@ def build_multilingual_tab(config: AppConfig, service: Service) -> dict:
             panes_out = [view.panes.get(n, "") for n in names]
             yield *panes_out, view.table if view.table is not None else gr.skip(), view.summary or gr.skip()
 
-    event = ask.click(answer_all, [prompt, chosen, model, precision], [*panes, costs, results], api_name="multilingual", concurrency_id="generate")
+    event = when_valid(ask.click, answer_all, prepare, [prompt, chosen, model, precision], [*panes, costs, results], api_name="multilingual",
+                       concurrency_id="generate")
     stop.click(None, cancels=[event])
     chosen.change(lambda picked: [gr.Markdown(visible=n in (picked or [])) for n in names], chosen, panes, api_visibility="private", queue=False)
+    ticked = gr.State(DEFAULT)  # the languages ticked before the latest click
+
+    def pick(picked, before):
+        kept, refused = task.within_limit(list(picked or []), list(before or []))
+        if refused:
+            gr.Warning(f"At most {task.MAX_CHOSEN} languages at once: untick one before adding {', '.join(refused)}.")
+        return kept, kept
+
+    chosen.input(pick, [chosen, ticked], [chosen, ticked], api_visibility="private", queue=False)
     inspector_panel(config, [prompt, chosen, model, precision], prepare, "inspect_multilingual")
     return {"prompt": prompt, "languages": chosen, "model": model}

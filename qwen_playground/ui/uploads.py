@@ -12,6 +12,8 @@ from __future__ import annotations
 import gradio as gr
 from gradio import utils
 
+from .common import refuse
+
 REFUSED = "Only files uploaded through the app can be used. Upload the file, or send it with gradio_client.handle_file()."
 
 
@@ -26,13 +28,13 @@ class _OnlyUploads:
     def preprocess(self, payload):
         for path in _paths(payload):
             if not path or not utils.is_in_or_equal(path, utils.get_upload_folder()):
-                raise gr.Error(REFUSED)
+                raise refuse(REFUSED)
         try:
             return super().preprocess(payload)
         except gr.Error:
             raise
         except Exception as e:  # e.g. a text file sent as an image: say so, without internals
-            raise gr.Error(f"Could not read the uploaded file ({type(e).__name__}). Upload an image or video file.") from None
+            raise refuse(f"Could not read the uploaded file ({type(e).__name__}). Upload an image or video file.") from None
 
 
 class Image(_OnlyUploads, gr.Image):

@@ -15,7 +15,7 @@ from ..config import AppConfig
 from ..service import Service
 from ..tasks import vision as task
 from . import uploads
-from .common import model_picker, precision_picker, start_job
+from .common import model_picker, precision_picker, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 GROUNDING_HINT = "Outline the position of each object and output all the coordinates in JSON format."
@@ -70,11 +70,11 @@ def build_vision_tab(config: AppConfig, service: Service) -> dict:
         for view in task.run(service, job):
             yield view.conversation, view.rows, gr.skip() if view.boxes is None else view.boxes, view.notes, view.metrics
         if view.error:
-            raise gr.Error(view.error)
+            raise refuse(view.error)
 
     inputs = [c[k] for k in ("files", "camera", "question", "system_prompt", "model", "min_tokens", "max_tokens", "precision")]
-    event = c["ask"].click(ask_about, inputs, [c["conversation"], c["costs"], c["boxes"], c["notes"], c["metrics"]], api_name="vision",
-                           concurrency_id="generate")
+    event = when_valid(c["ask"].click, ask_about, prepare, inputs, [c["conversation"], c["costs"], c["boxes"], c["notes"], c["metrics"]],
+                       api_name="vision", concurrency_id="generate")
     c["stop"].click(None, cancels=[event])
     c["model"].change(lambda m: [gr.Slider(info=i) for i in token_side_note(config, m)], c["model"], [c["min_tokens"], c["max_tokens"]],
                       api_visibility="private", queue=False)
