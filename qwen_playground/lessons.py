@@ -13,13 +13,14 @@ import binascii
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .prompts import PROMPTS_DIR
+from .registry import Registry
 
 LESSONS_DIR = PROMPTS_DIR / "lessons"
 
@@ -75,10 +76,24 @@ def from_link(packed: str) -> Lesson:
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """What a tab's field accepts: its default, and its choices when it has a fixed list."""
+    """What a tab's field accepts: its default, its choices when it has a fixed list, and how to find the
+    offered choice closest to one this server lacks (None: use the default)."""
 
     default: Any
     choices: list | None = None
+    substitute: Callable[[Any, list], Any] | None = None
+
+
+def closest_model(registry: Registry, missing: str, choices: list) -> str | None:
+    """The offered model most like a missing one: the same family, else the same way of thinking."""
+    if missing not in registry.models:
+        return None
+    wanted = registry.get(missing).family
+    for alike in (lambda f: f == wanted, lambda f: f.thinking == wanted.thinking):
+        found = next((c for c in choices if c in registry.models and alike(registry.get(c).family)), None)
+        if found is not None:
+            return found
+    return None
 
 
 def resolve(lesson: Lesson, fields: dict[str, dict[str, FieldSpec]]) -> tuple[str | None, dict[str, Any], list[str]]:
@@ -97,9 +112,10 @@ def resolve(lesson: Lesson, fields: dict[str, dict[str, FieldSpec]]) -> tuple[st
             if len(values[key]) < len(value):
                 notes.append(f"{key}: {', '.join(str(v) for v in value if v not in spec.choices)} not offered here, left out")
         elif spec.choices is not None and value not in spec.choices:
-            notes.append(f"{key}: this lesson uses **{value}**, which this server lacks; using **{spec.default}** instead "
+            instead = (spec.substitute(value, spec.choices) if spec.substitute else None) or spec.default
+            notes.append(f"{key}: this lesson uses **{value}**, which this server lacks; using **{instead}** instead "
                          "(add it to your config file to follow the lesson exactly)")
-            values[key] = spec.default
+            values[key] = instead
         else:
             values[key] = value
     return lesson.tab, values, notes

@@ -153,15 +153,19 @@ def _helper():
     global _pool
     with _pool_lock:
         if _pool is None:  # forkserver: never fork a process that already runs threads (torch, Gradio)
-            _pool = multiprocessing.get_context("forkserver").Pool(1)
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])  # the server starts with this module loaded, not the caller's __main__
+            _pool = context.Pool(1)
             atexit.register(_pool.terminate)  # before interpreter teardown, or Pool.__del__ complains
             _pool.apply(_check_answer, ("1", "1"))  # start-up and imports do not count against the deadline
         return _pool
 
 
 def warm_up() -> None:
-    """Start the helper in the background now, so the first check (a Math solve, a Compare agreement) does not wait."""
-    threading.Thread(target=_helper, name="math-checker-start", daemon=True).start()
+    """Start the helper in the background now, so the first check (a Math solve, a Compare agreement) does not wait.
+    Not inside a process that multiprocessing is itself starting (an unguarded script is re-run there)."""
+    if multiprocessing.parent_process() is None:
+        threading.Thread(target=_helper, name="math-checker-start", daemon=True).start()
 
 
 def _check_answer(expected: str, answer: str | None) -> Verdict:

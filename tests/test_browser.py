@@ -116,3 +116,107 @@ def test_refusals_are_notes_beside_the_input_and_the_work_stays(page):
     page.get_by_role("button", name="Solve").click()
     page.get_by_text("Could not read the expected answer").first.wait_for(timeout=20_000)
     assert page.get_by_text("Hi there, I am a demo model").first.is_visible() and no_error_badge(page)
+
+
+def test_vision_screens_uploads_and_shows_thumbnails(page, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (320, 240), "blue").save(tmp_path / "blue.png")
+    (tmp_path / "fake.png").write_text("just text")
+    page.goto(page.base_url)
+    page.get_by_role("tab", name="Vision", exact=True).click()
+    assert not page.get_by_text("Boxes from the answer").is_visible()  # out of sight until there are boxes
+    page.locator("input[type=file][accept*='video']").set_input_files([str(tmp_path / "blue.png"), str(tmp_path / "fake.png")])
+    page.get_by_text("fake.png is not an image this app can read").first.wait_for(timeout=30_000)  # refused at upload
+    page.get_by_text("Your images").first.wait_for(timeout=10_000)
+    assert page.locator("img[src*='blue'], .gallery img, img").count() >= 1
+    page.get_by_label("blue.png").first.wait_for(timeout=10_000)
+    assert page.get_by_label("fake.png").count() == 0  # the refused file left the list
+
+
+def test_a_shipped_lesson_in_demo_mode_keeps_thinking_and_re_shares_as_written(page):
+    page.goto(page.base_url)
+    page.get_by_role("tab", name="Lessons", exact=True).click()
+    page.get_by_label("Lessons that come with the playground").click()
+    page.get_by_role("option", name="Thinking on vs off on a logic puzzle").click()
+    page.get_by_role("button", name="Open lesson").click()
+    page.get_by_role("textbox", name="Prompt (sent to every pane)").wait_for(timeout=30_000)
+    page.wait_for_function("() => [...document.querySelectorAll('input')].filter(i => i.value === 'demo-qwen3').length >= 2", timeout=20_000)
+    page.get_by_role("tab", name="Lessons", exact=True).click()
+    page.get_by_role("button", name="Make a link").click()
+    page.wait_for_function("() => [...document.querySelectorAll('textarea, input')].some(t => t.value.includes('?lesson='))", timeout=20_000)
+    link = page.evaluate("() => [...document.querySelectorAll('textarea, input')].map(t => t.value).find(v => v.includes('?lesson='))")
+    from qwen_playground.lessons import from_link
+
+    shared = from_link(link.split("lesson=")[1])
+    assert shared.title == "Thinking on vs off on a logic puzzle"  # the title travels on
+    assert shared.values["model_1"] == shared.values["model_2"] == "qwen3-1.7b"  # as written, not this server's stand-ins
+
+
+def test_phone_width_shows_the_tabs_and_folds_the_demo_banner(browser, app):
+    client, _ = app
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        phone.goto(client.src)
+        phone.get_by_placeholder("Message Qwen").wait_for(timeout=30_000)
+        banner = phone.get_by_text("Demo mode: tiny offline models").first
+        assert banner.is_visible() and banner.bounding_box()["height"] < 120  # one folded line, not half the screen
+        assert not phone.get_by_text("they only say a scripted greeting, but every part").is_visible()
+        box = phone.get_by_placeholder("Message Qwen").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # nothing runs off the screen
+    finally:
+        phone.close()
+
+
+def test_a_vote_updates_the_leaderboard_and_a_thinking_pane_takes_qwens_temperature(page):
+    page.goto(page.base_url)
+    page.get_by_role("tab", name="Arena", exact=True).click()
+    page.get_by_role("textbox", name="Prompt").last.fill("Say hi")
+    page.get_by_role("button", name="New battle").click()
+    page.get_by_text("Your vote?").wait_for(timeout=60_000)
+    page.locator("button:visible").filter(has_text="Tie").first.click()
+    page.get_by_text("Model A was").wait_for(timeout=20_000)
+    page.get_by_role("tab", name="Leaderboard", exact=True).click()
+    page.locator("td:visible, [role=gridcell]:visible", has_text="too few votes").first.wait_for(timeout=20_000)  # without Refresh
+
+    page.get_by_role("tab", name="Compare", exact=True).click()
+    page.get_by_label("Pane 1 model").wait_for(timeout=20_000)
+    page.locator("label:visible", has_text="Thinking").locator("input[type=checkbox]").first.check()
+    page.wait_for_function("() => [...document.querySelectorAll('input[type=number]')].some(i => i.value === '0.6')", timeout=20_000)
+
+
+def idle(page) -> None:
+    """Wait until no event is running on the page (Gradio marks the outputs of running events 'generating')."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => document.querySelectorAll('.generating, .pending').length === 0", timeout=60_000)
+
+
+def test_every_download_takes_one_click(page):
+    page.goto(page.base_url)
+    page.get_by_placeholder("Message Qwen").fill("Export me")
+    page.keyboard.press("Enter")
+    page.get_by_text("Hello from a little demo network!").wait_for(timeout=60_000)
+    page.get_by_text("tok/s").first.wait_for(timeout=30_000)
+    idle(page)
+    for label, suffix in (("Export Markdown", ".md"), ("Export JSON", ".json")):
+        with page.expect_download(timeout=20_000) as download:
+            page.locator("button:visible, a:visible", has_text=label).first.click()
+        assert download.value.suggested_filename.endswith(suffix)
+    assert "Export me" in open(download.value.path(), encoding="utf-8").read()
+
+    page.get_by_role("tab", name="Compare", exact=True).click()
+    page.get_by_role("textbox", name="Prompt (sent to every pane)").fill("Is 3 prime?")
+    page.get_by_role("button", name="Send to all panes").click()
+    page.locator("*:visible", has_text="total").last.wait_for(timeout=60_000)
+    idle(page)
+    with page.expect_download(timeout=30_000) as download:
+        page.locator("button:visible, a:visible", has_text="Export Markdown").first.click()
+    assert "Is 3 prime?" in open(download.value.path(), encoding="utf-8").read()
+
+    page.get_by_role("tab", name="Lessons", exact=True).click()
+    page.get_by_role("textbox", name="Title for the current tab's lesson").fill("Primes")
+    idle(page)
+    with page.expect_download(timeout=30_000) as download:
+        page.locator("button:visible, a:visible", has_text="Download lesson").first.click()
+    saved = open(download.value.path(), encoding="utf-8").read()
+    assert '"title": "Primes"' in saved and '"tab": "compare"' in saved and "Is 3 prime?" in saved

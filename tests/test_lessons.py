@@ -57,3 +57,21 @@ def test_a_lesson_for_a_missing_tab_changes_nothing_and_explains(demo_fields):
     lesson = Lesson(title="Listening", tab="audio", values={"clip": "x.wav"})
     tab, values, notes = resolve(lesson, demo_fields)
     assert tab is None and values == {} and "audio" in notes[0] and "does not have yet" in notes[0]
+
+
+def test_a_missing_model_is_replaced_by_the_most_alike_one_offered():
+    """Demo mode: the thinking lesson's Qwen3 becomes the demo Qwen3 in both panes, not a model without thinking."""
+    import functools
+
+    from qwen_playground.lessons import closest_model
+
+    registry = load_config(demo=True).registry
+    offered = ["demo-qwen2.5", "demo-qwen3"]
+    like = functools.partial(closest_model, registry)
+    fields = {"compare": {f"model_{i}": FieldSpec("demo-qwen2.5", offered, like) for i in (1, 2)} | {
+        "prompt": FieldSpec(""), "panes": FieldSpec("2", ["2", "3", "4"]), "template": FieldSpec("Chat", ["Chat"]),
+        "thinking_1": FieldSpec(False), "thinking_2": FieldSpec(False)}}
+    _, values, notes = resolve(load_lessons()["thinking-on-vs-off"], fields)
+    assert values["model_1"] == values["model_2"] == "demo-qwen3" and "using **demo-qwen3** instead" in notes[0]
+    assert closest_model(registry, "qwen2.5-coder-7b-instruct", offered) == "demo-qwen2.5"  # no coder here: alike in thinking
+    assert closest_model(registry, "not-a-model", offered) is None

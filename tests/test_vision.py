@@ -133,3 +133,13 @@ def test_video_needs_torchvision(monkeypatch):
     assert video_support() is None  # the pinned torch/torchvision pair is installed
     monkeypatch.setitem(sys.modules, "torchvision", None)  # as if it were missing
     assert "torchvision" in video_support()
+
+
+def test_uploads_are_screened_as_they_arrive(tmp_path):
+    from qwen_playground.tasks.vision import screen_uploads
+
+    Image.new("RGB", (640, 480), "red").save(tmp_path / "red.png")
+    (tmp_path / "cat.png").write_text("not a cat")
+    kept, thumbnails, refused = screen_uploads([tmp_path / "red.png", tmp_path / "cat.png"])
+    assert kept == [tmp_path / "red.png"] and [name for _, name in thumbnails] == ["red.png"]
+    assert thumbnails[0][0].size == (256, 192) and len(refused) == 1 and "cat.png is not an image" in refused[0]

@@ -24,6 +24,25 @@ MAX_FILES = 8
 COST_COLUMNS = ["image", "original", "resized to", "tokens"]
 
 
+def screen_uploads(paths: list[Path]) -> tuple[list[Path], list[tuple[Image.Image, str]], list[str]]:
+    """Check uploads as they arrive: (usable files, image thumbnails, one reason per refused file)."""
+    kept, thumbnails, refused = [], [], []
+    for path in paths:
+        try:
+            if looks_like_video(path):
+                kept.append(check_video(path))
+                continue
+            checked = check_image(path)
+        except UploadRejected as e:
+            refused.append(str(e))
+            continue
+        kept.append(path)
+        thumbnail = checked.image.copy()
+        thumbnail.thumbnail((256, 256))
+        thumbnails.append((thumbnail, checked.name))
+    return kept, thumbnails, refused
+
+
 @dataclass(frozen=True)
 class VisionJob:
     spec: ModelSpec

@@ -83,9 +83,9 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 build_guide_tab(config, service.capabilities().runnable_precisions)
             with gr.Tab("Monitor", id="monitor"):
                 build_monitor_tab(service)
-            with gr.Tab("Lessons", id="lessons"):
+            with gr.Tab("Lessons", id="lessons") as lessons_tab:
                 lesson_fields = {tab: {k: c for k, c in group.items() if k != "chatbot"} for tab, group in fields.items()}
-                open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current)
+                open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current, config.registry, lessons_tab)
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
         demo.load(open_link, None, link_outputs, api_visibility="private")
     demo.queue(default_concurrency_limit=config.settings.concurrency, max_size=config.settings.queue_size)

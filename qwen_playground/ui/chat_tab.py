@@ -35,6 +35,13 @@ def export_conversation(history, model_id: str, system_prompt: str, think: bool,
     return str(path)
 
 
+def export_files(history, model_id: str, system_prompt: str, think: bool) -> list:
+    """Both export files, written before the click so that one click downloads; none while the chat is empty."""
+    if not history:
+        return [None, None]
+    return [export_conversation(history, model_id, system_prompt, think, kind) for kind in ("md", "json")]
+
+
 def thinking_toggle(spec) -> dict:
     """The thinking checkbox's settings as the model can use it: switchable, always on, or off."""
     kind = spec.family.thinking
@@ -141,16 +148,15 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     events = [when_valid(c["send"].click, respond, prepare, inputs, [chatbot, message], api_name="chat", concurrency_id="generate"),
               when_valid(message.submit, respond, prepare, inputs, [chatbot, message], concurrency_id="generate"),
               chatbot.retry(retry, [chatbot, *settings], [chatbot, message], api_visibility="private", concurrency_id="generate")]
-    chatbot.undo(undo, chatbot, [chatbot, message], **private)
-    c["clear"].click(lambda: ([], ""), None, [chatbot, message], **private)
-    c["stop"].click(None, cancels=events)
+    export_inputs, exports = [chatbot, c["model"], c["system_prompt"], c["thinking"]], [c["export_md"], c["export_json"]]
+    edits = [chatbot.undo(undo, chatbot, [chatbot, message], **private), c["clear"].click(lambda: ([], ""), None, [chatbot, message], **private)]
+    c["stop"].click(None, cancels=events).then(export_files, export_inputs, exports, api_visibility="private")
     for event in events:
         event.then(service.status, None, c["status"], **private)
+    for event in events + edits:
+        event.then(export_files, export_inputs, exports, api_visibility="private")
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
     c["thinking"].change(lambda m, t: chat.preset_values(config.registry.get(m), t), [c["model"], c["thinking"]], sliders, **private)
-    export_inputs = [chatbot, c["model"], c["system_prompt"], c["thinking"]]
-    c["export_md"].click(lambda *a: export_conversation(*a, "md"), export_inputs, c["export_md"], api_visibility="private")
-    c["export_json"].click(lambda *a: export_conversation(*a, "json"), export_inputs, c["export_json"], api_visibility="private")
     c["inspect"].click(lambda *a: inspect_chat(config)(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"]],
                        list(c["inspected"]), api_visibility="private")
     names = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")

@@ -19,20 +19,22 @@ from ..config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import compare as task
-from .common import admitted, precision_picker, refusals, refuse, when_valid
+from .common import admitted, precision_picker, refusals, when_valid
 from .inspector_tab import inspector_panel
 
 PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "weights")
 
 
-def export_file(state, kind: str) -> str:
+def export_files(state) -> list:
+    """The comparison as Markdown and JSON files, written before the click so that one click downloads."""
     if not state:
-        raise refuse("Nothing to export yet: send a prompt first.")
+        return [None, None]
     prompt_text, pane_results = state
-    body = task.to_markdown([prompt_text], pane_results) if kind == "md" else task.to_json([prompt_text], pane_results)
-    path = Path(tempfile.mkdtemp(prefix="qp-compare-")) / f"comparison.{kind}"
-    path.write_text(body, encoding="utf-8")
-    return str(path)
+    folder, paths = Path(tempfile.mkdtemp(prefix="qp-compare-")), []
+    for kind, body in (("md", task.to_markdown([prompt_text], pane_results)), ("json", task.to_json([prompt_text], pane_results))):
+        (folder / f"comparison.{kind}").write_text(body, encoding="utf-8")
+        paths.append(str(folder / f"comparison.{kind}"))
+    return paths
 
 
 def thinking_box(spec, value: bool | None = None) -> gr.Checkbox:
@@ -128,6 +130,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
                        concurrency_id="generate")
     gr.api(compare, api_name="compare", concurrency_id="generate")
     c["stop"].click(None, cancels=[event])
+    event.then(export_files, c["results"], [c["export_md"], c["export_json"]], api_visibility="private")  # one click downloads
     bind_controls(config, c, ready)
     inspector_panel(config, [c["prompt"], c["count"], c["template"], c["budget"], *controls], job_of, "inspect_compare")
     fields = {"prompt": c["prompt"], "panes": c["count"], "template": c["template"], "thinking_budget": c["budget"]}
@@ -154,9 +157,9 @@ def bind_controls(config: AppConfig, c: dict, ready: dict) -> None:
         return updates
 
     outputs = [*(p["chat"] for p in panes), *(p["line"] for p in panes), c["agree"], c["notice"], c["results"]]
-    c["clear"].click(lambda: [[]] * task.MAX_PANES + [""] * task.MAX_PANES + ["", "", []], None, outputs, **private)
+    c["clear"].click(lambda: [[]] * task.MAX_PANES + [""] * task.MAX_PANES + ["", "", [], None, None], None,
+                     [*outputs, c["export_md"], c["export_json"]], **private)
     c["count"].change(lambda n: [gr.Column(visible=i < int(n)) for i in range(task.MAX_PANES)], c["count"], [p["column"] for p in panes], **private)
     preset_outputs = [c["count"]] + [p[k] for p in panes for k in ("column", "model", "thinking", "weights")]
     c["preset"].change(apply_preset, c["preset"], preset_outputs, **private)
-    c["export_md"].click(lambda s: export_file(s, "md"), c["results"], c["export_md"], api_visibility="private")
-    c["export_json"].click(lambda s: export_file(s, "json"), c["results"], c["export_json"], api_visibility="private")
+

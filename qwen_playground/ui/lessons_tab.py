@@ -7,13 +7,15 @@ this server lacks is replaced by the tab's default and named in the notice.
 
 from __future__ import annotations
 
+import functools
 import html
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 
-from ..lessons import FieldSpec, Lesson, from_json, from_link, load_lessons, resolve, to_json, to_link
+from ..lessons import FieldSpec, Lesson, closest_model, from_json, from_link, load_lessons, resolve, to_json, to_link
+from ..registry import Registry
 from . import uploads
 from .common import refuse
 
@@ -23,6 +25,30 @@ Fields = dict[str, dict[str, gr.components.Component]]
 def _choices(component) -> list | None:
     choices = getattr(component, "choices", None)
     return None if choices is None else [c[1] if isinstance(c, (tuple, list)) else c for c in choices]
+
+
+def opening(lesson: Lesson, specs: dict, flat: list) -> list:
+    """The outputs that open `lesson`: its tab, a notice, the current tab, what was substituted, every field's value."""
+    tab, values, notes = resolve(lesson, specs)
+    for note in notes:  # toasts: seen from whichever tab the lesson opens
+        gr.Warning(note.replace("**", ""))
+    if tab is None:
+        return [gr.skip(), notes[0], gr.skip(), gr.skip(), *[gr.skip()] * len(flat)]
+    message = f"Opened **{html.escape(lesson.title)}**. {html.escape(lesson.description)}" + "".join(f"\n\n⚠️ {n}" for n in notes)
+    replaced = {k: v for k, v in values.items() if lesson.values.get(k) != v}
+    return [gr.Tabs(selected=tab), message, tab, (lesson, replaced),
+            *[values[key] if t == tab and key in values else gr.skip() for t, key, _ in flat]]
+
+
+def lesson_from(tab: str, title_text: str, was, picked: dict) -> Lesson:
+    """The tab's lesson from its field values. Re-sharing an opened lesson (`was`: it, and what this server put in
+    place of its values) keeps its title and what it asked for where this server substituted."""
+    title = (title_text or "").strip()
+    if was and was[0].tab == tab:
+        lesson, replaced = was
+        picked = picked | {k: lesson.values[k] for k, v in replaced.items() if picked.get(k) == v}
+        title = title or lesson.title
+    return Lesson(title=title or f"My {tab} lesson", tab=tab, values=picked)
 
 
 def lesson_file(lesson: Lesson) -> str:
@@ -49,29 +75,30 @@ def layout(shipped: dict[str, Lesson]) -> dict:
     return c
 
 
-def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
-    """Build the tab; returns the (function, outputs) pair used to open a lesson link on page load."""
+def field_specs(fields: Fields, registry: Registry) -> dict[str, dict[str, FieldSpec]]:
+    """What each field accepts here; a missing model is replaced by the offered one most like it."""
+    substitute = functools.partial(closest_model, registry)
+    return {tab: {key: FieldSpec(component.value, _choices(component), substitute if key.startswith("model") else None)
+                  for key, component in group.items()} for tab, group in fields.items()}
+
+
+def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State, registry: Registry, shown: gr.Tab) -> list:
+    """Build the tab (`shown` is the Lessons tab itself); returns the (function, outputs) pair used to open a lesson link
+    on page load."""
     shipped = load_lessons()
     flat = [(tab, key, component) for tab, group in fields.items() for key, component in group.items()]
     c = layout(shipped)
-    outputs = [tabs, c["notice"], current, *(component for _, _, component in flat)]
-
-    specs = {tab: {key: FieldSpec(component.value, _choices(component)) for key, component in group.items()} for tab, group in fields.items()}
+    opened = gr.State(None)  # (the lesson as written, {field: the value put in its place here})
+    outputs = [tabs, c["notice"], current, opened, *(component for _, _, component in flat)]
+    specs = field_specs(fields, registry)
 
     def apply(lesson: Lesson) -> list:
-        tab, values, notes = resolve(lesson, specs)
-        for note in notes:  # toasts: seen from whichever tab the lesson opens
-            gr.Warning(note.replace("**", ""))
-        if tab is None:
-            return [gr.skip(), notes[0], gr.skip(), *[gr.skip()] * len(flat)]
-        message = f"Opened **{html.escape(lesson.title)}**. {html.escape(lesson.description)}" + "".join(f"\n\n⚠️ {n}" for n in notes)
-        return [gr.Tabs(selected=tab), message, tab, *[values[key] if t == tab and key in values else gr.skip() for t, key, _ in flat]]
+        return opening(lesson, specs, flat)
 
-    def lesson_of(tab: str, title_text: str, values: tuple) -> Lesson:
+    def lesson_of(tab: str, title_text: str, was, values: tuple) -> Lesson:
         if tab not in fields:
             raise refuse("Open the tab you want to save (Chat, Code, Math, Multilingual, Vision or Compare) first, then come back here.")
-        picked = {key: value for (t, key, _), value in zip(flat, values, strict=True) if t == tab}
-        return Lesson(title=(title_text or "").strip() or f"My {tab} lesson", tab=tab, values=picked)
+        return lesson_from(tab, title_text, was, {key: value for (t, key, _), value in zip(flat, values, strict=True) if t == tab})
 
     def open_file(path):
         try:
@@ -87,14 +114,14 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
             return apply(from_link(packed))
         except ValueError as e:
             gr.Warning(str(e))
-            return [gr.skip(), f"⚠️ {e}", gr.skip(), *[gr.skip()] * len(flat)]
+            return [gr.skip(), f"⚠️ {e}", gr.skip(), gr.skip(), *[gr.skip()] * len(flat)]
 
-    def link_for(request: gr.Request, tab, title_text, *values):
+    def link_for(request: gr.Request, tab, title_text, was, *values):
         page = (request.headers.get("referer") if request else None) or f"{request.url.scheme}://{request.url.netloc}/"
-        return to_link(lesson_of(tab, title_text, values), page)
+        return to_link(lesson_of(tab, title_text, was, values), page)
 
-    def file_for(tab, title_text, *values):
-        return lesson_file(lesson_of(tab, title_text, values))
+    def file_for(tab, title_text, was, *values):
+        return lesson_file(lesson_of(tab, title_text, was, values))
 
     def open_named(name):
         if name not in shipped:
@@ -104,6 +131,9 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State) -> list:
     all_values = [component for _, _, component in flat]
     c["open"].click(open_named, c["shipped"], outputs, api_visibility="private")
     c["upload"].upload(open_file, c["upload"], outputs, api_visibility="private")
-    c["make_link"].click(link_for, [current, c["title"], *all_values], c["link"], api_visibility="private")
-    c["download"].click(file_for, [current, c["title"], *all_values], c["download"], api_visibility="private")
+    c["make_link"].click(link_for, [current, c["title"], opened, *all_values], c["link"], api_visibility="private")
+    # the file is ready before the click (one click downloads): written whenever this tab is shown or the title changes,
+    # since the other tabs' fields cannot change while it is shown
+    for refresh in (shown.select, c["title"].change):
+        refresh(file_for, [current, c["title"], opened, *all_values], c["download"], api_visibility="private")
     return [open_link, outputs]

@@ -33,6 +33,7 @@ def layout(config: AppConfig, service: Service) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
             c["files"] = uploads.File(file_count="multiple", label=f"Images (up to {task.MAX_FILES}) or one video", file_types=["image", "video"])
+            c["preview"] = gr.Gallery(label="Your images", height=140, columns=4, visible=False, interactive=False)
             c["camera"] = uploads.Image(sources=["webcam", "clipboard"], type="filepath", label="…or paste / take a picture", height=200)
             c["question"] = gr.Textbox(label="Question", lines=2, placeholder=f"e.g. What is in this picture?  For boxes: {GROUNDING_HINT}")
             c["system_prompt"] = gr.Textbox("", label="System prompt (optional)")
@@ -49,9 +50,17 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["conversation"] = gr.Chatbot(label="Answer", height=360)
             c["metrics"] = gr.Markdown(label="Metrics")
             c["costs"] = gr.Dataframe(headers=task.COST_COLUMNS, label="What each image costs", interactive=False)
-            c["boxes"] = gr.Gallery(label="Boxes from the answer", height=260)
+            c["boxes"] = gr.Gallery(label="Boxes from the answer", height=260, visible=False)
             c["notes"] = gr.Markdown(label="Notes")
     return c
+
+
+def screen(files):
+    """On upload: refuse unreadable files at once (a toast each), and show thumbnails of the images kept."""
+    kept, thumbnails, refused = task.screen_uploads(upload_paths(files, None))
+    for reason in refused:
+        gr.Warning(reason)
+    return [str(p) for p in kept] or None, gr.Gallery(value=thumbnails or None, visible=bool(thumbnails))
 
 
 def upload_paths(files, camera) -> list[Path]:
@@ -76,6 +85,9 @@ def build_vision_tab(config: AppConfig, service: Service) -> dict:
     event = when_valid(c["ask"].click, ask_about, prepare, inputs, [c["conversation"], c["costs"], c["boxes"], c["notes"], c["metrics"]],
                        api_name="vision", concurrency_id="generate")
     c["stop"].click(None, cancels=[event])
+    event.then(lambda found: gr.Gallery(visible=bool(found)), c["boxes"], c["boxes"], api_visibility="private", queue=False)
+    c["files"].upload(screen, c["files"], [c["files"], c["preview"]], api_visibility="private")
+    c["files"].clear(lambda: gr.Gallery(value=None, visible=False), None, c["preview"], api_visibility="private", queue=False)
     c["model"].change(lambda m: [gr.Slider(info=i) for i in token_side_note(config, m)], c["model"], [c["min_tokens"], c["max_tokens"]],
                       api_visibility="private", queue=False)
     gr.Markdown("In the inspector below, each image's tokens show as one `<|image_pad|>` piece with its count: the processor "
