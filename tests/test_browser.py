@@ -182,7 +182,9 @@ def test_a_vote_updates_the_leaderboard_and_a_thinking_pane_takes_qwens_temperat
     page.get_by_role("tab", name="Compare", exact=True).click()
     page.get_by_label("Pane 1 model").wait_for(timeout=20_000)
     page.locator("label:visible", has_text="Thinking").locator("input[type=checkbox]").first.check()
-    page.wait_for_function("() => [...document.querySelectorAll('input[type=number]')].some(i => i.value === '0.6')", timeout=20_000)
+    page.locator("button:visible", has_text="Settings").first.click()  # pane 1's folded settings
+    page.wait_for_function("() => [...document.querySelectorAll('input[type=number]')].some(i => i.value === '0.6' && i.offsetParent)",
+                           timeout=20_000)
 
 
 def idle(page) -> None:
@@ -220,3 +222,37 @@ def test_every_download_takes_one_click(page):
         page.locator("button:visible, a:visible", has_text="Download lesson").first.click()
     saved = open(download.value.path(), encoding="utf-8").read()
     assert '"title": "Primes"' in saved and '"tab": "compare"' in saved and "Is 3 prime?" in saved
+
+
+def test_stop_marks_the_answer_stopped_with_its_metrics_so_far(page):
+    page.goto(page.base_url)
+    page.get_by_label("Model").first.click()
+    page.get_by_role("option", name="tiny-random").click()  # random weights: it rambles until stopped
+    page.get_by_placeholder("Message Qwen").fill("Ramble on")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => [...document.querySelectorAll('.bot, [data-testid=bot]')].some(m => m.innerText.trim().length > 20 "
+                           "&& !m.innerText.includes('Loading') && !m.innerText.includes('Building'))", timeout=60_000)  # streaming
+    page.locator("button:visible", has_text="Stop").first.click()
+    footer = page.get_by_text("⏹ stopped").first
+    footer.wait_for(timeout=30_000)
+    assert "tok/s" in footer.inner_text() and "answer tokens" in footer.inner_text()
+    assert no_error_badge(page) and page.get_by_placeholder("Message Qwen").input_value() == ""
+
+
+def test_the_work_fills_the_first_screen(browser, app):
+    """1400x900: Chat's conversation takes the window's height with the message box still on screen; Compare's answers
+    start on the first screen."""
+    client, _ = app
+    desk = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        desk.goto(client.src)
+        box = desk.get_by_placeholder("Message Qwen")
+        box.wait_for(timeout=30_000)
+        conversation = desk.locator(".bubble-wrap:visible").first.bounding_box()  # Chat's conversation
+        assert box.bounding_box()["y"] + box.bounding_box()["height"] <= 900 and conversation["height"] >= 450
+        desk.get_by_role("tab", name="Compare", exact=True).click()
+        pane = desk.locator(".bubble-wrap:visible").first  # pane 1's answer area
+        pane.wait_for(timeout=20_000)
+        assert pane.bounding_box()["y"] < 750  # at least a few lines of each answer on the first screen
+    finally:
+        desk.close()

@@ -96,3 +96,13 @@ def test_closing_stream_turns_cancels_its_requests():
     states.close()
     time.sleep(0.5)
     assert threading.active_count() <= before
+
+
+def test_a_stop_flag_ends_every_request_with_its_closing_events():
+    from qwen_playground.tasks.streaming import stream_turns
+
+    stop = threading.Event()
+    for state in stream_turns(_Slow(), [Request("slow", []), Request("slow", [])], stop):
+        if any(t.answer_text for t in state.turns):
+            stop.set()
+    assert state.done and all(len(t.answer_text) < 5 for t in state.turns)  # stopped early, and the stream still ended itself

@@ -7,6 +7,7 @@ into the conversation. The inspector calls `plan_turn` too.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -102,8 +103,8 @@ class ChatView:
     produced_output: bool = False
 
 
-def run(backend: Backend, plan: ChatPlan) -> Iterator[ChatView]:
+def run(backend: Backend, plan: ChatPlan, stop: threading.Event | None = None) -> Iterator[ChatView]:
     """The conversation as the answer streams in; the last view carries any error."""
-    for state in stream_turns(backend, plan.requests):
+    for state in stream_turns(backend, plan.requests, stop):
         turn = state.turns[0]
         yield ChatView(plan.shown + turn.messages, turn.error, turn.produced_output)

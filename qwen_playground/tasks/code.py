@@ -5,6 +5,7 @@ Running the code is the sandbox's job (`sandbox.py`); this module only writes it
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -62,9 +63,9 @@ class CodeView:
     error: str | None = None
 
 
-def run(backend: Backend, job: CodeJob) -> Iterator[CodeView]:
+def run(backend: Backend, job: CodeJob, stop: threading.Event | None = None) -> Iterator[CodeView]:
     shown = [job.request.messages[-1]]
-    for state in stream_turns(backend, job.requests):
+    for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
         code, metrics = code_for(turn.answer_text, job.language), turn.metrics_line
         if state.done and not code and not turn.error:

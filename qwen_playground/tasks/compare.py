@@ -10,6 +10,7 @@ agreement of the panes' boxed answers, and Markdown/JSON export.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
@@ -196,9 +197,9 @@ class CompareView:
     results: list[PaneResult] | None = None  # set once all are done, for export
 
 
-def run(backend: Backend, job: CompareJob) -> Iterator[CompareView]:
+def run(backend: Backend, job: CompareJob, stop: threading.Event | None = None) -> Iterator[CompareView]:
     shown_user = {"role": "user", "content": protect_math(job.text)}
-    for state in stream_turns(backend, job.requests):
+    for state in stream_turns(backend, job.requests, stop):
         chats = [history + [shown_user] + [dict(m, content=protect_math(m["content"])) for m in turn.bubbles]
                  for history, turn in zip(job.histories, state.turns, strict=True)]
         lines = [f"⚠️ {turn.error}" if turn.error else turn.metrics_line for turn in state.turns]

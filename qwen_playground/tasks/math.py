@@ -5,6 +5,7 @@ A malformed expected answer is refused before anything is generated.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -52,10 +53,10 @@ class MathView:
     error: str | None = None
 
 
-def run(backend: Backend, job: MathJob) -> Iterator[MathView]:
+def run(backend: Backend, job: MathJob, stop: threading.Event | None = None) -> Iterator[MathView]:
     """The solution as it streams (math protected for display), then the boxed answer and its check."""
     shown = [{"role": "user", "content": protect_math(job.problem)}]
-    for state in stream_turns(backend, job.requests):
+    for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
         view = shown + [dict(m, content=protect_math(m["content"])) for m in turn.bubbles]
         boxed = extract_boxed(turn.answer_text)

@@ -6,6 +6,7 @@ the model's tokenizer, with the answers' token counts beside it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -80,9 +81,9 @@ class MultilingualView:
     summary: dict = field(default_factory=dict)  # per language: answer, detection, tokens (once done)
 
 
-def run(backend: Backend, job: MultilingualJob, cache_dir: Path) -> Iterator[MultilingualView]:
+def run(backend: Backend, job: MultilingualJob, cache_dir: Path, stop: threading.Event | None = None) -> Iterator[MultilingualView]:
     detections: dict[str, Detection] = {}
-    for state in stream_turns(backend, job.requests):
+    for state in stream_turns(backend, job.requests, stop):
         for info, turn in zip(job.languages, state.turns, strict=True):
             if turn.finish_reason and info.name not in detections:
                 detections[info.name] = detect(turn.answer_text)

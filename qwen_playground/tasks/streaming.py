@@ -21,10 +21,10 @@ from ..chat import ChatTurn
 from ..generation import Error, Event, Request, TextDelta, ThinkingDelta
 
 
-def stream_all(backend: Backend, requests: list[Request]) -> Iterator[tuple[int, Event]]:
-    """Yield (request index, event) pairs from all requests, in arrival order."""
+def stream_all(backend: Backend, requests: list[Request], cancel: threading.Event | None = None) -> Iterator[tuple[int, Event]]:
+    """Yield (request index, event) pairs from all requests, in arrival order; setting `cancel` stops them all."""
     events: queue.Queue = queue.Queue()
-    cancel = threading.Event()
+    cancel = cancel or threading.Event()
 
     def run(index: int, request: Request) -> None:
         try:
@@ -49,11 +49,13 @@ def stream_all(backend: Backend, requests: list[Request]) -> Iterator[tuple[int,
         cancel.set()
 
 
-def stream_in_turn(backend: Backend, requests: list[Request]) -> Iterator[tuple[int, Event]]:
+def stream_in_turn(backend: Backend, requests: list[Request], cancel: threading.Event | None = None) -> Iterator[tuple[int, Event]]:
     """Like `stream_all`, one request after another: for models that do not fit in memory together."""
-    cancel = threading.Event()
+    cancel = cancel or threading.Event()
     try:
         for index, request in enumerate(requests):
+            if cancel.is_set():  # stopped: the panes still waiting do not start
+                break
             for event in backend.stream(request, cancel):
                 yield index, event
     finally:
@@ -90,11 +92,13 @@ class Turns:
     done: bool = False
 
 
-def stream_turns(backend: Backend, requests: list[Request]) -> Iterator[Turns]:
+def stream_turns(backend: Backend, requests: list[Request], stop: threading.Event | None = None) -> Iterator[Turns]:
     """Yield the turns of `requests` as they grow (paced), starting with an empty state and ending with a done one.
-    It is one state object, updated in place between yields: read it, do not keep it."""
+    It is one state object, updated in place between yields: read it, do not keep it. Setting `stop` ends every
+    request at its next token, each still closed with its metrics and marked stopped."""
     notice = backend.fit_problem([r.model_id for r in requests]) if len(requests) > 1 else None
-    events = stream_all(backend, requests) if notice is None and len(requests) > 1 else stream_in_turn(backend, requests)
+    together = notice is None and len(requests) > 1
+    events = (stream_all if together else stream_in_turn)(backend, requests, stop)
     state, pacer = Turns([ChatTurn() for _ in requests], notice or ""), Pacer()
     try:
         yield state

@@ -6,6 +6,7 @@ sets the pixel bounds, its grounding convention places the boxes.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -109,9 +110,9 @@ class VisionView:
     rows: list[list] = field(default_factory=list)
 
 
-def run(backend: Backend, job: VisionJob) -> Iterator[VisionView]:
+def run(backend: Backend, job: VisionJob, stop: threading.Event | None = None) -> Iterator[VisionView]:
     notes = "\n".join(f"- {n}" for n in job.notes)
-    for state in stream_turns(backend, job.requests):
+    for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
         if not state.done:
             yield VisionView(job.shown + turn.bubbles, turn.metrics_line, notes, None, turn.error, job.rows)

@@ -17,7 +17,7 @@ from ..config import AppConfig
 from ..prompts import load_template
 from ..service import Service
 from ..tasks import chat
-from .common import describe, precision_picker, refusals, refuse, start_job, when_valid
+from .common import Stops, describe, precision_picker, refusals, refuse, start_job, when_valid
 from .inspector_tab import inspect_chat, inspector_outputs
 
 THINKING_INFO = {"switch": "Qwen3-style: reasons in <think> before answering; switch it off for quick answers",
@@ -55,14 +55,15 @@ def layout(config: AppConfig, service: Service) -> dict:
     c: dict = {}
     with gr.Row():
         with gr.Column(scale=3):
-            c["chatbot"] = gr.Chatbot(label="Conversation", height=560, buttons=["copy", "copy_all"], placeholder="Ask Qwen anything.")
+            c["chatbot"] = gr.Chatbot(label="Conversation", height="62vh", min_height=360, buttons=["copy", "copy_all"],
+                                      placeholder="Ask Qwen anything.")  # the window's height, with the message box below it
             with gr.Row():
                 c["message"] = gr.Textbox(label="Message", show_label=False, placeholder="Message Qwen… (Enter to send, Shift+Enter for a new line)",
                                           scale=8, lines=1, max_lines=8)
                 c["send"] = gr.Button("Send", variant="primary", scale=1, min_width=80)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1, min_width=80)
                 c["clear"] = gr.Button("Clear", scale=1, min_width=80)
-        with gr.Column(scale=1, min_width=300):
+        with gr.Column(scale=1, min_width=300, elem_classes="sidebar"):  # scrolls on its own beside the conversation
             c["model"] = gr.Dropdown([(s.id, s.id) for s in specs], value=first.id, label="Model")
             c["model_info"] = gr.Markdown(describe(first))
             c["precision"] = precision_picker(service.capabilities())
@@ -92,7 +93,7 @@ def layout(config: AppConfig, service: Service) -> dict:
     return c
 
 
-def handlers(config: AppConfig, service: Service):
+def handlers(config: AppConfig, service: Service, stops: Stops):
     """(respond, retry, prepare): the generating handlers, whose signatures are the API's, and the turn they send."""
 
     def prepare(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
@@ -109,8 +110,9 @@ def handlers(config: AppConfig, service: Service):
             gr.Info(f"Dropped the {plan.dropped} oldest exchange{'s' if plan.dropped > 1 else ''} to fit "
                     f"{config.settings.max_input_tokens:,} tokens.")
         yield plan.shown, ""
-        for view in chat.run(service, plan):
-            yield view.history, ""
+        with stops.running(request) as stop:
+            for view in chat.run(service, plan, stop):
+                yield view.history, ""
         if view.error:
             if not view.produced_output:  # nothing to keep: give the message back to edit
                 yield plan.before, message
@@ -139,7 +141,8 @@ def undo(history):
 
 def build_chat_tab(config: AppConfig, service: Service) -> dict:
     c = layout(config, service)
-    respond, retry, prepare = handlers(config, service)
+    stops = Stops()
+    respond, retry, prepare = handlers(config, service, stops)
 
     chatbot, message, sliders = c["chatbot"], c["message"], c["sliders"]
     settings = [c["model"], c["system_prompt"], c["thinking"], *sliders, c["budget"], c["precision"], c["trim"]]
@@ -150,7 +153,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
               chatbot.retry(retry, [chatbot, *settings], [chatbot, message], api_visibility="private", concurrency_id="generate")]
     export_inputs, exports = [chatbot, c["model"], c["system_prompt"], c["thinking"]], [c["export_md"], c["export_json"]]
     edits = [chatbot.undo(undo, chatbot, [chatbot, message], **private), c["clear"].click(lambda: ([], ""), None, [chatbot, message], **private)]
-    c["stop"].click(None, cancels=events).then(export_files, export_inputs, exports, api_visibility="private")
+    stops.bind(c["stop"])
     for event in events:
         event.then(service.status, None, c["status"], **private)
     for event in events + edits:

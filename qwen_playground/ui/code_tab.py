@@ -15,7 +15,7 @@ from ..config import AppConfig
 from ..service import Service
 from ..tasks import code as code_task
 from ..tasks import require_text
-from .common import admitted, model_picker, precision_picker, refusals, refuse, start_job, when_valid
+from .common import Stops, admitted, model_picker, precision_picker, refusals, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 RUN_DISABLED = ("Running code is turned off on this server. An operator can enable it by starting the app with "
@@ -66,22 +66,23 @@ def layout(config: AppConfig, service: Service) -> dict:
 
 
 def build_code_tab(config: AppConfig, service: Service) -> dict:
-    c = layout(config, service)
+    c, stops = layout(config, service), Stops()
 
     def prepare(task, language, context, constraints, model, quantization="none", user=""):
         return code_task.prepare(config.registry, task, language, context, constraints, model, quantization, user)
 
     def write_code(task, language, context, constraints, model, quantization="none", request: gr.Request = None):
         job = start_job(service, request, prepare, task, language, context, constraints, model, quantization)
-        for view in code_task.run(service, job):
-            yield view.conversation, view.code, view.metrics
+        with stops.running(request) as stop:
+            for view in code_task.run(service, job, stop):
+                yield view.conversation, view.code, view.metrics
         if view.error:
             raise refuse(view.error)
 
     inputs = [c["task"], c["language"], c["context"], c["constraints"], c["model"], c["precision"]]
-    event = when_valid(c["generate"].click, write_code, prepare, inputs, [c["conversation"], c["code"], c["metrics"]], api_name="code",
-                       concurrency_id="generate")
-    c["stop"].click(None, cancels=[event])
+    when_valid(c["generate"].click, write_code, prepare, inputs, [c["conversation"], c["code"], c["metrics"]], api_name="code",
+               concurrency_id="generate")
+    stops.bind(c["stop"])
     c["language"].change(lambda name: gr.Code(language=code_task.LANGUAGES.get(name, (None, None))[1]), c["language"], c["code"],
                          api_visibility="private", queue=False)
     if config.settings.allow_code_execution:

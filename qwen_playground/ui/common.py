@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -98,6 +99,37 @@ def when_valid(trigger: Callable, handler: Callable, prepare: Callable, inputs: 
     if api_name:
         gr.Button(f"/{api_name}", visible=False).click(handler, inputs, outputs, api_name=api_name, **options)
     return event
+
+
+class Stops:
+    """A tab's Stop button, per browser session: it sets the flag of that session's running generation, so the answer
+    ends at the next token, closed with its metrics and marked stopped. (Cancelling the handler instead, Gradio's
+    way, would drop both and leave the answer as it was at the last screen update.)"""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self, request: gr.Request | None) -> Iterator[threading.Event]:
+        key, flag = user_of(request), threading.Event()
+        with self._lock:
+            self._flags[key] = flag
+        try:
+            yield flag
+        finally:
+            with self._lock:
+                if self._flags.get(key) is flag:
+                    del self._flags[key]
+
+    def stop(self, request: gr.Request) -> None:
+        with self._lock:
+            flag = self._flags.get(user_of(request))
+        if flag is not None:
+            flag.set()
+
+    def bind(self, button: gr.Button) -> None:
+        button.click(self.stop, None, None, api_visibility="private", queue=False)
 
 
 def start_job(service: Service, request: gr.Request | None, prepare: Callable, *inputs):

@@ -19,7 +19,7 @@ from ..config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import compare as task
-from .common import admitted, precision_picker, refusals, when_valid
+from .common import Stops, admitted, precision_picker, refusals, when_valid
 from .inspector_tab import inspector_panel
 
 PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "weights")
@@ -49,9 +49,10 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
     with gr.Column(visible=index < 2, min_width=260) as p["column"]:
         p["model"] = gr.Dropdown(models, value=default.id, label=f"Pane {index + 1} model")
         p["thinking"] = gr.Checkbox(default.family.thinking == "always", label="Thinking", interactive=default.family.thinking == "switch")
-        p["temperature"] = gr.Slider(0, 2, default.preset(False).temperature, step=0.05, label="Temperature")
-        p["max_new_tokens"] = gr.Slider(16, 8192, 1024, step=16, label="Max new tokens")
-        p["weights"] = precision_picker(service.capabilities())
+        with gr.Accordion("Settings", open=False):  # folded, so the answers start on the first screen
+            p["temperature"] = gr.Slider(0, 2, default.preset(False).temperature, step=0.05, label="Temperature")
+            p["max_new_tokens"] = gr.Slider(16, 8192, 1024, step=16, label="Max new tokens")
+            p["weights"] = precision_picker(service.capabilities())
         p["chat"] = gr.Chatbot(label=f"Pane {index + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
         p["line"] = gr.Markdown(label=f"Pane {index + 1} metrics")
     private = {"api_visibility": "private", "queue": False}
@@ -65,12 +66,12 @@ def layout(config: AppConfig, service: Service, ready: dict) -> dict:
     models = [m.id for m in task.comparable_models(config.registry)]
     c: dict = {}
     with gr.Row():
-        c["prompt"] = gr.Textbox(label="Prompt (sent to every pane)", lines=3, scale=4)
-        with gr.Column(scale=2):
-            c["preset"] = gr.Dropdown(["(custom)", *ready], value="(custom)", label="Change one thing")
-            with gr.Row():
-                c["count"] = gr.Radio(["2", "3", "4"], value="2", label="Panes")
-                c["template"] = gr.Radio(list(task.TEMPLATES), value="Chat", label="Prompt template")
+        c["prompt"] = gr.Textbox(label="Prompt (sent to every pane)", lines=2, scale=4)
+        c["preset"] = gr.Dropdown(["(custom)", *ready], value="(custom)", label="Change one thing", scale=2)
+    with gr.Accordion("Panes, template and thinking budget", open=False):  # folded: the answers start on the first screen
+        with gr.Row():
+            c["count"] = gr.Radio(["2", "3", "4"], value="2", label="Panes")
+            c["template"] = gr.Radio(list(task.TEMPLATES), value="Chat", label="Prompt template")
             c["budget"] = gr.Slider(0, 8192, 0, step=16, label="Thinking budget (tokens, 0 = no cap; local thinking panes)")
     with gr.Row():
         c["send"] = gr.Button("Send to all panes", variant="primary")
@@ -93,16 +94,17 @@ def panes_of(count, values: tuple) -> list[dict]:
     return [dict(zip(PANE_FIELDS, settings[i * size:(i + 1) * size], strict=True), history=histories[i] or []) for i in range(n)]
 
 
-def stream_compare(config: AppConfig, service: Service, prompt, panes, template, thinking_budget, user: str) -> Iterator[task.CompareView]:
+def stream_compare(config: AppConfig, service: Service, prompt, panes, template, thinking_budget, user: str,
+                   stop=None) -> Iterator[task.CompareView]:
     with refusals():
         job = task.prepare(config.registry, prompt, panes, template, thinking_budget, user)
-    yield from task.run(service, job)
+    yield from task.run(service, job, stop)
 
 
 def build_compare_tab(config: AppConfig, service: Service) -> dict:
     ready = task.presets(config.registry, service.capabilities().runnable_precisions)
     c = layout(config, service, ready)
-    panes, skip = c["panes"], [gr.skip()]
+    panes, skip, stops = c["panes"], [gr.skip()], Stops()
 
     def job_of(prompt, count, template, budget, *values):
         return task.prepare(config.registry, prompt, panes_of(count, values), template, budget)
@@ -111,10 +113,11 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
         user = admitted(service, request)
         with refusals():
             chosen = panes_of(count, values)
-        for view in stream_compare(config, service, prompt, chosen, template, budget, user):
-            fill = skip * (task.MAX_PANES - len(view.chats))
-            yield (*view.chats, *fill, *view.lines, *fill, skip[0] if view.agreement is None else view.agreement, view.notice,
-                   skip[0] if view.results is None else [str(prompt).strip(), view.results])
+        with stops.running(request) as stop:
+            for view in stream_compare(config, service, prompt, chosen, template, budget, user, stop):
+                fill = skip * (task.MAX_PANES - len(view.chats))
+                yield (*view.chats, *fill, *view.lines, *fill, skip[0] if view.agreement is None else view.agreement, view.notice,
+                       skip[0] if view.results is None else [str(prompt).strip(), view.results])
 
     def compare(prompt: str, panes: list[dict], template: str = "Chat", thinking_budget: int = 0,
                 request: gr.Request = None) -> Iterator[dict]:
@@ -129,7 +132,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     event = when_valid(c["send"].click, send, job_of, [c["prompt"], c["count"], c["template"], c["budget"], *controls], outputs,
                        concurrency_id="generate")
     gr.api(compare, api_name="compare", concurrency_id="generate")
-    c["stop"].click(None, cancels=[event])
+    stops.bind(c["stop"])
     event.then(export_files, c["results"], [c["export_md"], c["export_json"]], api_visibility="private")  # one click downloads
     bind_controls(config, c, ready)
     inspector_panel(config, [c["prompt"], c["count"], c["template"], c["budget"], *controls], job_of, "inspect_compare")

@@ -12,11 +12,12 @@ from ..config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import math as math_task
-from .common import model_picker, precision_picker, refuse, start_job, when_valid
+from .common import Stops, model_picker, precision_picker, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 
 def build_math_tab(config: AppConfig, service: Service) -> dict:
+    stops = Stops()
     with gr.Row():
         with gr.Column(scale=2):
             problem = gr.Textbox(label="Problem", lines=5, placeholder="e.g. Find the value of $x$ that satisfies $4x+5 = 6x+7$.")
@@ -38,14 +39,15 @@ def build_math_tab(config: AppConfig, service: Service) -> dict:
 
     def solve_problem(problem, expected, model, quantization="none", request: gr.Request = None):
         job = start_job(service, request, prepare, problem, expected, model, quantization)
-        for view in math_task.run(service, job):
-            yield view.conversation, view.final, view.verdict, view.metrics
+        with stops.running(request) as stop:
+            for view in math_task.run(service, job, stop):
+                yield view.conversation, view.final, view.verdict, view.metrics
         if view.error:
             raise refuse(view.error)
 
     inputs = [problem, expected, model, precision]
-    event = when_valid(solve.click, solve_problem, prepare, inputs, [conversation, final, verdict, metrics], api_name="math",
-                       concurrency_id="generate")
-    stop.click(None, cancels=[event])
+    when_valid(solve.click, solve_problem, prepare, inputs, [conversation, final, verdict, metrics], api_name="math",
+               concurrency_id="generate")
+    stops.bind(stop)
     inspector_panel(config, inputs, prepare, "inspect_math")
     return {"problem": problem, "expected": expected, "model": model}

@@ -13,13 +13,14 @@ from ..config import AppConfig
 from ..languages import languages as offered_languages
 from ..service import Service
 from ..tasks import multilingual as task
-from .common import model_picker, precision_picker, start_job, when_valid
+from .common import Stops, model_picker, precision_picker, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 DEFAULT = ["English", "Chinese", "Spanish"]
 
 
 def build_multilingual_tab(config: AppConfig, service: Service) -> dict:
+    stops = Stops()
     names = list(offered_languages())
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", lines=3, scale=3, placeholder="e.g. Explain why the sky is blue in two sentences.")
@@ -42,13 +43,14 @@ def build_multilingual_tab(config: AppConfig, service: Service) -> dict:
 
     def answer_all(prompt, languages, model, quantization="none", request: gr.Request = None):
         job = start_job(service, request, prepare, prompt, languages, model, quantization)
-        for view in task.run(service, job, config.settings.cache_dir):
-            panes_out = [view.panes.get(n, "") for n in names]
-            yield *panes_out, view.table if view.table is not None else gr.skip(), view.summary or gr.skip()
+        with stops.running(request) as stop:
+            for view in task.run(service, job, config.settings.cache_dir, stop):
+                panes_out = [view.panes.get(n, "") for n in names]
+                yield *panes_out, view.table if view.table is not None else gr.skip(), view.summary or gr.skip()
 
-    event = when_valid(ask.click, answer_all, prepare, [prompt, chosen, model, precision], [*panes, costs, results], api_name="multilingual",
-                       concurrency_id="generate")
-    stop.click(None, cancels=[event])
+    when_valid(ask.click, answer_all, prepare, [prompt, chosen, model, precision], [*panes, costs, results], api_name="multilingual",
+               concurrency_id="generate")
+    stops.bind(stop)
     chosen.change(lambda picked: [gr.Markdown(visible=n in (picked or [])) for n in names], chosen, panes, api_visibility="private", queue=False)
     ticked = gr.State(DEFAULT)  # the languages ticked before the latest click
 

@@ -15,7 +15,7 @@ from ..config import AppConfig
 from ..service import Service
 from ..tasks import vision as task
 from . import uploads
-from .common import model_picker, precision_picker, refuse, start_job, when_valid
+from .common import Stops, model_picker, precision_picker, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 GROUNDING_HINT = "Outline the position of each object and output all the coordinates in JSON format."
@@ -68,7 +68,7 @@ def upload_paths(files, camera) -> list[Path]:
 
 
 def build_vision_tab(config: AppConfig, service: Service) -> dict:
-    c = layout(config, service)
+    c, stops = layout(config, service), Stops()
 
     def prepare(files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization="none", user=""):
         return task.prepare(config.registry, upload_paths(files, camera), question, system_prompt, model, min_tokens, max_tokens,
@@ -76,15 +76,16 @@ def build_vision_tab(config: AppConfig, service: Service) -> dict:
 
     def ask_about(files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization="none", request: gr.Request = None):
         job = start_job(service, request, prepare, files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization)
-        for view in task.run(service, job):
-            yield view.conversation, view.rows, gr.skip() if view.boxes is None else view.boxes, view.notes, view.metrics
+        with stops.running(request) as stop:
+            for view in task.run(service, job, stop):
+                yield view.conversation, view.rows, gr.skip() if view.boxes is None else view.boxes, view.notes, view.metrics
         if view.error:
             raise refuse(view.error)
 
     inputs = [c[k] for k in ("files", "camera", "question", "system_prompt", "model", "min_tokens", "max_tokens", "precision")]
     event = when_valid(c["ask"].click, ask_about, prepare, inputs, [c["conversation"], c["costs"], c["boxes"], c["notes"], c["metrics"]],
                        api_name="vision", concurrency_id="generate")
-    c["stop"].click(None, cancels=[event])
+    stops.bind(c["stop"])
     event.then(lambda found: gr.Gallery(visible=bool(found)), c["boxes"], c["boxes"], api_visibility="private", queue=False)
     c["files"].upload(screen, c["files"], [c["files"], c["preview"]], api_visibility="private")
     c["files"].clear(lambda: gr.Gallery(value=None, visible=False), None, c["preview"], api_visibility="private", queue=False)
