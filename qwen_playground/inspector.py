@@ -164,17 +164,18 @@ def explain(spec: ModelSpec, request: Request, cache_dir: Path, stripped: int = 
     """What `request` puts in front of the model: the same ids local generation computes from it."""
     if not request.messages:
         raise TaskError("Type a message (or chat first): there is nothing to inspect yet.")
+    media_in = has_media(request)
     try:
         tokenizer, note = tokenizer_for(spec, cache_dir)
-        processor = processor_for(spec, cache_dir) if has_media(request) else None
+        processor = processor_for(spec, cache_dir) if media_in else None
     except Exception as e:
         raise TaskError(f"Could not load {spec.id}'s tokenizer: {e}") from None
     ids = encode_request(spec, request, tokenizer, processor)["input_ids"][0].tolist()
     result = take_apart(tokenizer, ids)
     switchable = spec.family.thinking == "switch"
-    diff = thinking_difference(tokenizer, request.messages) if switchable and not has_media(request) else ""
+    diff = thinking_difference(tokenizer, request.messages) if switchable and not media_in else ""
     media = ""
-    if has_media(request):
+    if media_in:
         media = ("**Images:** the processor expands each image into its tokens (shown as one piece with its count)." if processor else
                  "**Images:** without the model's processor files each image shows as a single placeholder here; the model sees "
                  "as many tokens as the cost table says.")
