@@ -256,3 +256,24 @@ def test_the_work_fills_the_first_screen(browser, app):
         assert pane.bounding_box()["y"] < 750  # at least a few lines of each answer on the first screen
     finally:
         desk.close()
+
+
+def test_code_and_multilingual_main_actions(page):
+    page.goto(page.base_url)
+    page.get_by_role("tab", name="Code", exact=True).click()
+    page.get_by_role("textbox", name="Task").fill("Reverse a string")
+    page.get_by_role("button", name="Write code").click()
+    page.get_by_text("No Python code block in this answer").first.wait_for(timeout=60_000)  # the demo model writes no code
+    assert page.locator("button:visible", has_text="Run (disabled on this server)").count() in (0, 1)
+
+    page.get_by_role("tab", name="Multilingual", exact=True).click()
+    page.get_by_role("textbox", name="Prompt").first.fill("Why is the sea salty?")
+    page.get_by_role("button", name="Answer in each language").click()
+    page.get_by_text("detected English").first.wait_for(timeout=60_000)
+    page.get_by_text("asked for Spanish, detected English").first.wait_for(timeout=30_000)  # the demo only speaks English
+    idle(page)
+    for name in ("Hindi", "Arabic", "French", "German"):  # German would be the seventh
+        page.get_by_role("checkbox", name=name, exact=True).click()
+        idle(page)
+    page.get_by_text("At most 6 languages at once").first.wait_for(timeout=10_000)
+    assert page.get_by_text("asked for Spanish, detected English").first.is_visible()  # earlier answers stay

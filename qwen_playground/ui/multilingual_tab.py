@@ -60,6 +60,6 @@ def build_multilingual_tab(config: AppConfig, service: Service) -> dict:
             gr.Warning(f"At most {task.MAX_CHOSEN} languages at once: untick one before adding {', '.join(refused)}.")
         return kept, kept
 
-    chosen.input(pick, [chosen, ticked], [chosen, ticked], api_visibility="private", queue=False)
+    chosen.input(pick, [chosen, ticked], [chosen, ticked], api_visibility="private")  # queued: a toast needs the queue
     inspector_panel(config, [prompt, chosen, model, precision], prepare, "inspect_multilingual")
     return {"prompt": prompt, "languages": chosen, "model": model}
