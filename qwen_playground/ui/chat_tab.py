@@ -17,7 +17,7 @@ from ..config import AppConfig
 from ..prompts import load_template
 from ..service import Service
 from ..tasks import chat
-from .common import Stops, describe, precision_picker, refusals, refuse, start_job, when_valid
+from .common import Stops, describe, precision_picker, refusals, refuse, start_job, thinking_settings, when_valid
 from .inspector_tab import inspect_chat, inspector_outputs
 
 THINKING_INFO = {"switch": "Qwen3-style: reasons in <think> before answering; switch it off for quick answers",
@@ -43,9 +43,8 @@ def export_files(history, model_id: str, system_prompt: str, think: bool) -> lis
 
 
 def thinking_toggle(spec) -> dict:
-    """The thinking checkbox's settings as the model can use it: switchable, always on, or off."""
-    kind = spec.family.thinking
-    return {"value": kind != "none", "interactive": kind == "switch", "info": THINKING_INFO[kind]}
+    """Chat's thinking checkbox: on where the model can think, and saying what kind of thinking it has."""
+    return {**thinking_settings(spec), "info": THINKING_INFO[spec.family.thinking]}
 
 
 def layout(config: AppConfig, service: Service) -> dict:
@@ -160,8 +159,8 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
         event.then(export_files, export_inputs, exports, api_visibility="private")
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
     c["thinking"].change(lambda m, t: chat.preset_values(config.registry.get(m), t), [c["model"], c["thinking"]], sliders, **private)
-    c["inspect"].click(lambda *a: inspect_chat(config)(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"]],
+    inspect = inspect_chat(config)
+    c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"]],
                        list(c["inspected"]), api_visibility="private")
-    names = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
     return {"message": message, "chatbot": chatbot, "model": c["model"], "system_prompt": c["system_prompt"], "thinking": c["thinking"],
-            **dict(zip(names, sliders, strict=True)), "thinking_budget": c["budget"]}
+            **dict(zip(chat.SAMPLING_FIELDS, sliders, strict=True)), "thinking_budget": c["budget"]}

@@ -25,6 +25,12 @@ def describe(spec: ModelSpec) -> str:
     return facts + (f"\n\n{spec.description}" if spec.description else "")
 
 
+def thinking_settings(spec: ModelSpec, wanted: bool = True) -> dict:
+    """A thinking checkbox as the model can use it: switchable (ticked as `wanted`), always on, or off; the last two fixed."""
+    kind = spec.family.thinking
+    return {"value": kind == "always" or (kind == "switch" and bool(wanted)), "interactive": kind == "switch"}
+
+
 def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown]:
     """The tab's route as a dropdown (default first) and a line of facts that follows it."""
     specs = registry.choices(tab)

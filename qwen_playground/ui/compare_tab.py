@@ -19,7 +19,7 @@ from ..config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import compare as task
-from .common import Stops, admitted, precision_picker, refusals, when_valid
+from .common import Stops, admitted, precision_picker, refusals, thinking_settings, when_valid
 from .inspector_tab import inspector_panel
 
 PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "weights")
@@ -37,18 +37,13 @@ def export_files(state) -> list:
     return paths
 
 
-def thinking_box(spec, value: bool | None = None) -> gr.Checkbox:
-    kind = spec.family.thinking
-    return gr.Checkbox(value=kind == "always" or (kind == "switch" and bool(value)), interactive=kind == "switch")
-
-
 def pane_column(config: AppConfig, service: Service, index: int, models: list[str]) -> dict:
     """One pane's controls and outputs: {column, model, thinking, temperature, max_new_tokens, weights, chat, line}."""
     default = config.registry.get(models[index % len(models)])
     p: dict = {}
     with gr.Column(visible=index < 2, min_width=260) as p["column"]:
         p["model"] = gr.Dropdown(models, value=default.id, label=f"Pane {index + 1} model")
-        p["thinking"] = gr.Checkbox(default.family.thinking == "always", label="Thinking", interactive=default.family.thinking == "switch")
+        p["thinking"] = gr.Checkbox(label="Thinking", **thinking_settings(default, False))
         with gr.Accordion("Settings", open=False):  # folded, so the answers start on the first screen
             p["temperature"] = gr.Slider(0, 2, default.preset(False).temperature, step=0.05, label="Temperature")
             p["max_new_tokens"] = gr.Slider(16, 8192, 1024, step=16, label="Max new tokens")
@@ -56,7 +51,7 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
         p["chat"] = gr.Chatbot(label=f"Pane {index + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
         p["line"] = gr.Markdown(label=f"Pane {index + 1} metrics")
     private = {"api_visibility": "private", "queue": False}
-    p["model"].change(lambda m: thinking_box(config.registry.get(m)), p["model"], p["thinking"], **private)
+    p["model"].change(lambda m: gr.Checkbox(**thinking_settings(config.registry.get(m), False)), p["model"], p["thinking"], **private)
     # Qwen's preset for the mode, as Chat does: thinking 0.6, non-thinking 0.7 for Qwen3
     p["thinking"].change(lambda m, t: config.registry.get(m).preset(bool(t)).temperature, [p["model"], p["thinking"]], p["temperature"], **private)
     return p
@@ -154,7 +149,8 @@ def bind_controls(config: AppConfig, c: dict, ready: dict) -> None:
         for i in range(task.MAX_PANES):
             if i < len(setups):
                 spec = config.registry.get(setups[i].model)
-                updates += [gr.Column(visible=True), setups[i].model, thinking_box(spec, setups[i].thinking), setups[i].weights]
+                updates += [gr.Column(visible=True), setups[i].model, gr.Checkbox(**thinking_settings(spec, setups[i].thinking)),
+                            setups[i].weights]
             else:
                 updates += [gr.Column(visible=False), gr.skip(), gr.skip(), gr.skip()]
         return updates
