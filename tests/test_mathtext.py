@@ -1,6 +1,6 @@
 import pytest
 
-from qwen_playground.mathtext import check_answer, extract_boxed, protect_math
+from qwen_playground.mathtext import extract_boxed, protect_math
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -24,37 +24,3 @@ def test_boxed_answer_extraction():
     assert extract_boxed(r"First \boxed{1}, finally \boxed{\frac{a}{b^{2}}}.") == r"\frac{a}{b^{2}}"
     assert extract_boxed("no box") is None
     assert extract_boxed(r"streaming \boxed{\frac{1}{") is None
-
-
-@pytest.mark.parametrize("expected, answer", [
-    ("1/2", "0.5"), ("0.5", r"\frac{1}{2}"), (r"\frac{1}{2}", "1/2"), ("x^2+1", "1+x^2"),
-    (r"\{1, 2\}", r"\{2, 1\}"), ("3", "3.0"), (r"\sqrt{4}", "2"),
-])
-def test_equivalent_answers_agree(expected, answer):
-    assert check_answer(expected, answer).equal is True
-
-
-@pytest.mark.parametrize("expected, answer", [("1/3", "0.5"), ("2", "3"), ("x^2", "2x"), (r"\{1, 2\}", r"\{1, 3\}")])
-def test_different_answers_do_not(expected, answer):
-    verdict = check_answer(expected, answer)
-    assert verdict.equal is False and "Different" in verdict.message
-
-
-def test_missing_or_malformed_answers():
-    assert check_answer("1/2", None).equal is None
-    with pytest.raises(ValueError, match="Could not read the expected answer 'abc\\(\\(' as math"):
-        check_answer("abc((", "1")
-    with pytest.raises(ValueError):
-        check_answer("   ", "1")
-
-
-def test_a_check_that_outlives_its_deadline_gives_up_and_the_checker_recovers():
-    import time
-
-    from qwen_playground import mathtext
-
-    check_answer("1", "1")  # the helper is up
-    mathtext._pool.apply_async(time.sleep, (3,))  # and busy for longer than the deadline, whatever the machine's load
-    verdict = check_answer("1/2", "0.5", timeout_s=0.5)
-    assert verdict.equal is None and "Could not check the answer within" in verdict.message
-    assert check_answer("1/2", "0.5").equal is True  # a fresh helper process took over

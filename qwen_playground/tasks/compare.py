@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..backends import Backend
 from ..chat import ChatTurn, normalize_history, to_model_messages
 from ..generation import Request
-from ..mathtext import check_answer, extract_boxed, protect_math
+from ..mathcheck import check_answer
+from ..mathtext import extract_boxed, protect_math
 from ..prompts import load_template
 from ..registry import Family, ModelSpec, Registry
 from . import TaskError, require_text, resolve

@@ -11,7 +11,8 @@ from typing import Iterator
 
 from ..backends import Backend
 from ..generation import Request
-from ..mathtext import check_answer, extract_boxed, protect_math
+from ..mathcheck import check_answer
+from ..mathtext import extract_boxed, protect_math
 from ..prompts import load_template
 from ..registry import Registry
 from . import TaskError, require_text, resolve

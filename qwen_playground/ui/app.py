@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import mathtext
+from .. import mathcheck
 from ..arena import ArenaStore
 from ..backends import Backend
 from ..backends.router import Router
@@ -51,7 +51,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
     """The whole app as a `gr.Blocks`, with named API endpoints, not yet launched. `backend` defaults to a
     router over this config's engines; the service layer (limits, monitor, log) always wraps it."""
     service = Service(backend or Router(config), config.settings)
-    mathtext.warm_up()  # the answer checker's helper takes seconds to start: not on the first Math solve
+    mathcheck.warm_up()  # the answer checker's helper takes seconds to start: not on the first Math solve
     store = ArenaStore(config.settings.arena_db_path)
     with gr.Blocks(title="Qwen Playground") as demo:
         gr.Markdown("# Qwen Playground\nTry, teach and compare Alibaba's Qwen models.")
