@@ -7,8 +7,12 @@
 Sections: (1) app overhead, /chat through gradio_client vs raw `generate`;
 (2) decode efficiency at batch 1 vs the memory-bandwidth limit, per precision;
 (3) 1/2/4/8 simultaneous users on one model; (4) a 3-pane comparison vs its
-slowest pane; (5) cold start. Results are appended to bench/results.jsonl and
-the table shows earlier runs beside this one.
+slowest pane; (5) cold start; (6) one decode per family at real shapes
+(Qwen3-0.6B vs Qwen3.5-0.8B vs Qwen3.5-2B, random weights, the app's
+precision), which the CPU defaults are chosen from. Results are appended to
+bench/results.jsonl and the table shows earlier runs beside this one.
+
+    python bench/run.py --skip overhead decode concurrency compare cold_start   # (6) alone (~5 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, TextIteratorStreamer  # noqa: E402
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, TextIteratorStreamer  # noqa: E402
 
 from qwen_playground import demo_models, quantization  # noqa: E402
 from qwen_playground.config import builtin_families  # noqa: E402
@@ -62,6 +66,41 @@ def build_sized_model(size: str, folder: Path) -> Path:
     model.to(torch.bfloat16).save_pretrained(folder)
     demo_models.load_tokenizer(QWEN25).save_pretrained(folder)
     return folder
+
+
+# Real decoder shapes (model cards and config.json) for the per-family comparison; random weights, no download.
+FAMILY_SHAPES = {
+    "Qwen3-0.6B": ("qwen3", dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+                                 num_key_value_heads=8, head_dim=128, tie_word_embeddings=True)),
+    "Qwen3.5-0.8B": ("qwen3_5_text", dict(vocab_size=248320, hidden_size=1024, intermediate_size=3584, num_hidden_layers=24,
+                                          num_attention_heads=8, num_key_value_heads=2, head_dim=256, linear_num_key_heads=16,
+                                          linear_num_value_heads=16, linear_key_head_dim=128, linear_value_head_dim=128,
+                                          tie_word_embeddings=True)),
+    "Qwen3.5-2B": ("qwen3_5_text", dict(vocab_size=248320, hidden_size=2048, intermediate_size=6144, num_hidden_layers=24,
+                                        num_attention_heads=8, num_key_value_heads=2, head_dim=256, linear_num_key_heads=16,
+                                        linear_num_value_heads=16, linear_key_head_dim=128, linear_value_head_dim=128,
+                                        tie_word_embeddings=True)),
+}
+
+
+@torch.no_grad()
+def section_families(dtype: torch.dtype, new_tokens: int = 16, prompt_tokens: int = 32) -> list[dict]:
+    """Greedy batch-1 decode of each family's real shape, one model in memory at a time: decode tokens/s (first
+    token excluded), the prompt pass, and the weights' memory."""
+    rows = []
+    for name, (model_type, shape) in FAMILY_SHAPES.items():
+        torch.manual_seed(0)
+        config = AutoConfig.for_model(model_type, max_position_embeddings=4096, **shape)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+        ids = torch.randint(1000, 100000, (1, prompt_tokens))
+        model.generate(ids, max_new_tokens=2, do_sample=False)  # warm-up (and DeltaNet's one-time kernel fallback notes)
+        one = min(_timed(lambda: model.generate(ids, max_new_tokens=1, min_new_tokens=1, do_sample=False)) for _ in range(2))
+        full = _timed(lambda: model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False))
+        rows.append({"family": name, "precision": str(dtype).removeprefix("torch."), "weights_gib": quantization.weight_bytes(model) / 2**30,
+                     "prompt_pass_s": one, "tokens_per_s": (new_tokens - 1) / max(full - one, 1e-9)})
+        print(f"    {name}: {rows[-1]['tokens_per_s']:.1f} tok/s", flush=True)
+        del model
+    return rows
 
 
 def read_bandwidth_gbs() -> float:
@@ -300,6 +339,12 @@ def print_table(run: dict, previous: list[dict]) -> None:
         print(f"\n(4) Compare: 3 panes {c['three_pane_s']:.2f} s vs slowest single pane {c['slowest_pane_s']:.2f} s -> {c['ratio']:.2f}x")
     if c := run.get("cold_start"):
         print(f"\n(5) Cold start: first page {c['first_page_s']:.1f} s; first answer (demo model built/loaded) {c['first_answer_s']:.1f} s")
+    if rows := run.get("families"):
+        print(f"\n(6) One decode per family at real shapes (random weights, {rows[0]['precision']}, batch 1, greedy)")
+        print(f"    {'model':<16}{'weights GiB':>12}{'prompt pass s':>15}{'decode tok/s':>14}{'vs first':>10}")
+        for r in rows:
+            print(f"    {r['family']:<16}{r['weights_gib']:>12.2f}{r['prompt_pass_s']:>15.2f}{r['tokens_per_s']:>14.1f}"
+                  f"{r['tokens_per_s'] / rows[0]['tokens_per_s']:>9.2f}x")
     if previous:
         print("\nTrend (earlier runs, newest last):")
         print(f"    {'when':<20}{'model':<8}{'app/raw':>8}{'+TTFT ms':>9}{'default of limit':>17}{'8 users vs 1':>13}{'page s':>8}")
@@ -318,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tokens", type=int, help="new tokens per answer (default 48, quick 24)")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-bench")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families"])
     args = parser.parse_args(argv)
     tokens = args.tokens or (24 if args.quick else 48)
     cache = args.cache_dir
@@ -346,6 +391,8 @@ def main(argv: list[str] | None = None) -> dict:
             run["concurrency"] = section_concurrency(app, "bench", tokens)
         if "compare" not in args.skip:
             run["compare"] = section_compare(app, tokens)
+        if "families" not in args.skip and not args.quick:
+            run["families"] = section_families(dtype)
     finally:
         app.close()
     if "cold_start" not in args.skip:

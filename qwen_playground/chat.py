@@ -48,15 +48,15 @@ def normalize_history(history: list | None) -> list[dict]:
     return normal
 
 
-def to_model_messages(history: list[dict], system_prompt: str = "") -> list[dict]:
-    """Model messages: optional system prompt, user turns, answers without thinking."""
+def to_model_messages(history: list[dict], system_prompt: str, thinking_tags: tuple[str, str]) -> list[dict]:
+    """Model messages: optional system prompt, user turns, answers without their thinking (in the family's tags)."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
     for m in history:
         if is_helper(m) or m["role"] == "system":
             continue
         text = text_of(m["content"])
         if m["role"] == "assistant":
-            text = strip_thinking(text)
+            text = strip_thinking(text, thinking_tags)
             if messages and messages[-1]["role"] == "assistant":  # one answer split over bubbles
                 messages[-1]["content"] += "\n\n" + text
                 continue

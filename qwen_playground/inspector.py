@@ -21,7 +21,7 @@ from transformers import AutoProcessor, AutoTokenizer, PreTrainedTokenizerBase
 from . import demo_models, weights
 from .chat_encoding import encode_chat, encode_request
 from .generation import Request
-from .registry import ModelSpec
+from .registry import Family, ModelSpec
 from .tasks import TaskError
 
 
@@ -46,7 +46,9 @@ class Inspection:
 def _own_files(spec: ModelSpec, cache_dir: Path) -> tuple[str | Path, str] | None:
     """Where the model's own tokenizer files can be had without downloading weights, and how to say so."""
     if spec.demo:
-        return demo_models.ensure(spec.family, cache_dir), "the demo model's own tokenizer"
+        template = (f", with the playground's demo chat template {spec.family.chat_template} (written from Qwen's documented "
+                    "format; a downloaded checkpoint's own template always wins)") if spec.family.chat_template else ""
+        return demo_models.ensure(spec.family, cache_dir), f"the demo model's own tokenizer{template}"
     if spec.path:
         return Path(spec.path).expanduser(), f"the tokenizer in {spec.path}"
     if spec.hub_id and (weights.cached(spec.hub_id) or weights.hub_reachable()):
@@ -60,7 +62,7 @@ def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizer
     if own := _own_files(spec, cache_dir):
         return AutoTokenizer.from_pretrained(own[0]), own[1]
     template = spec.family.chat_template or "its own"
-    return demo_models.load_tokenizer(spec.family), (f"the bundled Qwen tokenizer with {spec.family.label}'s chat template ({template}; "
+    return demo_models.load_tokenizer(spec.family, cache_dir), (f"the bundled Qwen tokenizer with {spec.family.label}'s chat template ({template}; "
                                                      f"{spec.hub_id or spec.id}'s own files could not be had offline; its template may differ slightly)")
 
 
@@ -76,13 +78,12 @@ def has_media(request: Request) -> bool:
     return any(isinstance(m["content"], list) and any(p.get("type") in ("image", "video") for p in m["content"]) for m in request.messages)
 
 
-def inspect(tokenizer: PreTrainedTokenizerBase, messages: list[dict], thinking: bool | None = None) -> Inspection:
+def inspect(tokenizer: PreTrainedTokenizerBase, messages: list[dict], family: Family, thinking: bool = False) -> Inspection:
     """Template `messages` exactly as generation does (with the generation prompt) and take it apart."""
-    kwargs = {} if thinking is None else {"enable_thinking": thinking}
-    return take_apart(tokenizer, encode_chat(tokenizer, messages, **kwargs)[1])
+    return take_apart(tokenizer, encode_chat(tokenizer, messages, **family.template_kwargs(thinking))[1], family.turn_start)
 
 
-def take_apart(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> Inspection:
+def take_apart(tokenizer: PreTrainedTokenizerBase, ids: list[int], turn_start: str) -> Inspection:
     """Pieces (runs of plain text; each special token or tag on its own, a run of one repeated, like an image's
     pads, as one piece) and per-turn counts of the token ids a model receives."""
     added = dict(tokenizer.added_tokens_decoder)
@@ -99,7 +100,7 @@ def take_apart(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> Inspection
             pieces[-1] = (pieces[-1][0] + piece, None)
         else:
             pieces.append((piece, kind))
-    start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    start_id = tokenizer.convert_tokens_to_ids(turn_start)
     starts = [i for i, t in enumerate(ids) if t == start_id] or [0]
     turns = []
     for n, begin in enumerate(starts):
@@ -109,10 +110,10 @@ def take_apart(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> Inspection
     return Inspection(tokenizer.decode(ids), ids, pieces, turns)
 
 
-def thinking_difference(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> str:
+def thinking_difference(tokenizer: PreTrainedTokenizerBase, messages: list[dict], family: Family) -> str:
     """A unified diff of the templated text with thinking on vs off ('' when they are the same)."""
-    on = inspect(tokenizer, messages, True).text.splitlines(keepends=True)
-    off = inspect(tokenizer, messages, False).text.splitlines(keepends=True)
+    on = inspect(tokenizer, messages, family, True).text.splitlines(keepends=True)
+    off = inspect(tokenizer, messages, family, False).text.splitlines(keepends=True)
     return "".join(difflib.unified_diff(on, off, "thinking on", "thinking off", n=1))
 
 
@@ -171,9 +172,9 @@ def explain(spec: ModelSpec, request: Request, cache_dir: Path, stripped: int = 
     except Exception as e:
         raise TaskError(f"Could not load {spec.id}'s tokenizer: {e}") from None
     ids = encode_request(spec, request, tokenizer, processor)["input_ids"][0].tolist()
-    result = take_apart(tokenizer, ids)
+    result = take_apart(tokenizer, ids, spec.family.turn_start)
     switchable = spec.family.thinking == "switch"
-    diff = thinking_difference(tokenizer, request.messages) if switchable and not media_in else ""
+    diff = thinking_difference(tokenizer, request.messages, spec.family) if switchable and not media_in else ""
     media = ""
     if media_in:
         media = ("**Images:** the processor expands each image into its tokens (shown as one piece with its count)." if processor else

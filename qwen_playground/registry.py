@@ -72,7 +72,12 @@ class Family(BaseModel):
     specialty: Literal["general", "code", "math", "vision"] = "general"
     thinking: ThinkingKind = "none"
     thinking_tags: tuple[str, str] = ("<think>", "</think>")
+    opens_thought: bool = False  # when the model thinks, its chat template writes the opening tag into the prompt
+    turn_start: str = "<|im_start|>"  # the control token that opens each turn of the chat format
+    tokenizer: Literal["qwen3", "qwen3.5"] = "qwen3"  # the bundled real tokenizer for demo models and offline use
     chat_template: str | None = None  # bundled template for the bundled tokenizer (None: its own, Qwen3's)
+    model_type: str | None = None  # the transformers model type of its checkpoints (config.json), e.g. "qwen3_5"
+    requires_transformers: str | None = None  # a transformers release that loads that model type
     suits: tuple[Tab, ...] = ()
     modalities: tuple[Literal["text", "image", "video"], ...] = ("text",)
     kv_layer_interval: int = Field(1, gt=0)
@@ -87,10 +92,9 @@ class Family(BaseModel):
     def can_think(self) -> bool:
         return self.thinking != "none"
 
-    @property
-    def opens_thought(self) -> bool:
-        """The chat template opens the thought itself: the output starts inside it and only the closing tag appears."""
-        return self.thinking == "always"
+    def starts_in_thought(self, thinking: bool) -> bool:
+        """Whether a request's output starts inside the thought (the template opened it), so only the closing tag appears."""
+        return self.opens_thought and self.thinks(thinking)
 
     def template_kwargs(self, thinking: bool) -> dict:
         """Chat-template arguments for a request: only a switchable family takes `enable_thinking`."""
@@ -195,12 +199,20 @@ class ModelSpec(BaseModel):
 class Route(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    default: str
+    default: str  # the best choice where it fits (a GPU)
     alternatives: tuple[str, ...] = ()
+    cpu_default: str | None = None  # the default when models run on a CPU: the best that streams at a readable speed there
+
+    def for_machine(self, on_cpu: bool, fits) -> "Route":
+        """This route with the machine's default first: the CPU default on a CPU, or where the default's weights do not
+        fit (`fits(model_id)`); the other choices stay as alternatives."""
+        if self.cpu_default is None or (not on_cpu and fits(self.default)):
+            return self
+        return Route(default=self.cpu_default, alternatives=tuple(m for m in self.choices if m != self.cpu_default))
 
     @property
     def choices(self) -> list[str]:
-        return list(dict.fromkeys((self.default, *self.alternatives)))
+        return list(dict.fromkeys((self.default, *self.alternatives, *([self.cpu_default] if self.cpu_default else []))))
 
 
 def closest(name: str, candidates) -> str:

@@ -2,9 +2,10 @@
 
 `ThinkingParser` turns text chunks into thinking and answer deltas, and
 survives tags split across chunks (`"</thi"` + `"nk>"`) and output with no
-tags at all. It only knows the tag strings (a family's `thinking_tags`), not tokens.
+tags at all. It only knows the tag strings it is given (a family's
+`thinking_tags`), not tokens.
 
->>> p = ThinkingParser()
+>>> p = ThinkingParser(("<think>", "</think>"))
 >>> p.feed("<think>hmm</th") + p.feed("ink>\\n\\nYes") + p.flush()
 [ThinkingDelta(text='hmm'), TextDelta(text='Yes')]
 """
@@ -14,9 +15,6 @@ from __future__ import annotations
 import re
 
 from .generation import TextDelta, ThinkingDelta
-
-OPEN, CLOSE = "<think>", "</think>"
-_THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
 
 
 def _partial_tag_len(text: str, tag: str) -> int:
@@ -31,12 +29,15 @@ class ThinkingParser:
     """Feed text chunks in order; get `ThinkingDelta` / `TextDelta` events back.
 
     `starts_inside=True` is for templates that put `<think>` in the prompt, so
-    the output begins inside the thought and only `</think>` appears.
+    the output begins inside the thought and only `</think>` appears; an
+    opening tag the model writes anyway (a template that did not open it) is
+    read as the start of the thought, not as thinking text.
     """
 
-    def __init__(self, starts_inside: bool = False, tags: tuple[str, str] = (OPEN, CLOSE)):
+    def __init__(self, tags: tuple[str, str], starts_inside: bool = False):
         self.open, self.close = tags
-        self._state = "thinking" if starts_inside else "start"
+        self._starts_inside = starts_inside
+        self._state = "start"
         self._buffer = ""
         self._strip_leading = True  # drop the newlines Qwen puts after each tag
 
@@ -51,7 +52,7 @@ class ThinkingParser:
                 elif self.open.startswith(head):  # empty or a partial "<thi": wait for more
                     break
                 else:
-                    self._state = "answer"
+                    self._state = "thinking" if self._starts_inside else "answer"
             elif self._state == "thinking":
                 end = self._buffer.find(self.close)
                 if end >= 0:
@@ -72,13 +73,14 @@ class ThinkingParser:
         """End of stream: whatever is held back is released as it stands."""
         events: list[TextDelta | ThinkingDelta] = []
         if self._buffer:
-            self._emit(events, ThinkingDelta if self._state == "thinking" else TextDelta, self._buffer)
+            inside = self._state == "thinking" or (self._state == "start" and self._starts_inside)
+            self._emit(events, ThinkingDelta if inside else TextDelta, self._buffer)
             self._buffer = ""
         return events
 
     @property
     def in_thinking(self) -> bool:
-        return self._state == "thinking"
+        return self._state == "thinking" or (self._state == "start" and self._starts_inside)
 
     def _emit(self, events: list, kind: type, text: str) -> None:
         if self._strip_leading:
@@ -90,8 +92,10 @@ class ThinkingParser:
             events.append(kind(text))
 
 
-def strip_thinking(text: str) -> str:
-    """The answer without any `<think>` block: what Qwen says to send back in history."""
-    if CLOSE in text and OPEN not in text:  # the prompt opened the block
-        text = text.split(CLOSE, 1)[1]
-    return _THINK_BLOCK.sub("", text).strip()
+def strip_thinking(text: str, tags: tuple[str, str]) -> str:
+    """The answer without any thought in `tags`: what Qwen says to send back in history."""
+    open_tag, close_tag = tags
+    if close_tag in text and open_tag not in text:  # the prompt opened the block
+        text = text.split(close_tag, 1)[1]
+    block = re.compile(re.escape(open_tag) + ".*?(" + re.escape(close_tag) + "|$)", re.DOTALL)
+    return block.sub("", text).strip()

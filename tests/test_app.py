@@ -19,21 +19,21 @@ def bubbles(history):
 
 def test_chat_round_trip_streams_thinking_answer_and_metrics(app):
     client, _ = app
-    job = client.submit("Hello {{ 7*7 }}", api_name="/chat")
+    job = client.submit("Hello {{ 7*7 }}", api_name="/chat")  # the default: the Qwen3.5 demo, thinking
     outputs = list(job)
     history, textbox = job.result()
     assert textbox == "" and len(outputs) > 5  # streamed in many steps
     shown = bubbles(history)
     assert shown[0] == (None, "Hello {{ 7*7 }}")  # typed text reaches the model as data
-    assert shown[1] == ("💭 Thinking", "Demo mode: tiny random parameters, so this thought is scripted.")
-    assert shown[2] == (None, "Hello from a little demo network! Install real weights for useful answers.")
+    assert shown[1] == ("💭 Thinking", "Demo mode: tiny random parameters, so this thought is scripted!")  # its template opened it
+    assert shown[2] == (None, "Good day from a small demo network; install real weights for useful answers")
     assert "tok/s" in shown[3][0] and "thinking tokens" in shown[3][0] and "first token" in shown[3][0]
 
 
 def test_multi_turn_with_a_chosen_model_and_settings(app):
     client, _ = app
     history, _ = client.predict("First", api_name="/chat")
-    history, _ = client.predict("Second", history, "demo-qwen2.5", "You are terse.", False, 0.7, 0.8, 20, 0.0, 1.05, 64, api_name="/chat")
+    history, _ = client.predict("Second", history, "demo-qwen2.5", "You are terse.", False, 0.7, 0.8, 20, 0.0, 1.05, 0.0, 64, api_name="/chat")
     shown = bubbles(history)
     assert [t for _, t in shown if t in ("First", "Second")] == ["First", "Second"]
     assert shown[-2] == (None, "Hi there, I am a demo model: install real weights for useful answers!")
@@ -41,7 +41,7 @@ def test_multi_turn_with_a_chosen_model_and_settings(app):
 
 def test_stop_cancels_the_generation(app):
     client, backend = app
-    job = client.submit("go", [], "tiny-random", "", False, 0, 0.8, 20, 0, 1.0, 4000, api_name="/chat")
+    job = client.submit("go", [], "tiny-random", "", False, 0, 0.8, 20, 0, 1.0, 0.0, 4000, api_name="/chat")
     deadline = time.time() + 60
     while backend.active_generations == 0 and time.time() < deadline:
         time.sleep(0.05)
@@ -60,17 +60,17 @@ def test_error_paths_give_clear_messages_and_the_app_serves_on(app):
     with pytest.raises(Exception, match="limit is 512"):
         client.predict("word " * 600, api_name="/chat")
     with pytest.raises(Exception, match="greater than maximum value 2"):
-        client.predict("hi", [], "demo-qwen3", "", True, 5.0, 0.8, 20, 0, 1.0, 64, api_name="/chat")
+        client.predict("hi", [], "demo-qwen3", "", True, 5.0, 0.8, 20, 0, 1.0, 0.0, 64, api_name="/chat")
     with pytest.raises(Exception, match="qwen-nope"):
-        client.predict("hi", [], "qwen-nope", "", True, 0.6, 0.8, 20, 0, 1.0, 64, api_name="/chat")
+        client.predict("hi", [], "qwen-nope", "", True, 0.6, 0.8, 20, 0, 1.0, 0.0, 64, api_name="/chat")
     history, _ = client.predict("Still there?", api_name="/chat")
-    assert bubbles(history)[2][1].startswith("Hello from a little demo")
+    assert bubbles(history)[2][1].startswith("Good day from a small demo network")
 
 
 def test_a_failed_load_keeps_the_conversation(app):
     client, _ = app
     history, _ = client.predict("Keep me", api_name="/chat")
-    job = client.submit("And this", history, "broken", "", False, 0.6, 0.95, 20, 0, 1.0, 64, api_name="/chat")
+    job = client.submit("And this", history, "broken", "", False, 0.6, 0.95, 20, 0, 1.0, 0.0, 64, api_name="/chat")
     with pytest.raises(Exception, match="Could not load broken"):
         job.result()
     kept, textbox = job.outputs()[-1]
@@ -87,8 +87,8 @@ def test_bad_config_exits_with_a_message_not_a_traceback(tmp_path):
 
 def test_two_users_at_once_get_their_own_answers(app):
     client, _ = app
-    a = client.submit("from A", [], "demo-qwen3", "", True, 0.6, 0.95, 20, 0, 1.0, 64, api_name="/chat")
-    b = client.submit("from B", [], "demo-qwen2.5", "", False, 0.7, 0.8, 20, 0, 1.05, 64, api_name="/chat")
+    a = client.submit("from A", [], "demo-qwen3", "", True, 0.6, 0.95, 20, 0, 1.0, 0.0, 64, api_name="/chat")
+    b = client.submit("from B", [], "demo-qwen2.5", "", False, 0.7, 0.8, 20, 0, 1.05, 0.0, 64, api_name="/chat")
     history_a, _ = a.result()
     history_b, _ = b.result()
     assert bubbles(history_a)[0][1] == "from A" and bubbles(history_a)[2][1].startswith("Hello from a little demo")

@@ -35,7 +35,7 @@ def test_chat_in_the_browser_streams_thinking_answer_and_metrics(page):
     page.goto(page.base_url)
     page.get_by_placeholder("Message Qwen").fill("Hello from a browser")
     page.keyboard.press("Enter")
-    page.get_by_text("Hello from a little demo network!").wait_for(timeout=60_000)
+    page.get_by_text("Good day from a small demo network").wait_for(timeout=60_000)
     assert page.get_by_text("Thinking").first.is_visible()
     page.get_by_text("tok/s").first.wait_for(timeout=30_000)
     assert page.get_by_placeholder("Message Qwen").input_value() == ""
@@ -99,12 +99,12 @@ def test_refusals_are_notes_beside_the_input_and_the_work_stays(page):
     box = page.get_by_placeholder("Message Qwen")
     box.fill("Hello there")
     page.keyboard.press("Enter")
-    page.get_by_text("Hello from a little demo network!").wait_for(timeout=60_000)
+    page.get_by_text("Good day from a small demo network").wait_for(timeout=60_000)
     page.get_by_text("tok/s").first.wait_for(timeout=30_000)
     box.fill("   ")
     page.keyboard.press("Enter")
     page.get_by_text("Type a message first.").wait_for(timeout=10_000)  # an inline note on the message box
-    assert page.get_by_text("Hello from a little demo network!").is_visible() and no_error_badge(page)
+    assert page.get_by_text("Good day from a small demo network").is_visible() and no_error_badge(page)
 
     page.get_by_role("tab", name="Math", exact=True).click()
     page.get_by_role("textbox", name="Problem").fill("What is $1+1$?")
@@ -197,7 +197,7 @@ def test_every_download_takes_one_click(page):
     page.goto(page.base_url)
     page.get_by_placeholder("Message Qwen").fill("Export me")
     page.keyboard.press("Enter")
-    page.get_by_text("Hello from a little demo network!").wait_for(timeout=60_000)
+    page.get_by_text("Good day from a small demo network").wait_for(timeout=60_000)
     page.get_by_text("tok/s").first.wait_for(timeout=30_000)
     idle(page)
     for label, suffix in (("Export Markdown", ".md"), ("Export JSON", ".json")):

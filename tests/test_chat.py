@@ -3,6 +3,8 @@ import pytest
 from qwen_playground.chat import ChatTurn, normalize_history, split_last_turn, text_of, to_model_messages
 from qwen_playground.generation import Done, Error, Metrics, Progress, TextDelta, ThinkingDelta
 
+TAGS = ("<think>", "</think>")
+
 
 def test_text_of_gradio_contents():
     assert text_of("hi") == "hi"
@@ -17,7 +19,7 @@ def test_history_back_to_the_model_drops_thinking_and_helpers():
         turn.apply(event)
     history = normalize_history([{"role": "user", "content": [{"type": "text", "text": "Q1"}]}, *turn.messages,
                                  {"role": "user", "content": "Q2"}])
-    messages = to_model_messages(history, "Be brief.")
+    messages = to_model_messages(history, "Be brief.", TAGS)
     assert messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1"},
                         {"role": "assistant", "content": "Answer one."}, {"role": "user", "content": "Q2"}]
     assert "secret" not in str(messages)
@@ -25,7 +27,7 @@ def test_history_back_to_the_model_drops_thinking_and_helpers():
 
 def test_inline_think_tags_in_an_answer_are_stripped_too():
     history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>x</think>\n\ny"}]
-    assert to_model_messages(history)[-1] == {"role": "assistant", "content": "y"}
+    assert to_model_messages(history, "", TAGS)[-1] == {"role": "assistant", "content": "y"}
 
 
 def test_turn_rendering():

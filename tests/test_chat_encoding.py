@@ -41,7 +41,7 @@ def test_typed_control_tokens_become_plain_text(family):
 
 
 def test_the_inspector_shows_typed_tokens_as_text():
-    result = inspect(load_tokenizer(FAMILIES["qwen3"]), [{"role": "user", "content": INJECTION}], False)
+    result = inspect(load_tokenizer(FAMILIES["qwen3"]), [{"role": "user", "content": INJECTION}], FAMILIES["qwen3"], False)
     specials = [text for text, kind in result.pieces if kind == "special"]
     assert specials == ["<|im_start|>", "<|im_end|>", "<|im_start|>"] and [t.role for t in result.turns] == ["user", "assistant"]
 

@@ -22,6 +22,15 @@ def test_presets_come_from_registry_facts():
     assert setups[0].model == setups[1].model and setups[0].thinking and not setups[1].thinking
 
 
+def test_generation_presets_pair_families_that_think_alike():
+    found = presets(load_config(demo=True).registry)
+    assert [s.model for s in found["Qwen3 vs Qwen3.5 (demo-qwen3 vs demo-qwen3.5)"]] == ["demo-qwen3", "demo-qwen3.5"]
+    assert [s.model for s in found["Qwen2.5-Instruct vs Qwen3-Instruct-2507 (demo-qwen2.5 vs demo-qwen3-instruct-2507)"]] == [
+        "demo-qwen2.5", "demo-qwen3-instruct-2507"]
+    split = found["Never thinks vs always thinks: Qwen3-Instruct-2507 vs Qwen3-Thinking-2507"]
+    assert [(s.model, s.thinking) for s in split] == [("demo-qwen3-instruct-2507", False), ("demo-qwen3-thinking-2507", True)]
+
+
 def test_presets_of_the_real_registry():
     from qwen_playground.tasks.compare import comparable_models
     from qwen_playground.registry import Registry

@@ -39,11 +39,11 @@ def test_a_family_from_the_config_file_is_one_data_entry(tutor_config):
 
 def test_its_demo_model_runs_through_chat(tutor_config):
     with running_app(tutor_config) as client:
-        history, _ = client.predict("Hello", [], "demo-tutor", "", True, 0.6, 0.95, 20, 0.0, 1.0, 64, api_name="/chat")
+        history, _ = client.predict("Hello", [], "demo-tutor", "", True, 0.6, 0.95, 20, 0.0, 1.0, 0.0, 64, api_name="/chat")
         shown = [((m.get("metadata") or {}).get("title"), "".join(p["text"] for p in m["content"])) for m in history]
         assert shown[1] == ("💭 Thinking", "Tutors ponder first.")
         assert shown[2] == (None, "Greetings, student of the tutor family!")
-        history, _ = client.predict("Again, briefly", history, "demo-tutor", "", False, 0.7, 0.8, 20, 0.0, 1.0, 64, api_name="/chat")
+        history, _ = client.predict("Again, briefly", history, "demo-tutor", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 64, api_name="/chat")
         assert history[-2]["content"][0]["text"] == "Greetings, student of the tutor family!"  # thinking off: straight to the answer
         _, notes, _ = client.predict("Hi", [], "demo-tutor", "", True, api_name="/inspect")
         assert "go into **demo-tutor**" in notes and "Thinking on vs off" in notes  # a switchable family's diff

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def chat(client, text="Hello", model="demo-qwen3"):
-    return client.predict(text, [], model, "", False, 0.7, 0.8, 20, 0.0, 1.0, 32, api_name="/chat")
+    return client.predict(text, [], model, "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 32, api_name="/chat")
 
 
 def test_a_model_that_fails_to_load_is_reported_and_the_app_serves_on(app):
@@ -45,7 +45,7 @@ def test_generation_failing_mid_stream_keeps_the_partial_answer_then_recovers(ap
     chat(client, model="demo-qwen2.5")  # loaded
     model = local.cache.get("demo-qwen2.5", 0, None).model
     real_forward = break_forward(monkeypatch, model, after=4)
-    job = client.submit("Hello", [], "demo-qwen2.5", "", False, 0.7, 0.8, 20, 0.0, 1.05, 64, api_name="/chat")
+    job = client.submit("Hello", [], "demo-qwen2.5", "", False, 0.7, 0.8, 20, 0.0, 1.05, 0.0, 64, api_name="/chat")
     with pytest.raises(AppError, match="Generation failed: RuntimeError: device fell over"):
         job.result()
     partial = [out[0] for out in job.outputs() if out[0]]

@@ -11,7 +11,7 @@ FAMILIES = builtin_families()
 
 def test_inspect_endpoint_matches_the_template_and_strips_old_thinking(app):
     client, _ = app
-    history, _ = client.predict("First question", api_name="/chat")  # demo-qwen3 thinks, then answers
+    history, _ = client.predict("First question", [], "demo-qwen3", api_name="/chat")  # demo-qwen3 thinks, then answers
     pieces, notes, counts = client.predict("Second /no_think", history, "demo-qwen3", "Be brief.", True, api_name="/inspect")
     tok = load_tokenizer(FAMILIES["qwen3"])
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "First question"},
@@ -42,7 +42,7 @@ def test_guide_endpoint(app):
 
 def test_thinking_budget_through_chat(app):
     client, _ = app
-    history, _ = client.predict("Hi", [], "demo-qwen3", "", True, 0.6, 0.95, 20, 0, 1.0, 256, 4, api_name="/chat")
+    history, _ = client.predict("Hi", [], "demo-qwen3", "", True, 0.6, 0.95, 20, 0, 1.0, 0.0, 256, 4, api_name="/chat")
     thought = next(m for m in history if (m.get("metadata") or {}).get("title") == "💭 Thinking")
     assert "Considering the limited time by the user" in thought["content"][0]["text"]
     assert "4 thinking tokens" in history[-1]["metadata"]["title"]

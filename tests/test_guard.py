@@ -80,11 +80,11 @@ def limited_app(demo_config):
 def test_a_fourth_request_in_a_minute_is_refused_with_when_to_retry(limited_app):
     client, _ = limited_app
     for _ in range(3):
-        client.predict("Hi", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 16, api_name="/chat")
+        client.predict("Hi", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, api_name="/chat")
     with pytest.raises(AppError, match=r"Rate limit: 3 requests a minute\. Try again in \d+ s"):
-        client.predict("Hi", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 16, api_name="/chat")
+        client.predict("Hi", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, api_name="/chat")
     fresh = Client(client.src, verbose=False)  # another session is still served
-    history, _ = fresh.predict("Hi", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 16, api_name="/chat")
+    history, _ = fresh.predict("Hi", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, api_name="/chat")
     assert history[-1]["role"] == "assistant"
 
 
@@ -110,14 +110,14 @@ def test_the_request_log_is_private(demo_config, tmp_path):
 def test_message_and_conversation_lengths_are_counted_in_tokens(limited_app):
     client = Client(limited_app[0].src, verbose=False)  # its own session: the rate-limit test used up the first one
     with pytest.raises(AppError, match=r"This message is [\d,]+ tokens long; the limit is 50 tokens per message"):
-        client.predict("word " * 80, [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 16, api_name="/chat")
+        client.predict("word " * 80, [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, api_name="/chat")
     long_history = []
     for i in range(12):
         long_history += [{"role": "user", "content": [{"type": "text", "text": f"question {i} " + "filler " * 20}]},
                          {"role": "assistant", "content": [{"type": "text", "text": "answer " * 10}]}]
     with pytest.raises(AppError, match="Trim oldest turns to fit"):
-        client.predict("next", long_history, "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 16, 0, "none", False, api_name="/chat")
-    history, _ = client.predict("next", long_history, "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 16, 0, "none", True, api_name="/chat")
+        client.predict("next", long_history, "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, 0, "none", False, api_name="/chat")
+    history, _ = client.predict("next", long_history, "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, 0, "none", True, api_name="/chat")
     assert "question 0 " not in str(history) and "question 11" in str(history) and history[-1]["role"] == "assistant"
 
 

@@ -50,8 +50,8 @@ def inspected_ids(client, api_name, *inputs) -> list[int]:
 
 def test_chat_sends_what_its_inspector_shows(recorded):
     client, backend = recorded
-    history, _ = client.predict("First", [], "demo-qwen3", "Be brief.", True, 0.6, 0.95, 20, 0.0, 1.0, 64, api_name="/chat")
-    [(model, ids)] = sent_by(backend, lambda: client.predict("Second", history, "demo-qwen3", "Be brief.", False, 0.7, 0.8, 20, 0.0, 1.0, 64,
+    history, _ = client.predict("First", [], "demo-qwen3", "Be brief.", True, 0.6, 0.95, 20, 0.0, 1.0, 0.0, 64, api_name="/chat")
+    [(model, ids)] = sent_by(backend, lambda: client.predict("Second", history, "demo-qwen3", "Be brief.", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 64,
                                                               api_name="/chat"))
     assert model == "demo-qwen3" and ids == inspected_ids(client, "/inspect", "Second", history, "demo-qwen3", "Be brief.", False)
     assert ids != inspected_ids(client, "/inspect", "Second", history, "demo-qwen3", "Be brief.", True)  # thinking is in the prompt

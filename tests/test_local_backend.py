@@ -64,7 +64,7 @@ def test_second_turn_prompt_holds_the_answer_without_its_thinking(backend):
     for event in backend.stream(Request("demo-qwen3", first, GREEDY.model_copy(update={"max_new_tokens": 100}), thinking=True), threading.Event()):
         turn.apply(event)
     history = normalize_history(first + turn.messages + [{"role": "user", "content": "And now?"}])
-    messages = to_model_messages(history)
+    messages = to_model_messages(history, "", ("<think>", "</think>"))
     tok = backend.cache.get("demo-qwen3", 0, None).tokenizer
     prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, enable_thinking=True)
     assert "Hello from a little demo network!" in prompt and "scripted" not in prompt

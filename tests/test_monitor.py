@@ -54,13 +54,13 @@ def test_health_is_degraded_with_readable_reasons():
 
 def test_health_endpoint_reports_requests_and_failures(app):
     client, _ = app
-    client.predict("hello", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 32, api_name="/chat")
+    client.predict("hello", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 32, api_name="/chat")
     verdict = client.predict(api_name="/health")
     row = next(r for r in verdict["models"] if r["model"] == "demo-qwen3")
     assert row["requests"] >= 1 and row["tokens_per_s"] and row["weights_gib"] > 0
     for _ in range(3):
         with pytest.raises(AppError):
-            client.predict("hello", [], "broken", "", False, 0.7, 0.8, 20, 0.0, 1.0, 32, api_name="/chat")
+            client.predict("hello", [], "broken", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 32, api_name="/chat")
     verdict = client.predict(api_name="/health")
     assert verdict["status"] == "degraded"
     assert any(re.match(r"broken: (\d+) of \1 requests failed", reason) for reason in verdict["reasons"]), verdict["reasons"]

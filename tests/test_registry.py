@@ -106,6 +106,6 @@ def test_user_adds_a_local_model_and_routes_to_it(config_file, random_model_dir)
 def test_demo_mode_when_no_weights_can_be_had(tmp_path):
     config = load_config()  # tests run offline with an empty Hub cache
     assert config.demo and "offline" in config.demo_reason
-    assert config.registry.choices("chat")[0].id == "demo-qwen3"
+    assert config.registry.choices("chat")[0].id == "demo-qwen3.5"
     forced = load_config(demo=True)
     assert forced.demo and forced.demo_reason == "started with --demo"

@@ -2,8 +2,11 @@ from qwen_playground.generation import TextDelta, ThinkingDelta
 from qwen_playground.thinking import ThinkingParser, strip_thinking
 
 
-def run(chunks, **kwargs):
-    parser = ThinkingParser(**kwargs)
+TAGS = ("<think>", "</think>")
+
+
+def run(chunks, tags=TAGS, **kwargs):
+    parser = ThinkingParser(tags, **kwargs)
     events = [e for c in chunks for e in parser.feed(c)] + parser.flush()
     thinking = "".join(e.text for e in events if isinstance(e, ThinkingDelta))
     answer = "".join(e.text for e in events if isinstance(e, TextDelta))
@@ -45,7 +48,24 @@ def test_tags_in_the_answer_stay_text():
 
 
 def test_strip_thinking_for_history():
-    assert strip_thinking(FULL) == "It is 4."
-    assert strip_thinking("plain") == "plain"
-    assert strip_thinking("reasoning</think>\n\nanswer") == "answer"
-    assert strip_thinking("<think>cut off") == ""
+    assert strip_thinking(FULL, TAGS) == "It is 4."
+    assert strip_thinking("plain", TAGS) == "plain"
+    assert strip_thinking("reasoning</think>\n\nanswer", TAGS) == "answer"
+    assert strip_thinking("<think>cut off", TAGS) == ""
+
+
+def test_a_template_that_opened_the_block_and_a_model_that_opens_it_again():
+    assert run(["<think>\nreasoning</think>\n\nanswer"], starts_inside=True) == ("reasoning", "answer")
+    assert run(["<thi", "nk>reasoning</think>answer"], starts_inside=True) == ("reasoning", "answer")
+
+
+def test_an_unfinished_opened_thought_is_thinking():
+    assert run(["still thinking"], starts_inside=True) == ("still thinking", "")
+    assert run(["<th"], starts_inside=True) == ("<th", "")
+
+
+def test_other_tags_come_from_the_family():
+    tags = ("<reasoning>", "</reasoning>")
+    assert run(["<reasoning>x</reasoning>y"], tags=tags) == ("x", "y")
+    assert run(["<think>x</think>y"], tags=tags) == ("", "<think>x</think>y")
+    assert strip_thinking("<reasoning>x</reasoning>y", tags) == "y"

@@ -7,10 +7,12 @@ waiting for it or fighting it for the cores. One dispatcher thread hands each
 step's tokens to the request's own streamer, so streams stay separate, and a
 request is cancelled on its own.
 
-The manager applies temperature, top-p and top-k per request. It cannot apply
+The manager applies temperature, top-p and top-k per request, and the presence
+penalty through our own per-request processor (`presence.py`). It cannot apply
 a repetition penalty or min-p (transformers marks those processors
-unsupported), so requests that use them, and vision requests, take the
-one-request `generate` path: `supports` says which.
+unsupported), so requests that use them, vision requests, and models whose
+layers it cannot cache (`batchable`: Qwen3.5's linear attention) take the
+one-request `generate` path: `supports` says which requests.
 """
 
 from __future__ import annotations
@@ -22,11 +24,23 @@ from dataclasses import dataclass, field
 import torch
 from transformers import ContinuousBatchingConfig, GenerationConfig, TopKLogitsWarper, TopPLogitsWarper
 from transformers.generation.continuous_batching import cb_logits_processors
+from transformers.generation.continuous_batching.cache import group_layers_by_attn_type
 
 from ..generation import SamplingParams
+from .presence import BatchedPresencePenalty
 
 _POLL_S = 0.05  # how often a waiting request looks at its stop flags
 PAGE = 256  # tokens per KV-cache block
+
+
+def batchable(config) -> bool:
+    """Whether the batch can hold this model's cache: not for linear-attention layers (Qwen3.5's Gated DeltaNet keeps
+    a recurrent state, not a paged KV cache), as transformers' own layer grouping says."""
+    try:
+        group_layers_by_attn_type(config.get_text_config())
+    except ValueError:
+        return False
+    return True
 
 
 def supports(sampling: SamplingParams) -> bool:
@@ -36,9 +50,10 @@ def supports(sampling: SamplingParams) -> bool:
 
 def per_request_kwargs(sampling: SamplingParams, vocab_size: int) -> dict:
     """Per-request logits settings; temperature 0 (greedy) is top-k 1, top-k 0 (off) is the whole vocabulary."""
+    presence = {"presence_penalty": float(sampling.presence_penalty)}
     if sampling.temperature == 0:
-        return {"temperature": 1.0, "top_p": 1.0, "top_k": 1}
-    return {"temperature": float(sampling.temperature), "top_p": float(sampling.top_p), "top_k": int(sampling.top_k or vocab_size)}
+        return {"temperature": 1.0, "top_p": 1.0, "top_k": 1} | presence
+    return {"temperature": float(sampling.temperature), "top_p": float(sampling.top_p), "top_k": int(sampling.top_k or vocab_size)} | presence
 
 
 class _TopKBySelection(cb_logits_processors.ContinuousBatchingTopKLogitsWarper):
@@ -73,6 +88,17 @@ cb_logits_processors.CLASSIC_TO_CB_PROCESSORS_MAP[TopKLogitsWarper] = _TopKBySel
 cb_logits_processors.CLASSIC_TO_CB_PROCESSORS_MAP[TopPLogitsWarper] = _TopPOverSurvivors
 
 
+def _with_presence_penalty(manager):
+    """Put the per-request presence penalty first among the manager's processors (before temperature, as in
+    `generate`); the manager sizes its argument tensors from this list when its loop starts."""
+    processors = manager.logit_processor
+    processors.logits_processor.insert(0, BatchedPresencePenalty())
+    processors.tensors_required += 1
+    processors.supported_keys |= BatchedPresencePenalty.supported_kwargs
+    processors.do_processing = True
+    return manager
+
+
 @dataclass
 class _Pending:
     streamer: object  # a transformers streamer: put(tensor) / end()
@@ -90,8 +116,11 @@ class ContinuousBatcher:
         config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=2048,
                                   eos_token_id=sorted(eos_ids), pad_token_id=pad_id)
         self.vocab_size = model.config.get_text_config().vocab_size
-        self._start = lambda: model.init_continuous_batching(generation_config=config, continuous_batching_config=ContinuousBatchingConfig(
-            per_request_processors=True, num_blocks=cache_tokens // PAGE, page_size=PAGE, max_batch_tokens=512))
+        # synchronous batching: the presence penalty reads each request's answer as of the step it processes
+        self._start = lambda: _with_presence_penalty(model.init_continuous_batching(
+            generation_config=config, continuous_batching_config=ContinuousBatchingConfig(
+                per_request_processors=True, num_blocks=cache_tokens // PAGE, page_size=PAGE, max_batch_tokens=512,
+                use_async_batching=False)))
         self.manager = self._start()
         self.manager.start()
         self._pending: dict[str, _Pending] = {}

@@ -19,17 +19,21 @@ from typing import Iterator
 
 import psutil
 import torch
-from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, PreTrainedTokenizerBase,
-                          ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
+import transformers
+from transformers import CONFIG_MAPPING
+from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, LogitsProcessorList,
+                          PreTrainedTokenizerBase, ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
 
 from .. import quantization, weights
 from ..chat_encoding import encode_request
 from ..config import Settings
+from ..devices import pick_device
 from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
 from ..registry import ModelSpec, Registry, RegistryError
 from ..thinking import ThinkingParser
 from . import Backend, Capabilities
-from .batching import ContinuousBatcher, supports
+from .batching import ContinuousBatcher, batchable, supports
+from .presence import PresencePenalty
 from .model_cache import ModelCache, ModelTooLarge
 
 
@@ -44,16 +48,6 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         return self.model.device
-
-
-def pick_device(setting: str = "auto") -> str:
-    if setting != "auto":
-        return setting
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 @functools.cache
@@ -102,6 +96,16 @@ def sampling_kwargs(sampling: SamplingParams) -> dict:
     if sampling.min_p > 0:
         kwargs["min_p"] = sampling.min_p
     return kwargs
+
+
+def transformers_problem(spec: ModelSpec) -> str | None:
+    """Why the installed transformers cannot load this model's family, naming the release that can (None: it can)."""
+    family = spec.family
+    if spec.demo or family.model_type is None or family.model_type in CONFIG_MAPPING:
+        return None
+    needed = f"transformers {family.requires_transformers} or newer" if family.requires_transformers else "a newer transformers"
+    return (f"{spec.id} is a {family.label} model (model type '{family.model_type}'), which transformers {transformers.__version__} "
+            f"cannot load: it needs {needed}. Run: pip install -U \"transformers>={family.requires_transformers or transformers.__version__}\"")
 
 
 # Qwen's documented thinking-budget recipe: when the budget runs out mid-thought, append this (and the family's
@@ -176,7 +180,7 @@ class LocalBackend(Backend):
         options = {"dtype": self.dtype, "device_map": self.device,
                    "quantization_config": quantization.transformers_config(quant, self.device, self.dtype)}
         processor = None
-        if "image" in spec.modalities:
+        if spec.family.vision is not None:  # a family that sees through its processor (Qwen3.5's vision side: not yet)
             processor = AutoProcessor.from_pretrained(folder)
             if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
                 raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
@@ -187,7 +191,7 @@ class LocalBackend(Backend):
             model = AutoModelForCausalLM.from_pretrained(folder, **options)
         model.eval()
         loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, processor)
-        if processor is None and self.settings.batching:
+        if processor is None and self.settings.batching and batchable(model.config):
             loaded.batcher = ContinuousBatcher(model, self._eos_ids(loaded), tokenizer.pad_token_id)
         return loaded, quantization.weight_bytes(model)
 
@@ -241,6 +245,9 @@ class LocalBackend(Backend):
             yield Error(str(e))
             return
         loaded = None
+        if reason := transformers_problem(spec):
+            yield Error(reason)
+            return
         if reason := quantization.unavailable_reason(request.quantization, self.device):
             yield Error(f"{request.quantization} quantization is unavailable on {self.device}: {reason}. Choose another precision.")
             return
@@ -276,8 +283,8 @@ class LocalBackend(Backend):
         budget = request.thinking_budget if family.thinks(request.thinking) and request.thinking_budget else None
         eos, close_id = self._eos_ids(loaded), tokenizer.convert_tokens_to_ids(family.thinking_tags[1])
         flags = (cancel, threading.Event())  # the second is set when the consumer stops listening
-        parser = ThinkingParser(family.opens_thought, family.thinking_tags)
-        clock = {"start": time.perf_counter(), "first": None, "thinking_end": None}
+        parser = ThinkingParser(family.thinking_tags, starts_inside=family.starts_in_thought(request.thinking))
+        clock = {"start": time.perf_counter(), "first": None, "thinking_end": None, "prompt_tokens": prompt_tokens}
         prompt_ids = inputs["input_ids"]
         own: list[int] = []  # tokens the model generated (the early-stop sentence is ours, not its)
         injected: list[int] = []
@@ -334,6 +341,8 @@ class LocalBackend(Backend):
         """One `generate` call streamed through the parser; returns (via StopIteration) the new token ids."""
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = sampling_kwargs(sampling) | {"max_new_tokens": max_new_tokens}
+        if sampling.presence_penalty:  # the answer so far counts, not the prompt (nor its resumed copy after a budget cut)
+            kwargs["logits_processor"] = LogitsProcessorList([PresencePenalty(sampling.presence_penalty, clock["prompt_tokens"])])
         if stop_ids:
             kwargs["eos_token_id"] = sorted(self._eos_ids(loaded) | set(stop_ids))
         outcome: dict = {}

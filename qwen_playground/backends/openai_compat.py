@@ -1,6 +1,7 @@
 """The OpenAI-compatible backend: vLLM, SGLang, Ollama, llama.cpp, LM Studio, DashScope, `transformers serve`.
 
-Streams through the official `openai` client. Sampling the OpenAI API lacks
+Streams through the official `openai` client. The presence penalty (Qwen3.5's
+presets) is OpenAI's own parameter, sent when it is on. Sampling the OpenAI API lacks
 (top_k, min_p, repetition_penalty) goes in `extra_body`, as vLLM and SGLang
 accept it; Qwen3's thinking switch goes in `chat_template_kwargs`. Reasoning
 arrives either in a separate `reasoning_content` (or `reasoning`) field or
@@ -70,7 +71,9 @@ def _failure_message(endpoint: Endpoint, error: Exception, streamed: int) -> str
         body = error.body if isinstance(error.body, dict) else {}
         detail = str((body.get("error") or {}).get("message") if isinstance(body.get("error"), dict) else body.get("detail") or body.get("error") or error.message)
         hint = ""
-        if error.status_code in (400, 422) and any(k in detail for k in ("top_k", "min_p", "repetition_penalty", "chat_template_kwargs")):
+        if error.status_code in (400, 422) and "presence_penalty" in detail:
+            hint = " This server rejects the presence penalty: set Presence penalty to 0 for this model."
+        elif error.status_code in (400, 422) and any(k in detail for k in ("top_k", "min_p", "repetition_penalty", "chat_template_kwargs")):
             hint = " This server rejects the extra sampling settings: set send_sampling_extras: false for this endpoint."
         elif error.status_code in (401, 403):
             hint = f" Check the API key{f' in ${endpoint.api_key_env}' if endpoint.api_key_env else ' (set api_key_env for this endpoint)'}."
@@ -105,8 +108,9 @@ class OpenAICompatBackend(Backend):
             extra |= template_kwargs
         if self.endpoint.send_sampling_extras:
             extra |= {"top_k": sampling.top_k, "min_p": sampling.min_p, "repetition_penalty": sampling.repetition_penalty}
+        penalty = {"presence_penalty": sampling.presence_penalty} if sampling.presence_penalty else {}
         # the server templates and tokenizes: typed control-token strings must arrive unreadable as control tokens
-        return {"model": spec.remote_model, "messages": to_openai_messages(defuse_messages(request.messages)), "stream": True,
+        return penalty | {"model": spec.remote_model, "messages": to_openai_messages(defuse_messages(request.messages)), "stream": True,
                 "stream_options": {"include_usage": True}, "temperature": sampling.temperature, "top_p": sampling.top_p,
                 "max_tokens": sampling.max_new_tokens, "extra_body": extra}
 
@@ -123,7 +127,7 @@ class OpenAICompatBackend(Backend):
         first = thinking_end = None
         thinking_pieces = answer_pieces = 0
         usage = finish = None
-        parser = ThinkingParser(spec.family.opens_thought, spec.family.thinking_tags)
+        parser = ThinkingParser(spec.family.thinking_tags, starts_inside=spec.family.starts_in_thought(request.thinking))
         stream = None
         try:
             stream = self.client.chat.completions.create(**self.request_kwargs(spec, request))

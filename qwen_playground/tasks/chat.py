@@ -23,7 +23,7 @@ from ..registry import ModelSpec
 from . import TaskError, resolve
 from .streaming import stream_turns
 
-SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "max_new_tokens")
 
 
 def preset_values(spec: ModelSpec, thinking: bool) -> list:
@@ -75,7 +75,7 @@ def plan_turn(config: AppConfig, message: object, history: object, model_id: str
         budget = config.settings.max_input_tokens - conversation_tokens(
             [{"role": "system", "content": system_prompt}, {"role": "user", "content": template.render_user(message=text)}])
         before, dropped = trim_history(before, max(0, budget))
-    messages = to_model_messages(before, system_prompt)
+    messages = to_model_messages(before, system_prompt, spec.family.thinking_tags)
     if text:
         messages.append({"role": "user", "content": template.render_user(message=text)})
         too_long = message_problem(messages, config.settings.max_message_tokens) or conversation_problem(

@@ -10,6 +10,7 @@ agreement of the panes' boxed answers, and Markdown/JSON export.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
@@ -84,6 +85,19 @@ def presets(registry: Registry, precisions: tuple[str, ...] = ("none",)) -> dict
         if len(sizes) >= 2:
             small, large = sizes[0], sizes[1]
             found[f"Two sizes of {family.label} ({small.params_b:g}B vs {large.params_b:g}B)"] = [PaneSetup(model=small.id), PaneSetup(model=large.id)]
+    general = [f for f in by_family if f.specialty == "general" and f.generation]
+    for kind in ("switch", "none"):  # one generation against another, thinking the same way, at the closest sizes
+        same_kind = sorted((f for f in general if f.thinking == kind), key=lambda f: f.generation)  # names sort by release
+        for first, second in zip(same_kind, same_kind[1:]):
+            if first.generation != second.generation:
+                a, b = closest_pair(by_family[first], by_family[second])
+                found[f"{first.label} vs {second.label} ({a.id} vs {b.id})"] = [PaneSetup(model=a.id), PaneSetup(model=b.id)]
+    for generation in dict.fromkeys(f.generation for f in general):  # one generation's never-thinking and always-thinking models
+        kinds = {f.thinking: f for f in general if f.generation == generation}
+        if {"none", "always"} <= set(kinds):
+            a, b = closest_pair(by_family[kinds["none"]], by_family[kinds["always"]])
+            found[f"Never thinks vs always thinks: {kinds['none'].label} vs {kinds['always'].label}"] = [
+                PaneSetup(model=a.id), PaneSetup(model=b.id, thinking=True)]
     for generation in dict.fromkeys(f.generation for f in by_family if f.generation):
         # the same generation's general, code and math families, each at its size closest to 1.5B
         specialty = {f.specialty: members for f, members in by_family.items() if f.generation == generation}
@@ -91,6 +105,11 @@ def presets(registry: Registry, precisions: tuple[str, ...] = ("none",)) -> dict
             picks = [min(specialty[s], key=lambda m: abs(m.params_b - 1.5)) for s in ("general", "code", "math")]
             found[f"Instruct vs Coder vs Math ({generation})"] = [PaneSetup(model=m.id) for m in picks]
     return found
+
+
+def closest_pair(first: list[ModelSpec], second: list[ModelSpec]) -> tuple[ModelSpec, ModelSpec]:
+    """One model of each list, as close in size as the lists allow (a fair match between two families)."""
+    return min(((a, b) for a in first for b in second), key=lambda pair: abs(math.log(pair[0].params_b / pair[1].params_b)))
 
 
 def agreement(answers: list[str | None]) -> str:
@@ -162,11 +181,11 @@ class CompareJob:
     requests: list[Request]
 
 
-def pane_messages(history: list[dict], template: str, text: str) -> list[dict]:
+def pane_messages(spec: ModelSpec, history: list[dict], template: str, text: str) -> list[dict]:
     """A pane's next request: its own conversation, then the prompt through the chosen template."""
     template_name, variable = TEMPLATES[template]
     prompt_template = load_template(template_name)
-    return to_model_messages(history, prompt_template.render_system()) + [
+    return to_model_messages(history, prompt_template.render_system(), spec.family.thinking_tags) + [
         {"role": "user", "content": prompt_template.render_user(**{variable: text})}]
 
 
@@ -184,7 +203,7 @@ def prepare(registry: Registry, prompt: object, panes: object, template: str = "
     for spec, setup, history in zip(specs, setups, histories, strict=True):
         think = spec.family.thinks(setup.thinking)
         overrides = {k: v for k, v in (("temperature", setup.temperature), ("max_new_tokens", setup.max_new_tokens)) if v is not None}
-        requests.append(Request(spec.id, pane_messages(history, template, text), spec.preset(think).model_copy(update=overrides), think,
+        requests.append(Request(spec.id, pane_messages(spec, history, template, text), spec.preset(think).model_copy(update=overrides), think,
                                 int(thinking_budget or 0) or None, setup.weights, user))
     return CompareJob(text, setups, histories, requests)
 

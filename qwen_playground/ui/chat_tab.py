@@ -78,6 +78,8 @@ def layout(config: AppConfig, service: Service) -> dict:
                     gr.Slider(0, 200, preset.top_k, step=1, label="Top-k", info="0 = off"),
                     gr.Slider(0, 1, preset.min_p, step=0.01, label="Min-p"),
                     gr.Slider(1, 2, preset.repetition_penalty, step=0.01, label="Repetition penalty"),
+                    gr.Slider(0, 2, preset.presence_penalty, step=0.05, label="Presence penalty",
+                              info="Minus this for every token already in the answer (Qwen3.5: 1.5 against endless repetition)"),
                     gr.Slider(16, 32768, preset.max_new_tokens, step=16, label="Max new tokens"),
                 ]
                 c["budget"] = gr.Slider(0, 8192, 0, step=16, label="Thinking budget (tokens, 0 = no cap)",
@@ -95,16 +97,16 @@ def layout(config: AppConfig, service: Service) -> dict:
 def handlers(config: AppConfig, service: Service, stops: Stops):
     """(respond, retry, prepare): the generating handlers, whose signatures are the API's, and the turn they send."""
 
-    def prepare(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
+    def prepare(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens,
                 thinking_budget=0, quantization="none", trim_history=False, user=""):
-        sampling = chat.sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens)
+        sampling = chat.sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens)
         return chat.plan_turn(config, message, history, model, system_prompt, thinking, sampling, thinking_budget, quantization,
                               trim_history, user)
 
-    def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
+    def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens,
                 thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
         plan = start_job(service, request, prepare, message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p,
-                         repetition_penalty, max_new_tokens, thinking_budget, quantization, trim_history)
+                         repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, quantization, trim_history)
         if plan.dropped:
             gr.Info(f"Dropped the {plan.dropped} oldest exchange{'s' if plan.dropped > 1 else ''} to fit "
                     f"{config.settings.max_input_tokens:,} tokens.")
@@ -117,12 +119,12 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
                 yield plan.before, message
             raise refuse(view.error)
 
-    def retry(history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
+    def retry(history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens,
               thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
         with refusals():
             before, text = chat.last_message(history)
         yield from respond(text, before, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
-                           max_new_tokens, thinking_budget, quantization, trim_history, request)
+                           presence_penalty, max_new_tokens, thinking_budget, quantization, trim_history, request)
 
     return respond, retry, prepare
 

@@ -1,0 +1,130 @@
+"""Qwen3.5 and Qwen3-2507 in the text tabs: each thinking kind end to end on its demo model, Qwen3.5's own tokens,
+the presence penalty in its presets, and a clear message where the installed transformers is too old."""
+
+import threading
+
+import pytest
+import yaml
+
+from qwen_playground.backends.local import LocalBackend
+from qwen_playground.config import load_config
+from qwen_playground.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta
+
+QWEN35_THOUGHT = "Demo mode: tiny random parameters, so this thought is scripted!"
+QWEN35_ANSWER = "Good day from a small demo network; install real weights for useful answers"
+THINKING_2507 = ("Demo mode: this model always reasons first; its thought is scripted.",
+                 "Greetings from a demo network that reasoned beforehand! Install real weights for useful answers.")
+INSTRUCT_2507 = "Hey, a tiny demo network replies straight away. Install real weights for useful answers!"
+GREEDY = SamplingParams(temperature=0, max_new_tokens=120)
+
+
+def bubbles(history):
+    return [((m.get("metadata") or {}).get("title"), "".join(p["text"] for p in m["content"] if p.get("type") == "text"))
+            for m in history]
+
+
+def chat(client, model, thinking, text="Hi"):
+    history, _ = client.predict(text, [], model, "", thinking, 0.7, 0.8, 20, 0.0, 1.0, 1.5, 128, api_name="/chat")
+    return bubbles(history)
+
+
+@pytest.mark.parametrize("model, thinking, thought, answer", [
+    ("demo-qwen3.5", True, QWEN35_THOUGHT, QWEN35_ANSWER),  # switch: its template opens the thought
+    ("demo-qwen3.5", False, None, QWEN35_ANSWER),
+    ("demo-qwen3-thinking-2507", False, *THINKING_2507),  # always: thinks whatever the box says
+    ("demo-qwen3-instruct-2507", True, None, INSTRUCT_2507),  # none: never thinks
+])
+def test_each_thinking_kind_through_chat(app, model, thinking, thought, answer):
+    client, _ = app
+    shown = chat(client, model, thinking)
+    assert (("💭 Thinking", thought) in shown) == (thought is not None) and (None, answer) in shown
+    metrics = next(title for title, _ in shown if title and "tok/s" in title)
+    assert ("thinking tokens" in metrics) == (thought is not None)
+
+
+def test_history_goes_back_without_thinking_in_each_kind(app):
+    client, local = app
+    for model in ("demo-qwen3.5", "demo-qwen3-thinking-2507"):
+        history, _ = client.predict("First", [], model, "", True, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 128, api_name="/chat")
+        _, _, counts = client.predict("Second", history, model, "", True, api_name="/inspect")
+        assert "scripted" not in counts["text"] and "install real weights" in counts["text"].lower()  # the answer, not the thought
+
+
+def test_the_qwen35_inspector_shows_its_own_token_ids_and_names_the_demo_template(app):
+    client, _ = app
+    pieces, notes, counts = client.predict("Hi", [], "demo-qwen3.5", "", False, api_name="/inspect")
+    assert counts["ids"][0] == 248045 and 248069 in counts["ids"]  # <|im_start|>, and </think> of the empty thought
+    assert counts["text"].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert "qwen3.5.jinja" in notes and "always wins" in notes and "Thinking on vs off" in notes
+    _, _, thinking = client.predict("Hi", [], "demo-qwen3.5", "", True, api_name="/inspect")
+    assert thinking["text"].endswith("<|im_start|>assistant\n<think>\n") and thinking["ids"][-2:] == [248068, 198]
+    _, always, _ = client.predict("Hi", [], "demo-qwen3-thinking-2507", "", True, api_name="/inspect")
+    assert "always thinks" in always
+
+
+@pytest.mark.parametrize("model", ["demo-qwen3.5", "demo-qwen3-thinking-2507", "demo-qwen3-instruct-2507"])
+def test_code_and_math_run_on_each_new_family(app, model):
+    client, _ = app
+    code = client.predict("Add two numbers", "Python", "", "", model, api_name="/code")
+    assert "install real weights" in str(code).lower()
+    history, final, verdict, metrics = client.predict("What is 1+1?", "2", model, api_name="/math")
+    assert "tok/s" in metrics and final == "(no \\boxed{} answer)" and "No \\boxed{}" in verdict
+
+
+def test_compare_runs_the_generations_side_by_side(app):
+    client, _ = app
+    panes = [{"model": m, "thinking": t, "temperature": 0.0, "max_new_tokens": 64}
+             for m, t in (("demo-qwen3.5", True), ("demo-qwen3-instruct-2507", False), ("demo-qwen3-thinking-2507", False))]
+    result = client.predict("Hi", panes, "Chat", api_name="/compare")
+    texts = [[("".join(p["text"] for p in m["content"]) if isinstance(m["content"], list) else m["content"]) for m in pane["messages"]]
+             for pane in result["panes"]]
+    assert QWEN35_THOUGHT in texts[0] and QWEN35_ANSWER in texts[0]
+    assert INSTRUCT_2507 in texts[1] and not any("scripted" in t for t in texts[1])
+    assert THINKING_2507[0] in texts[2] and THINKING_2507[1] in texts[2]
+
+
+@pytest.mark.parametrize("model", ["demo-qwen3.5", "demo-qwen3-thinking-2507"])
+def test_stop_and_the_thinking_budget_in_the_families_that_open_the_thought(backend, model):
+    cancel, events = threading.Event(), []
+    for event in backend.stream(Request(model, [{"role": "user", "content": "Hi"}], GREEDY, thinking=True), cancel):
+        events.append(event)
+        if isinstance(event, ThinkingDelta):
+            cancel.set()
+    assert events[-1] == Done("cancelled") and any(isinstance(e, Metrics) for e in events)
+    budgeted = list(backend.stream(Request(model, [{"role": "user", "content": "Hi"}], GREEDY, thinking=True, thinking_budget=4),
+                                   threading.Event()))
+    thought = "".join(e.text for e in budgeted if isinstance(e, ThinkingDelta))
+    answer = "".join(e.text for e in budgeted if isinstance(e, TextDelta))
+    assert "Considering the limited time by the user" in thought and "install real weights" in answer.lower()
+    metrics = next(e for e in budgeted if isinstance(e, Metrics))
+    assert metrics.thinking_tokens == 4 and budgeted[-1] == Done("stop")
+
+
+def test_qwen35_takes_the_one_request_path_because_the_batch_cannot_cache_linear_attention(backend):
+    list(backend.stream(Request("demo-qwen3.5", [{"role": "user", "content": "Hi"}], GREEDY), threading.Event()))
+    list(backend.stream(Request("demo-qwen3", [{"role": "user", "content": "Hi"}], GREEDY), threading.Event()))
+    assert backend.cache.get("demo-qwen3.5", 0, None).batcher is None
+    assert backend.cache.get("demo-qwen3", 0, None).batcher is not None
+
+
+def test_qwen35_presets_carry_the_presence_penalty_into_the_chat_sliders(demo_config):
+    from qwen_playground.tasks.chat import SAMPLING_FIELDS, preset_values
+    spec = demo_config.registry.get("qwen3.5-2b")
+    thinking = dict(zip(SAMPLING_FIELDS, preset_values(spec, True)))
+    assert thinking | {"max_new_tokens": 0} == {"temperature": 1.0, "top_p": 0.95, "top_k": 20, "min_p": 0.0, "repetition_penalty": 1.0,
+                                                "presence_penalty": 1.5, "max_new_tokens": 0}
+    assert dict(zip(SAMPLING_FIELDS, preset_values(spec, False)))["presence_penalty"] == 1.5
+    assert demo_config.registry.get("qwen3-4b-instruct-2507").preset(True).presence_penalty == 0.0
+
+
+def test_a_family_this_transformers_cannot_load_names_the_version_it_needs(tmp_path, cache_dir):
+    path = tmp_path / "future.yaml"
+    path.write_text(yaml.safe_dump({
+        "families": {"qwen9": {"extends": "qwen3", "label": "Qwen9", "model_type": "qwen9_moe", "requires_transformers": "9.1.0"}},
+        "models": [{"id": "qwen9-1b", "hub_id": "Qwen/Qwen9-1B", "family": "qwen9", "params_b": 1.0, "context_length": 32768}],
+    }))
+    config = load_config(path, demo=True, cache_dir=cache_dir)
+    events = list(LocalBackend(config.registry, config.settings).stream(Request("qwen9-1b", [{"role": "user", "content": "Hi"}]),
+                                                                          threading.Event()))
+    assert len(events) == 1 and isinstance(events[0], Error)
+    assert "needs transformers 9.1.0 or newer" in events[0].message and 'pip install -U "transformers>=9.1.0"' in events[0].message
