@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from qwen_playground.config import load_config
-from qwen_playground.registry import RegistryError
+from qwen_playground.registry import RegistryError, Route
 
 
 def write(tmp_path, data) -> str:
@@ -109,3 +109,23 @@ def test_demo_mode_when_no_weights_can_be_had(tmp_path):
     assert config.registry.choices("chat")[0].id == "demo-qwen3.5"
     forced = load_config(demo=True)
     assert forced.demo and forced.demo_reason == "started with --demo"
+
+
+def test_a_route_puts_its_cpu_default_first_on_a_cpu_or_where_the_default_does_not_fit():
+    route = Route(default="big", alternatives=("mid",), cpu_default="small")
+    assert route.for_machine(on_cpu=True, fits=lambda m: True).choices == ["small", "big", "mid"]
+    assert route.for_machine(on_cpu=False, fits=lambda m: False).default == "small"
+    assert route.for_machine(on_cpu=False, fits=lambda m: True) == route
+    assert Route(default="only").for_machine(on_cpu=True, fits=lambda m: False).default == "only"
+
+
+def test_the_machine_default_through_a_config_file(tmp_path, random_model_dir, cache_dir):
+    model = {"path": str(random_model_dir), "family": "qwen2.5", "params_b": 0.02, "context_length": 4096}
+    path = tmp_path / "routes.yaml"
+    path.write_text(yaml.safe_dump({"models": [{"id": "gpu-pick", **model}, {"id": "cpu-pick", **model}],
+                                    "routes": {"chat": {"default": "gpu-pick", "cpu_default": "cpu-pick"}}}))
+    config = load_config(path, device="cpu", cache_dir=cache_dir)
+    assert not config.demo and [s.id for s in config.registry.choices("chat")] == ["cpu-pick", "gpu-pick"]
+    with pytest.raises(RegistryError, match="unknown model 'cpu-pik'"):
+        path.write_text(yaml.safe_dump({"models": [{"id": "cpu-pick", **model}], "routes": {"chat": {"default": "cpu-pick", "cpu_default": "cpu-pik"}}}))
+        load_config(path, device="cpu", cache_dir=cache_dir)
