@@ -180,6 +180,7 @@ def explain(spec: ModelSpec, request: Request, cache_dir: Path, stripped: int = 
         media = ("**Images:** the processor expands each image into its tokens (shown as one piece with its count)." if processor else
                  "**Images:** without the model's processor files each image shows as a single placeholder here; the model sees "
                  "as many tokens as the cost table says.")
-    notes = summary_markdown(result, spec, note, diff, soft_switch(request.messages) if switchable else None, stripped, media)
+    switch = soft_switch(request.messages) if spec.family.soft_switches else None
+    notes = summary_markdown(result, spec, note, diff, switch, stripped, media)
     counts = {"total": result.total, "turns": [{"role": t.role, "tokens": t.tokens} for t in result.turns], "text": result.text, "ids": result.ids}
     return Explanation(result.pieces, notes, counts)

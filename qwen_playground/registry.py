@@ -73,6 +73,7 @@ class Family(BaseModel):
     thinking: ThinkingKind = "none"
     thinking_tags: tuple[str, str] = ("<think>", "</think>")
     opens_thought: bool = False  # when the model thinks, its chat template writes the opening tag into the prompt
+    soft_switches: bool = False  # "/think" and "/no_think" in a message switch thinking for that turn (Qwen3)
     turn_start: str = "<|im_start|>"  # the control token that opens each turn of the chat format
     tokenizer: Literal["qwen3", "qwen3.5"] = "qwen3"  # the bundled real tokenizer for demo models and offline use
     chat_template: str | None = None  # bundled template for the bundled tokenizer (None: its own, Qwen3's)

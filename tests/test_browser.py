@@ -182,8 +182,8 @@ def test_a_vote_updates_the_leaderboard_and_a_thinking_pane_takes_qwens_temperat
     page.get_by_role("tab", name="Compare", exact=True).click()
     page.get_by_label("Pane 1 model").wait_for(timeout=20_000)
     page.locator("label:visible", has_text="Thinking").locator("input[type=checkbox]").first.check()
-    page.locator("button:visible", has_text="Settings").first.click()  # pane 1's folded settings
-    page.wait_for_function("() => [...document.querySelectorAll('input[type=number]')].some(i => i.value === '0.6' && i.offsetParent)",
+    page.locator("button:visible", has_text="Settings").first.click()  # pane 1's folded settings: the Qwen3.5 demo, thinking
+    page.wait_for_function("() => [...document.querySelectorAll('input[type=number]')].some(i => ['1', '1.0'].includes(i.value) && i.offsetParent)",
                            timeout=20_000)
 
 

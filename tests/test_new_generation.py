@@ -58,6 +58,8 @@ def test_the_qwen35_inspector_shows_its_own_token_ids_and_names_the_demo_templat
     assert "qwen3.5.jinja" in notes and "always wins" in notes and "Thinking on vs off" in notes
     _, _, thinking = client.predict("Hi", [], "demo-qwen3.5", "", True, api_name="/inspect")
     assert thinking["text"].endswith("<|im_start|>assistant\n<think>\n") and thinking["ids"][-2:] == [248068, 198]
+    _, no_soft_switch, _ = client.predict("Hi /no_think", [], "demo-qwen3.5", "", True, api_name="/inspect")
+    assert "Soft switch" not in no_soft_switch  # Qwen3's /think and /no_think are not Qwen3.5's
     _, always, _ = client.predict("Hi", [], "demo-qwen3-thinking-2507", "", True, api_name="/inspect")
     assert "always thinks" in always
 
@@ -128,3 +130,11 @@ def test_a_family_this_transformers_cannot_load_names_the_version_it_needs(tmp_p
                                                                           threading.Event()))
     assert len(events) == 1 and isinstance(events[0], Error)
     assert "needs transformers 9.1.0 or newer" in events[0].message and 'pip install -U "transformers>=9.1.0"' in events[0].message
+
+
+def test_the_guide_counts_a_kv_cache_in_qwen35s_full_attention_layers_only(demo_config):
+    from qwen_playground.guide import kv_cache_bytes, rank
+
+    assert kv_cache_bytes(demo_config.registry.get("qwen3.5-9b"), 1000) == 2 * (32 // 4) * 4 * 256 * 2 * 1000
+    offered = [fit.spec.id for fit in rank(demo_config.registry, "chat", 24, 4096, [])]
+    assert {"qwen3.5-9b", "qwen3.5-0.8b", "qwen3-4b-instruct-2507", "qwen3-4b-thinking-2507"} <= set(offered)

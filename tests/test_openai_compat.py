@@ -3,6 +3,7 @@
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -115,11 +116,15 @@ def test_a_server_that_never_answers_times_out(tmp_path, cache_dir):
     assert isinstance(events[-1], Error) and "timed out" in events[-1].message and time.time() - started < 10
 
 
-@pytest.mark.parametrize("status, expected", [(401, "Check the API key in $STRICT_KEY"), (500, "answered 500")])
-def test_http_errors_are_reported_with_what_to_do(tmp_path, cache_dir, status, expected):
+@contextmanager
+def refusing_server(status: int, message: bytes, requests: list | None = None):
+    """A real HTTP peer that answers every POST with `status` and an OpenAI-style error; yields its base URL and
+    keeps each request body in `requests`."""
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
-            body = b'{"error": {"message": "nope"}}'
+            if requests is not None:
+                requests.append(self.rfile.read(int(self.headers["Content-Length"])))
+            body = b'{"error": {"message": "' + message + b'"}}'
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -132,11 +137,17 @@ def test_http_errors_are_reported_with_what_to_do(tmp_path, cache_dir, status, e
     server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        config = make_config(tmp_path, cache_dir, [{"id": "strict", "base_url": f"http://127.0.0.1:{server.server_port}/v1", "api_key_env": "STRICT_KEY"}],
-                             [remote_model("strict-model", "strict")])
-        events = collect(Router(config), Request("strict-model", HI, SAMPLING))
+        yield f"http://127.0.0.1:{server.server_port}/v1"
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("status, expected", [(401, "Check the API key in $STRICT_KEY"), (500, "answered 500")])
+def test_http_errors_are_reported_with_what_to_do(tmp_path, cache_dir, status, expected):
+    with refusing_server(status, b"nope") as base_url:
+        config = make_config(tmp_path, cache_dir, [{"id": "strict", "base_url": base_url, "api_key_env": "STRICT_KEY"}],
+                             [remote_model("strict-model", "strict")])
+        events = collect(Router(config), Request("strict-model", HI, SAMPLING))
     assert isinstance(events[-1], Error) and expected in events[-1].message
 
 
@@ -196,3 +207,22 @@ def test_config_errors_for_endpoints(tmp_path, cache_dir):
         make_config(tmp_path, cache_dir, [{"id": "vllm", "base_url": "x:8000"}], [])
     with pytest.raises(RegistryError, match="needs remote_model"):
         make_config(tmp_path, cache_dir, [{"id": "vllm", "base_url": "http://x/v1"}], [{**remote_model("m", "vllm"), "remote_model": None}])
+
+
+def test_the_presence_penalty_travels_as_openais_parameter(tmp_path, cache_dir):
+    config = make_config(tmp_path, cache_dir, [{"id": "a", "base_url": "http://127.0.0.1:1/v1"}], [remote_model("on-a", "a")])
+    backend, spec = Router(config).remotes["a"], config.registry.get("on-a")
+    penalised = backend.request_kwargs(spec, Request("on-a", HI, SAMPLING.model_copy(update={"presence_penalty": 1.5})))
+    assert penalised["presence_penalty"] == 1.5 and "presence_penalty" not in penalised["extra_body"]
+    assert "presence_penalty" not in backend.request_kwargs(spec, Request("on-a", HI, SAMPLING))  # off: not sent at all
+
+
+def test_a_server_that_refuses_the_presence_penalty_says_which_setting_to_turn_off(tmp_path, cache_dir):
+    requests: list[bytes] = []
+    with refusing_server(400, b"Unrecognized request argument supplied: presence_penalty", requests) as base_url:
+        config = make_config(tmp_path, cache_dir, [{"id": "strict", "base_url": base_url, "send_sampling_extras": False}],
+                             [remote_model("strict-model", "strict")])
+        events = collect(Router(config), Request("strict-model", HI, SAMPLING.model_copy(update={"presence_penalty": 1.5})))
+    assert [b'"presence_penalty": 1.5' in r or b'"presence_penalty":1.5' in r for r in requests] == [True]
+    assert isinstance(events[-1], Error)
+    assert "answered 400" in events[-1].message and "set Presence penalty to 0" in events[-1].message
