@@ -139,7 +139,7 @@ def load(url: str, clients: int = 16, requests_each: int = 5, timeout_s: float =
             model = ("demo-qwen3", "demo-qwen2.5")[(i + j) % 2]
             start = time.perf_counter()
             try:
-                history, _ = client.submit(f"Client {i} asks question {j}", [], model, "", False, 0.7, 0.8, 20, 0.0, 1.0, 64,
+                history, _ = client.submit(f"Client {i} asks question {j}", [], model, "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 64,
                                            api_name="/chat").result(timeout=timeout_s)
                 if history[-1]["role"] != "assistant":
                     raise RuntimeError("no answer")

@@ -170,7 +170,7 @@ class App:
     def chat(self, model: str, new_tokens: int, prompt: str = PROMPT) -> dict:
         """One /chat call, timed from the client: time to first answer text, then tokens/s over the stream."""
         start, first, last = time.perf_counter(), None, None
-        job = self.client.submit(prompt, [], model, "", False, 0.0, 1.0, 0, 0.0, 1.0, new_tokens, api_name="/chat")
+        job = self.client.submit(prompt, [], model, "", False, 0.0, 1.0, 0, 0.0, 1.0, 0.0, new_tokens, api_name="/chat")
         for history, _ in job:
             answer = [m for m in history[1:] if m["role"] == "assistant" and not m.get("metadata") and _text(m)]
             if answer:
@@ -274,7 +274,7 @@ def section_compare(app: App, new_tokens: int) -> dict:
     singles = []
     for model in panes:
         start = time.perf_counter()
-        app.client.predict("Hi " + PROMPT, [], model, "", False, 0.7, 0.8, 20, 0.0, 1.0, new_tokens, api_name="/chat")
+        app.client.predict("Hi " + PROMPT, [], model, "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, new_tokens, api_name="/chat")
         singles.append(time.perf_counter() - start)
     start = time.perf_counter()
     app.client.predict(**kwargs, api_name="/compare")

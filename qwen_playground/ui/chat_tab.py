@@ -44,13 +44,13 @@ def export_files(history, model_id: str, system_prompt: str, think: bool) -> lis
 
 def thinking_toggle(spec) -> dict:
     """Chat's thinking checkbox: on where the model can think, and saying what kind of thinking it has."""
-    return {**thinking_settings(spec), "info": THINKING_INFO[spec.family.thinking]}
+    return {**thinking_settings(spec, spec.starts_thinking), "info": THINKING_INFO[spec.family.thinking]}
 
 
 def layout(config: AppConfig, service: Service) -> dict:
     specs = config.registry.choices("chat")
     first = specs[0]
-    preset = first.preset(first.thinking)
+    preset = first.preset(first.starts_thinking)
     c: dict = {}
     with gr.Row():
         with gr.Column(scale=3):
@@ -131,7 +131,7 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
 
 def on_model_change(config: AppConfig, model_id: str) -> list:
     spec = config.registry.get(model_id)
-    return [describe(spec), gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.thinking)]
+    return [describe(spec), gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking)]
 
 
 def undo(history):
