@@ -20,7 +20,7 @@ from ..tasks import chat
 from .common import Stops, describe, precision_picker, refusals, refuse, start_job, thinking_settings, when_valid
 from .inspector_tab import inspect_chat, inspector_outputs
 
-THINKING_INFO = {"switch": "Qwen3-style: reasons in <think> before answering; switch it off for quick answers",
+THINKING_INFO = {"switch": "Reasons in <think> before answering; switch it off for quick answers",
                  "always": "This model always thinks before it answers", "none": "This model has no thinking mode"}
 
 
@@ -97,14 +97,14 @@ def layout(config: AppConfig, service: Service) -> dict:
 def handlers(config: AppConfig, service: Service, stops: Stops):
     """(respond, retry, prepare): the generating handlers, whose signatures are the API's, and the turn they send."""
 
-    def prepare(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens,
-                thinking_budget=0, quantization="none", trim_history=False, user=""):
+    def prepare(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
+                max_new_tokens, thinking_budget=0, quantization="none", trim_history=False, user=""):
         sampling = chat.sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens)
         return chat.plan_turn(config, message, history, model, system_prompt, thinking, sampling, thinking_budget, quantization,
                               trim_history, user)
 
-    def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens,
-                thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
+    def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
+                max_new_tokens, thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
         plan = start_job(service, request, prepare, message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p,
                          repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, quantization, trim_history)
         if plan.dropped:
@@ -119,8 +119,8 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
                 yield plan.before, message
             raise refuse(view.error)
 
-    def retry(history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens,
-              thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
+    def retry(history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
+              max_new_tokens, thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
         with refusals():
             before, text = chat.last_message(history)
         yield from respond(text, before, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
