@@ -8,7 +8,7 @@ model of the chat route has weights that can be had (none cached, no hub).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -111,7 +111,7 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
         hint = closest(field, Settings.model_fields) if first["type"] == "extra_forbidden" else ""
         raise RegistryError(f"{where}: settings.{field}: {first['msg']}.{hint}") from None
     registry = Registry.build(models, routes, where, parse_endpoints(user.get("endpoints"), where), families)
-    registry = Registry.build(models, _for_machine(registry, settings.device), where, list(registry.endpoints.values()), families)
+    registry = replace(registry, routes=_for_machine(registry, settings.device))  # the same names, reordered
     for model_id in settings.arena_pool or []:
         if model_id not in registry.models:
             raise RegistryError(f"{where}: settings.arena_pool names unknown model '{model_id}'.{closest(model_id, registry.models)}")

@@ -17,6 +17,6 @@ def pick_device(setting: str = "auto") -> str:
 
 def accelerator_memory_bytes(device: str) -> int | None:
     """The memory of the GPU models would load on (None on a CPU, or where it cannot be read)."""
-    if device.startswith("cuda"):
+    if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_properties(0).total_memory
     return None

@@ -103,9 +103,11 @@ def transformers_problem(spec: ModelSpec) -> str | None:
     family = spec.family
     if spec.demo or family.model_type is None or family.model_type in CONFIG_MAPPING:
         return None
-    needed = f"transformers {family.requires_transformers} or newer" if family.requires_transformers else "a newer transformers"
+    release = family.requires_transformers
+    needed, command = (f"transformers {release} or newer", f'pip install -U "transformers>={release}"') if release else \
+        ("a newer transformers", "pip install -U transformers")
     return (f"{spec.id} is a {family.label} model (model type '{family.model_type}'), which transformers {transformers.__version__} "
-            f"cannot load: it needs {needed}. Run: pip install -U \"transformers>={family.requires_transformers or transformers.__version__}\"")
+            f"cannot load: it needs {needed}. Run: {command}")
 
 
 # Qwen's documented thinking-budget recipe: when the budget runs out mid-thought, append this (and the family's
