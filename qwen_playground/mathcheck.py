@@ -67,7 +67,7 @@ def _parse(text: str) -> list:
     # time-outs off: math-verify's timer uses signals, which only work in the main thread
     # read as one LaTeX expression first: bare text lets the extractor pick a fragment ("2" of "\{1, 2\}")
     options = {"parsing_timeout": None, "fallback_mode": "no_fallback"}
-    if "$" not in text and "\boxed" not in text:
+    if "$" not in text and r"\boxed" not in text:
         return parse(f"${text}$", **options) or parse(text, **options)
     return parse(text, **options)
 

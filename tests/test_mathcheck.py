@@ -138,3 +138,16 @@ def test_an_app_built_without_a_main_guard_checks_once_and_exits_quietly(how, tm
     assert done.stdout.count("check: ✓ Correct: 0.75 equals the expected 3/4.") == 1, output[-3000:]
     assert len(output.splitlines()) < 50, output[-3000:]
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("text, first_try", [
+    ("1/2", "$1/2$"),  # bare text: read as one LaTeX expression first
+    (r"so the answer is \boxed{1/2}", r"so the answer is \boxed{1/2}"),  # a \boxed{} answer: as it stands (extraction finds it)
+    ("$x$ and $y$", "$x$ and $y$"),  # already delimited
+])
+def test_answers_are_read_as_latex_unless_they_are_delimited_or_boxed(monkeypatch, text, first_try):
+    import math_verify
+
+    tried = []
+    monkeypatch.setattr(math_verify, "parse", lambda t, **options: tried.append(t) or ["parsed"])
+    assert mathcheck._parse(text) == ["parsed"] and tried == [first_try]
