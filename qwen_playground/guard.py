@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import secrets
+import threading
 import time
 from pathlib import Path
 
@@ -76,25 +77,26 @@ def _keys(user: str) -> tuple[str, str]:
 
 class RequestLog:
     """One JSON line per finished request in <cache_dir>/logs/requests.jsonl: hashed user, model, sizes,
-    timings, outcome. Prompt text only with settings.log_prompts."""
+    timings, outcome. Prompt text only with settings.log_prompts.
+
+    Each log owns its file and writes nothing anywhere else: no process-wide logger, so two apps in one process
+    (or a test and an app) never write into each other's log.
+    """
 
     def __init__(self, settings: Settings):
         self.with_prompts = settings.log_prompts
-        self.logger = logging.getLogger("qwen_playground.requests")
-        self.logger.propagate = False  # private: only ever to its own file
         self._salt = b""
-        self._folder = Path(settings.cache_dir).expanduser() / "logs"
+        self.path: Path | None = None  # None: the log is off (an unwritable cache)
+        self._lock = threading.Lock()
+        folder = Path(settings.cache_dir).expanduser() / "logs"
         try:
-            self._folder.mkdir(parents=True, exist_ok=True)
-            salt_file = self._folder / "salt"
+            folder.mkdir(parents=True, exist_ok=True)
+            salt_file = folder / "salt"
             if not salt_file.exists():
                 salt_file.write_text(secrets.token_hex(16))
             self._salt = salt_file.read_text().strip().encode()
-            if not any(getattr(h, "baseFilename", None) == str(self._folder / "requests.jsonl") for h in self.logger.handlers):
-                handler = logging.FileHandler(self._folder / "requests.jsonl", encoding="utf-8")
-                handler.setFormatter(logging.Formatter("%(message)s"))
-                self.logger.addHandler(handler)
-            self.logger.setLevel(logging.INFO)
+            (folder / "requests.jsonl").touch()
+            self.path = folder / "requests.jsonl"
         except OSError as e:  # an unwritable cache costs the log, not the app
             logging.getLogger(__name__).warning("Request log disabled: %s", e)
             self._salt = self._salt or secrets.token_hex(16).encode()
@@ -108,4 +110,10 @@ class RequestLog:
                   **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items() if v is not None}}
         if self.with_prompts and messages:
             record["prompt"] = messages[-1].get("content") if isinstance(messages[-1].get("content"), str) else "(multimodal)"
-        self.logger.info(json.dumps(record, ensure_ascii=False))
+        if self.path is None:
+            return
+        try:
+            with self._lock, self.path.open("a", encoding="utf-8") as log:
+                log.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as e:  # a full or vanished disk costs this line, not the request
+            logging.getLogger(__name__).warning("Request log line lost: %s", e)

@@ -95,8 +95,6 @@ def test_the_request_log_is_private(demo_config, tmp_path):
         request = Request("demo-qwen3", [{"role": "user", "content": "my secret question"}], SamplingParams(max_new_tokens=8),
                           user="session-1@203.0.113.9")
         list(service.stream(request, threading.Event()))
-        for handler in service.guard.log.logger.handlers:
-            handler.flush()
         return (settings.cache_dir / "logs" / "requests.jsonl").read_text()
 
     private = log_lines(False)
@@ -153,3 +151,14 @@ def test_remote_requests_carry_defused_text(config_file, cache_dir):
     assert "<|im_start|>system" not in text
     assert not set(tok(sent["messages"][0]["content"] if isinstance(sent["messages"][0]["content"], str) else text,
                        add_special_tokens=False).input_ids) & set(tok.all_special_ids)
+
+
+def test_two_request_logs_in_one_process_keep_to_their_own_files(demo_config, tmp_path):
+    from qwen_playground.guard import RequestLog
+
+    first, second = (RequestLog(demo_config.settings.model_copy(update={"cache_dir": tmp_path / name})) for name in ("a", "b"))
+    second.write("someone@198.51.100.7", "demo-qwen3", "stop", answer_tokens=3)
+    assert (tmp_path / "a" / "logs" / "requests.jsonl").read_text() == ""
+    assert json.loads((tmp_path / "b" / "logs" / "requests.jsonl").read_text())["answer_tokens"] == 3
+    first.write("other@198.51.100.8", "demo-qwen2.5", "stop")
+    assert len((tmp_path / "b" / "logs" / "requests.jsonl").read_text().splitlines()) == 1
