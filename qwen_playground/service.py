@@ -64,8 +64,8 @@ class Service(Backend):
     def capabilities(self) -> Capabilities:
         return self.backend.capabilities()
 
-    def fit_problem(self, model_ids: list[str]) -> str | None:
-        return self.backend.fit_problem(model_ids)
+    def fit_problem(self, loads: list[tuple[str, str]]) -> str | None:
+        return self.backend.fit_problem(loads)
 
     def health(self) -> dict[str, tuple[bool, str]]:
         return self.backend.health()

@@ -125,9 +125,23 @@ def test_models_that_do_not_fit_together_run_in_turn(cache_dir, config_file):
 
     config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=0.06, dtype="float32")
     router = Router(config)
-    message = router.fit_problem(["demo-qwen3", "demo-qwen2.5"])
+    message = router.fit_problem([("demo-qwen3", "none"), ("demo-qwen2.5", "none")])
     assert message and "one after another" in message
-    assert router.fit_problem(["demo-qwen3", "demo-qwen3"]) is None
+    assert router.fit_problem([("demo-qwen3", "none"), ("demo-qwen3", "none")]) is None
+
+
+def test_full_and_8_bit_weights_of_one_model_are_checked_against_memory_as_two(cache_dir, config_file):
+    from qwen_playground.backends.router import Router
+    from qwen_playground.generation import Request
+    from qwen_playground.tasks.streaming import stream_turns
+
+    # demo-qwen3 (0.01B parameters) in float32: 40 MB full, 10 MB in 8-bit: each fits 45 MiB, both together do not
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=45 / 1024, dtype="float32")
+    requests = [Request("demo-qwen3", [{"role": "user", "content": "Hi"}], quantization=q) for q in ("none", "8-bit")]
+    turns = stream_turns(Router(config), requests)
+    notice = next(turns).notice  # the first state, before anything runs
+    turns.close()
+    assert "demo-qwen3, demo-qwen3 (8-bit) need about" in notice and "one after another" in notice
 
 
 # ---- arena ------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_pacer_sends_first_tokens_and_other_events_at_once_then_paces_tokens():
 class _Crowded(_Slow):
     """As _Slow, but its models never fit in memory together."""
 
-    def fit_problem(self, model_ids):
+    def fit_problem(self, loads):
         return "too big together: running them one after another."
 
 

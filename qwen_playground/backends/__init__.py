@@ -39,8 +39,8 @@ class Backend(ABC):
     def capabilities(self) -> Capabilities:
         return Capabilities()
 
-    def fit_problem(self, model_ids: list[str]) -> str | None:
-        """Why these models cannot run at the same time here, or None (the default: they can)."""
+    def fit_problem(self, loads: list[tuple[str, str]]) -> str | None:
+        """Why these (model id, precision) pairs cannot run at the same time here, or None (the default: they can)."""
         return None
 
     def health(self) -> dict[str, tuple[bool, str]]:

@@ -164,14 +164,16 @@ class LocalBackend(Backend):
     def capabilities(self) -> Capabilities:
         return Capabilities(self.device, quantization.available(self.device))
 
-    def fit_problem(self, model_ids: list[str]) -> str | None:
-        """Why these models cannot all be resident at once, or None when they can."""
+    def fit_problem(self, loads: list[tuple[str, str]]) -> str | None:
+        """Why these (model id, precision) pairs cannot all be resident at once, or None when they can. Each precision
+        of a model is its own cache entry, so full and 8-bit weights of one model count twice."""
         sizes = self.cache.sizes()
-        distinct = {i: self.registry.get(i) for i in model_ids}
-        need = sum(sizes.get(i, self.estimate_bytes(s)) for i, s in distinct.items())
+        distinct = {self.cache_key(i, precision): (self.registry.get(i), precision) for i, precision in loads}
+        need = sum(sizes.get(key, self.estimate_bytes(spec, precision)) for key, (spec, precision) in distinct.items())
         if len(distinct) < 2 or need <= self.cache.budget_bytes:
             return None
-        return (f"{', '.join(distinct)} need about {need / 2**30:.1f} GiB together, more than the "
+        names = ", ".join(spec.id + ("" if precision == "none" else f" ({precision})") for spec, precision in distinct.values())
+        return (f"{names} need about {need / 2**30:.1f} GiB together, more than the "
                 f"{self.cache.budget_bytes / 2**30:.1f} GiB memory budget: running them one after another.")
 
     def _load_now(self, spec: ModelSpec, quant: str, report) -> tuple[LoadedModel, int]:

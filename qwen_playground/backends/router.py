@@ -40,9 +40,9 @@ class Router(Backend):
     def capabilities(self) -> Capabilities:
         return self.local.capabilities()
 
-    def fit_problem(self, model_ids: list[str]) -> str | None:
-        """Why these models' local ones cannot all be resident together (remote ones cost nothing here)."""
-        return self.local.fit_problem([i for i in model_ids if not self.registry.get(i).endpoint])
+    def fit_problem(self, loads: list[tuple[str, str]]) -> str | None:
+        """Why these (model, precision) pairs' local ones cannot all be resident together (remote ones cost nothing here)."""
+        return self.local.fit_problem([(i, precision) for i, precision in loads if not self.registry.get(i).endpoint])
 
     def health(self) -> dict[str, tuple[bool, str]]:
         return {eid: line for remote in self.remotes.values() for eid, line in remote.health().items()}
