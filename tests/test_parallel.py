@@ -34,6 +34,20 @@ class _Slow(Backend):
         yield Done("stop")
 
 
+def stream_threads() -> list[threading.Thread]:
+    """The pane workers `stream_all` starts (named stream-<pane>)."""
+    return [t for t in threading.enumerate() if t.name.startswith("stream-") and t.is_alive()]
+
+
+def wait_until(condition, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_a_slow_pane_does_not_hold_up_a_fast_one_and_a_crash_stays_in_its_pane():
     order = []
     for index, event in stream_all(_Slow(), [Request("slow", []), Request("fast", []), Request("crash", [])]):
@@ -45,12 +59,11 @@ def test_a_slow_pane_does_not_hold_up_a_fast_one_and_a_crash_stays_in_its_pane()
 
 
 def test_closing_the_merged_stream_cancels_all():
-    before = threading.active_count()
     merged = stream_all(_Slow(), [Request("slow", []), Request("slow", [])])
     next(merged)
+    assert stream_threads()  # the pane workers run
     merged.close()
-    time.sleep(0.5)
-    assert threading.active_count() <= before  # the pane workers are gone
+    assert wait_until(lambda: not stream_threads())  # and are gone once the stream is closed
 
 
 def test_pacer_sends_first_tokens_and_other_events_at_once_then_paces_tokens():
@@ -90,12 +103,11 @@ def test_stream_turns_folds_events_into_turns_and_runs_in_turn_when_told():
 def test_closing_stream_turns_cancels_its_requests():
     from qwen_playground.tasks.streaming import stream_turns
 
-    before = threading.active_count()
     states = stream_turns(_Slow(), [Request("slow", []), Request("slow", [])])
     next(states), next(states)
+    assert stream_threads()
     states.close()
-    time.sleep(0.5)
-    assert threading.active_count() <= before
+    assert wait_until(lambda: not stream_threads())
 
 
 def test_a_stop_flag_ends_every_request_with_its_closing_events():
