@@ -1,8 +1,8 @@
 """The model guide: which Qwen variants fit a machine, from the registry's facts.
 
 Memory for a model = weights + KV cache + runtime overhead, where
-- weights = parameters x bytes per weight: bf16 2, int8 1, int4 0.5 (plus
-  about 6% for int4's per-group scales);
+- weights = parameters x bytes per weight (`quantization.bytes_per_param`):
+  bf16 2, int8 1, int4 0.5 plus about 6% for its per-group scales;
 - KV cache = 2 (K and V) x layers that keep one x KV heads x head size x
   2 bytes (bf16) x context tokens (hybrid families keep a cache in every
   n-th layer only: their `kv_layer_interval`);
@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
+from .quantization import bytes_per_param
 from .registry import ModelSpec, Registry
 
 GIB = 2**30
-QUANTS = {"bf16": 2.0, "int8": 1.0, "int4": 0.5 * 1.06}
 PRECISION = {"bf16": "none", "int8": "8-bit", "int4": "4-bit"}  # each estimate's choice in the weights picker (quantization.py)
+QUANTS = {name: bytes_per_param(choice, torch.bfloat16) for name, choice in PRECISION.items()}  # bytes per weight
 ALL_PRECISIONS = tuple(PRECISION.values())
 OVERHEAD = 0.10
 
