@@ -1,12 +1,9 @@
-"""The glass box: the exact text and tokens a model receives for a request.
+"""The glass box's parts: a model's tokenizer and processor without its weights, and token ids taken apart.
 
-`explain` takes the `Request` a tab would send (built by the same task
-function the tab uses) and encodes it exactly as local generation does
-(`chat_encoding.encode_request`: the model's chat template, and its
-processor when there are images), then shows special tokens, token counts
-per turn, what changes with thinking on or off, and Qwen3's `/think` /
-`/no_think` soft switches. Needs a tokenizer (and a processor for images),
-never the weights.
+`take_apart` shows special tokens, token counts per turn and the text;
+`thinking_difference` what changes with thinking on or off; `soft_switch`
+Qwen3's `/think` / `/no_think`; `summary_markdown` the teaching notes. The
+task that puts them together for a tab's request is `tasks.inspect.explain`.
 """
 
 from __future__ import annotations
@@ -19,10 +16,8 @@ from pathlib import Path
 from transformers import AutoProcessor, AutoTokenizer, PreTrainedTokenizerBase
 
 from . import demo_models, weights
-from .chat_encoding import encode_chat, encode_request
-from .generation import Request
+from .chat_encoding import encode_chat
 from .registry import Family, ModelSpec
-from .tasks import TaskError
 
 
 @dataclass(frozen=True)
@@ -72,10 +67,6 @@ def processor_for(spec: ModelSpec, cache_dir: Path):
     own = _own_files(spec, cache_dir)
     processor = AutoProcessor.from_pretrained(own[0]) if own and spec.family.vision else None
     return processor if hasattr(processor, "image_processor") else None
-
-
-def has_media(request: Request) -> bool:
-    return any(isinstance(m["content"], list) and any(p.get("type") in ("image", "video") for p in m["content"]) for m in request.messages)
 
 
 def inspect(tokenizer: PreTrainedTokenizerBase, messages: list[dict], family: Family, thinking: bool = False) -> Inspection:
@@ -152,35 +143,3 @@ def summary_markdown(inspection: Inspection, spec: ModelSpec, note: str, diff: s
     elif spec.family.thinking == "always":
         parts.append(f"**{spec.family.label} always thinks:** its template opens the thought, so the answer starts inside it.")
     return "\n\n".join(parts)
-
-
-@dataclass(frozen=True)
-class Explanation:
-    pieces: list[tuple[str, str | None]]
-    notes: str
-    counts: dict
-
-
-def explain(spec: ModelSpec, request: Request, cache_dir: Path, stripped: int = 0) -> Explanation:
-    """What `request` puts in front of the model: the same ids local generation computes from it."""
-    if not request.messages:
-        raise TaskError("Type a message (or chat first): there is nothing to inspect yet.")
-    media_in = has_media(request)
-    try:
-        tokenizer, note = tokenizer_for(spec, cache_dir)
-        processor = processor_for(spec, cache_dir) if media_in else None
-    except Exception as e:
-        raise TaskError(f"Could not load {spec.id}'s tokenizer: {e}") from None
-    ids = encode_request(spec, request, tokenizer, processor)["input_ids"][0].tolist()
-    result = take_apart(tokenizer, ids, spec.family.turn_start)
-    switchable = spec.family.thinking == "switch"
-    diff = thinking_difference(tokenizer, request.messages, spec.family) if switchable and not media_in else ""
-    media = ""
-    if media_in:
-        media = ("**Images:** the processor expands each image into its tokens (shown as one piece with its count)." if processor else
-                 "**Images:** without the model's processor files each image shows as a single placeholder here; the model sees "
-                 "as many tokens as the cost table says.")
-    switch = soft_switch(request.messages) if spec.family.soft_switches else None
-    notes = summary_markdown(result, spec, note, diff, switch, stripped, media)
-    counts = {"total": result.total, "turns": [{"role": t.role, "tokens": t.tokens} for t in result.turns], "text": result.text, "ids": result.ids}
-    return Explanation(result.pieces, notes, counts)

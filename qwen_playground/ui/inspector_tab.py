@@ -15,7 +15,7 @@ import gradio as gr
 
 from ..config import AppConfig
 from ..guide import QUANTS, rank
-from ..inspector import explain
+from ..tasks.inspect import explain
 from ..languages import languages
 from ..registry import TABS
 from ..tasks import chat
