@@ -1,6 +1,6 @@
 """The Code task: a coding request in Qwen2.5-Coder's style; the answer's code blocks pulled into a panel.
 
-Running the code is the sandbox's job (`sandbox.py`); this module only writes it.
+Running the code is the sandbox's job (`sandbox.py`); `run_in_sandbox` checks what it is given and hands it over.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator
 
+from .. import sandbox
 from ..backends import Backend
 from ..codeblocks import extract_code_blocks
 from ..generation import Request
@@ -71,3 +72,14 @@ def run(backend: Backend, job: CodeJob, stop: threading.Event | None = None) -> 
         if state.done and not code and not turn.error:
             metrics = f"No {job.language} code block in this answer, so the code panel is empty." + (f" · {metrics}" if metrics else "")
         yield CodeView(shown + turn.bubbles, code, metrics, turn.error)
+
+
+def run_in_sandbox(code: object, language: str = "Python") -> sandbox.RunResult:
+    """Run the code panel's Python in the sandbox; TaskError for other languages, no code, or no sandbox here."""
+    if language != "Python":
+        raise TaskError(f"Only Python can be run here; this code is {language}.", "language")
+    require_text(code, "or generate some Python code", "code")
+    try:
+        return sandbox.run_python(code)
+    except sandbox.SandboxUnavailable as e:
+        raise TaskError(str(e)) from None

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import sandbox
 from ..config import AppConfig
 from ..service import Service
 from ..tasks import code as code_task
-from ..tasks import require_text
 from .common import Stops, admitted, model_picker, precision_picker, refusals, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
@@ -26,14 +24,8 @@ RUN_ENABLED = "Runs Python with no network, a fresh folder and limits on time, m
 def run_code(service: Service, code: str, language: str = "Python", request: gr.Request = None) -> tuple[str, str, str]:
     """Run Python from the code panel in the sandbox."""
     admitted(service, request)
-    if language != "Python":
-        raise refuse(f"Only Python can be run here; this code is {language}.")
     with refusals():
-        require_text(code, "or generate some Python code")
-    try:
-        result = sandbox.run_python(code)
-    except sandbox.SandboxUnavailable as e:
-        raise refuse(str(e)) from None
+        result = code_task.run_in_sandbox(code, language)
     return result.stdout, result.stderr, result.summary()
 
 

@@ -14,12 +14,13 @@ from typing import Callable
 import gradio as gr
 
 from ..config import AppConfig
-from ..guide import QUANTS, rank
-from ..tasks.inspect import explain
+from ..guide import QUANTS
 from ..languages import languages
 from ..registry import TABS
 from ..tasks import chat
-from .common import refusals, refuse
+from ..tasks import guide as guide_task
+from ..tasks.inspect import explain
+from .common import refusals
 
 HIGHLIGHT_COLORS = {"special": "#f59e0b", "tag": "#8b5cf6"}
 GUIDE_COLUMNS = ["model", "params (B)", *(f"{q} (GiB)" for q in QUANTS), "KV cache (GiB)", "best fit", "why"]
@@ -84,13 +85,8 @@ def build_inspector_tab(config: AppConfig, chat_fields: dict) -> None:
 
 def guide_table(config: AppConfig, runnable: tuple[str, ...], task, memory_gib, context_tokens, chosen_languages) -> list[list]:
     """The model guide's rows for a task, the memory at hand, a context length and the languages needed."""
-    if task not in TABS:
-        raise refuse(f"Unknown task '{task}'; choose one of: {', '.join(TABS)}.")
-    if not isinstance(memory_gib, (int, float)) or memory_gib <= 0:
-        raise refuse("Give the memory you have for the model in GiB, e.g. 8 for an 8 GB GPU.")
-    fits = rank(config.registry, task, float(memory_gib), int(context_tokens), list(chosen_languages or []), runnable)
-    return [[f.spec.id, f.spec.params_b, *(round(f.needs_gib[q], 1) for q in QUANTS),
-             None if f.kv_gib is None else round(f.kv_gib, 2), f.best or "—", f.why] for f in fits]
+    with refusals():
+        return guide_task.table(config.registry, runnable, task, memory_gib, context_tokens, chosen_languages)
 
 
 def build_guide_tab(config: AppConfig, runnable: tuple[str, ...]) -> None:
