@@ -33,7 +33,7 @@ def test_nothing_under_backends_or_tasks_imports_gradio():
 
 def test_no_family_name_is_compared_in_python_outside_the_registry():
     """Family names live in the registry's data; code asks a family's traits."""
-    names = {"qwen3", "qwen2.5", "qwen2.5-coder", "qwen2.5-math", "qwen2.5-vl"}
+    names = {"qwen3", "qwen3.5", "qwen3-2507-instruct", "qwen3-2507-thinking", "qwen2.5", "qwen2.5-coder", "qwen2.5-math", "qwen2.5-vl"}
     found = [f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}" for path in sorted(PACKAGE.rglob("*.py")) if path.name != "registry.py"
              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Constant) and node.value in names]
     assert found == []
@@ -49,3 +49,40 @@ def test_every_visible_input_has_a_label():
                  and c.get("props", {}).get("visible", True) and not c.get("props", {}).get("label")
                  and c.get("props", {}).get("show_label", True)]
     assert unlabeled == []
+
+
+# Layers, lowest first: a module may import its own layer and the ones below, never one above.
+SERVICE = {"service", "guard", "monitor", "lengths"}
+RANKS = {"core": 0, "backends": 1, "service": 2, "tasks": 3, "ui": 4}
+
+
+def layer_of(module: str) -> str:
+    """'qwen_playground.tasks.chat' -> 'tasks'; the flat modules are the core (domain helpers) or the service layer."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "core"
+    return parts[0] if parts[0] in RANKS else "service" if parts[0] in SERVICE else "core"
+
+
+def imported_modules(path: Path, tree: ast.AST) -> set[str]:
+    package = ["qwen_playground", *path.relative_to(PACKAGE).with_suffix("").parts[:-1]]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            found |= {".".join([*base, *(node.module.split(".") if node.module else []), *([alias.name] if not node.module else [])])
+                      for alias in node.names}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]
+            found |= {name for name in names if name and name.startswith("qwen_playground")}
+    return found
+
+
+def test_imports_point_down_the_layers():
+    upward = []
+    for path, tree in modules("."):
+        here = layer_of(".".join(["qwen_playground", *path.relative_to(PACKAGE).with_suffix("").parts]))
+        for target in imported_modules(path, tree):
+            if RANKS[layer_of(target)] > RANKS[here]:
+                upward.append(f"{path.relative_to(PACKAGE)} ({here}) imports {target} ({layer_of(target)})")
+    assert upward == []
