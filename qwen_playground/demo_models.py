@@ -36,6 +36,7 @@ import transformers
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, GenerationConfig,
                           PreTrainedTokenizerBase, PreTrainedTokenizerFast)
 
+from .devices import model_build_lock
 from .registry import Family
 
 RECIPE_VERSION = 2  # bump when the build code changes, so cached builds are rebuilt
@@ -113,7 +114,8 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0,
     torch.manual_seed(seed)
     tok = load_tokenizer(family, cache_dir or Path(folder).parent)  # a converted tokenizer is kept beside the model
     config = AutoConfig.for_model(recipe.model_type, **recipe.config)
-    model = (AutoModelForImageTextToText if family.vision else AutoModelForCausalLM).from_config(config)
+    with model_build_lock:  # torch's default dtype is process-wide while transformers builds a model
+        model = (AutoModelForImageTextToText if family.vision else AutoModelForCausalLM).from_config(config)
     if scripted:
         _script(model, tok, family)
     text = config.get_text_config()

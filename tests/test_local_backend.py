@@ -176,3 +176,21 @@ def test_a_budget_larger_than_the_thought_changes_nothing(backend):
     plain = collect(backend, base)
     budgeted = collect(backend, Request(base.model_id, base.messages, base.sampling, True, thinking_budget=500))
     assert texts(plain, ThinkingDelta) == texts(budgeted, ThinkingDelta) and texts(plain, TextDelta) == texts(budgeted, TextDelta)
+
+
+def test_models_loaded_at_the_same_time_each_get_the_precision_asked_for(demo_config):
+    """transformers builds a model under torch's process-wide default dtype; loads at once must not mix it up
+    (before the build lock: float32 embeddings beside bfloat16 layers, and the process left at bfloat16)."""
+    local = LocalBackend(demo_config.registry, demo_config.settings.model_copy(update={"dtype": "bfloat16", "batching": False}))
+    for _ in range(3):
+        models = {}
+
+        def load(model_id):
+            models[model_id] = local._load_now(demo_config.registry.get(model_id), "none", lambda _: None)[0].model
+
+        threads = [threading.Thread(target=load, args=(m,)) for m in ("demo-qwen3", "demo-qwen2.5", "demo-qwen3-instruct-2507")]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert {m: {p.dtype for p in model.parameters()} for m, model in models.items()} == {
+            m: {torch.bfloat16} for m in ("demo-qwen3", "demo-qwen2.5", "demo-qwen3-instruct-2507")}
+        assert torch.get_default_dtype() == torch.float32

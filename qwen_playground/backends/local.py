@@ -27,7 +27,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, Aut
 from .. import quantization, weights
 from ..chat_encoding import encode_request
 from ..config import Settings
-from ..devices import pick_device
+from ..devices import model_build_lock, pick_device
 from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
 from ..registry import ModelSpec, Registry, RegistryError
 from ..thinking import ThinkingParser
@@ -188,11 +188,11 @@ class LocalBackend(Backend):
             processor = AutoProcessor.from_pretrained(folder)
             if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
                 raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
-            tokenizer = processor.tokenizer
-            model = AutoModelForImageTextToText.from_pretrained(folder, **options)
+            tokenizer, model_class = processor.tokenizer, AutoModelForImageTextToText
         else:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-            model = AutoModelForCausalLM.from_pretrained(folder, **options)
+            tokenizer, model_class = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM
+        with model_build_lock:  # transformers sets torch's process-wide default dtype while it builds (devices.py)
+            model = model_class.from_pretrained(folder, **options)
         model.eval()
         loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, processor)
         if processor is None and self.settings.batching and batchable(model.config):
