@@ -115,7 +115,8 @@ def test_closing_the_stream_stops_generation(backend):
 def test_input_over_the_token_limit_is_refused_with_numbers(backend):
     events = collect(backend, Request("demo-qwen2.5", [{"role": "user", "content": "word " * 600}], GREEDY))
     assert len(events) == 1 and isinstance(events[0], Error)
-    assert "limit is 512" in events[0].message and "undo or clear" in events[0].message
+    message = events[0].message  # the engine's exact check: numbers, no tab's advice (Chat gives its own before sending)
+    assert "limit is 512" in message and "with its chat template" in message and "Trim" not in message
 
 
 def test_unknown_model_and_failed_load_are_errors(backend, tmp_path, demo_config):

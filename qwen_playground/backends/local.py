@@ -279,8 +279,8 @@ class LocalBackend(Backend):
         prompt_tokens = inputs["input_ids"].shape[1]
         limit = min(self.settings.max_input_tokens, spec.context_length - 1)
         if prompt_tokens > limit:
-            yield Error(f"This conversation is {prompt_tokens} tokens long; the limit is {limit}. "
-                        "Shorten the message, undo or clear earlier turns, or (in Chat) tick 'Trim oldest turns to fit'.")
+            # the exact check after templating; the tabs refuse before sending, with their own advice (lengths.py)
+            yield Error(f"This prompt is {prompt_tokens:,} tokens long with its chat template; the limit is {limit:,}. Shorten it.")
             return
         sampling = request.sampling.model_copy(update={"max_new_tokens": min(request.sampling.max_new_tokens, spec.context_length - prompt_tokens)})
 
