@@ -288,7 +288,7 @@ class LocalBackend(Backend):
         eos, close_id = self._eos_ids(loaded), tokenizer.convert_tokens_to_ids(family.thinking_tags[1])
         flags = (cancel, threading.Event())  # the second is set when the consumer stops listening
         parser = ThinkingParser(family.thinking_tags, starts_inside=family.starts_in_thought(request.thinking))
-        clock = {"start": time.perf_counter(), "first": None, "thinking_end": None, "prompt_tokens": prompt_tokens}
+        clock = {"start": time.perf_counter(), "first": None, "thinking_end": None}
         prompt_ids = inputs["input_ids"]
         own: list[int] = []  # tokens the model generated (the early-stop sentence is ours, not its)
         injected: list[int] = []
@@ -296,7 +296,7 @@ class LocalBackend(Backend):
             self._active += 1
         try:
             first = yield from self._phase(loaded, dict(inputs), min(budget or sampling.max_new_tokens, sampling.max_new_tokens),
-                                           sampling, [close_id] if budget else [], flags, parser, clock)
+                                           sampling, [close_id] if budget else [], flags, parser, clock, prompt_tokens)
             own += first
             ran_out = budget and first and first[-1] not in eos and not cancel.is_set() and len(own) < sampling.max_new_tokens
             if ran_out:  # Qwen's thinking-budget recipe: close the thought ourselves (unless the model did), then answer
@@ -306,7 +306,7 @@ class LocalBackend(Backend):
                     yield from self._feed(parser, early_stop, clock)
                 resumed = torch.cat([prompt_ids, torch.tensor([first + injected], dtype=prompt_ids.dtype)], dim=1)
                 own += yield from self._phase(loaded, {"input_ids": resumed, "attention_mask": torch.ones_like(resumed)},
-                                              sampling.max_new_tokens - len(own), sampling, [], flags, parser, clock)
+                                              sampling.max_new_tokens - len(own), sampling, [], flags, parser, clock, prompt_tokens)
             yield from parser.flush()
         except _GenerationFailed as e:
             yield from parser.flush()
@@ -341,12 +341,13 @@ class LocalBackend(Backend):
             yield Done("stop" if stopped or len(own) < sampling.max_new_tokens else "length")
 
     def _phase(self, loaded: LoadedModel, inputs: dict, max_new_tokens: int, sampling: SamplingParams, stop_ids: list[int],
-               flags, parser: ThinkingParser, clock: dict) -> Iterator[Event]:
-        """One `generate` call streamed through the parser; returns (via StopIteration) the new token ids."""
+               flags, parser: ThinkingParser, clock: dict, answer_start: int) -> Iterator[Event]:
+        """One `generate` call streamed through the parser; returns (via StopIteration) the new token ids. The answer
+        starts at `answer_start` in the inputs (the prompt's length, also when a budget cut resumes after the thought)."""
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = sampling_kwargs(sampling) | {"max_new_tokens": max_new_tokens}
-        if sampling.presence_penalty:  # the answer so far counts, not the prompt (nor its resumed copy after a budget cut)
-            kwargs["logits_processor"] = LogitsProcessorList([PresencePenalty(sampling.presence_penalty, clock["prompt_tokens"])])
+        if sampling.presence_penalty:  # the answer so far counts, the prompt does not
+            kwargs["logits_processor"] = LogitsProcessorList([PresencePenalty(sampling.presence_penalty, answer_start)])
         if stop_ids:
             kwargs["eos_token_id"] = sorted(self._eos_ids(loaded) | set(stop_ids))
         outcome: dict = {}
