@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Qwen Playground: try, teach and compare Qwen models.")
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to listen on (0.0.0.0 for a network)")
@@ -50,9 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's import-time deprecation notices
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    from qwen_playground.config import load_config
-    from qwen_playground.prompts import TemplateError
-    from qwen_playground.registry import RegistryError
+    from qwen_playground.core.config import load_config
+    from qwen_playground.core.prompts import TemplateError
+    from qwen_playground.core.registry import RegistryError
     from qwen_playground.ui import build_demo, launch_options
 
     try:

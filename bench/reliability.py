@@ -166,7 +166,7 @@ def load(url: str, clients: int = 16, requests_each: int = 5, timeout_s: float =
 
 def start_app(cache_dir: Path, **settings):
     """The demo app in-process (the offline demo models only): (demo, url)."""
-    from qwen_playground.config import load_config
+    from qwen_playground.core.config import load_config
     from qwen_playground.ui import build_demo
 
     config = load_config(None, demo=True, cache_dir=cache_dir, **settings)

@@ -41,8 +41,9 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, TextIteratorStreamer  # noqa: E402
 
-from qwen_playground import demo_models, quantization  # noqa: E402
-from qwen_playground.config import builtin_families  # noqa: E402
+from qwen_playground.backends import demo, precision  # noqa: E402
+from qwen_playground.core.config import builtin_families  # noqa: E402
+from qwen_playground.core.generation import PRECISIONS  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.jsonl"
 SIZES = {  # Qwen2.5 decoder shapes (public configs)
@@ -64,7 +65,7 @@ def build_sized_model(size: str, folder: Path) -> Path:
         model = Qwen2ForCausalLM(config)
     model.generation_config.eos_token_id = [ids["eos_token_id"]]
     model.to(torch.bfloat16).save_pretrained(folder)
-    demo_models.load_tokenizer(QWEN25).save_pretrained(folder)
+    demo.load_tokenizer(QWEN25).save_pretrained(folder)
     return folder
 
 
@@ -96,7 +97,7 @@ def section_families(dtype: torch.dtype, new_tokens: int = 16, prompt_tokens: in
         model.generate(ids, max_new_tokens=2, do_sample=False)  # warm-up (and DeltaNet's one-time kernel fallback notes)
         one = min(_timed(lambda: model.generate(ids, max_new_tokens=1, min_new_tokens=1, do_sample=False)) for _ in range(2))
         full = _timed(lambda: model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False))
-        rows.append({"family": name, "precision": str(dtype).removeprefix("torch."), "weights_gib": quantization.weight_bytes(model) / 2**30,
+        rows.append({"family": name, "precision": str(dtype).removeprefix("torch."), "weights_gib": precision.weight_bytes(model) / 2**30,
                      "prompt_pass_s": one, "tokens_per_s": (new_tokens - 1) / max(full - one, 1e-9)})
         print(f"    {name}: {rows[-1]['tokens_per_s']:.1f} tok/s", flush=True)
         del model
@@ -112,10 +113,10 @@ def read_bandwidth_gbs() -> float:
 
 def bytes_read_per_token(model: torch.nn.Module) -> int:
     """Weights a decode step reads: all of them, except an untied input embedding (one row of it is read)."""
-    total = quantization.weight_bytes(model)
+    total = precision.weight_bytes(model)
     embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     if embed is not head:
-        total -= quantization.tensor_bytes(embed)
+        total -= precision.tensor_bytes(embed)
     return total
 
 
@@ -152,7 +153,7 @@ class App:
         from gradio_client import Client
 
         from qwen_playground.backends.router import Router
-        from qwen_playground.config import load_config
+        from qwen_playground.core.config import load_config
         from qwen_playground.ui import build_demo
 
         config_path = cache_dir / "bench.yaml"
@@ -211,17 +212,17 @@ def section_decode(folder: Path, tokenizer, device: str, new_tokens: int, app: A
     bandwidth = read_bandwidth_gbs() if device == "cpu" else _gpu_bandwidth_gbs()
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
-        for quant in quantization.CHOICES:
-            if quantization.unavailable_reason(quant, device) or (quant != "none" and dtype == torch.float32):
+        for quant in PRECISIONS:
+            if precision.unavailable_reason(quant, device) or (quant != "full" and dtype == torch.float32):
                 continue
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=device,
-                                                         quantization_config=quantization.transformers_config(quant, device, dtype)).eval()
+                                                         quantization_config=precision.transformers_config(quant, device, dtype)).eval()
             raw_generate(model, tokenizer, 4)
             result = max((raw_generate(model, tokenizer, new_tokens) for _ in range(2)), key=lambda r: r["tokens_per_s"])
             per_token = bytes_read_per_token(model)
             limit = bandwidth * 1e9 / per_token
-            rows.append({"precision": f"{str(dtype).removeprefix('torch.')}{'' if quant == 'none' else ' ' + quant}",
-                         "weights_gib": quantization.weight_bytes(model) / 2**30, "tokens_per_s": result["tokens_per_s"],
+            rows.append({"precision": f"{str(dtype).removeprefix('torch.')}{'' if quant == 'full' else ' ' + quant}",
+                         "weights_gib": precision.weight_bytes(model) / 2**30, "tokens_per_s": result["tokens_per_s"],
                          "limit_tokens_per_s": limit, "fraction_of_limit": result["tokens_per_s"] / limit})
             del model
     if app is not None:  # the app's default path: its dtype, through the continuous batch
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         folder = cache / "tiny-random"
         if not (folder / "config.json").exists():
-            demo_models.build(QWEN25, folder, scripted=False)
+            demo.build(QWEN25, folder, scripted=False)
     else:
         folder = build_sized_model(args.size, cache / f"qwen2.5-{args.size}-random")
     run = {"when": time.strftime("%Y-%m-%d %H:%M"), "model": "tiny" if args.quick else args.size, "tokens": tokens,

@@ -13,7 +13,7 @@ from importlib import resources
 import yaml
 from lingua import Language, LanguageDetectorBuilder
 
-from .registry import closest
+from .core.registry import closest
 
 
 @dataclass(frozen=True)

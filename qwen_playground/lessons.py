@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .prompts import PROMPTS_DIR
-from .registry import Registry
+from .core.prompts import PROMPTS_DIR
+from .core.registry import Registry
 
 LESSONS_DIR = PROMPTS_DIR / "lessons"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qwen_playground import demo_models
+from qwen_playground.backends import demo
 from qwen_playground.backends.local import LocalBackend
-from qwen_playground.config import builtin_families, load_config
+from qwen_playground.core.config import builtin_families, load_config
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory) -> Path:
     """A fully random tiny Qwen2.5: greedy output is noise that runs to max_new_tokens."""
-    return demo_models.build(builtin_families()["qwen2.5"], tmp_path_factory.mktemp("tiny-random"), scripted=False)
+    return demo.build(builtin_families()["qwen2.5"], tmp_path_factory.mktemp("tiny-random"), scripted=False)
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +119,7 @@ def start_transformers_serve(model_dir: Path):
 @pytest.fixture(scope="session")
 def served_qwen3(cache_dir):
     """A real OpenAI-compatible server: `transformers serve` with the tiny Qwen3 demo model."""
-    folder = demo_models.ensure(builtin_families()["qwen3"], cache_dir)
+    folder = demo.ensure(builtin_families()["qwen3"], cache_dir)
     process, base_url = start_transformers_serve(folder)
     yield base_url, str(folder)  # the server only answers to its model's path
     process.terminate()

@@ -4,7 +4,7 @@ import threading
 
 from qwen_playground.backends.batching import supports
 from qwen_playground.backends.local import LocalBackend
-from qwen_playground.generation import Done, Error, Request, SamplingParams, TextDelta
+from qwen_playground.core.generation import Done, Error, Request, SamplingParams, TextDelta
 
 from .conftest import break_forward
 

@@ -1,7 +1,7 @@
 import pytest
 
-from qwen_playground.chat import ChatTurn, normalize_history, split_last_turn, text_of, to_model_messages
-from qwen_playground.generation import Done, Error, Metrics, Progress, TextDelta, ThinkingDelta
+from qwen_playground.core.generation import Done, Error, Metrics, Progress, TextDelta, ThinkingDelta
+from qwen_playground.tasks.chat_history import ChatTurn, normalize_history, split_last_turn, text_of, to_model_messages
 
 TAGS = ("<think>", "</think>")
 

@@ -4,12 +4,11 @@ import threading
 
 import pytest
 
-from qwen_playground.chat_encoding import encode_chat
-from qwen_playground.config import builtin_families
-from qwen_playground.demo_models import load_tokenizer
-
-from qwen_playground.generation import Metrics, Request, SamplingParams, TextDelta
-from qwen_playground.inspector import inspect
+from qwen_playground.backends.demo import load_tokenizer
+from qwen_playground.backends.encoding import encode_chat
+from qwen_playground.core.config import builtin_families
+from qwen_playground.core.generation import Metrics, Request, SamplingParams, TextDelta
+from qwen_playground.tasks.inspect import inspect
 
 FAMILIES = builtin_families()
 

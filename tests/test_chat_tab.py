@@ -1,4 +1,4 @@
-from qwen_playground.config import load_config
+from qwen_playground.core.config import load_config
 from qwen_playground.tasks.chat import SAMPLING_FIELDS, preset_values
 
 

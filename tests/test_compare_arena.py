@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from qwen_playground.arena import ArenaStore, VoteRefused, bradley_terry, draw_pair, leaderboard
+from qwen_playground.arena_store import ArenaStore, VoteRefused, bradley_terry, draw_pair, leaderboard
+from qwen_playground.core.config import load_config
 from qwen_playground.tasks.compare import PaneResult, PaneSetup, agreement, presets, to_json, to_markdown
-from qwen_playground.config import load_config
 
 
 def texts(history):
@@ -32,8 +32,8 @@ def test_generation_presets_pair_families_that_think_alike():
 
 
 def test_presets_of_the_real_registry():
+    from qwen_playground.core.registry import Registry
     from qwen_playground.tasks.compare import comparable_models
-    from qwen_playground.registry import Registry
     config = load_config(demo=True)
     registry = Registry.build(list(config.registry.models.values()), {**config.registry.routes, **{
         "chat": config.registry.routes["chat"].model_copy(update={"default": "qwen3-1.7b", "alternatives": ("qwen3-4b",)}),
@@ -96,9 +96,10 @@ def test_follow_ups_continue_each_panes_conversation(app):
     assert texts(second[1])[0] == "First" and texts(second[1])[-1].startswith("Hi there, I am a demo")
 
 
-def test_four_panes_with_their_own_weights_and_the_math_template(app):
+def test_four_panes_with_their_own_precision_and_the_math_template(app):
     client, _ = app
-    four = [{"model": "demo-qwen2.5", "weights": "none", "max_new_tokens": 16}, {"model": "demo-qwen2.5", "weights": "8-bit", "max_new_tokens": 16},
+    # the first pane uses the names before 0.2 ("weights", "none"), still accepted for one release
+    four = [{"model": "demo-qwen2.5", "weights": "none", "max_new_tokens": 16}, {"model": "demo-qwen2.5", "precision": "8-bit", "max_new_tokens": 16},
             {"model": "demo-qwen3"}, {"model": "demo-qwen3", "thinking": True}]
     out = client.predict("What is $1+1$?", four, "Math (step by step, \\boxed{} answer)", api_name="/compare")
     lines = [pane["metrics"] for pane in out["panes"]]
@@ -125,19 +126,19 @@ def test_models_that_do_not_fit_together_run_in_turn(cache_dir, config_file):
 
     config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=0.06, dtype="float32")
     router = Router(config)
-    message = router.fit_problem([("demo-qwen3", "none"), ("demo-qwen2.5", "none")])
+    message = router.fit_problem([("demo-qwen3", "full"), ("demo-qwen2.5", "full")])
     assert message and "one after another" in message
-    assert router.fit_problem([("demo-qwen3", "none"), ("demo-qwen3", "none")]) is None
+    assert router.fit_problem([("demo-qwen3", "full"), ("demo-qwen3", "full")]) is None
 
 
 def test_full_and_8_bit_weights_of_one_model_are_checked_against_memory_as_two(cache_dir, config_file):
     from qwen_playground.backends.router import Router
-    from qwen_playground.generation import Request
+    from qwen_playground.core.generation import Request
     from qwen_playground.tasks.streaming import stream_turns
 
     # demo-qwen3 (0.01B parameters) in float32: 40 MB full, 10 MB in 8-bit: each fits 45 MiB, both together do not
     config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=45 / 1024, dtype="float32")
-    requests = [Request("demo-qwen3", [{"role": "user", "content": "Hi"}], quantization=q) for q in ("none", "8-bit")]
+    requests = [Request("demo-qwen3", [{"role": "user", "content": "Hi"}], precision=q) for q in ("full", "8-bit")]
     turns = stream_turns(Router(config), requests)
     notice = next(turns).notice  # the first state, before anything runs
     turns.close()
@@ -239,7 +240,7 @@ def test_votes_survive_an_app_restart(demo_config):
 
 
 def test_the_board_says_when_a_rating_rests_on_too_few_votes(tmp_path):
-    from qwen_playground.arena import MIN_VOTES
+    from qwen_playground.arena_store import MIN_VOTES
     from qwen_playground.ui.arena_tab import standings_table
 
     store = ArenaStore(tmp_path / "arena.sqlite3")

@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from qwen_playground.config import builtin_families, load_config
-from qwen_playground.guide import kv_cache_bytes
+from qwen_playground.core.config import builtin_families, load_config
+from qwen_playground.tasks.guide import kv_cache_bytes
 from tests.conftest import running_app
 
 SHAPE = {"vocab_size": 151936, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,

@@ -18,9 +18,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from qwen_playground.arena import ArenaStore, ArenaUnavailable
+from qwen_playground.arena_store import ArenaStore, ArenaUnavailable
 from qwen_playground.backends.router import Router
-from qwen_playground.config import load_config
+from qwen_playground.core.config import load_config
 from qwen_playground.ui import build_demo
 
 from .conftest import break_forward, free_port
@@ -75,7 +75,7 @@ def test_a_read_only_vote_database_is_reported(tmp_path):
     tmp_path.chmod(0o755)
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(ROOT)!r})
-        from qwen_playground.arena import ArenaStore, ArenaUnavailable
+        from qwen_playground.arena_store import ArenaStore, ArenaUnavailable
         store = ArenaStore({str(path)!r})
         try:
             store.vote({battle!r}, "a")

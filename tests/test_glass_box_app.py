@@ -2,9 +2,9 @@
 
 import pytest
 
-from qwen_playground.chat import export_json, export_markdown
-from qwen_playground.config import builtin_families
-from qwen_playground.demo_models import load_tokenizer
+from qwen_playground.backends.demo import load_tokenizer
+from qwen_playground.core.config import builtin_families
+from qwen_playground.tasks.chat_history import export_json, export_markdown
 
 FAMILIES = builtin_families()
 

@@ -8,14 +8,13 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from qwen_playground import lengths
+from qwen_playground.backends.demo import load_tokenizer
+from qwen_playground.backends.encoding import defuse_messages, defuse_text
 from qwen_playground.backends.router import Router
-from qwen_playground.chat_encoding import defuse_messages, defuse_text
-from qwen_playground.config import builtin_families, load_config
-from qwen_playground.demo_models import load_tokenizer
-from qwen_playground.generation import Request, SamplingParams
-from qwen_playground.guard import Guard, RateLimited
-from qwen_playground.service import Service
+from qwen_playground.core.config import builtin_families, load_config
+from qwen_playground.core.generation import Request, SamplingParams
+from qwen_playground.service import Service, lengths
+from qwen_playground.service.guard import Guard, RateLimited
 from qwen_playground.ui import build_demo
 from qwen_playground.ui.common import admitted, user_of
 
@@ -62,7 +61,7 @@ def test_nothing_below_the_ui_imports_gradio():
 
     code = ("import sys, qwen_playground.service, qwen_playground.backends.router, qwen_playground.tasks.chat, "
             "qwen_playground.tasks.compare, qwen_playground.tasks.arena, qwen_playground.tasks.vision, qwen_playground.tasks.multilingual, "
-            "qwen_playground.tasks.code, qwen_playground.tasks.math, qwen_playground.inspector; print('gradio' in sys.modules)")
+            "qwen_playground.tasks.code, qwen_playground.tasks.math, qwen_playground.tasks.inspect; print('gradio' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
@@ -114,9 +113,17 @@ def test_message_and_conversation_lengths_are_counted_in_tokens(limited_app):
         long_history += [{"role": "user", "content": [{"type": "text", "text": f"question {i} " + "filler " * 20}]},
                          {"role": "assistant", "content": [{"type": "text", "text": "answer " * 10}]}]
     with pytest.raises(AppError, match="Trim oldest turns to fit"):
-        client.predict("next", long_history, "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, 0, "none", False, api_name="/chat")
-    history, _ = client.predict("next", long_history, "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, 0, "none", True, api_name="/chat")
+        client.predict("next", long_history, "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, 0, "full", False, api_name="/chat")
+    history, _ = client.predict("next", long_history, "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, 0, "full", True, api_name="/chat")
     assert "question 0 " not in str(history) and "question 11" in str(history) and history[-1]["role"] == "assistant"
+
+
+def test_other_tabs_refuse_over_long_input_through_the_api_too(limited_app):
+    client = Client(limited_app[0].src, verbose=False)
+    with pytest.raises(AppError, match=r"This message is [\d,]+ tokens long; the limit is 50 tokens per message"):
+        client.predict("word " * 80, "", "demo-qwen2.5", "full", api_name="/math")
+    with pytest.raises(AppError, match=r"This message is [\d,]+ tokens long"):
+        client.predict("word " * 80, [{"model": "demo-qwen3"}, {"model": "demo-qwen2.5"}], api_name="/compare")
 
 
 def test_trim_history_drops_whole_exchanges_oldest_first():
@@ -142,7 +149,7 @@ def test_typed_control_tokens_reach_remote_and_vision_models_as_text():
 def test_remote_requests_carry_defused_text(config_file, cache_dir):
     config = load_config(config_file, demo=True, cache_dir=cache_dir)
     from qwen_playground.backends.openai_compat import OpenAICompatBackend
-    from qwen_playground.registry import Endpoint
+    from qwen_playground.core.registry import Endpoint
 
     backend = OpenAICompatBackend(Endpoint(id="e", base_url="http://127.0.0.1:9/v1"), config.registry)
     sent = backend.request_kwargs(config.registry.get("demo-qwen3"), Request("demo-qwen3", [{"role": "user", "content": INJECTION}]))
@@ -154,7 +161,7 @@ def test_remote_requests_carry_defused_text(config_file, cache_dir):
 
 
 def test_two_request_logs_in_one_process_keep_to_their_own_files(demo_config, tmp_path):
-    from qwen_playground.guard import RequestLog
+    from qwen_playground.service.guard import RequestLog
 
     first, second = (RequestLog(demo_config.settings.model_copy(update={"cache_dir": tmp_path / name})) for name in ("a", "b"))
     second.write("someone@198.51.100.7", "demo-qwen3", "stop", answer_tokens=3)

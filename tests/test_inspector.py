@@ -1,9 +1,8 @@
 import pytest
 
-from qwen_playground.config import builtin_families
-from qwen_playground.demo_models import load_tokenizer
-
-from qwen_playground.inspector import inspect, soft_switch, thinking_difference
+from qwen_playground.backends.demo import load_tokenizer
+from qwen_playground.core.config import builtin_families
+from qwen_playground.tasks.inspect import inspect, soft_switch, thinking_difference
 
 FAMILIES = builtin_families()
 

@@ -1,8 +1,7 @@
 import pytest
 
-from qwen_playground.config import builtin_families
-from qwen_playground.demo_models import load_tokenizer
-
+from qwen_playground.backends.demo import load_tokenizer
+from qwen_playground.core.config import builtin_families
 from qwen_playground.languages import detect, get_language, languages, matches, token_costs
 
 FAMILIES = builtin_families()

@@ -24,8 +24,8 @@ def test_functions_in_ui_and_tasks_stay_short():
     assert long == []
 
 
-def test_nothing_under_backends_or_tasks_imports_gradio():
-    imports = [f"{path.parent.name}/{path.name}" for folder in ("backends", "tasks") for path, tree in modules(folder)
+def test_nothing_below_ui_imports_gradio():
+    imports = [str(path.relative_to(PACKAGE)) for path, tree in modules(".") if path.relative_to(PACKAGE).parts[0] != "ui"
                for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                and any((alias.name if isinstance(node, ast.Import) else node.module or "").startswith("gradio") for alias in node.names)]
     assert imports == []
@@ -41,7 +41,7 @@ def test_no_family_name_is_compared_in_python_outside_the_registry():
 
 def test_every_visible_input_has_a_label():
     """A component made by mistake (say, an update built inside a layout) shows as a bare 'Checkbox' or 'Textbox'."""
-    from qwen_playground.config import load_config
+    from qwen_playground.core.config import load_config
     from qwen_playground.ui import build_demo
 
     demo = build_demo(load_config(demo=True))
@@ -51,17 +51,21 @@ def test_every_visible_input_has_a_label():
     assert unlabeled == []
 
 
-# Layers, lowest first: a module may import its own layer and the ones below, never one above.
-SERVICE = {"service", "guard", "monitor", "lengths"}
-RANKS = {"core": 0, "backends": 1, "service": 2, "tasks": 3, "ui": 4}
+# Layers, lowest first: a module may import its own layer and the ones below, never one above. The modules left at
+# the package root are domain helpers (math text, code blocks, languages, images, the arena's store, lessons, the
+# sandbox): any layer may use them, and they use only core/.
+RANKS = {"core": 0, "helpers": 1, "backends": 2, "service": 3, "tasks": 4, "ui": 5}
 
 
 def layer_of(module: str) -> str:
-    """'qwen_playground.tasks.chat' -> 'tasks'; the flat modules are the core (domain helpers) or the service layer."""
+    """'qwen_playground.tasks.chat' -> 'tasks'; 'qwen_playground.mathtext' -> 'helpers'."""
     parts = module.split(".")[1:]
-    if not parts:
-        return "core"
-    return parts[0] if parts[0] in RANKS else "service" if parts[0] in SERVICE else "core"
+    return parts[0] if parts and parts[0] in RANKS else "helpers"
+
+
+def test_every_package_has_a_rank():
+    packages = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()}
+    assert packages == set(RANKS) - {"helpers"}
 
 
 def imported_modules(path: Path, tree: ast.AST) -> set[str]:

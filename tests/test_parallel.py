@@ -2,7 +2,7 @@ import threading
 import time
 
 from qwen_playground.backends import Backend
-from qwen_playground.generation import Done, Error, Request, TextDelta
+from qwen_playground.core.generation import Done, Error, Request, TextDelta
 from qwen_playground.tasks.streaming import stream_all
 
 
@@ -67,7 +67,7 @@ def test_closing_the_merged_stream_cancels_all():
 
 
 def test_pacer_sends_first_tokens_and_other_events_at_once_then_paces_tokens():
-    from qwen_playground.generation import Done, Progress, TextDelta
+    from qwen_playground.core.generation import Done, Progress, TextDelta
     from qwen_playground.tasks.streaming import Pacer
 
     pacer = Pacer(interval=60)

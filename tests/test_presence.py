@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from qwen_playground.backends.presence import PresencePenalty
-from qwen_playground.generation import Request, SamplingParams, TextDelta
+from qwen_playground.core.generation import Request, SamplingParams, TextDelta
 
 from .test_batching import float32_backend
 

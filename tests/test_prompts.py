@@ -1,6 +1,6 @@
 import pytest
 
-from qwen_playground.prompts import PROMPTS_DIR, TemplateError, load_template, parse_template
+from qwen_playground.core.prompts import PROMPTS_DIR, TemplateError, load_template, parse_template
 
 
 def test_every_shipped_template_parses():

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from qwen_playground.config import load_config
-from qwen_playground.registry import RegistryError, Route
+from qwen_playground.core.config import load_config
+from qwen_playground.core.registry import RegistryError, Route
 
 
 def write(tmp_path, data) -> str:

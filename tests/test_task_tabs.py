@@ -3,9 +3,9 @@
 import pytest
 
 from qwen_playground import sandbox
-from qwen_playground.config import load_config
-from qwen_playground.ui import build_demo
+from qwen_playground.core.config import load_config
 from qwen_playground.tasks.code import code_for
+from qwen_playground.ui import build_demo
 from qwen_playground.ui.code_tab import RUN_DISABLED
 
 ANSWER = "Here you go:\n```python\ndef add(a: int, b: int) -> int:\n    return a + b\n```\nUsage:\n```python\nprint(add(1, 2))\n```\n```bash\npip install nothing\n```"

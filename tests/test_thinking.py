@@ -1,6 +1,5 @@
-from qwen_playground.generation import TextDelta, ThinkingDelta
-from qwen_playground.thinking import ThinkingParser, strip_thinking
-
+from qwen_playground.backends.thinking import ThinkingParser, strip_thinking
+from qwen_playground.core.generation import TextDelta, ThinkingDelta
 
 TAGS = ("<think>", "</think>")
 

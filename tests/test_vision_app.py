@@ -7,7 +7,7 @@ from gradio_client import handle_file
 from PIL import Image
 from qwen_vl_utils import process_vision_info
 
-from qwen_playground.generation import Metrics, Request, TextDelta
+from qwen_playground.core.generation import Metrics, Request, TextDelta
 from qwen_playground.vision import image_cost
 
 REPLY = "Hi from the Qwen2.5-VL demo model: install real weights to hear about your images!"

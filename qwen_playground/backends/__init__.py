@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ..generation import Event, Request
+from ..core.generation import Event, Request
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Capabilities:
     cannot run here (None: it can)."""
 
     device: str = "remote"
-    precisions: dict[str, str | None] = field(default_factory=lambda: {"none": None})
+    precisions: dict[str, str | None] = field(default_factory=lambda: {"full": None})
 
     @property
     def runnable_precisions(self) -> tuple[str, ...]:
@@ -43,7 +43,7 @@ class Backend(ABC):
         """Why these (model id, precision) pairs cannot run at the same time here, or None (the default: they can)."""
         return None
 
-    def health(self) -> dict[str, tuple[bool, str]]:
+    def endpoint_health(self) -> dict[str, tuple[bool, str]]:
         """(reachable, one line) per remote endpoint this backend talks to; empty when it talks to none."""
         return {}
 

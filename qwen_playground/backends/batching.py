@@ -26,7 +26,7 @@ from transformers import ContinuousBatchingConfig, GenerationConfig, TopKLogitsW
 from transformers.generation.continuous_batching import cb_logits_processors
 from transformers.generation.continuous_batching.cache import group_layers_by_attn_type
 
-from ..generation import SamplingParams
+from ..core.generation import SamplingParams
 from .presence import BatchedPresencePenalty
 
 _POLL_S = 0.05  # how often a waiting request looks at its stop flags

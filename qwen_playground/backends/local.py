@@ -20,21 +20,21 @@ from typing import Iterator
 import psutil
 import torch
 import transformers
-from transformers import CONFIG_MAPPING
-from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, LogitsProcessorList,
+from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, LogitsProcessorList,
                           PreTrainedTokenizerBase, ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
 
-from .. import quantization, weights
-from ..chat_encoding import encode_request
-from ..config import Settings
-from ..devices import model_build_lock, pick_device
-from ..generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
-from ..registry import ModelSpec, Registry, RegistryError
-from ..thinking import ThinkingParser
-from . import Backend, Capabilities
+from ..core import availability
+from ..core.config import Settings
+from ..core.devices import model_build_lock, pick_device
+from ..core.generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
+from ..core.registry import ModelSpec, Registry, RegistryError
+from . import Backend, Capabilities, download
+from .precision import bytes_per_param, precisions_on, transformers_config, unavailable_reason, weight_bytes
 from .batching import ContinuousBatcher, batchable, supports
-from .presence import PresencePenalty
+from .encoding import encode_request
 from .model_cache import ModelCache, ModelTooLarge
+from .presence import PresencePenalty
+from .thinking import ThinkingParser
 
 
 @dataclass
@@ -145,13 +145,13 @@ class LocalBackend(Backend):
 
     # ---- loading -----------------------------------------------------------------
 
-    def estimate_bytes(self, spec: ModelSpec, quant: str = "none") -> int:
-        return int(spec.params_b * 1e9 * quantization.bytes_per_param(quant, self.dtype))
+    def estimate_bytes(self, spec: ModelSpec, precision: str = "full") -> int:
+        return int(spec.params_b * 1e9 * bytes_per_param(precision, self.dtype))
 
     @staticmethod
-    def cache_key(model_id: str, quant: str = "none") -> str:
+    def cache_key(model_id: str, precision: str = "full") -> str:
         """One cache entry per model and precision, so bf16 and 8-bit can sit side by side in a comparison."""
-        return model_id if quant == "none" else f"{model_id}@{quant}"
+        return model_id if precision == "full" else f"{model_id}@{precision}"
 
     def weights_by_model(self) -> dict[str, int]:
         """Loaded models' weight bytes by model id (all precisions of a model added up)."""
@@ -162,7 +162,7 @@ class LocalBackend(Backend):
         return totals
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(self.device, quantization.available(self.device))
+        return Capabilities(self.device, precisions_on(self.device))
 
     def fit_problem(self, loads: list[tuple[str, str]]) -> str | None:
         """Why these (model id, precision) pairs cannot all be resident at once, or None when they can. Each precision
@@ -172,17 +172,17 @@ class LocalBackend(Backend):
         need = sum(sizes.get(key, self.estimate_bytes(spec, precision)) for key, (spec, precision) in distinct.items())
         if len(distinct) < 2 or need <= self.cache.budget_bytes:
             return None
-        names = ", ".join(spec.id + ("" if precision == "none" else f" ({precision})") for spec, precision in distinct.values())
+        names = ", ".join(spec.id + ("" if precision == "full" else f" ({precision})") for spec, precision in distinct.values())
         return (f"{names} need about {need / 2**30:.1f} GiB together, more than the "
                 f"{self.cache.budget_bytes / 2**30:.1f} GiB memory budget: running them one after another.")
 
-    def _load_now(self, spec: ModelSpec, quant: str, report) -> tuple[LoadedModel, int]:
+    def _load_now(self, spec: ModelSpec, precision: str, report) -> tuple[LoadedModel, int]:
         start = time.perf_counter()
-        folder = weights.fetch(spec, self.settings.cache_dir, report)
-        precision = str(self.dtype).removeprefix("torch.") + ("" if quant == "none" else f", weights {quant}")
-        report(f"Loading {spec.id} into memory ({precision} on {self.device})…")
+        folder = download.fetch(spec, self.settings.cache_dir, report)
+        described = str(self.dtype).removeprefix("torch.") + ("" if precision == "full" else f", weights {precision}")
+        report(f"Loading {spec.id} into memory ({described} on {self.device})…")
         options = {"dtype": self.dtype, "device_map": self.device,
-                   "quantization_config": quantization.transformers_config(quant, self.device, self.dtype)}
+                   "quantization_config": transformers_config(precision, self.device, self.dtype)}
         processor = None
         if spec.family.vision is not None:  # a family that sees through its processor (Qwen3.5's vision side: not yet)
             processor = AutoProcessor.from_pretrained(folder)
@@ -197,17 +197,17 @@ class LocalBackend(Backend):
         loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, processor)
         if processor is None and self.settings.batching and batchable(model.config):
             loaded.batcher = ContinuousBatcher(model, self._eos_ids(loaded), tokenizer.pad_token_id)
-        return loaded, quantization.weight_bytes(model)
+        return loaded, weight_bytes(model)
 
-    def _load(self, spec: ModelSpec, quant: str = "none") -> Iterator[Progress | LoadedModel | Error]:
+    def _load(self, spec: ModelSpec, precision: str = "full") -> Iterator[Progress | LoadedModel | Error]:
         """Load (or reuse) in a worker thread, yielding progress lines while it works."""
         messages: queue.Queue[str | None] = queue.Queue()
         result: dict = {}
 
         def work():
             try:
-                result["model"] = self.cache.get(self.cache_key(spec.id, quant), self.estimate_bytes(spec, quant),
-                                                 lambda: self._load_now(spec, quant, messages.put))
+                result["model"] = self.cache.get(self.cache_key(spec.id, precision), self.estimate_bytes(spec, precision),
+                                                 lambda: self._load_now(spec, precision, messages.put))
             except Exception as e:  # shown to the user; the app serves on
                 result["error"] = e
             finally:
@@ -225,7 +225,7 @@ class LocalBackend(Backend):
         if isinstance(error, ModelTooLarge):
             return str(error)
         hint = ""
-        if spec.hub_id and not weights.cached(spec.hub_id) and not weights.hub_reachable():
+        if spec.hub_id and not availability.cached(spec.hub_id) and not availability.hub_reachable():
             hint = " It is not cached and the Hugging Face Hub cannot be reached: connect once to download it, or start with --demo."
         return f"Could not load {spec.id} from {spec.source}: {type(error).__name__}: {error}.{hint}"
 
@@ -252,10 +252,10 @@ class LocalBackend(Backend):
         if reason := transformers_problem(spec):
             yield Error(reason)
             return
-        if reason := quantization.unavailable_reason(request.quantization, self.device):
-            yield Error(f"{request.quantization} quantization is unavailable on {self.device}: {reason}. Choose another precision.")
+        if reason := unavailable_reason(request.precision, self.device):
+            yield Error(f"{request.precision} weights are unavailable on {self.device}: {reason}. Choose another precision.")
             return
-        for item in self._load(spec, request.quantization):
+        for item in self._load(spec, request.precision):
             if isinstance(item, LoadedModel):
                 loaded = item
             else:
@@ -331,8 +331,8 @@ class LocalBackend(Backend):
             thinking_s=((clock["thinking_end"] or end) - start) if thinking_tokens else None,
             total_s=end - start + load_s,
             load_s=load_s,
-            weights_bytes=self.cache.sizes().get(self.cache_key(spec.id, request.quantization)),
-            quantization=request.quantization,
+            weights_bytes=self.cache.sizes().get(self.cache_key(spec.id, request.precision)),
+            precision=request.precision,
         )
         stopped = bool(own) and own[-1] in eos
         if cancel.is_set() and not stopped:

@@ -24,11 +24,11 @@ import httpx
 import openai
 from PIL import Image
 
-from ..chat_encoding import defuse_messages
-from ..generation import Done, Error, Event, Metrics, Request, ThinkingDelta
-from ..registry import Endpoint, ModelSpec, Registry, RegistryError
-from ..thinking import ThinkingParser
+from ..core.generation import Done, Error, Event, Metrics, Request, ThinkingDelta
+from ..core.registry import Endpoint, ModelSpec, Registry, RegistryError
 from . import Backend
+from .encoding import defuse_messages
+from .thinking import ThinkingParser
 
 
 def image_data_url(image: str | Path | Image.Image) -> str:
@@ -120,8 +120,8 @@ class OpenAICompatBackend(Backend):
         except RegistryError as e:
             yield Error(str(e))
             return
-        if request.quantization != "none":
-            yield Error(f"{spec.id} runs on a server that chooses its own precision: set weights to 'none' for it.")
+        if request.precision != "full":
+            yield Error(f"{spec.id} runs on a server that chooses its own precision: set precision to 'full' for it.")
             return
         start = time.perf_counter()
         first = thinking_end = None
@@ -178,7 +178,7 @@ class OpenAICompatBackend(Backend):
         )
         yield Done({"length": "length", "cancelled": "cancelled"}.get(finish, "stop"))
 
-    def health(self) -> dict[str, tuple[bool, str]]:
+    def endpoint_health(self) -> dict[str, tuple[bool, str]]:
         return {self.endpoint.id: self.check()}
 
     def check(self) -> tuple[bool, str]:

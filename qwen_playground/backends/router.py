@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from ..config import AppConfig
-from ..generation import Error, Event, Request
-from ..registry import RegistryError
+from ..core.config import AppConfig
+from ..core.generation import Error, Event, Request
+from ..core.registry import RegistryError
 from . import Backend, Capabilities
 from .local import LocalBackend
 from .openai_compat import OpenAICompatBackend
@@ -44,8 +44,8 @@ class Router(Backend):
         """Why these (model, precision) pairs' local ones cannot all be resident together (remote ones cost nothing here)."""
         return self.local.fit_problem([(i, precision) for i, precision in loads if not self.registry.get(i).endpoint])
 
-    def health(self) -> dict[str, tuple[bool, str]]:
-        return {eid: line for remote in self.remotes.values() for eid, line in remote.health().items()}
+    def endpoint_health(self) -> dict[str, tuple[bool, str]]:
+        return {eid: line for remote in self.remotes.values() for eid, line in remote.endpoint_health().items()}
 
     def weights_by_model(self) -> dict[str, int]:
         return self.local.weights_by_model()

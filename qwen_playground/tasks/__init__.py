@@ -10,7 +10,9 @@ it and keeps everything else on screen.
 
 from __future__ import annotations
 
-from ..registry import ModelSpec, Registry, RegistryError
+from ..core.config import AppConfig
+from ..core.registry import ModelSpec, Registry, RegistryError
+from ..service.lengths import conversation_problem, message_problem
 
 
 class TaskError(ValueError):
@@ -33,3 +35,13 @@ def resolve(registry: Registry, model_id: str) -> ModelSpec:
         return registry.get(model_id)
     except RegistryError as e:
         raise TaskError(str(e), "model") from None
+
+
+def refuse_if_too_long(config: AppConfig, spec: ModelSpec, messages: list[dict], advice: str = "Shorten it.", field: str | None = None) -> None:
+    """Every tab's length check before sending: the newest user message against the per-message limit, the whole
+    prompt against the input limit (or the model's context, if smaller). Counted before templating; the engine
+    checks the exact templated length again."""
+    settings = config.settings
+    limit = min(settings.max_input_tokens, spec.context_length - 1)
+    if problem := message_problem(messages, settings.max_message_tokens) or conversation_problem(messages, limit, advice):
+        raise TaskError(problem, field)

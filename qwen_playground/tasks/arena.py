@@ -1,6 +1,6 @@
 """The Arena task: two anonymous models answer one prompt; the names stay hidden until the vote.
 
-Votes and ratings live in `arena.py` (SQLite store, Bradley-Terry); this
+Votes and ratings live in `arena_store.py` (SQLite store, Bradley-Terry); this
 module starts a battle, streams its two answers through the shared fan-out,
 and takes the vote.
 """
@@ -11,11 +11,11 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..arena import CHOICES, ArenaStore, ArenaUnavailable, VoteRefused, draw_pair
+from ..arena_store import CHOICES, ArenaStore, ArenaUnavailable, VoteRefused, draw_pair
 from ..backends import Backend
-from ..generation import Request
-from ..registry import Registry
-from . import TaskError, require_text, resolve
+from ..core.config import AppConfig
+from ..core.generation import Request
+from . import TaskError, refuse_if_too_long, require_text, resolve
 from .streaming import stream_turns
 
 
@@ -26,16 +26,24 @@ class Battle:
     requests: list[Request]
 
 
-def start(store: ArenaStore, registry: Registry, pool: list[str], prompt: object, user: str = "",
-          rng: random.Random | None = None) -> Battle:
-    """Draw two different models from `pool` and record the battle. Thinking is off for both, so neither gives itself away."""
+def check_prompt(config: AppConfig, pool: list[str], prompt: object) -> str:
+    """The prompt, refused when empty or too long for any model of the pool (a battle may draw any two)."""
     text = require_text(prompt, "a prompt", "prompt")
+    for model_id in pool:
+        refuse_if_too_long(config, resolve(config.registry, model_id), [{"role": "user", "content": text}], field="prompt")
+    return text
+
+
+def prepare(config: AppConfig, store: ArenaStore, pool: list[str], prompt: object, user: str = "",
+            rng: random.Random | None = None) -> Battle:
+    """Draw two different models from `pool` and record the battle. Thinking is off for both, so neither gives itself away."""
+    text = check_prompt(config, pool, prompt)
     try:
         model_a, model_b = draw_pair(pool, rng)
         battle_id = store.new_battle(model_a, model_b)
     except ValueError as e:  # too few models, or the vote store is unavailable
         raise TaskError(str(e)) from None
-    specs = [resolve(registry, model_a), resolve(registry, model_b)]
+    specs = [resolve(config.registry, model_a), resolve(config.registry, model_b)]
     requests = [Request(s.id, [{"role": "user", "content": text}], s.preset(False), thinking=False, user=user) for s in specs]
     return Battle(battle_id, text, requests)
 

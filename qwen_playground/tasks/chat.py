@@ -1,8 +1,8 @@
 """The Chat task: one turn of a multi-turn conversation, with thinking, presets, trimming and a budget.
 
-`plan_turn` turns the tab's inputs (the same as the `/chat` API's) into the
-request the turn sends and the history to show; `run` streams the answer
-into the conversation. The inspector calls `plan_turn` too.
+`prepare` turns a turn's `ChatInputs` (the tab's and the `/chat` API's
+values) into the request it sends and the history to show; `run` streams the
+answer into the conversation. The inspector calls `prepare` too.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Iterator
 from pydantic import ValidationError
 
 from ..backends import Backend
-from ..chat import THINKING_TITLE, is_helper, normalize_history, split_last_turn, to_model_messages
-from ..config import AppConfig
-from ..generation import Request, SamplingParams
-from ..lengths import conversation_problem, conversation_tokens, message_problem, trim_history
-from ..prompts import load_template
-from ..registry import ModelSpec
-from . import TaskError, resolve
+from ..core.config import AppConfig
+from ..core.generation import Request, SamplingParams
+from ..core.prompts import load_template
+from ..core.registry import ModelSpec
+from ..service.lengths import conversation_tokens, trim_history
+from . import TaskError, refuse_if_too_long, resolve
+from .chat_history import THINKING_TITLE, is_helper, normalize_history, split_last_turn, to_model_messages
 from .streaming import stream_turns
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "max_new_tokens")
@@ -49,7 +49,30 @@ def history_of(history: object) -> list[dict]:
 
 
 @dataclass(frozen=True)
-class ChatPlan:
+class ChatInputs:
+    """One turn's inputs, as the Chat tab shows them; `from_api` reads them in the `/chat` API's order."""
+
+    message: object
+    history: object
+    model: str
+    system_prompt: str = ""
+    thinking: bool = False
+    sampling: SamplingParams | None = None  # None: the model's preset for the thinking mode
+    thinking_budget: int = 0
+    precision: str = "full"
+    trim_history: bool = False
+
+    @classmethod
+    def from_api(cls, message: object, history: object, model: str, system_prompt: str, thinking: bool, temperature: float, top_p: float,
+                 top_k: int, min_p: float, repetition_penalty: float, presence_penalty: float, max_new_tokens: int,
+                 thinking_budget: int = 0, precision: str = "full", trim_history: bool = False) -> ChatInputs:
+        """The positional values the tab and `/chat` send (sampling as its seven sliders, in SAMPLING_FIELDS order)."""
+        sampling = sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens)
+        return cls(message, history, model, system_prompt or "", bool(thinking), sampling, thinking_budget, precision, bool(trim_history))
+
+
+@dataclass(frozen=True)
+class ChatJob:
     request: Request
     before: list[dict]  # the conversation before this message (given back to edit when nothing was produced)
     shown: list[dict]  # the conversation with this message, as the answer streams in below it
@@ -61,31 +84,29 @@ class ChatPlan:
         return [self.request]
 
 
-def plan_turn(config: AppConfig, message: object, history: object, model_id: str, system_prompt: str = "", thinking: bool = False,
-              sampling: SamplingParams | None = None, thinking_budget: int = 0, quantization: str = "none", trim: bool = False,
-              user: str = "", require_message: bool = True) -> ChatPlan:
+TOO_LONG_ADVICE = "Shorten the message, undo or clear earlier turns, or tick 'Trim oldest turns to fit'."
+
+
+def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_message: bool = True) -> ChatJob:
     """The next turn: the conversation so far (answers without thinking), then the message through the chat template."""
-    text = message.strip() if isinstance(message, str) else ""
+    text = inputs.message.strip() if isinstance(inputs.message, str) else ""
     if require_message and not text:
         raise TaskError("Type a message first.", "message")
-    spec, before, template = resolve(config.registry, model_id), history_of(history), load_template("chat")
-    system_prompt = system_prompt or ""
+    spec, before, template = resolve(config.registry, inputs.model), history_of(inputs.history), load_template("chat")
     dropped = 0
-    if trim and text:
+    if inputs.trim_history and text:
         budget = config.settings.max_input_tokens - conversation_tokens(
-            [{"role": "system", "content": system_prompt}, {"role": "user", "content": template.render_user(message=text)}])
+            [{"role": "system", "content": inputs.system_prompt}, {"role": "user", "content": template.render_user(message=text)}])
         before, dropped = trim_history(before, max(0, budget))
-    messages = to_model_messages(before, system_prompt, spec.family.thinking_tags)
+    messages = to_model_messages(before, inputs.system_prompt, spec.family.thinking_tags)
     if text:
         messages.append({"role": "user", "content": template.render_user(message=text)})
-        too_long = message_problem(messages, config.settings.max_message_tokens) or conversation_problem(
-            messages, min(config.settings.max_input_tokens, spec.context_length - 1))
-        if too_long:
-            raise TaskError(too_long, "message")
-    think = spec.family.thinks(bool(thinking))
-    request = Request(spec.id, messages, sampling or spec.preset(think), think, int(thinking_budget or 0) or None, quantization, user)
+        refuse_if_too_long(config, spec, messages, TOO_LONG_ADVICE, "message")
+    think = spec.family.thinks(inputs.thinking)
+    request = Request(spec.id, messages, inputs.sampling or spec.preset(think), think, int(inputs.thinking_budget or 0) or None,
+                      inputs.precision, user)
     stripped = sum(1 for m in before if is_helper(m) and m["metadata"]["title"] == THINKING_TITLE)
-    return ChatPlan(request, before, before + ([{"role": "user", "content": text}] if text else []), dropped, stripped)
+    return ChatJob(request, before, before + ([{"role": "user", "content": text}] if text else []), dropped, stripped)
 
 
 def last_message(history: object) -> tuple[list[dict], str]:
@@ -103,8 +124,8 @@ class ChatView:
     produced_output: bool = False
 
 
-def run(backend: Backend, plan: ChatPlan, stop: threading.Event | None = None) -> Iterator[ChatView]:
+def run(backend: Backend, job: ChatJob, stop: threading.Event | None = None) -> Iterator[ChatView]:
     """The conversation as the answer streams in; the last view carries any error."""
-    for state in stream_turns(backend, plan.requests, stop):
+    for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
-        yield ChatView(plan.shown + turn.messages, turn.error, turn.produced_output)
+        yield ChatView(job.shown + turn.messages, turn.error, turn.produced_output)

@@ -12,10 +12,10 @@ from typing import Iterator
 from .. import sandbox
 from ..backends import Backend
 from ..codeblocks import extract_code_blocks
-from ..generation import Request
-from ..prompts import load_template
-from ..registry import Registry
-from . import TaskError, require_text, resolve
+from ..core.config import AppConfig
+from ..core.generation import Request
+from ..core.prompts import load_template
+from . import TaskError, refuse_if_too_long, require_text, resolve
 from .streaming import stream_turns
 
 # Language shown to the model -> (fence names it may use, gr.Code highlighting)
@@ -45,15 +45,16 @@ class CodeJob:
         return [self.request]
 
 
-def prepare(registry: Registry, task: object, language: str, context: str, constraints: str, model_id: str,
-            quantization: str = "none", user: str = "") -> CodeJob:
+def prepare(config: AppConfig, task: object, language: str, context: str, constraints: str, model_id: str,
+            precision: str = "full", user: str = "") -> CodeJob:
     task = require_text(task, "a task", "task")
     if language not in LANGUAGES:
         raise TaskError(f"Unknown language '{language}'. Pick one of: {', '.join(LANGUAGES)}.", "language")
-    spec, template = resolve(registry, model_id), load_template("code")
+    spec, template = resolve(config.registry, model_id), load_template("code")
     prompt = template.render_user(task=task, language=language, context=context or "", constraints=constraints or "")
     messages = [{"role": "system", "content": template.render_system()}, {"role": "user", "content": prompt}]
-    return CodeJob(Request(spec.id, messages, spec.preset(False), thinking=False, quantization=quantization, user=user), language)
+    refuse_if_too_long(config, spec, messages, "Shorten the task or its context.", "task")
+    return CodeJob(Request(spec.id, messages, spec.preset(False), thinking=False, precision=precision, user=user), language)
 
 
 @dataclass(frozen=True)

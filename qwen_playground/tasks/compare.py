@@ -1,7 +1,7 @@
 """The Compare task: one prompt to several panes at once, each with its own model and settings.
 
 A pane is data (`PaneSetup`: model, thinking, temperature, max new tokens,
-weights, its own conversation so far), so the tab, the `/compare` API (a list
+precision, its own conversation so far), so the tab, the `/compare` API (a list
 of panes), lessons and presets all speak the same shape. Also here: "change
 one thing" presets derived from registry facts (never from model names), the
 agreement of the panes' boxed answers, and Markdown/JSON export.
@@ -15,16 +15,17 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..backends import Backend
-from ..chat import ChatTurn, normalize_history, to_model_messages
-from ..generation import Request
+from ..core.config import AppConfig
+from ..core.generation import Request, precision_named
+from ..core.prompts import load_template
+from ..core.registry import Family, ModelSpec, Registry
 from ..mathcheck import check_answer
 from ..mathtext import extract_boxed, protect_math
-from ..prompts import load_template
-from ..registry import Family, ModelSpec, Registry
-from . import TaskError, require_text, resolve
+from . import TaskError, refuse_if_too_long, require_text, resolve
+from .chat_history import ChatTurn, normalize_history, to_model_messages
 from .streaming import stream_turns
 
 MAX_PANES = 4
@@ -40,8 +41,13 @@ class PaneSetup(BaseModel):
     thinking: bool = False
     temperature: float | None = Field(None, ge=0, le=2)  # None: the model's preset
     max_new_tokens: int | None = Field(None, ge=1)
-    weights: str = "none"  # weights precision (local models)
+    precision: str = Field("full", validation_alias=AliasChoices("precision", "weights"))  # local models; "weights": its name before 0.2
     history: tuple = ()
+
+    @field_validator("precision")
+    @classmethod
+    def _current_name(cls, value: str) -> str:
+        return precision_named(value)
 
     def export(self) -> dict:
         return self.model_dump(exclude={"history"})
@@ -65,15 +71,15 @@ def comparable_models(registry: Registry) -> list[ModelSpec]:
     return list(seen.values())
 
 
-def presets(registry: Registry, precisions: tuple[str, ...] = ("none",)) -> dict[str, list[PaneSetup]]:
-    """'Change one thing' comparisons that this registry can actually run (`precisions`: the quantization
+def presets(registry: Registry, precisions: tuple[str, ...] = ("full",)) -> dict[str, list[PaneSetup]]:
+    """'Change one thing' comparisons that this registry can actually run (`precisions`: the precision
     choices this machine offers)."""
     models = comparable_models(registry)
     found: dict[str, list[PaneSetup]] = {}
     if len(precisions) > 1 and models:
         smallest = min(models, key=lambda m: m.params_b)
-        names = " vs ".join("full precision" if p == "none" else p for p in precisions)
-        found[f"Weights: {names} ({smallest.id})"] = [PaneSetup(model=smallest.id, weights=p) for p in precisions]
+        names = " vs ".join(precisions)
+        found[f"Precision: {names} ({smallest.id})"] = [PaneSetup(model=smallest.id, precision=p) for p in precisions]
     thinker = next((m for m in models if m.family.thinking == "switch"), None)
     if thinker:
         found[f"Thinking on vs off ({thinker.id})"] = [PaneSetup(model=thinker.id, thinking=True), PaneSetup(model=thinker.id)]
@@ -147,7 +153,7 @@ def to_markdown(prompts: list[str], results: list[PaneResult]) -> str:
         s = r.setup
         lines += [f"## Pane {n}: {s.model}", "",
                   f"- thinking: {'on' if s.thinking else 'off'}; temperature: {s.temperature if s.temperature is not None else 'preset'}; "
-                  f"max new tokens: {s.max_new_tokens or 'preset'}; weights: {s.weights}"]
+                  f"max new tokens: {s.max_new_tokens or 'preset'}; precision: {s.precision}"]
         if r.metrics:
             lines.append("- " + "; ".join(f"{k}: {v}" for k, v in r.metrics.items()))
         if r.error:
@@ -162,7 +168,7 @@ def to_markdown(prompts: list[str], results: list[PaneResult]) -> str:
 def pane_setups(panes: object) -> list[PaneSetup]:
     """Panes from the API's list of dicts (or PaneSetups), validated with a message that names the pane."""
     if not isinstance(panes, (list, tuple)) or not 2 <= len(panes) <= MAX_PANES:
-        raise TaskError(f"Give between 2 and {MAX_PANES} panes, each {{model, thinking, temperature, max_new_tokens, weights, history}}.")
+        raise TaskError(f"Give between 2 and {MAX_PANES} panes, each {{model, thinking, temperature, max_new_tokens, precision, history}}.")
     setups = []
     for n, pane in enumerate(panes, 1):
         try:
@@ -189,12 +195,12 @@ def pane_messages(spec: ModelSpec, history: list[dict], template: str, text: str
         {"role": "user", "content": prompt_template.render_user(**{variable: text})}]
 
 
-def prepare(registry: Registry, prompt: object, panes: object, template: str = "Chat", thinking_budget: int = 0, user: str = "") -> CompareJob:
+def prepare(config: AppConfig, prompt: object, panes: object, template: str = "Chat", thinking_budget: int = 0, user: str = "") -> CompareJob:
     text = require_text(prompt, "a prompt", "prompt")
     if template not in TEMPLATES:
         raise TaskError(f"Unknown template '{template}'; choose one of: {', '.join(TEMPLATES)}.", "template")
     setups = pane_setups(panes)
-    specs = [resolve(registry, s.model) for s in setups]
+    specs = [resolve(config.registry, s.model) for s in setups]
     try:
         histories = [normalize_history(list(s.history)) for s in setups]
     except ValueError as e:
@@ -203,8 +209,10 @@ def prepare(registry: Registry, prompt: object, panes: object, template: str = "
     for spec, setup, history in zip(specs, setups, histories, strict=True):
         think = spec.family.thinks(setup.thinking)
         overrides = {k: v for k, v in (("temperature", setup.temperature), ("max_new_tokens", setup.max_new_tokens)) if v is not None}
-        requests.append(Request(spec.id, pane_messages(spec, history, template, text), spec.preset(think).model_copy(update=overrides), think,
-                                int(thinking_budget or 0) or None, setup.weights, user))
+        messages = pane_messages(spec, history, template, text)
+        refuse_if_too_long(config, spec, messages, f"Shorten the prompt or clear the panes (pane {len(requests) + 1} is over).", "prompt")
+        requests.append(Request(spec.id, messages, spec.preset(think).model_copy(update=overrides), think, int(thinking_budget or 0) or None,
+                                setup.precision, user))
     return CompareJob(text, setups, histories, requests)
 
 

@@ -1,22 +1,155 @@
-"""The inspector task: what a tab's request puts in front of the model, as the glass box shows it.
+"""The glass box: what a tab's request puts in front of the model, token by token.
 
 `explain` takes the `Request` a tab would send (built by the same task
 function the tab uses) and encodes it exactly as local generation does
-(`chat_encoding.encode_request`: the model's chat template, and its
-processor when there are images), then takes the ids apart (`inspector`).
-Needs a tokenizer (and a processor for images), never the weights.
+(`backends.encoding.encode_request`: the model's chat template, and its
+processor when there are images), then takes the ids apart: special tokens,
+token counts per turn and the text (`take_apart`), what changes with thinking
+on or off (`thinking_difference`), Qwen3's `/think` / `/no_think`
+(`soft_switch`) and the teaching notes (`summary_markdown`). Needs a
+tokenizer (and a processor for images), never the weights.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..chat_encoding import encode_request
-from ..generation import Request
-from ..inspector import processor_for, soft_switch, summary_markdown, take_apart, thinking_difference, tokenizer_for
-from ..registry import ModelSpec
+from transformers import AutoProcessor, AutoTokenizer, PreTrainedTokenizerBase
+
+from ..backends import demo
+from ..backends.encoding import encode_chat, encode_request
+from ..core import availability
+from ..core.generation import Request
+from ..core.registry import Family, ModelSpec
 from . import TaskError
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Inspection:
+    text: str
+    ids: list[int]
+    pieces: list[tuple[str, str | None]]  # (text, "special" | "tag" | None), in order, covering `text`
+    turns: list[Turn]  # the last one is the generation prompt ("assistant")
+
+    @property
+    def total(self) -> int:
+        return len(self.ids)
+
+
+def _own_files(spec: ModelSpec, cache_dir: Path) -> tuple[str | Path, str] | None:
+    """Where the model's own tokenizer files can be had without downloading weights, and how to say so."""
+    if spec.demo:
+        template = (f", with the playground's demo chat template {spec.family.chat_template} (written from Qwen's documented "
+                    "format; a downloaded checkpoint's own template always wins)") if spec.family.chat_template else ""
+        return demo.ensure(spec.family, cache_dir), f"the demo model's own tokenizer{template}"
+    if spec.path:
+        return Path(spec.path).expanduser(), f"the tokenizer in {spec.path}"
+    if spec.hub_id and (availability.cached(spec.hub_id) or availability.hub_reachable()):
+        return spec.hub_id, f"{spec.hub_id}'s own tokenizer"
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizerBase, str]:
+    """The model's tokenizer and a note on where it came from (offline falls back to the bundled Qwen one)."""
+    if own := _own_files(spec, cache_dir):
+        return AutoTokenizer.from_pretrained(own[0]), own[1]
+    template = spec.family.chat_template or "its own"
+    return demo.load_tokenizer(spec.family, cache_dir), (f"the bundled Qwen tokenizer with {spec.family.label}'s chat template ({template}; "
+                                                     f"{spec.hub_id or spec.id}'s own files could not be had offline; its template may differ slightly)")
+
+
+@functools.lru_cache(maxsize=4)
+def processor_for(spec: ModelSpec, cache_dir: Path):
+    """The model's image processor (which expands each image into its tokens), or None when it cannot be had."""
+    own = _own_files(spec, cache_dir)
+    processor = AutoProcessor.from_pretrained(own[0]) if own and spec.family.vision else None
+    return processor if hasattr(processor, "image_processor") else None
+
+
+def inspect(tokenizer: PreTrainedTokenizerBase, messages: list[dict], family: Family, thinking: bool = False) -> Inspection:
+    """Template `messages` exactly as generation does (with the generation prompt) and take it apart."""
+    return take_apart(tokenizer, encode_chat(tokenizer, messages, **family.template_kwargs(thinking))[1], family.turn_start)
+
+
+def take_apart(tokenizer: PreTrainedTokenizerBase, ids: list[int], turn_start: str) -> Inspection:
+    """Pieces (runs of plain text; each special token or tag on its own, a run of one repeated, like an image's
+    pads, as one piece) and per-turn counts of the token ids a model receives."""
+    added = dict(tokenizer.added_tokens_decoder)
+    pieces: list[tuple[str, str | None]] = []
+    run = 1
+    for n, token_id in enumerate(ids):
+        kind = ("special" if added[token_id].special else "tag") if token_id in added else None
+        if kind and n and ids[n - 1] == token_id:  # a repeated control token: one piece with its count
+            run += 1
+            pieces[-1] = (f"{tokenizer.decode([token_id])} ×{run}", kind)
+            continue
+        run, piece = 1, tokenizer.decode([token_id])
+        if pieces and kind is None and pieces[-1][1] is None:
+            pieces[-1] = (pieces[-1][0] + piece, None)
+        else:
+            pieces.append((piece, kind))
+    start_id = tokenizer.convert_tokens_to_ids(turn_start)
+    starts = [i for i, t in enumerate(ids) if t == start_id] or [0]
+    turns = []
+    for n, begin in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(ids)
+        role = tokenizer.decode(ids[begin + 1:begin + 4]).split("\n")[0].strip() or "?"
+        turns.append(Turn(role, end - begin))
+    return Inspection(tokenizer.decode(ids), ids, pieces, turns)
+
+
+def thinking_difference(tokenizer: PreTrainedTokenizerBase, messages: list[dict], family: Family) -> str:
+    """A unified diff of the templated text with thinking on vs off ('' when they are the same)."""
+    on = inspect(tokenizer, messages, family, True).text.splitlines(keepends=True)
+    off = inspect(tokenizer, messages, family, False).text.splitlines(keepends=True)
+    return "".join(difflib.unified_diff(on, off, "thinking on", "thinking off", n=1))
+
+
+def soft_switch(messages: list[dict]) -> str | None:
+    """Qwen3's per-turn switches: '/think' or '/no_think' in the latest user or system message."""
+    for message in reversed(messages):
+        if message["role"] in ("user", "system") and isinstance(message["content"], str):
+            content = message["content"]
+            if "/no_think" in content:
+                return "/no_think"
+            if "/think" in content:
+                return "/think"
+            if message["role"] == "user":
+                return None
+    return None
+
+
+def summary_markdown(inspection: Inspection, spec: ModelSpec, note: str, diff: str, switch: str | None, stripped: int,
+                     media_note: str = "") -> str:
+    """The teaching notes beside the highlighted text."""
+    rows = "\n".join(f"| {n} | {t.role}{' (generation prompt)' if n == len(inspection.turns) else ''} | {t.tokens} |"
+                     for n, t in enumerate(inspection.turns, 1))
+    parts = [f"**{inspection.total} tokens** go into **{spec.id}** (tokenizer: {note}).",
+             "| # | turn | tokens |\n|---|---|---|\n" + rows]
+    if media_note:
+        parts.append(media_note)
+    if stripped:
+        plural = stripped > 1
+        parts.append(f"**History re-sent without thinking:** {stripped} earlier thought{'s' if plural else ''} shown in the chat "
+                     f"{'are' if plural else 'is'} left out, as Qwen recommends for multi-turn use.")
+    if spec.family.thinking == "switch":
+        parts.append("**Thinking on vs off** changes only the generation prompt:\n\n```diff\n" + (diff or "(no difference)\n") + "```")
+        if switch:
+            parts.append(f"**Soft switch `{switch}`** in the latest message: with thinking mode on, {spec.family.label} "
+                         f"{'skips' if switch == '/no_think' else 'does'} thinking for this turn.")
+    elif spec.family.thinking == "always":
+        parts.append(f"**{spec.family.label} always thinks:** its template opens the thought, so the answer starts inside it.")
+    return "\n\n".join(parts)
 
 
 def has_media(request: Request) -> bool:

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..backends import Backend
-from ..generation import Request
+from ..core.config import AppConfig
+from ..core.generation import Request
+from ..core.prompts import load_template
 from ..mathcheck import check_answer
 from ..mathtext import extract_boxed, protect_math
-from ..prompts import load_template
-from ..registry import Registry
-from . import TaskError, require_text, resolve
+from . import TaskError, refuse_if_too_long, require_text, resolve
 from .streaming import stream_turns
 
 
@@ -30,7 +30,7 @@ class MathJob:
         return [self.request]
 
 
-def prepare(registry: Registry, problem: object, expected: object, model_id: str, quantization: str = "none", user: str = "") -> MathJob:
+def prepare(config: AppConfig, problem: object, expected: object, model_id: str, precision: str = "full", user: str = "") -> MathJob:
     problem_text = require_text(problem, "a problem", "problem")
     expected_text = (expected or "").strip() if isinstance(expected, str) else ""
     if expected_text:
@@ -38,10 +38,11 @@ def prepare(registry: Registry, problem: object, expected: object, model_id: str
             check_answer(expected_text, None)  # refuse a malformed expected answer before generating
         except ValueError as e:
             raise TaskError(str(e), "expected") from None
-    spec, template = resolve(registry, model_id), load_template("math")
+    spec, template = resolve(config.registry, model_id), load_template("math")
     messages = [{"role": "system", "content": template.render_system()}, {"role": "user", "content": template.render_user(problem=problem_text)}]
+    refuse_if_too_long(config, spec, messages, field="problem")
     think = spec.family.thinks(True)  # a thinking model reasons in its thought here
-    request = Request(spec.id, messages, spec.preset(think), thinking=think, quantization=quantization, user=user)
+    request = Request(spec.id, messages, spec.preset(think), thinking=think, precision=precision, user=user)
     return MathJob(request, problem_text, expected_text)
 
 

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Iterator
 
 from ..backends import Backend
-from ..chat import ChatTurn
-from ..generation import Request
-from ..inspector import tokenizer_for
+from ..core.config import AppConfig
+from ..core.generation import Request
+from ..core.prompts import load_template
+from ..core.registry import ModelSpec
 from ..languages import Detection, LanguageInfo, detect, get_language, matches, token_costs
-from ..prompts import load_template
-from ..registry import ModelSpec, Registry
-from . import TaskError, require_text, resolve
+from . import TaskError, refuse_if_too_long, require_text, resolve
+from .chat_history import ChatTurn
+from .inspect import tokenizer_for
 from .streaming import stream_turns
 
 MAX_CHOSEN = 6
@@ -41,7 +42,7 @@ class MultilingualJob:
     requests: list[Request]
 
 
-def prepare(registry: Registry, prompt: object, languages: object, model_id: str, quantization: str = "none",
+def prepare(config: AppConfig, prompt: object, languages: object, model_id: str, precision: str = "full",
             user: str = "") -> MultilingualJob:
     prompt_text = require_text(prompt, "a prompt", "prompt")
     chosen = list(languages or []) if isinstance(languages, (list, tuple)) else [languages]
@@ -53,10 +54,12 @@ def prepare(registry: Registry, prompt: object, languages: object, model_id: str
         infos = [get_language(str(name)) for name in chosen]
     except ValueError as e:
         raise TaskError(str(e), "languages") from None
-    spec, template = resolve(registry, model_id), load_template("multilingual")
+    spec, template = resolve(config.registry, model_id), load_template("multilingual")
     requests = [Request(spec.id, [{"role": "system", "content": template.render_system(language=info.name)},
                                   {"role": "user", "content": template.render_user(prompt=prompt_text, language=info.name)}],
-                        spec.preset(False), thinking=False, quantization=quantization, user=user) for info in infos]
+                        spec.preset(False), thinking=False, precision=precision, user=user) for info in infos]
+    for request in requests:
+        refuse_if_too_long(config, spec, request.messages, field="prompt")
     return MultilingualJob(spec, infos, requests)
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..backends import Backend
-from ..chat import ChatTurn
-from ..generation import Error, Event, Request, TextDelta, ThinkingDelta
+from ..core.generation import Error, Event, Request, TextDelta, ThinkingDelta
+from .chat_history import ChatTurn
 
 
 def stream_all(backend: Backend, requests: list[Request], cancel: threading.Event | None = None) -> Iterator[tuple[int, Event]]:
@@ -96,7 +96,7 @@ def stream_turns(backend: Backend, requests: list[Request], stop: threading.Even
     """Yield the turns of `requests` as they grow (paced), starting with an empty state and ending with a done one.
     It is one state object, updated in place between yields: read it, do not keep it. Setting `stop` ends every
     request at its next token, each still closed with its metrics and marked stopped."""
-    notice = backend.fit_problem([(r.model_id, r.quantization) for r in requests]) if len(requests) > 1 else None
+    notice = backend.fit_problem([(r.model_id, r.precision) for r in requests]) if len(requests) > 1 else None
     together = notice is None and len(requests) > 1
     events = (stream_all if together else stream_in_turn)(backend, requests, stop)
     state, pacer = Turns([ChatTurn() for _ in requests], notice or ""), Pacer()

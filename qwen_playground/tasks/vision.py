@@ -14,11 +14,13 @@ from typing import Iterator
 from PIL import Image
 
 from ..backends import Backend
-from ..generation import Request
-from ..prompts import load_template
-from ..registry import ModelSpec, Registry
-from ..vision import CheckedImage, Cost, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes, video_support
-from . import TaskError, require_text, resolve
+from ..core.config import AppConfig
+from ..core.generation import Request
+from ..core.prompts import load_template
+from ..core.registry import ModelSpec
+from ..vision import (CheckedImage, Cost, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes,
+                      video_support)
+from . import TaskError, refuse_if_too_long, require_text, resolve
 from .streaming import stream_turns
 
 MAX_FILES = 8
@@ -68,9 +70,9 @@ def pixel_bounds(spec: ModelSpec, min_tokens: int, max_tokens: int) -> tuple[int
     return int(min_tokens) * side**2, int(max_tokens) * side**2
 
 
-def prepare(registry: Registry, paths: list[Path], question: object, system_prompt: str, model_id: str, min_tokens: int,
-            max_tokens: int, quantization: str = "none", user: str = "") -> VisionJob:
-    text, spec = require_text(question, "a question", "question"), resolve(registry, model_id)
+def prepare(config: AppConfig, paths: list[Path], question: object, system_prompt: str, model_id: str, min_tokens: int,
+            max_tokens: int, precision: str = "full", user: str = "") -> VisionJob:
+    text, spec = require_text(question, "a question", "question"), resolve(config.registry, model_id)
     min_pixels, max_pixels = pixel_bounds(spec, min_tokens, max_tokens)
     if not paths:
         raise TaskError("Add at least one image: upload, paste or use the webcam.", "files")
@@ -95,7 +97,8 @@ def prepare(registry: Registry, paths: list[Path], question: object, system_prom
         raise TaskError(str(e), "files") from None
     messages = [{"role": "system", "content": system_prompt}] if (system_prompt or "").strip() else []
     messages.append({"role": "user", "content": [*parts, {"type": "text", "text": load_template("vision").render_user(question=text)}]})
-    request = Request(spec.id, messages, spec.preset(False), thinking=False, quantization=quantization, user=user)
+    refuse_if_too_long(config, spec, messages, "Shorten the question or the system prompt.", "question")  # the images' tokens come on top
+    request = Request(spec.id, messages, spec.preset(False), thinking=False, precision=precision, user=user)
     shown = [{"role": "user", "content": f"🖼 {len(paths)} file{'s' if len(paths) > 1 else ''}: {text}"}]
     return VisionJob(spec, request, images, rows, notes, shown)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import mathcheck
-from ..arena import ArenaStore
+from ..arena_store import ArenaStore
 from ..backends import Backend
 from ..backends.router import Router
-from ..config import AppConfig
+from ..core.config import AppConfig
 from ..service import Service
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .chat_tab import build_chat_tab
@@ -43,7 +43,7 @@ def demo_banner(config: AppConfig) -> str:
 
 def endpoints_markdown(config: AppConfig, service: Service) -> str:
     lines = [f"- {'✅' if ok else '❌'} **{eid}** `{config.registry.endpoints[eid].base_url}`: {line}"
-             for eid, (ok, line) in service.health().items()]
+             for eid, (ok, line) in service.endpoint_health().items()]
     return "\n".join(lines) or "No remote endpoints configured (see README, *Backends*)."
 
 

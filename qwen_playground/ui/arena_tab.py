@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..arena import CHOICES, MIN_VOTES, ArenaStore, ArenaUnavailable, leaderboard
-from ..config import AppConfig
+from ..arena_store import CHOICES, MIN_VOTES, ArenaStore, ArenaUnavailable, leaderboard
+from ..core.config import AppConfig
 from ..service import Service
 from ..tasks import arena as task
-from ..tasks import require_text
 from .common import admitted, refusals, when_valid
 
 COLUMNS = ["rank", "model", "rating", "95% interval", "votes", "wins", "losses", "ties / both bad"]
@@ -48,7 +47,7 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> l
     def start_battle(prompt, request: gr.Request = None):
         user = admitted(service, request)
         with refusals():
-            current = task.start(store, config.registry, pool, prompt, user)
+            current = task.prepare(config, store, pool, prompt, user)
         for view in task.run(service, current):
             ready = view.done
             yield view.a, view.b, current.battle_id, "**Your vote?**" if ready else "", *[gr.Button(interactive=ready)] * len(buttons)
@@ -58,7 +57,7 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> l
         with refusals():
             return task.vote(store, battle_id, choice)
 
-    when_valid(battle.click, start_battle, lambda prompt: require_text(prompt, "a prompt", "prompt"), [prompt],
+    when_valid(battle.click, start_battle, lambda prompt: task.check_prompt(config, pool, prompt), [prompt],
                [chat_a, chat_b, battle_id, reveal, *buttons], api_name="arena_battle", concurrency_id="generate")
     votes = [button.click(lambda b, c=choice: [arena_vote(b, c), *[gr.Button(interactive=False)] * len(buttons)],
                           battle_id, [reveal, *buttons], api_visibility="private") for choice, button in zip(CHOICES, buttons, strict=True)]

@@ -1,8 +1,8 @@
 """The Chat tab: multi-turn streamed chat with thinking, presets, retry/undo/clear, stop and export.
 
 The send event is the `/chat` API endpoint: (message, history, model, system
-prompt, thinking, sampling..., thinking budget, weights, trim) -> streamed
-(history, cleared textbox). What a turn sends is `tasks.chat.plan_turn`.
+prompt, thinking, sampling..., thinking budget, precision, trim) -> streamed
+(history, cleared textbox). What a turn sends is `tasks.chat.prepare`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..chat import export_json, export_markdown, split_last_turn
-from ..config import AppConfig
-from ..prompts import load_template
+from ..core.config import AppConfig
+from ..core.prompts import load_template
 from ..service import Service
 from ..tasks import chat
+from ..tasks.chat_history import export_json, export_markdown, split_last_turn
 from .common import Stops, describe, precision_picker, refusals, refuse, start_job, thinking_settings, when_valid
 from .inspector_tab import inspect_chat, inspector_outputs
 
@@ -97,34 +97,29 @@ def layout(config: AppConfig, service: Service) -> dict:
 def handlers(config: AppConfig, service: Service, stops: Stops):
     """(respond, retry, prepare): the generating handlers, whose signatures are the API's, and the turn they send."""
 
-    def prepare(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
-                max_new_tokens, thinking_budget=0, quantization="none", trim_history=False, user=""):
-        sampling = chat.sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens)
-        return chat.plan_turn(config, message, history, model, system_prompt, thinking, sampling, thinking_budget, quantization,
-                              trim_history, user)
+    def prepare(*values, user=""):
+        return chat.prepare(config, chat.ChatInputs.from_api(*values), user)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
-                max_new_tokens, thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
-        plan = start_job(service, request, prepare, message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p,
-                         repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, quantization, trim_history)
-        if plan.dropped:
-            gr.Info(f"Dropped the {plan.dropped} oldest exchange{'s' if plan.dropped > 1 else ''} to fit "
+                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, request: gr.Request = None):
+        job = start_job(service, request, prepare, message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p,
+                        repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, precision, trim_history)
+        if job.dropped:
+            gr.Info(f"Dropped the {job.dropped} oldest exchange{'s' if job.dropped > 1 else ''} to fit "
                     f"{config.settings.max_input_tokens:,} tokens.")
-        yield plan.shown, ""
+        yield job.shown, ""
         with stops.running(request) as stop:
-            for view in chat.run(service, plan, stop):
+            for view in chat.run(service, job, stop):
                 yield view.history, ""
         if view.error:
             if not view.produced_output:  # nothing to keep: give the message back to edit
-                yield plan.before, message
+                yield job.before, message
             raise refuse(view.error)
 
-    def retry(history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
-              max_new_tokens, thinking_budget=0, quantization="none", trim_history=False, request: gr.Request = None):
+    def retry(request: gr.Request, history, *settings):  # Gradio passes the request first here, with *settings
         with refusals():
             before, text = chat.last_message(history)
-        yield from respond(text, before, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
-                           presence_penalty, max_new_tokens, thinking_budget, quantization, trim_history, request)
+        yield from respond(text, before, *settings, request=request)
 
     return respond, retry, prepare
 

@@ -1,6 +1,6 @@
 """The Code tab: a coding task to Qwen2.5-Coder, code blocks pulled into a panel, optional sandboxed Run.
 
-Endpoints: `/code` (task, language, context, constraints, model, weights) ->
+Endpoints: `/code` (task, language, context, constraints, model, precision) ->
 streamed (conversation, code, metrics); `/run_code` (code) -> (stdout,
 stderr, summary), offered only when the operator started the app with
 --allow-code-execution; `/inspect_code` (the inputs of `/code`).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..config import AppConfig
+from ..core.config import AppConfig
 from ..service import Service
 from ..tasks import code as code_task
 from .common import Stops, admitted, model_picker, precision_picker, refusals, refuse, start_job, when_valid
@@ -60,11 +60,11 @@ def layout(config: AppConfig, service: Service) -> dict:
 def build_code_tab(config: AppConfig, service: Service) -> dict:
     c, stops = layout(config, service), Stops()
 
-    def prepare(task, language, context, constraints, model, quantization="none", user=""):
-        return code_task.prepare(config.registry, task, language, context, constraints, model, quantization, user)
+    def prepare(task, language, context, constraints, model, precision="full", user=""):
+        return code_task.prepare(config, task, language, context, constraints, model, precision, user)
 
-    def write_code(task, language, context, constraints, model, quantization="none", request: gr.Request = None):
-        job = start_job(service, request, prepare, task, language, context, constraints, model, quantization)
+    def write_code(task, language, context, constraints, model, precision="full", request: gr.Request = None):
+        job = start_job(service, request, prepare, task, language, context, constraints, model, precision)
         with stops.running(request) as stop:
             for view in code_task.run(service, job, stop):
                 yield view.conversation, view.code, view.metrics

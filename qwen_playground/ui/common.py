@@ -1,4 +1,4 @@
-"""Pieces every tab uses: the model and weights pickers, who is asking, and refusals shown as messages."""
+"""Pieces every tab uses: the model and precision pickers, who is asking, and refusals shown as messages."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Callable, Iterator
 import gradio as gr
 
 from ..backends import Capabilities
-from ..guard import RateLimited
-from ..registry import ModelSpec, Registry
+from ..core.generation import precision_named
+from ..core.registry import ModelSpec, Registry
 from ..service import Service
+from ..service.guard import RateLimited
 from ..tasks import TaskError
 
 log = logging.getLogger("qwen_playground")
@@ -40,11 +41,20 @@ def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown
     return dropdown, info
 
 
+class PrecisionRadio(gr.Radio):
+    """A radio (`is_template`: Gradio shows it as its base) that also reads "none", the API's name for "full" before 0.2."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return super().preprocess(precision_named(payload) if isinstance(payload, str) else payload)
+
+
 def precision_picker(capabilities: Capabilities) -> gr.Radio:
-    """Weights precision for local models: the choices this machine can run, with the reason for the others."""
+    """The weights' precision for local models: the choices this machine can run, with the reason for the others."""
     missing = "; ".join(f"{choice}: {why}" for choice, why in capabilities.precisions.items() if why)
     info = f"Local models on {capabilities.device}." + (f" Not here: {missing}." if missing else "")
-    return gr.Radio(capabilities.runnable_precisions, value="none", label="Weights (quantization)", info=info)
+    return PrecisionRadio(capabilities.runnable_precisions, value="full", label="Precision", info=info)
 
 
 def user_of(request: gr.Request | None) -> str:

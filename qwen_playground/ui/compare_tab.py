@@ -1,10 +1,10 @@
 """The Compare tab: one prompt to 2-4 panes at once, each with its own model and settings.
 
 Endpoint `/compare` (prompt, panes, template, thinking_budget): `panes` is a
-list of 2-4 {model, thinking, temperature, max_new_tokens, weights, history}
+list of 2-4 {model, thinking, temperature, max_new_tokens, precision, history}
 -> streamed {"panes": [{"messages", "metrics"}], "notice", "agreement"}.
 The tab's Send builds the same panes from its controls; `/inspect_compare`
-shows pane 1's request.
+(the same inputs) shows pane 1's request.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Iterator
 
 import gradio as gr
 
-from ..config import AppConfig
+from ..core.config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import compare as task
 from .common import Stops, admitted, precision_picker, refusals, thinking_settings, when_valid
-from .inspector_tab import inspector_panel
+from .inspector_tab import inspector_panel, show_inspection
 
-PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "weights")
+PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "precision")
 
 
 def export_files(state) -> list:
@@ -38,7 +38,7 @@ def export_files(state) -> list:
 
 
 def pane_column(config: AppConfig, service: Service, index: int, models: list[str]) -> dict:
-    """One pane's controls and outputs: {column, model, thinking, temperature, max_new_tokens, weights, chat, line}."""
+    """One pane's controls and outputs: {column, model, thinking, temperature, max_new_tokens, precision, chat, line}."""
     default = config.registry.get(models[index % len(models)])
     p: dict = {}
     with gr.Column(visible=index < 2, min_width=260) as p["column"]:
@@ -47,7 +47,7 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
         with gr.Accordion("Settings", open=False):  # folded, so the answers start on the first screen
             p["temperature"] = gr.Slider(0, 2, default.preset(False).temperature, step=0.05, label="Temperature")
             p["max_new_tokens"] = gr.Slider(16, 8192, 1024, step=16, label="Max new tokens")
-            p["weights"] = precision_picker(service.capabilities())
+            p["precision"] = precision_picker(service.capabilities())
         p["chat"] = gr.Chatbot(label=f"Pane {index + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
         p["line"] = gr.Markdown(label=f"Pane {index + 1} metrics")
     private = {"api_visibility": "private", "queue": False}
@@ -92,7 +92,7 @@ def panes_of(count, values: tuple) -> list[dict]:
 def stream_compare(config: AppConfig, service: Service, prompt, panes, template, thinking_budget, user: str,
                    stop=None) -> Iterator[task.CompareView]:
     with refusals():
-        job = task.prepare(config.registry, prompt, panes, template, thinking_budget, user)
+        job = task.prepare(config, prompt, panes, template, thinking_budget, user)
     yield from task.run(service, job, stop)
 
 
@@ -102,7 +102,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     panes, skip, stops = c["panes"], [gr.skip()], Stops()
 
     def job_of(prompt, count, template, budget, *values):
-        return task.prepare(config.registry, prompt, panes_of(count, values), template, budget)
+        return task.prepare(config, prompt, panes_of(count, values), template, budget)
 
     def send(request: gr.Request, prompt, count, template, budget, *values):  # Gradio passes the request first here, with *values
         user = admitted(service, request)
@@ -116,7 +116,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
 
     def compare(prompt: str, panes: list[dict], template: str = "Chat", thinking_budget: int = 0,
                 request: gr.Request = None) -> Iterator[dict]:
-        """Send one prompt to 2-4 panes; each pane is {model, thinking, temperature, max_new_tokens, weights, history}."""
+        """Send one prompt to 2-4 panes; each pane is {model, thinking, temperature, max_new_tokens, precision, history}."""
         user = admitted(service, request)
         for view in stream_compare(config, service, prompt, panes, template, thinking_budget, user):
             yield {"panes": [{"messages": chat, "metrics": line} for chat, line in zip(view.chats, view.lines, strict=True)],
@@ -130,11 +130,19 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     stops.bind(c["stop"])
     event.then(export_files, c["results"], [c["export_md"], c["export_json"]], api_visibility="private")  # one click downloads
     bind_controls(config, c, ready)
-    inspector_panel(config, [c["prompt"], c["count"], c["template"], c["budget"], *controls], job_of, "inspect_compare")
+    inspector_panel(config, [c["prompt"], c["count"], c["template"], c["budget"], *controls], job_of, None)
+
+    def inspect_compare(prompt: str, panes: list[dict], template: str = "Chat", thinking_budget: int = 0) -> tuple[list, str, dict]:
+        """What pane 1 would receive for these panes (as `/compare` takes them): highlighted pieces, notes, token counts."""
+        with refusals():
+            job = task.prepare(config, prompt, panes, template, thinking_budget)
+        return show_inspection(config, job)
+
+    gr.api(inspect_compare, api_name="inspect_compare")
     fields = {"prompt": c["prompt"], "panes": c["count"], "template": c["template"], "thinking_budget": c["budget"]}
     for i, p in enumerate(panes, 1):
         fields |= {f"model_{i}": p["model"], f"thinking_{i}": p["thinking"], f"temperature_{i}": p["temperature"],
-                   f"max_tokens_{i}": p["max_new_tokens"], f"weights_{i}": p["weights"]}
+                   f"max_tokens_{i}": p["max_new_tokens"], f"precision_{i}": p["precision"]}
     return fields
 
 
@@ -150,7 +158,7 @@ def bind_controls(config: AppConfig, c: dict, ready: dict) -> None:
             if i < len(setups):
                 spec = config.registry.get(setups[i].model)
                 updates += [gr.Column(visible=True), setups[i].model, gr.Checkbox(**thinking_settings(spec, setups[i].thinking)),
-                            setups[i].weights]
+                            setups[i].precision]
             else:
                 updates += [gr.Column(visible=False), gr.skip(), gr.skip(), gr.skip()]
         return updates
@@ -159,6 +167,6 @@ def bind_controls(config: AppConfig, c: dict, ready: dict) -> None:
     c["clear"].click(lambda: [[]] * task.MAX_PANES + [""] * task.MAX_PANES + ["", "", [], None, None], None,
                      [*outputs, c["export_md"], c["export_json"]], **private)
     c["count"].change(lambda n: [gr.Column(visible=i < int(n)) for i in range(task.MAX_PANES)], c["count"], [p["column"] for p in panes], **private)
-    preset_outputs = [c["count"]] + [p[k] for p in panes for k in ("column", "model", "thinking", "weights")]
+    preset_outputs = [c["count"]] + [p[k] for p in panes for k in ("column", "model", "thinking", "precision")]
     c["preset"].change(apply_preset, c["preset"], preset_outputs, **private)
 

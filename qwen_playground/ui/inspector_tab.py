@@ -13,17 +13,17 @@ from typing import Callable
 
 import gradio as gr
 
-from ..config import AppConfig
-from ..guide import QUANTS
+from ..core.config import AppConfig
+from ..core.generation import PRECISIONS
+from ..core.registry import TABS
 from ..languages import languages
-from ..registry import TABS
 from ..tasks import chat
 from ..tasks import guide as guide_task
 from ..tasks.inspect import explain
 from .common import refusals
 
 HIGHLIGHT_COLORS = {"special": "#f59e0b", "tag": "#8b5cf6"}
-GUIDE_COLUMNS = ["model", "params (B)", *(f"{q} (GiB)" for q in QUANTS), "KV cache (GiB)", "best fit", "why"]
+GUIDE_COLUMNS = ["model", "params (B)", *(f"{q} (GiB)" for q in PRECISIONS), "KV cache (GiB)", "best fit", "why"]
 
 
 def show_inspection(config: AppConfig, job) -> tuple:
@@ -42,13 +42,13 @@ def inspect_chat(config: AppConfig) -> Callable:
 
     def inspect_conversation(message, history, model, system_prompt, thinking):
         with refusals():
-            plan = chat.plan_turn(config, message, history, model, system_prompt or "", bool(thinking), require_message=False)
-        return show_inspection(config, plan)
+            job = chat.prepare(config, chat.ChatInputs(message, history, model, system_prompt or "", bool(thinking)), require_message=False)
+        return show_inspection(config, job)
 
     return inspect_conversation
 
 
-def inspector_panel(config: AppConfig, inputs: list, job_of: Callable, api_name: str) -> None:
+def inspector_panel(config: AppConfig, inputs: list, job_of: Callable, api_name: str | None) -> None:
     """A collapsed '🔍 What the model sees' panel for a tab; `job_of(*inputs)` is the tab's own request builder."""
     with gr.Accordion("🔍 What the model sees (prompt inspector)", open=False):
         button = gr.Button("Inspect the prompt this tab would send", size="sm")
@@ -61,7 +61,10 @@ def inspector_panel(config: AppConfig, inputs: list, job_of: Callable, api_name:
             job = job_of(*values)
         return show_inspection(config, job)
 
-    button.click(inspect_tab, inputs, [text, notes, counts], api_name=api_name)
+    if api_name:
+        button.click(inspect_tab, inputs, [text, notes, counts], api_name=api_name)
+    else:  # the tab gives its API its own inspector (e.g. Compare's, which takes a list of panes)
+        button.click(inspect_tab, inputs, [text, notes, counts], api_visibility="private")
 
 
 def inspector_outputs() -> tuple[gr.HighlightedText, gr.Markdown]:
@@ -90,9 +93,9 @@ def guide_table(config: AppConfig, runnable: tuple[str, ...], task, memory_gib, 
 
 
 def build_guide_tab(config: AppConfig, runnable: tuple[str, ...]) -> None:
-    """The guide recommends only the weights precisions this machine runs (`runnable`, as the weights picker offers)."""
-    gr.Markdown("Which Qwen variant fits your machine? Estimates from the registry: weights (bf16 2 bytes, int8 1, int4 ~0.53 "
-                "per parameter) + KV cache (2 x layers that keep one x KV heads x head size x 2 bytes per token) + 10% overhead.")
+    """The guide recommends only the precisions this machine runs (`runnable`, as the precision picker offers)."""
+    gr.Markdown("Which Qwen variant fits your machine? Estimates from the registry: weights (per parameter: full precision in bf16 2 bytes, "
+                "8-bit 1, 4-bit ~0.53) + KV cache (2 x layers that keep one x KV heads x head size x 2 bytes per token) + 10% overhead.")
     with gr.Row():
         task = gr.Dropdown(list(TABS), value="chat", label="Task")
         memory = gr.Number(16, label="Memory for the model (GiB: GPU memory, or free RAM on a CPU)", minimum=0.1)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..core.registry import Registry
 from ..lessons import FieldSpec, Lesson, closest_model, from_json, from_link, load_lessons, resolve, to_json, to_link
-from ..registry import Registry
 from . import uploads
 from .common import refuse
 

@@ -1,6 +1,6 @@
 """The Math tab: Qwen2.5-Math's chain-of-thought prompt, LaTeX shown safely, the boxed answer checked.
 
-Endpoints: `/math` (problem, expected answer, model, weights) -> streamed
+Endpoints: `/math` (problem, expected answer, model, precision) -> streamed
 (conversation, final answer, verdict, metrics); `/inspect_math` (the same inputs).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..config import AppConfig
+from ..core.config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import math as math_task
@@ -34,11 +34,11 @@ def build_math_tab(config: AppConfig, service: Service) -> dict:
                 verdict = gr.Textbox(label="Check", interactive=False)
             metrics = gr.Markdown(label="Metrics")
 
-    def prepare(problem, expected, model, quantization="none", user=""):
-        return math_task.prepare(config.registry, problem, expected, model, quantization, user)
+    def prepare(problem, expected, model, precision="full", user=""):
+        return math_task.prepare(config, problem, expected, model, precision, user)
 
-    def solve_problem(problem, expected, model, quantization="none", request: gr.Request = None):
-        job = start_job(service, request, prepare, problem, expected, model, quantization)
+    def solve_problem(problem, expected, model, precision="full", request: gr.Request = None):
+        job = start_job(service, request, prepare, problem, expected, model, precision)
         with stops.running(request) as stop:
             for view in math_task.run(service, job, stop):
                 yield view.conversation, view.final, view.verdict, view.metrics

@@ -39,7 +39,7 @@ def build_monitor_tab(service: Service) -> None:
         speed_plot = gr.LinePlot(x="time", y="tokens/s", color="model", title="Decode speed", height=260)
 
     def health() -> dict:
-        return service.app_health()
+        return service.health_report()
 
     def refresh():
         verdict = health()

@@ -1,6 +1,6 @@
 """The Multilingual tab: one prompt answered in several languages side by side, each answer's language checked.
 
-Endpoints: `/multilingual` (prompt, languages, model, weights) -> streamed
+Endpoints: `/multilingual` (prompt, languages, model, precision) -> streamed
 (one pane per offered language, token-cost table, results as JSON);
 `/inspect_multilingual` (the same inputs; the first language's request).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..config import AppConfig
+from ..core.config import AppConfig
 from ..languages import languages as offered_languages
 from ..service import Service
 from ..tasks import multilingual as task
@@ -38,11 +38,11 @@ def build_multilingual_tab(config: AppConfig, service: Service) -> dict:
     costs = gr.Dataframe(label="Token cost", headers=task.COST_COLUMNS, interactive=False)
     results = gr.JSON(label="Results", visible=False)
 
-    def prepare(prompt, languages, model, quantization="none", user=""):
-        return task.prepare(config.registry, prompt, languages, model, quantization, user)
+    def prepare(prompt, languages, model, precision="full", user=""):
+        return task.prepare(config, prompt, languages, model, precision, user)
 
-    def answer_all(prompt, languages, model, quantization="none", request: gr.Request = None):
-        job = start_job(service, request, prepare, prompt, languages, model, quantization)
+    def answer_all(prompt, languages, model, precision="full", request: gr.Request = None):
+        job = start_job(service, request, prepare, prompt, languages, model, precision)
         with stops.running(request) as stop:
             for view in task.run(service, job, config.settings.cache_dir, stop):
                 panes_out = [view.panes.get(n, "") for n in names]

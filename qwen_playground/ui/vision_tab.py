@@ -1,7 +1,7 @@
 """The Vision tab: ask a Qwen vision model about images (or a video), see what each image costs, see its boxes.
 
 Endpoints: `/vision` (files, camera, question, system_prompt, model,
-min_tokens, max_tokens, weights) -> streamed (conversation, token cost table,
+min_tokens, max_tokens, precision) -> streamed (conversation, token cost table,
 images with boxes, notes, metrics); `/inspect_vision` (the same inputs).
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..config import AppConfig
+from ..core.config import AppConfig
 from ..service import Service
 from ..tasks import vision as task
 from . import uploads
@@ -70,12 +70,12 @@ def upload_paths(files, camera) -> list[Path]:
 def build_vision_tab(config: AppConfig, service: Service) -> dict:
     c, stops = layout(config, service), Stops()
 
-    def prepare(files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization="none", user=""):
-        return task.prepare(config.registry, upload_paths(files, camera), question, system_prompt, model, min_tokens, max_tokens,
-                            quantization, user)
+    def prepare(files, camera, question, system_prompt, model, min_tokens, max_tokens, precision="full", user=""):
+        return task.prepare(config, upload_paths(files, camera), question, system_prompt, model, min_tokens, max_tokens,
+                            precision, user)
 
-    def ask_about(files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization="none", request: gr.Request = None):
-        job = start_job(service, request, prepare, files, camera, question, system_prompt, model, min_tokens, max_tokens, quantization)
+    def ask_about(files, camera, question, system_prompt, model, min_tokens, max_tokens, precision="full", request: gr.Request = None):
+        job = start_job(service, request, prepare, files, camera, question, system_prompt, model, min_tokens, max_tokens, precision)
         with stops.running(request) as stop:
             for view in task.run(service, job, stop):
                 yield view.conversation, view.rows, gr.skip() if view.boxes is None else view.boxes, view.notes, view.metrics

@@ -33,11 +33,11 @@ from typing import Callable
 
 import torch
 import transformers
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, GenerationConfig,
-                          PreTrainedTokenizerBase, PreTrainedTokenizerFast)
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, GenerationConfig, PreTrainedTokenizerBase,
+                          PreTrainedTokenizerFast)
 
-from .devices import model_build_lock
-from .registry import Family
+from ...core.devices import model_build_lock
+from ...core.registry import Family
 
 RECIPE_VERSION = 2  # bump when the build code changes, so cached builds are rebuilt
 _lock = threading.RLock()  # re-entrant: a demo build takes it again to build its tokenizer
@@ -91,7 +91,7 @@ def _save_qwen35_tokenizer(folder: Path) -> None:
 
 @functools.cache
 def _bundled_template(name: str) -> str:
-    return resources.files("qwen_playground").joinpath(f"chat_templates/{name}").read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath(f"chat_templates/{name}").read_text(encoding="utf-8")
 
 
 def load_tokenizer(family: Family | None = None, cache_dir: Path | None = None) -> PreTrainedTokenizerBase:

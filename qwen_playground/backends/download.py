@@ -1,49 +1,23 @@
-"""Where a model's weights come from: the Hugging Face Hub, a local folder, or a demo build.
+"""Getting a model's weights: from the Hugging Face Hub, a local folder, or a demo build.
 
-`available` answers "could this model load now?" without downloading anything;
-`fetch` returns a local folder, downloading (with progress) or building as needed.
+`fetch` returns a local folder, downloading (with progress) or building as needed;
+`core/availability.py` answers "could this model load now?" without downloading.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from pathlib import Path
 from typing import Callable
 
-from huggingface_hub import HfApi, snapshot_download, try_to_load_from_cache
+from huggingface_hub import snapshot_download
 from tqdm.auto import tqdm
 
-from . import demo_models
-from .registry import ModelSpec
+from ..core.availability import cached
+from ..core.registry import ModelSpec
+from . import demo
 
 ProgressFn = Callable[[str], None]
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja", "*.model"]  # no remote code
-
-
-@functools.cache
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """True when the Hub answers; False offline or with HF_HUB_OFFLINE set. Asked once per process."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        HfApi().model_info("Qwen/Qwen3-0.6B", timeout=timeout_s)
-        return True
-    except Exception:  # any network or HTTP failure means: not reachable now
-        return False
-
-
-def cached(hub_id: str) -> bool:
-    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
-
-
-def available(spec: ModelSpec) -> bool:
-    """Whether the weights are on disk, buildable offline, or downloadable right now (or served elsewhere)."""
-    if spec.demo or spec.endpoint:
-        return True
-    if spec.path:
-        return (Path(spec.path).expanduser() / "config.json").is_file()
-    return cached(spec.hub_id) or hub_reachable()
 
 
 def _progress_bar(on_progress: ProgressFn, label: str) -> type:
@@ -66,7 +40,7 @@ def _progress_bar(on_progress: ProgressFn, label: str) -> type:
 def fetch(spec: ModelSpec, cache_dir: Path, on_progress: ProgressFn = lambda _: None) -> Path:
     """A local folder holding the model's config, tokenizer and weights."""
     if spec.demo:
-        return demo_models.ensure(spec.family, cache_dir, on_progress)
+        return demo.ensure(spec.family, cache_dir, on_progress)
     if spec.path:
         folder = Path(spec.path).expanduser()
         if not (folder / "config.json").is_file():

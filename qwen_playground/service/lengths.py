@@ -16,7 +16,7 @@ PER_MESSAGE_OVERHEAD = 4  # <|im_start|>role\n … <|im_end|>\n
 
 @functools.cache
 def _tokenizer() -> PreTrainedTokenizerBase:
-    from .demo_models import load_tokenizer
+    from ..backends.demo import load_tokenizer
 
     return load_tokenizer()
 
@@ -48,13 +48,12 @@ def conversation_tokens(messages: list[dict]) -> int:
     return sum(count_tokens(_text(m.get("content"))) + PER_MESSAGE_OVERHEAD for m in messages)
 
 
-def conversation_problem(messages: list[dict], limit: int) -> str | None:
-    """Why a whole conversation is too long for `limit` tokens (counted before templating), or None.
-    The engine checks the exact templated length again; this lets a tab refuse before sending."""
+def conversation_problem(messages: list[dict], limit: int, advice: str = "Shorten it.") -> str | None:
+    """Why a whole prompt is too long for `limit` tokens (counted before templating), or None; `advice` says
+    what the asking tab lets a person do about it."""
     n = conversation_tokens(messages)
     if n > limit:
-        return (f"This conversation is about {n:,} tokens long; the limit is {limit}. Shorten the message, "
-                "undo or clear earlier turns, or tick 'Trim oldest turns to fit'.")
+        return f"This prompt is about {n:,} tokens long; the limit is {limit:,}. {advice}"
     return None
 
 

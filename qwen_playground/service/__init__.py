@@ -1,8 +1,7 @@
 """The service layer: what the app adds around its backend, for every tab and API call alike.
 
 `Service` wraps a backend (the router) and is itself a backend, so tasks
-stream through it unaware. It admits users under the rate limits, refuses
-over-long messages before any engine sees them, charges generated tokens,
+stream through it unaware. It admits users under the rate limits, charges generated tokens,
 records every outcome in the monitor (the Monitor tab, `/health`) and writes
 the private request log. The user arrives as `Request.user`.
 """
@@ -12,11 +11,10 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from .backends import Backend, Capabilities
-from .config import Settings
-from .generation import Done, Error, Event, Metrics, Request
+from ..backends import Backend, Capabilities
+from ..core.config import Settings
+from ..core.generation import Done, Error, Event, Metrics, Request
 from .guard import Guard
-from .lengths import message_problem
 from .monitor import Monitor
 
 
@@ -25,17 +23,12 @@ class Service(Backend):
         self.backend = backend
         self.guard = Guard(settings)
         self.monitor = Monitor()
-        self.max_message_tokens = settings.max_message_tokens
 
     def admit(self, user: str) -> None:
         """Count one request of `user` (a tab's action); raises guard.RateLimited saying when to come back."""
         self.guard.admit(user)
 
     def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
-        if problem := message_problem(request.messages, self.max_message_tokens):
-            self._finished(request, error=problem)
-            yield Error(problem)
-            return
         metrics = None
         for event in self.backend.stream(request, cancel):  # the monitor, limits and log see each outcome on its way past
             if isinstance(event, Metrics):
@@ -54,12 +47,12 @@ class Service(Backend):
             figures = {"prompt_tokens": metrics.prompt_tokens, "answer_tokens": metrics.answer_tokens, "thinking_tokens": metrics.thinking_tokens,
                        "ttft_s": metrics.time_to_first_token_s, "tokens_per_s": metrics.tokens_per_s, "total_s": metrics.total_s}
         self.guard.log.write(request.user, request.model_id, "error" if error else outcome, request.messages,
-                             quantization=request.quantization if request.quantization != "none" else None,
+                             precision=request.precision if request.precision != "full" else None,
                              error=error[:200] if error else None, **figures)
 
-    def app_health(self) -> dict:
+    def health_report(self) -> dict:
         """What `/health` returns: healthy or degraded, with the reasons, per-model figures and memory."""
-        return self.monitor.health(self.backend.health(), self.backend.weights_by_model())
+        return self.monitor.health_report(self.backend.endpoint_health(), self.backend.weights_by_model())
 
     def capabilities(self) -> Capabilities:
         return self.backend.capabilities()
@@ -67,8 +60,8 @@ class Service(Backend):
     def fit_problem(self, loads: list[tuple[str, str]]) -> str | None:
         return self.backend.fit_problem(loads)
 
-    def health(self) -> dict[str, tuple[bool, str]]:
-        return self.backend.health()
+    def endpoint_health(self) -> dict[str, tuple[bool, str]]:
+        return self.backend.endpoint_health()
 
     def weights_by_model(self) -> dict[str, int]:
         return self.backend.weights_by_model()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import time
 
-from .generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta
-from .thinking import strip_thinking
+from ..backends.thinking import strip_thinking
+from ..core.generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta
 
 THINKING_TITLE = "💭 Thinking"
 

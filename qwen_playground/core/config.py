@@ -16,7 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import weights
+from . import availability
 from .devices import accelerator_memory_bytes, pick_device
 from .registry import Family, Registry, RegistryError, Route, closest, parse_endpoints, parse_families, parse_models, parse_routes
 
@@ -82,7 +82,7 @@ def _read_yaml(path: Path) -> dict:
 
 
 def _builtin() -> dict:
-    return yaml.safe_load(resources.files("qwen_playground").joinpath("models.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(resources.files(__package__).joinpath("models.yaml").read_text(encoding="utf-8"))
 
 
 def builtin_families() -> dict[str, Family]:
@@ -117,7 +117,7 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
             raise RegistryError(f"{where}: settings.arena_pool names unknown model '{model_id}'.{closest(model_id, registry.models)}")
 
     reason = "started with --demo" if demo else ""
-    if not demo and not any(weights.available(m) for m in registry.choices("chat")):
+    if not demo and not any(availability.available(m) for m in registry.choices("chat")):
         demo, reason = True, "no model of the chat route is cached or downloadable (offline?)"
     if demo:
         registry = _with_demo_models(registry, builtin)
@@ -139,7 +139,7 @@ def _with_demo_models(registry: Registry, builtin: dict) -> Registry:
     demo_routes = parse_routes(builtin["demo_routes"], "built-in demo routes")
     routes = dict(registry.routes)
     for tab, route in demo_routes.items():
-        usable = [m.id for m in registry.choices(tab) if weights.available(m)]
+        usable = [m.id for m in registry.choices(tab) if availability.available(m)]
         routes[tab] = route.model_copy(update={"alternatives": (*route.alternatives, *usable)})
     return Registry.build([*registry.models.values(), *demo_models], routes, "demo registry", list(registry.endpoints.values()),
                           registry.families)

@@ -1,4 +1,4 @@
-"""Weight quantization choices: none, 8-bit, 4-bit, and what each needs to run.
+"""The weights' precision: full, 8-bit or 4-bit (quantized), and what each needs to run.
 
 On CUDA, bitsandbytes (8-bit LLM.int8, 4-bit NF4 with double quantization,
 as Qwen's docs show). On CPU, torchao's weight-only int8. torchao's CPU int4
@@ -13,15 +13,16 @@ import importlib.util
 
 import torch
 
-CHOICES = ("none", "8-bit", "4-bit")
-BITS = {"none": None, "8-bit": 8, "4-bit": 4}
+from ..core.generation import PRECISIONS
+
+BITS = {"full": None, "8-bit": 8, "4-bit": 4}  # None: the model's own dtype
 
 
 def unavailable_reason(choice: str, device: str) -> str | None:
     """Why `choice` cannot run on `device`, or None when it can."""
-    if choice not in CHOICES:
-        return f"Unknown quantization '{choice}': choose one of {', '.join(CHOICES)}."
-    if choice == "none":
+    if choice not in PRECISIONS:
+        return f"Unknown precision '{choice}': choose one of {', '.join(PRECISIONS)}."
+    if choice == "full":
         return None
     if device == "cuda":
         return None if importlib.util.find_spec("bitsandbytes") else "needs the bitsandbytes package"
@@ -32,16 +33,16 @@ def unavailable_reason(choice: str, device: str) -> str | None:
     return f"not offered on {device}"
 
 
-def available(device: str) -> dict[str, str | None]:
+def precisions_on(device: str) -> dict[str, str | None]:
     """Each choice with the reason it cannot run here (None: it can)."""
-    return {choice: unavailable_reason(choice, device) for choice in CHOICES}
+    return {choice: unavailable_reason(choice, device) for choice in PRECISIONS}
 
 
 def transformers_config(choice: str, device: str, dtype: torch.dtype):
     """The `quantization_config` for `from_pretrained`, or None for full precision."""
     if reason := unavailable_reason(choice, device):
-        raise ValueError(f"{choice} quantization is unavailable: {reason}.")
-    if choice == "none":
+        raise ValueError(f"{choice} weights are unavailable: {reason}.")
+    if choice == "full":
         return None
     if device == "cuda":
         from transformers import BitsAndBytesConfig
@@ -61,7 +62,7 @@ SCALES = {"4-bit": 1.06}  # 4-bit weights carry per-group scales: about 6% more 
 
 def bytes_per_param(choice: str, dtype: torch.dtype) -> float:
     """Weight bytes per parameter for memory estimates before loading (the model guide and the cache use this one
-    rule): 16-bit 2, 8-bit 1, 4-bit 0.53."""
+    rule): full 2 (bf16), 8-bit 1, 4-bit 0.53."""
     bits = BITS[choice] or torch.finfo(dtype).bits
     return bits / 8 * SCALES.get(choice, 1.0)
 

@@ -28,6 +28,15 @@ class SamplingParams(BaseModel):
     max_new_tokens: int = Field(2048, ge=1)
 
 
+PRECISIONS = ("full", "8-bit", "4-bit")  # the weights' precision: the model's own dtype, or quantized
+PRECISION_ALIASES = {"none": "full"}  # the API's name for "full" before 0.2; accepted for one release
+
+
+def precision_named(value: str) -> str:
+    """A precision by its current name ("none" -> "full")."""
+    return PRECISION_ALIASES.get(value, value)
+
+
 @dataclass(frozen=True)
 class Request:
     """One generation: which model, the chat messages, how to sample, thinking on or off."""
@@ -37,8 +46,11 @@ class Request:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     thinking: bool = False
     thinking_budget: int | None = None  # cap on thinking tokens (local models; Qwen's early-stop recipe)
-    quantization: str = "none"  # "none", "8-bit" or "4-bit" (local models; see quantization.py)
+    precision: str = "full"  # the weights' precision: "full", "8-bit" or "4-bit" (local models; see backends/precision.py)
     user: str = ""  # 'session@ip', named by the UI: rate limits and the private log; never shown
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", precision_named(self.precision))
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,7 @@ class Metrics:
     total_s: float
     load_s: float = 0.0
     weights_bytes: int | None = None  # memory the model's weights occupy (local models)
-    quantization: str = "none"
+    precision: str = "full"
 
     def summary(self) -> str:
         """One human line, e.g. for the metrics line under an answer."""
@@ -83,7 +95,7 @@ class Metrics:
             parts.append(f"{self.thinking_tokens} thinking tokens")
         parts.append(f"{self.prompt_tokens} prompt tokens")
         if self.weights_bytes:
-            precision = "" if self.quantization == "none" else f", {self.quantization}"
+            precision = "" if self.precision == "full" else f", {self.precision}"
             parts.append(f"weights {self.weights_bytes / 2**30:.2f} GiB{precision}")
         if self.load_s >= 0.05:
             parts.append(f"model load {self.load_s:.1f} s")

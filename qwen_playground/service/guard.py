@@ -24,7 +24,7 @@ from limits import RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from .config import Settings
+from ..core.config import Settings
 
 IP_FACTOR = 8  # one IP may be a whole classroom
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from .generation import TextDelta, ThinkingDelta
+from ..core.generation import TextDelta, ThinkingDelta
 
 
 def _partial_tag_len(text: str, tag: str) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from .generation import Metrics
+from ..core.generation import Metrics
 
 WINDOW_S = 600.0
 # Thresholds for "degraded"; each one that trips becomes a reason a person can read.
@@ -83,7 +83,7 @@ class Monitor:
             })
         return rows
 
-    def health(self, endpoints: dict[str, tuple[bool, str]] | None = None, memory: dict[str, int] | None = None) -> dict:
+    def health_report(self, endpoints: dict[str, tuple[bool, str]] | None = None, memory: dict[str, int] | None = None) -> dict:
         """{"status": "healthy" | "degraded", "reasons": [...], "models": per_model rows, "memory": ...}."""
         reasons = []
         rows = self.per_model(memory)

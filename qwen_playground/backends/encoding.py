@@ -19,8 +19,8 @@ from transformers import PreTrainedTokenizerBase
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
 
-    from .generation import Request
-    from .registry import ModelSpec
+    from ..core.generation import Request
+    from ..core.registry import ModelSpec
 
 _MARK = re.compile("\ue000(\\d+)\ue001")  # private-use characters: a placeholder no one types
 

@@ -51,7 +51,7 @@ class Vision(BaseModel):
 
 
 class DemoRecipe(BaseModel):
-    """How a family's tiny offline model is built (see demo_models.py)."""
+    """How a family's tiny offline model is built (see backends/demo)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
