@@ -279,7 +279,7 @@ class LocalBackend(Backend):
         prompt_tokens = inputs["input_ids"].shape[1]
         limit = min(self.settings.max_input_tokens, spec.context_length - 1)
         if prompt_tokens > limit:
-            # the exact check after templating; the tabs refuse before sending, with their own advice (lengths.py)
+            # the exact check after templating; every tab refuses before sending, with its own advice (tasks.refuse_if_too_long)
             yield Error(f"This prompt is {prompt_tokens:,} tokens long with its chat template; the limit is {limit:,}. Shorten it.")
             return
         sampling = request.sampling.model_copy(update={"max_new_tokens": min(request.sampling.max_new_tokens, spec.context_length - prompt_tokens)})

@@ -3,7 +3,7 @@
 Local models go to the transformers backend; models with an `endpoint` go to
 that endpoint's OpenAI-compatible client. Tabs and compare panes only ever
 see this router (through the service layer), so local and remote models sit
-side by side. Routing only: limits, monitoring and logs live in `service.py`.
+side by side. Routing only: limits, monitoring and logs live in `service/`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ by the UI and carried by every `Request`. `Guard` applies the rate limits
 `limits` library, per session and, looser, per IP so a classroom behind one
 NAT still works). `RequestLog` holds a salted hash of the user, never the
 address, and no prompt text unless the operator opts in. The service layer
-(`service.py`) uses both; nothing here knows about the UI.
+(`service/__init__.py`) uses both; nothing here knows about the UI.
 """
 
 from __future__ import annotations
