@@ -278,3 +278,23 @@ def test_code_and_multilingual_main_actions(page):
         idle(page)
     page.get_by_text("At most 6 languages at once").first.wait_for(timeout=10_000)
     assert page.get_by_text("asked for Spanish, detected English").first.is_visible()  # earlier answers stay
+
+
+def test_a_batch_from_an_uploaded_file_fills_the_table_and_downloads(page, tmp_path):
+    quiz = tmp_path / "quiz.csv"
+    # the default models are the Qwen3.5 and Qwen3 demos: q1 expects the first one's scripted answer
+    quiz.write_text("id,prompt,expected\nq1,Say hi,good day from a small demo network; install real weights for useful answers\n"
+                    "q2,Capital of France?,Paris\n")
+    page.goto(page.base_url)
+    page.get_by_role("tab", name="Batch", exact=True).click()
+    page.locator("input[type=file][accept*='.jsonl']").set_input_files(str(quiz))
+    page.get_by_text("2 prompts").first.wait_for(timeout=30_000)  # the preview counts the file's rows and tokens
+    page.get_by_role("button", name="Run the batch").click()
+    page.get_by_text("4 / 4 answers").first.wait_for(timeout=90_000)
+    idle(page)
+    page.locator("td:visible, [role=gridcell]:visible", has_text="✓").first.wait_for(timeout=10_000)  # q1 is right for the Qwen3.5 demo
+    page.locator("td:visible, [role=gridcell]:visible", has_text="1 / 2").first.wait_for(timeout=10_000)  # its accuracy line
+    with page.expect_download(timeout=30_000) as download:
+        page.locator("button:visible, a:visible", has_text="Download CSV").first.click()
+    saved = open(download.value.path(), encoding="utf-8").read()
+    assert download.value.suggested_filename.endswith(".csv") and saved.count("\n") == 5 and "Capital of France?" in saved

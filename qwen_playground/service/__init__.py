@@ -24,9 +24,10 @@ class Service(Backend):
         self.guard = Guard(settings)
         self.monitor = Monitor()
 
-    def admit(self, user: str) -> None:
-        """Count one request of `user` (a tab's action); raises guard.RateLimited saying when to come back."""
-        self.guard.admit(user)
+    def admit(self, user: str, cost: int = 1) -> None:
+        """Count `cost` requests of `user` (a tab's action; a batch's rows x models); raises guard.RateLimited saying
+        when to come back."""
+        self.guard.admit(user, cost)
 
     def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
         metrics = None

@@ -43,8 +43,9 @@ class Guard:
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.log = RequestLog(settings)
 
-    def admit(self, user: str) -> None:
-        """Count one request for `user`, or raise RateLimited saying when to come back."""
+    def admit(self, user: str, cost: int = 1) -> None:
+        """Count `cost` requests for `user` (a batch counts each of its requests), or raise RateLimited saying when to
+        come back."""
         if not self.enabled or not user:
             return
         session, ip = _keys(user)
@@ -52,7 +53,9 @@ class Guard:
             if not self.limiter.test(item, key):
                 raise RateLimited(f"Rate limit: {item.amount} {what}. Try again in {self._retry_after(item, key)}.")
         for item, key, what in ((self.requests, session, "requests a minute"), (self.requests_ip, ip, "requests a minute from your network")):
-            if not self.limiter.hit(item, key):
+            if cost > item.amount:
+                raise RateLimited(f"Rate limit: {item.amount} {what}, and this asks for {cost} at once. Use fewer rows or models.")
+            if not self.limiter.hit(item, key, cost=cost):
                 raise RateLimited(f"Rate limit: {item.amount} {what}. Try again in {self._retry_after(item, key)}.")
 
     def charge(self, user: str, tokens: int) -> None:

@@ -11,6 +11,7 @@ from ..backends.router import Router
 from ..core.config import AppConfig
 from ..service import Service
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
+from .batch_tab import build_batch_tab
 from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
 from .compare_tab import build_compare_tab
@@ -72,6 +73,8 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 with gr.Tab(label, id=tab_id) as tab:
                     fields[tab_id] = build(config, service)
                 tab.select(lambda t=tab_id: t, None, current, api_visibility="private", queue=False)
+            with gr.Tab("Batch", id="batch"):
+                build_batch_tab(config, service)
             with gr.Tab("Arena", id="arena"):
                 votes = build_arena_tab(config, service, store)
             with gr.Tab("Leaderboard", id="leaderboard"):
