@@ -9,10 +9,12 @@ Sections: (1) app overhead, /chat through gradio_client vs raw `generate`;
 (3) 1/2/4/8 simultaneous users on one model; (4) a 3-pane comparison vs its
 slowest pane; (5) cold start; (6) one decode per family at real shapes
 (Qwen3-0.6B vs Qwen3.5-0.8B vs Qwen3.5-2B, random weights, the app's
-precision), which the CPU defaults are chosen from. Results are appended to
-bench/results.jsonl and the table shows earlier runs beside this one.
+precision), which the CPU defaults are chosen from; (7) 16 prompts through the
+Batch tab's /batch vs the same prompts as /chat calls one by one. Results are
+appended to bench/results.jsonl and the table shows earlier runs beside this one.
 
-    python bench/run.py --skip overhead decode concurrency compare cold_start   # (6) alone (~5 min on 2 cores)
+    python bench/run.py --skip overhead decode concurrency compare cold_start batch   # (6) alone (~5 min on 2 cores)
+    python bench/run.py --skip overhead decode concurrency compare cold_start families  # (7) alone
 """
 
 from __future__ import annotations
@@ -268,6 +270,25 @@ def section_concurrency(app: App, model_id: str, new_tokens: int, users=(1, 2, 4
     return [dict(r, vs_one_user=r["aggregate_tokens_per_s"] / base) for r in rows]
 
 
+def section_batch(app: App, model_id: str, new_tokens: int, cache: Path, prompts: int = 16) -> dict:
+    """The Batch tab's /batch (rows in flight together in the continuous batch) vs the same prompts as /chat calls one
+    after another, both through gradio_client, greedy to the same number of new tokens."""
+    from gradio_client import handle_file
+
+    questions = [f"{PROMPT} ({i})" for i in range(prompts)]
+    path = cache / "batch-prompts.csv"
+    path.write_text("prompt\n" + "".join(f'"{q}"\n' for q in questions))
+    start = time.perf_counter()
+    *_, report = app.client.predict(handle_file(str(path)), None, [model_id], "chat", "full", new_tokens, api_name="/batch")
+    batch_s = time.perf_counter() - start
+    start = time.perf_counter()
+    singles = [app.chat(model_id, new_tokens, q) for q in questions]
+    one_by_one_s = time.perf_counter() - start
+    tokens = sum(r["answer_tokens"] for r in report["results"])
+    return {"prompts": prompts, "batch_s": batch_s, "one_by_one_s": one_by_one_s, "ratio": one_by_one_s / batch_s,
+            "batch_tokens": tokens, "one_by_one_tokens": sum(r["tokens"] for r in singles)}
+
+
 def section_compare(app: App, new_tokens: int) -> dict:
     panes = ["demo-qwen3", "demo-qwen2.5", "demo-qwen3"]
     kwargs = {"prompt": PROMPT, "panes": [{"model": m, "temperature": 0.7, "max_new_tokens": new_tokens} for m in panes]}
@@ -338,6 +359,9 @@ def print_table(run: dict, previous: list[dict]) -> None:
             print(f"    {r['users']:>5}{r['aggregate_tokens_per_s']:>17.1f}{r['vs_one_user']:>10.2f}x{r['p95_ttft_s']:>19.2f}")
     if c := run.get("compare"):
         print(f"\n(4) Compare: 3 panes {c['three_pane_s']:.2f} s vs slowest single pane {c['slowest_pane_s']:.2f} s -> {c['ratio']:.2f}x")
+    if b := run.get("batch"):
+        print(f"\n(7) Batch: {b['prompts']} prompts via /batch {b['batch_s']:.1f} s ({b['batch_tokens']} tokens) vs one by one via /chat "
+              f"{b['one_by_one_s']:.1f} s ({b['one_by_one_tokens']} tokens) -> {b['ratio']:.2f}x (target >= 3x for 16 prompts)")
     if c := run.get("cold_start"):
         print(f"\n(5) Cold start: first page {c['first_page_s']:.1f} s; first answer (demo model built/loaded) {c['first_answer_s']:.1f} s")
     if rows := run.get("families"):
@@ -364,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tokens", type=int, help="new tokens per answer (default 48, quick 24)")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-bench")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch"])
     args = parser.parse_args(argv)
     tokens = args.tokens or (24 if args.quick else 48)
     cache = args.cache_dir
@@ -392,6 +416,8 @@ def main(argv: list[str] | None = None) -> dict:
             run["concurrency"] = section_concurrency(app, "bench", tokens)
         if "compare" not in args.skip:
             run["compare"] = section_compare(app, tokens)
+        if "batch" not in args.skip:
+            run["batch"] = section_batch(app, "bench", tokens, cache)
         if "families" not in args.skip and not args.quick:
             run["families"] = section_families(dtype)
     finally:

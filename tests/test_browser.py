@@ -287,7 +287,13 @@ def test_a_batch_from_an_uploaded_file_fills_the_table_and_downloads(page, tmp_p
                     "q2,Capital of France?,Paris\n")
     page.goto(page.base_url)
     page.get_by_role("tab", name="Batch", exact=True).click()
-    page.locator("input[type=file][accept*='.jsonl']").set_input_files(str(quiz))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,question\n1,hi\n")
+    upload = page.locator("input[type=file][accept*='.jsonl']")
+    upload.set_input_files(str(bad))
+    page.get_by_text("line 1 (the header) has no 'prompt' column").first.wait_for(timeout=30_000)  # said in place of the preview
+    page.locator("button:visible", has_text="Clear").or_(page.get_by_label("Clear")).first.click()
+    upload.set_input_files(str(quiz))
     page.get_by_text("2 prompts").first.wait_for(timeout=30_000)  # the preview counts the file's rows and tokens
     page.get_by_role("button", name="Run the batch").click()
     page.get_by_text("4 / 4 answers").first.wait_for(timeout=90_000)

@@ -250,6 +250,7 @@ class Result:
     error: str | None = None
     correct: bool | None = None
     done: bool = False
+    finished_s: float | None = None  # seconds from the batch's start to this row's end
 
     def record(self) -> dict:
         """The row as the downloads and the API give it (RECORD_FIELDS)."""
@@ -286,7 +287,7 @@ class BatchView:
 
     def summary(self, models: list[str]) -> list[dict]:
         """Per model: rows answered, right of those with an expected answer, accuracy, mean tokens/s, mean time per answer,
-        answer tokens generated (what it cost) and errors."""
+        answer tokens generated (what it cost), errors, and the seconds until its last row finished."""
         rows = []
         for model in models:
             mine = [r for r in self.done if r.model == model]
@@ -298,7 +299,8 @@ class BatchView:
                          "accuracy": round(sum(1 for r in scored if r.correct) / len(scored), 3) if scored else None,
                          "mean_tokens_per_s": round(sum(speeds) / len(speeds), 2) if speeds else None,
                          "mean_s": round(sum(r.metrics.total_s for r in timed) / len(timed), 2) if timed else None,
-                         "answer_tokens": sum(r.metrics.answer_tokens + r.metrics.thinking_tokens for r in timed)})
+                         "answer_tokens": sum(r.metrics.answer_tokens + r.metrics.thinking_tokens for r in timed),
+                         "total_s": round(max((r.finished_s for r in mine), default=0.0), 1)})
         return rows
 
 
@@ -342,6 +344,7 @@ def run(backend: Backend, job: BatchJob, stop: threading.Event | None = None, wo
                         yield view  # the clock and ETA move on
                 if turn is not None and (turn.produced_output or turn.finish_reason != "cancelled"):
                     _fill(view.results[index], turn, job.template)
+                    view.results[index].finished_s = time.perf_counter() - view.started
                     yield view
             if cancel.is_set():
                 break

@@ -15,12 +15,14 @@ import pandas as pd
 
 from ..core.config import AppConfig
 from ..service import Service
+from ..tasks import TaskError
 from ..tasks import batch as task
 from ..tasks.compare import comparable_models
 from .common import Stops, precision_picker, refusals, user_of, when_valid
 
 PREVIEW_COLUMNS = ["id", "prompt", "expected", "system", "tokens"]
-SUMMARY_COLUMNS = ["model", "answered", "right / scored", "accuracy", "mean tokens/s", "mean s per answer", "answer tokens", "errors"]
+SUMMARY_COLUMNS = ["model", "answered", "right / scored", "accuracy", "mean tokens/s", "mean s per answer", "total s", "answer tokens",
+                   "errors"]
 
 
 def progress_html(progress: dict, view: task.BatchView) -> str:
@@ -34,7 +36,7 @@ def progress_html(progress: dict, view: task.BatchView) -> str:
 
 def summary_table(summary: list[dict]) -> pd.DataFrame:
     rows = [[s["model"], s["answered"], f"{s['right']} / {s['scored']}" if s["scored"] else "—",
-             "—" if s["accuracy"] is None else f"{100 * s['accuracy']:.0f}%", s["mean_tokens_per_s"], s["mean_s"], s["answer_tokens"],
+             "—" if s["accuracy"] is None else f"{100 * s['accuracy']:.0f}%", s["mean_tokens_per_s"], s["mean_s"], s["total_s"], s["answer_tokens"],
              s["errors"]] for s in summary]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
@@ -76,7 +78,8 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["preview"] = gr.Markdown(first.summary)
     c["rows"] = gr.Dataframe(first.table, headers=PREVIEW_COLUMNS, interactive=False, label="Prompts", max_height=260, wrap=True)
     with gr.Row():
-        c["models"] = gr.Dropdown(models, value=models[:2], multiselect=True, max_choices=task.MAX_MODELS, label="Models (up to 4)")
+        c["models"] = gr.Dropdown(models, value=models[:2], multiselect=True, max_choices=task.MAX_MODELS, allow_custom_value=True,
+                                  label="Models (up to 4)", info="Type id@8-bit for one model at a precision of its own")
         c["template"] = gr.Radio(list(task.TEMPLATES), value=sets["general"].template, label="Template")
     with gr.Row():
         c["precision"] = precision_picker(service.capabilities())
@@ -115,8 +118,11 @@ def build_batch_tab(config: AppConfig, service: Service) -> None:
                 yield (progress_html(progress, view), summary_table(summary), chart(summary), [r.cells() for r in view.done], report)
 
     def show_preview(file, example):
-        with refusals():
+        """The rows the batch would run, or the reason the file cannot be used, in place of the preview."""
+        try:
             shown = task.preview(config, file, example)
+        except TaskError as e:
+            return f"⚠️ {e}", []
         return shown.summary, shown.table
 
     inputs = [c["file"], c["example"], c["models"], c["template"], c["precision"], c["max_new_tokens"]]
