@@ -35,6 +35,7 @@ from ..mathtext import extract_boxed
 from ..service.lengths import count_tokens
 from . import TaskError, chat, code, math
 from .chat_history import ChatTurn
+from .datafile import read_records
 
 EXAMPLES_DIR = PROMPTS_DIR / "batches"
 TEMPLATES = ("chat", "code", "math")
@@ -72,61 +73,13 @@ def examples() -> dict[str, Example]:
 
 def parse(data: bytes, name: str) -> list[Row]:
     """Rows from a CSV (a header row with `prompt`) or JSONL (one object per line) file; TaskError names the line."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise TaskError(f"{name}: line {line} is not UTF-8 text. Save the file as UTF-8.", "file") from None
-    if not text.strip():
-        raise TaskError(f"{name} is empty: give one prompt per line (JSONL) or per row (CSV, with a 'prompt' column).", "file")
-    rows = _jsonl_rows(text, name) if name.lower().endswith((".jsonl", ".json", ".ndjson")) else _csv_rows(text, name)
-    if not rows:
-        raise TaskError(f"{name} has no prompts.", "file")
-    return rows
-
-
-def _row(values: dict, line: int, name: str, index: int) -> Row:
-    unknown = [k for k in values if k not in FIELDS]
-    if unknown:
-        raise TaskError(f"{name}: line {line}: unknown field '{unknown[0]}'; the fields are {', '.join(FIELDS)}.", "file")
-    prompt = values.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise TaskError(f"{name}: line {line}: no prompt. Every row needs a non-empty 'prompt'.", "file")
-    text = {k: "" if values.get(k) is None else str(values[k]).strip() for k in FIELDS}
-    return Row(text["id"] or str(index), prompt.strip(), text["expected"], text["system"], line)
-
-
-def _jsonl_rows(text: str, name: str) -> list[Row]:
     rows = []
-    for line, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            values = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise TaskError(f"{name}: line {line} is not JSON ({e.msg}). Each line must be one object, e.g. "
-                            '{"prompt": "What is 2+2?", "expected": "4"}.', "file") from None
-        if not isinstance(values, dict):
-            raise TaskError(f"{name}: line {line} is not an object with a 'prompt'.", "file")
-        rows.append(_row(values, line, name, len(rows) + 1))
-    return rows
-
-
-def _csv_rows(text: str, name: str) -> list[Row]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
-    if "prompt" not in header:
-        raise TaskError(f"{name}: line 1 (the header) has no 'prompt' column; it has: {', '.join(header) or 'nothing'}.", "file")
-    reader.fieldnames = header
-    rows = []
-    try:
-        for values in reader:
-            if None in values:
-                raise TaskError(f"{name}: line {reader.line_num} has more cells than the header.", "file")
-            if any((v or "").strip() for v in values.values()):
-                rows.append(_row({k: v for k, v in values.items() if v not in (None, "")}, reader.line_num, name, len(rows) + 1))
-    except csv.Error as e:
-        raise TaskError(f"{name}: line {reader.line_num}: {e}.", "file") from None
+    for record in read_records(data, name, FIELDS, ("prompt",)):
+        prompt = record.values.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise TaskError(f"{name}: line {record.line}: no prompt. Every row needs a non-empty 'prompt'.", "file")
+        text = {k: "" if record.values.get(k) is None else str(record.values[k]).strip() for k in FIELDS}
+        rows.append(Row(text["id"] or str(len(rows) + 1), prompt.strip(), text["expected"], text["system"], record.line))
     return rows
 
 
