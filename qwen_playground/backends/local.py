@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import psutil
@@ -29,10 +30,10 @@ from ..core.devices import model_build_lock, pick_device
 from ..core.generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
 from ..core.registry import ModelSpec, Registry, RegistryError
 from . import Backend, Capabilities, download
-from .precision import bytes_per_param, precisions_on, transformers_config, unavailable_reason, weight_bytes
 from .batching import ContinuousBatcher, batchable, supports
 from .encoding import encode_request
 from .model_cache import ModelCache, ModelTooLarge
+from .precision import bytes_per_param, precisions_on, transformers_config, unavailable_reason, weight_bytes
 from .presence import PresencePenalty
 from .thinking import ThinkingParser
 
@@ -193,6 +194,11 @@ class LocalBackend(Backend):
             tokenizer, model_class = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM
         with model_build_lock:  # transformers sets torch's process-wide default dtype while it builds (devices.py)
             model = model_class.from_pretrained(folder, **options)
+        if spec.adapter:  # a fine-tuned model: its LoRA merged into the base weights, so it runs like any other
+            from peft import PeftModel
+
+            report(f"Applying the LoRA adapter {Path(spec.adapter).name}…")
+            model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload()
         model.eval()
         loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, processor)
         if processor is None and self.settings.batching and batchable(model.config):

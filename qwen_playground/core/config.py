@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import availability
+from .adapters import adapter_dirs, register_all
 from .devices import accelerator_memory_bytes, pick_device
 from .registry import Family, Registry, RegistryError, Route, closest, parse_endpoints, parse_families, parse_models, parse_routes
 
@@ -49,6 +50,9 @@ class Settings(BaseModel):
     allow_code_execution: bool = Field(False, description="offer Run for Python in the Code tab (sandboxed)")
     arena_db: Path | None = Field(None, description="SQLite file for arena votes; default: <cache_dir>/arena.sqlite3")
     arena_pool: list[str] | None = Field(None, description="models the arena draws from; default: the chat route's")
+    allow_finetune: bool | None = Field(None, description="the Fine-tune tab trains LoRA adapters; default: on unless public")
+    max_finetune_rows: int = Field(500, ge=1, description="training examples in one fine-tuning run")
+    adapter_dirs: list[Path] = Field(default_factory=list, description="more folders of LoRA adapters (each with its card.json)")
 
     @property
     def arena_db_path(self) -> Path:
@@ -57,6 +61,10 @@ class Settings(BaseModel):
     @property
     def is_public(self) -> bool:
         return self.public if self.public is not None else bool(os.environ.get("SPACE_ID"))  # set on Hugging Face Spaces
+
+    @property
+    def finetune_allowed(self) -> bool:
+        return self.allow_finetune if self.allow_finetune is not None else not self.is_public
 
     @property
     def rate_limits_active(self) -> bool:
@@ -123,6 +131,7 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
         demo, reason = True, "no model of the chat route is cached or downloadable (offline?)"
     if demo:
         registry = _with_demo_models(registry, builtin)
+    register_all(registry, adapter_dirs(settings.cache_dir, settings.adapter_dirs))  # fine-tuned models beside their bases
     return AppConfig(registry, settings, demo, reason)
 
 

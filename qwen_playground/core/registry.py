@@ -148,6 +148,8 @@ class ModelSpec(BaseModel):
     head_dim: int | None = Field(None, gt=0)
     languages: tuple[str, ...] | None = None  # None: broadly multilingual
     thinking_by_default: bool = True  # a switchable model's own default mode (Qwen3.5-0.8B and 2B: off)
+    adapter: str | None = None  # a LoRA adapter folder applied to these weights (a fine-tuned model; see tasks/finetune.py)
+    base: str | None = None  # the model id the adapter was trained on
 
     @field_validator("family", mode="before")
     @classmethod
@@ -195,7 +197,13 @@ class ModelSpec(BaseModel):
     def source(self) -> str:
         if self.endpoint:
             return f"{self.remote_model} @ {self.endpoint}"
-        return self.hub_id or self.path or f"demo:{self.family.name}"
+        weights = self.hub_id or self.path or f"demo:{self.family.name}"
+        return f"{weights} + LoRA {self.adapter}" if self.adapter else weights
+
+    def with_adapter(self, name: str, folder: str, description: str = "") -> "ModelSpec":
+        """This model with a LoRA adapter on top: listed as '<id>+<name>'."""
+        return self.model_copy(update={"id": f"{self.id}+{name}", "adapter": folder, "base": self.id,
+                                       "description": description or f"{self.id} fine-tuned with LoRA '{name}'"})
 
     def preset(self, thinking: bool) -> SamplingParams:
         """Qwen's recommended sampling for this model and mode."""
@@ -351,3 +359,13 @@ class Registry:
         """The models a tab offers, default first; empty when the tab has no route."""
         route = self.routes.get(tab)
         return [self.models[m] for m in route.choices] if route else []
+
+    def add_beside(self, spec: ModelSpec) -> None:
+        """Offer `spec` (a fine-tuned model) right after its base in every route that offers the base, from now on.
+        The registry is shared by every tab, so a new adapter shows in every picker that is refreshed."""
+        self.models[spec.id] = spec
+        for tab, route in list(self.routes.items()):
+            if spec.base in route.choices and spec.id not in route.choices:
+                alternatives = list(route.alternatives)
+                alternatives.insert(alternatives.index(spec.base) + 1 if spec.base in alternatives else 0, spec.id)
+                self.routes[tab] = route.model_copy(update={"alternatives": tuple(alternatives)})

@@ -73,9 +73,10 @@ def comparable_models(registry: Registry) -> list[ModelSpec]:
 
 def presets(registry: Registry, precisions: tuple[str, ...] = ("full",)) -> dict[str, list[PaneSetup]]:
     """'Change one thing' comparisons that this registry can actually run (`precisions`: the precision
-    choices this machine offers)."""
-    models = comparable_models(registry)
-    found: dict[str, list[PaneSetup]] = {}
+    choices this machine offers). A fine-tuned model gets one of its own: its base beside it."""
+    models = [m for m in comparable_models(registry) if not m.adapter]
+    found: dict[str, list[PaneSetup]] = {f"Base vs fine-tuned ({m.base} vs {m.id})": [PaneSetup(model=m.base), PaneSetup(model=m.id)]
+                                         for m in comparable_models(registry) if m.adapter and m.base in registry.models}
     if len(precisions) > 1 and models:
         smallest = min(models, key=lambda m: m.params_b)
         names = " vs ".join(precisions)

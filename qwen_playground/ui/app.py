@@ -12,6 +12,8 @@ from ..core.config import AppConfig
 from ..service import Service
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .batch_tab import build_batch_tab
+from .common import refresh_pickers
+from .finetune_tab import build_finetune_tab
 from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
 from .compare_tab import build_compare_tab
@@ -75,6 +77,8 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 tab.select(lambda t=tab_id: t, None, current, api_visibility="private", queue=False)
             with gr.Tab("Batch", id="batch"):
                 build_batch_tab(config, service)
+            with gr.Tab("Fine-tune", id="finetune"):
+                trained = build_finetune_tab(config, service)
             with gr.Tab("Arena", id="arena"):
                 votes = build_arena_tab(config, service, store)
             with gr.Tab("Leaderboard", id="leaderboard"):
@@ -91,6 +95,10 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 lesson_fields = {tab: {k: c for k, c in group.items() if k != "chatbot"} for tab, group in fields.items()}
                 open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current, config.registry, lessons_tab)
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
+        pickers, choices = refresh_pickers(demo)  # fine-tuned models join every model picker: after a training, on each page load
+        demo.load(choices, None, pickers, api_visibility="private", queue=False)
+        if trained is not None:
+            trained.then(choices, None, pickers, api_visibility="private", queue=False)
         demo.load(open_link, None, link_outputs, api_visibility="private")
     demo.queue(default_concurrency_limit=config.settings.concurrency, max_size=config.settings.queue_size)
     demo.service = service  # for the start-up summary and scripts that drive the app in-process

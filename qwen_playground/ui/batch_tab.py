@@ -18,7 +18,7 @@ from ..service import Service
 from ..tasks import TaskError
 from ..tasks import batch as task
 from ..tasks.compare import comparable_models
-from .common import Stops, precision_picker, refusals, user_of, when_valid
+from .common import Stops, follows_registry, precision_picker, refusals, user_of, when_valid
 
 PREVIEW_COLUMNS = ["id", "prompt", "expected", "system", "tokens"]
 SUMMARY_COLUMNS = ["model", "answered", "right / scored", "accuracy", "mean tokens/s", "mean s per answer", "total s", "answer tokens",
@@ -78,8 +78,10 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["preview"] = gr.Markdown(first.summary)
     c["rows"] = gr.Dataframe(first.table, headers=PREVIEW_COLUMNS, interactive=False, label="Prompts", max_height=260, wrap=True)
     with gr.Row():
-        c["models"] = gr.Dropdown(models, value=models[:2], multiselect=True, max_choices=task.MAX_MODELS, allow_custom_value=True,
-                                  label="Models (up to 4)", info="Type id@8-bit for one model at a precision of its own")
+        c["models"] = follows_registry(
+            gr.Dropdown(models, value=models[:2], multiselect=True, max_choices=task.MAX_MODELS, allow_custom_value=True,
+                        label="Models (up to 4)", info="Type id@8-bit for one model at a precision of its own"),
+            lambda: [m.id for m in comparable_models(config.registry)])
         c["template"] = gr.Radio(list(task.TEMPLATES), value=sets["general"].template, label="Template")
     with gr.Row():
         c["precision"] = precision_picker(service.capabilities())

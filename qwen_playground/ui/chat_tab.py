@@ -17,7 +17,7 @@ from ..core.prompts import load_template
 from ..service import Service
 from ..tasks import chat
 from ..tasks.chat_history import export_json, export_markdown, split_last_turn
-from .common import Stops, describe, precision_picker, refusals, refuse, start_job, thinking_settings, when_valid
+from .common import Stops, describe, follows_registry, precision_picker, refusals, refuse, start_job, thinking_settings, when_valid
 from .inspector_tab import inspect_chat, inspector_outputs
 
 THINKING_INFO = {"switch": "Reasons in <think> before answering; switch it off for quick answers",
@@ -63,7 +63,8 @@ def layout(config: AppConfig, service: Service) -> dict:
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1, min_width=80)
                 c["clear"] = gr.Button("Clear", scale=1, min_width=80)
         with gr.Column(scale=1, min_width=300, elem_classes="sidebar"):  # scrolls on its own beside the conversation
-            c["model"] = gr.Dropdown([(s.id, s.id) for s in specs], value=first.id, label="Model")
+            c["model"] = follows_registry(gr.Dropdown([s.id for s in specs], value=first.id, label="Model"),
+                                          lambda: [s.id for s in config.registry.choices("chat")])
             c["model_info"] = gr.Markdown(describe(first))
             c["precision"] = precision_picker(service.capabilities())
             c["trim"] = gr.Checkbox(False, label="Trim oldest turns to fit",

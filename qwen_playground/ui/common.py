@@ -32,10 +32,24 @@ def thinking_settings(spec: ModelSpec, wanted: bool = True) -> dict:
     return {"value": kind == "always" or (kind == "switch" and bool(wanted)), "interactive": kind == "switch"}
 
 
+def follows_registry(dropdown: gr.Dropdown, choices: Callable[[], list]) -> gr.Dropdown:
+    """Mark a model picker whose choices come from the registry, so it is refreshed when a fine-tuned model joins
+    (see `refresh_pickers`); `choices()` gives its choices now."""
+    dropdown.registry_choices = choices
+    return dropdown
+
+
+def refresh_pickers(blocks: gr.Blocks) -> tuple[list, Callable[[], list]]:
+    """(every marked picker in `blocks`, a function giving each its current choices, keeping what is chosen)."""
+    pickers = [block for block in blocks.blocks.values() if hasattr(block, "registry_choices")]
+    return pickers, lambda: [gr.Dropdown(choices=picker.registry_choices()) for picker in pickers]
+
+
 def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown]:
     """The tab's route as a dropdown (default first) and a line of facts that follows it."""
     specs = registry.choices(tab)
-    dropdown = gr.Dropdown([s.id for s in specs], value=specs[0].id, label="Model")
+    dropdown = follows_registry(gr.Dropdown([s.id for s in specs], value=specs[0].id, label="Model"),
+                                lambda: [s.id for s in registry.choices(tab)])
     info = gr.Markdown(describe(specs[0]))
     dropdown.change(lambda model_id: describe(registry.get(model_id)), dropdown, info, api_visibility="private", queue=False)
     return dropdown, info

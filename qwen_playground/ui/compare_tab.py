@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import gradio as gr
 
@@ -19,7 +19,7 @@ from ..core.config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import compare as task
-from .common import Stops, admitted, precision_picker, refusals, thinking_settings, when_valid
+from .common import Stops, admitted, follows_registry, precision_picker, refusals, thinking_settings, when_valid
 from .inspector_tab import inspector_panel, show_inspection
 
 PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "precision")
@@ -42,7 +42,8 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
     default = config.registry.get(models[index % len(models)])
     p: dict = {}
     with gr.Column(visible=index < 2, min_width=260) as p["column"]:
-        p["model"] = gr.Dropdown(models, value=default.id, label=f"Pane {index + 1} model")
+        p["model"] = follows_registry(gr.Dropdown(models, value=default.id, label=f"Pane {index + 1} model"),
+                                      lambda: [m.id for m in task.comparable_models(config.registry)])
         p["thinking"] = gr.Checkbox(label="Thinking", **thinking_settings(default, False))
         with gr.Accordion("Settings", open=False):  # folded, so the answers start on the first screen
             p["temperature"] = gr.Slider(0, 2, default.preset(False).temperature, step=0.05, label="Temperature")
@@ -62,7 +63,8 @@ def layout(config: AppConfig, service: Service, ready: dict) -> dict:
     c: dict = {}
     with gr.Row():
         c["prompt"] = gr.Textbox(label="Prompt (sent to every pane)", lines=2, scale=4)
-        c["preset"] = gr.Dropdown(["(custom)", *ready], value="(custom)", label="Change one thing", scale=2)
+        c["preset"] = follows_registry(gr.Dropdown(["(custom)", *ready], value="(custom)", label="Change one thing", scale=2),
+                                       lambda: ["(custom)", *task.presets(config.registry, service.capabilities().runnable_precisions)])
     with gr.Accordion("Panes, template and thinking budget", open=False):  # folded: the answers start on the first screen
         with gr.Row():
             c["count"] = gr.Radio(["2", "3", "4"], value="2", label="Panes")
@@ -129,7 +131,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     gr.api(compare, api_name="compare", concurrency_id="generate")
     stops.bind(c["stop"])
     event.then(export_files, c["results"], [c["export_md"], c["export_json"]], api_visibility="private")  # one click downloads
-    bind_controls(config, c, ready)
+    bind_controls(config, c, lambda: task.presets(config.registry, service.capabilities().runnable_precisions))
     inspector_panel(config, [c["prompt"], c["count"], c["template"], c["budget"], *controls], job_of, None)
 
     def inspect_compare(prompt: str, panes: list[dict], template: str = "Chat", thinking_budget: int = 0) -> tuple[list, str, dict]:
@@ -146,11 +148,12 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     return fields
 
 
-def bind_controls(config: AppConfig, c: dict, ready: dict) -> None:
-    """Clear, pane count, presets and export."""
+def bind_controls(config: AppConfig, c: dict, presets: Callable[[], dict]) -> None:
+    """Clear, pane count, presets (as the registry stands when one is picked: fine-tuned models join) and export."""
     panes, private = c["panes"], {"api_visibility": "private", "queue": False}
 
     def apply_preset(name):
+        ready = presets()
         if name not in ready:
             return [gr.skip()] * (1 + 4 * task.MAX_PANES)
         setups, updates = ready[name], [str(len(ready[name]))]
