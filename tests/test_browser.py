@@ -304,3 +304,29 @@ def test_a_batch_from_an_uploaded_file_fills_the_table_and_downloads(page, tmp_p
         page.locator("button:visible, a:visible", has_text="Download CSV").first.click()
     saved = open(download.value.path(), encoding="utf-8").read()
     assert download.value.suggested_filename.endswith(".csv") and saved.count("\n") == 5 and "Capital of France?" in saved
+
+
+def test_a_short_training_shows_progress_and_loss_then_the_adapter_is_in_chats_picker(browser, config_file, tmp_path):
+    from qwen_playground.core.config import load_config
+    from tests.conftest import running_app
+
+    config = load_config(config_file, demo=True, cache_dir=tmp_path / "cache", max_input_tokens=512)  # adapters stay in here
+    with running_app(config) as client:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(client.src)
+            page.get_by_role("tab", name="Fine-tune", exact=True).click()
+            page.get_by_text("30 examples").first.wait_for(timeout=30_000)  # the example set's preview
+            page.get_by_role("textbox", name="Adapter name").fill("browser")
+            page.locator("button:visible", has_text="Training settings").first.click()
+            page.get_by_label("Max steps (0: as the epochs take)").fill("2")
+            page.get_by_role("button", name="Train", exact=True).click()
+            page.get_by_text("Saved demo-qwen3.5+browser").wait_for(timeout=180_000)
+            page.wait_for_function("() => [...document.querySelectorAll('progress')].some(p => p.max > 1 && p.value === p.max)",
+                                   timeout=10_000)  # the progress bar counted every step
+            page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(timeout=10_000)  # the loss plot is drawn
+            page.get_by_role("tab", name="Chat", exact=True).click()
+            page.get_by_label("Model").first.click()
+            page.get_by_role("option", name="demo-qwen3.5+browser").wait_for(timeout=20_000)  # in Chat's picker without a reload
+        finally:
+            page.close()

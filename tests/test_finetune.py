@@ -132,3 +132,24 @@ def test_cancel_mid_run_keeps_no_half_adapter(own_config):
     assert "tiny-random+halfway" not in own_config.registry.models
     assert not [p for p in (own_config.settings.cache_dir / "adapters").iterdir() if "halfway" in p.name]
     trainings.claim(job)  # the slot is free again
+
+
+def test_the_finetune_api_trains_refuses_a_second_run_cancels_and_serves_on(own_config):
+    from tests.conftest import running_app
+
+    with running_app(own_config) as client:
+        settings = (16, 32, 0.1, 0.01, 1, 2, 128, False)  # rank, alpha, dropout, learning rate, epochs, max steps, max length, QLoRA
+        *_, report = client.predict(None, "mascot", "demo-qwen2.5", "api", *settings, api_name="/finetune")
+        assert report["status"] == "done" and report["model"] == "demo-qwen2.5+api" and len(report["losses"]) == 2
+        history, _ = client.predict("Hi", [], "demo-qwen2.5+api", "", False, 0.0, 0.8, 20, 0.0, 1.0, 0.0, 16, api_name="/chat")
+        assert history[-1]["role"] == "assistant"  # the tuned model answers through the chat tab's API
+
+        long = client.submit(None, "mascot", "demo-qwen2.5", "long", 16, 32, 0.1, 0.01, 1, 500, 128, False, api_name="/finetune")
+        while not (long.outputs() and long.outputs()[-1][3]["step"] >= 1):
+            assert not long.done(), long.result()
+        with pytest.raises(Exception, match=r"A training is running \(demo-qwen2.5\+long\)"):
+            client.predict(None, "mascot", "demo-qwen3", "other", *settings, api_name="/finetune")
+        assert client.predict(api_name="/finetune_cancel") == "Cancelling…"
+        assert long.result()[3]["status"] == "cancelled" and "demo-qwen2.5+long" not in own_config.registry.models
+        history, _ = client.predict("Still there?", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, api_name="/chat")
+        assert history[-1]["role"] == "assistant"

@@ -33,9 +33,12 @@ def thinking_settings(spec: ModelSpec, wanted: bool = True) -> dict:
 
 
 def follows_registry(dropdown: gr.Dropdown, choices: Callable[[], list]) -> gr.Dropdown:
-    """Mark a model picker whose choices come from the registry, so it is refreshed when a fine-tuned model joins
-    (see `refresh_pickers`); `choices()` gives its choices now."""
+    """Mark a picker whose choices come from the registry, so it is refreshed when a fine-tuned model joins (see
+    `refresh_pickers`); `choices()` gives its choices now. Gradio would check a sent value against the choices it
+    had when the page was built, refusing a model fine-tuned since (an API caller's too): the task checks the
+    name against the registry instead, with a "did you mean"."""
     dropdown.registry_choices = choices
+    dropdown.allow_custom_value = True
     return dropdown
 
 

@@ -35,7 +35,8 @@ def preview(config: AppConfig, file, example, max_length) -> tuple[str, list]:
 def progress_html(view: task.TrainingView) -> str:
     value = f'value="{view.step}" max="{view.total}"' if view.total else ""
     eta = f" · about {view.eta_s:.0f} s left" if view.eta_s is not None else ""
-    return f'<progress {value} style="width:100%"></progress><div>{view.message} · {view.elapsed_s:.0f} s{eta}</div>'
+    line = view.status.capitalize() if view.finished else view.message  # the outcome's own message shows below
+    return f'<progress {value} style="width:100%"></progress><div>{line} · {view.elapsed_s:.0f} s{eta}</div>'
 
 
 def layout(config: AppConfig, device: str) -> dict:
@@ -98,13 +99,13 @@ def build_finetune_tab(config: AppConfig, service: Service):
                                           int(max_steps or 0), int(max_length), bool(qlora)), strict=True))
         return task.prepare(config, file, example, base, plan, user)
 
-    def finetune(file, example, base, name, rank, alpha, dropout, learning_rate, epochs, max_steps, max_length, qlora=False,
+    def train(file, example, base, name, rank, alpha, dropout, learning_rate, epochs, max_steps, max_length, qlora=False,
                  request: gr.Request = None):
         with refusals():
             service.admit(user_of(request))
             job = prepare(file, example, base, name, rank, alpha, dropout, learning_rate, epochs, max_steps, max_length, qlora)
             for view in trainings.run(job):
-                losses = pd.DataFrame(view.losses, columns=["step", "loss"])
+                losses = pd.DataFrame(view.losses, columns=["step", "loss"]).astype({"step": int, "loss": float})  # a number axis
                 report = {"status": view.status, "step": view.step, "total": view.total, "losses": view.losses, "model": view.model_id}
                 yield progress_html(view), losses, view.message if view.finished else "", report
 
@@ -113,7 +114,7 @@ def build_finetune_tab(config: AppConfig, service: Service):
         return "Cancelling…" if trainings.cancel() else "No training is running."
 
     inputs = [c["file"], c["example"], c["base"], c["name"], *(c[k] for k in keys)]
-    event = when_valid(c["train"].click, finetune, prepare, inputs, [c["progress"], c["loss"], c["status"], c["report"]],
+    event = when_valid(c["train"].click, train, prepare, inputs, [c["progress"], c["loss"], c["status"], c["report"]],
                        api_name="finetune", concurrency_id="finetune", concurrency_limit=2)
     c["cancel"].click(cancel, None, c["status"], api_name="finetune_cancel", queue=False)
     private = {"api_visibility": "private", "queue": False}
