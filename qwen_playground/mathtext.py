@@ -20,6 +20,7 @@ LATEX_DELIMITERS = [
     {"left": "\\(", "right": "\\)", "display": False},
 ]
 _CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")  # what an HTML tag, comment or declaration starts with
 
 
 def _protect_dollars(text: str) -> str:
@@ -74,11 +75,36 @@ def protect_math(text: str) -> str:
     >>> protect_math("Area $\\\\pi r^2$ costs $5 and $10.")
     'Area \\\\(\\\\pi r^2\\\\) costs \\\\$5 and \\\\$10.'
     """
+    return _outside_code(text, _protect_dollars)
+
+
+def protect_typed(text: str) -> str:
+    """A person's own message as a chat shows it: Markdown and math render (as `protect_math`), HTML tags show as the
+    text typed.
+
+    >>> protect_typed("<b>bold?</b> costs $5")
+    '\\\\<b>bold?\\\\</b> costs \\\\$5'
+    """
+    return protect_math(_outside_code(text, lambda piece: _TAG.sub(r"\\<", piece)))
+
+
+def unprotect(text: str) -> str:
+    """What was typed or answered, from its protected display: escaped dollar signs and tags as they were (math keeps
+    its \\( \\) form, which reads the same to a model). For the model's next turn and for editing.
+
+    >>> unprotect(protect_typed("<b>x</b> is $x^2$ for $5"))
+    '<b>x</b> is \\\\(x^2\\\\) for $5'
+    """
+    return _outside_code(text, lambda piece: piece.replace("\\$", "$").replace("\\<", "<"))
+
+
+def _outside_code(text: str, change) -> str:
+    """`change` applied to the text between code spans and blocks, which stay as they are."""
     pieces, last = [], 0
     for m in _CODE.finditer(text):
-        pieces += [_protect_dollars(text[last:m.start()]), m.group(0)]
+        pieces += [change(text[last:m.start()]), m.group(0)]
         last = m.end()
-    pieces.append(_protect_dollars(text[last:]))
+    pieces.append(change(text[last:]))
     return "".join(pieces)
 
 

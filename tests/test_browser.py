@@ -330,3 +330,14 @@ def test_a_short_training_shows_progress_and_loss_then_the_adapter_is_in_chats_p
             page.get_by_role("option", name="demo-qwen3.5+browser").wait_for(timeout=20_000)  # in Chat's picker without a reload
         finally:
             page.close()
+
+
+def test_math_renders_in_chat_and_a_typed_tag_shows_as_text(page):
+    page.goto(page.base_url)
+    page.get_by_placeholder("Message Qwen").fill("Is <b>bold</b> the same as $x^2$ for $5?")
+    page.keyboard.press("Enter")
+    page.get_by_text("Good day from a small demo network").wait_for(timeout=60_000)
+    user = page.locator(".message.user, [data-testid=user]").first
+    user.locator(".katex").first.wait_for(timeout=10_000)  # $x^2$ is typeset
+    assert "<b>bold</b>" in user.inner_text() and user.locator("b").count() == 0  # the tag shows as typed, not as bold
+    assert "$5" in user.inner_text()  # a price stays a price

@@ -69,3 +69,15 @@ def test_undo_and_retry_split_off_the_last_turn():
     before, text = split_last_turn(history)
     assert text == "two" and before == history[:2]
     assert split_last_turn([]) == ([], None)
+
+
+def test_what_a_person_typed_is_shown_as_typed_and_sent_back_as_typed():
+    from qwen_playground.mathtext import protect_typed
+
+    shown = protect_typed("Is <b>this</b> $x^2$? It costs $5. `<i>code</i>`")
+    assert "\\<b>" in shown and "\\(x^2\\)" in shown and "\\$5" in shown and "`<i>code</i>`" in shown
+    history = [{"role": "user", "content": shown}, {"role": "assistant", "content": "It is \\(x^2\\), for \\$5."}]
+    messages = to_model_messages(history, "", ("<think>", "</think>"))
+    assert messages == [{"role": "user", "content": "Is <b>this</b> \\(x^2\\)? It costs $5. `<i>code</i>`"},
+                        {"role": "assistant", "content": "It is \\(x^2\\), for $5."}]
+    assert split_last_turn(history)[1].startswith("Is <b>this</b>")

@@ -202,6 +202,8 @@ def test_draw_pair_needs_two_models():
 
 def test_arena_round_trip_through_the_app(app):
     client, _ = app
+    with pytest.raises(Exception, match="No battle to vote on yet"):
+        client.predict("", "a", api_name="/arena_vote")
     a, b, battle, reveal = client.predict("Hello", api_name="/arena_battle")
     assert reveal == "**Your vote?**" and battle
     assert not any(model_id in str(a) + str(b) for model_id in ("demo-qwen3", "demo-qwen2.5", "tiny-random"))  # blind

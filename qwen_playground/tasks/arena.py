@@ -64,6 +64,8 @@ def run(backend: Backend, battle: Battle) -> Iterator[BattleView]:
 def vote(store: ArenaStore, battle_id: object, choice: object) -> str:
     """Record a vote (a, b, tie or bad); returns the reveal of which models A and B were."""
     choice = str(choice or "").strip().lower()
+    if not str(battle_id or "").strip():
+        raise TaskError("No battle to vote on yet: start one with New battle, and vote once both answers are in.")
     try:
         model_a, model_b = store.vote(str(battle_id or "").strip(), choice)
     except (VoteRefused, ArenaUnavailable) as e:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
-import yaml
 
 from ..backends import Backend
 from ..core.config import AppConfig
@@ -35,7 +34,7 @@ from ..mathtext import extract_boxed
 from ..service.lengths import count_tokens
 from . import TaskError, chat, code, math
 from .chat_history import ChatTurn
-from .datafile import read_records
+from .datafile import read_records, shipped_sets, source
 
 EXAMPLES_DIR = PROMPTS_DIR / "batches"
 TEMPLATES = ("chat", "code", "math")
@@ -64,8 +63,7 @@ class Example:
 
 def examples() -> dict[str, Example]:
     """The shipped prompt sets, by name (prompts/batches/sets.yaml)."""
-    data = yaml.safe_load((EXAMPLES_DIR / "sets.yaml").read_text(encoding="utf-8"))
-    return {name: Example(name, **entry) for name, entry in data.items()}
+    return {name: Example(name, **entry) for name, entry in shipped_sets(EXAMPLES_DIR).items()}
 
 
 # ---- reading a file --------------------------------------------------------------------------------------------
@@ -85,16 +83,7 @@ def parse(data: bytes, name: str) -> list[Row]:
 
 def load_rows(config: AppConfig, file: str | Path | None, example: str | None) -> list[Row]:
     """The rows of an uploaded file, or else of a shipped example, within the row limit."""
-    if file:
-        path = Path(file)
-        rows = parse(path.read_bytes(), path.name)
-    elif example:
-        sets = examples()
-        if example not in sets:
-            raise TaskError(f"Unknown example '{example}'; choose one of: {', '.join(sets)}.", "example")
-        rows = parse((EXAMPLES_DIR / sets[example].file).read_bytes(), sets[example].file)
-    else:
-        raise TaskError("Upload a CSV or JSONL file of prompts, or pick an example set.", "file")
+    rows = parse(*source(file, example, EXAMPLES_DIR, "a CSV or JSONL file of prompts"))
     limit = config.settings.max_batch_rows
     if len(rows) > limit:
         raise TaskError(f"{len(rows)} prompts; a batch takes at most {limit:,}. Split the file.", "file")

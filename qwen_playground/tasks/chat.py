@@ -18,6 +18,7 @@ from ..core.config import AppConfig
 from ..core.generation import Request, SamplingParams
 from ..core.prompts import load_template
 from ..core.registry import ModelSpec
+from ..mathtext import protect_math, protect_typed
 from ..service.lengths import conversation_tokens, trim_history
 from . import TaskError, refuse_if_too_long, resolve
 from .chat_history import THINKING_TITLE, is_helper, normalize_history, split_last_turn, to_model_messages
@@ -106,7 +107,7 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     request = Request(spec.id, messages, inputs.sampling or spec.preset(think), think, int(inputs.thinking_budget or 0) or None,
                       inputs.precision, user)
     stripped = sum(1 for m in before if is_helper(m) and m["metadata"]["title"] == THINKING_TITLE)
-    return ChatJob(request, before, before + ([{"role": "user", "content": text}] if text else []), dropped, stripped)
+    return ChatJob(request, before, before + ([{"role": "user", "content": protect_typed(text)}] if text else []), dropped, stripped)
 
 
 def last_message(history: object) -> tuple[list[dict], str]:
@@ -128,4 +129,4 @@ def run(backend: Backend, job: ChatJob, stop: threading.Event | None = None) -> 
     """The conversation as the answer streams in; the last view carries any error."""
     for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
-        yield ChatView(job.shown + turn.messages, turn.error, turn.produced_output)
+        yield ChatView(job.shown + [dict(m, content=protect_math(m["content"])) for m in turn.messages], turn.error, turn.produced_output)

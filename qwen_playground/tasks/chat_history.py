@@ -13,6 +13,7 @@ import time
 
 from ..backends.thinking import strip_thinking
 from ..core.generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta
+from ..mathtext import unprotect
 
 THINKING_TITLE = "💭 Thinking"
 
@@ -54,7 +55,7 @@ def to_model_messages(history: list[dict], system_prompt: str, thinking_tags: tu
     for m in history:
         if is_helper(m) or m["role"] == "system":
             continue
-        text = text_of(m["content"])
+        text = unprotect(text_of(m["content"]))  # as typed or answered, not as displayed
         if m["role"] == "assistant":
             text = strip_thinking(text, thinking_tags)
             if messages and messages[-1]["role"] == "assistant":  # one answer split over bubbles
@@ -73,7 +74,7 @@ def split_last_turn(history: list[dict]) -> tuple[list[dict], str | None]:
     start = max((i for i, m in enumerate(history) if m["role"] == "user"), default=-1)
     if start < 0:
         return history, None
-    return history[:start], text_of(history[start]["content"])
+    return history[:start], unprotect(text_of(history[start]["content"]))
 
 
 class ChatTurn:

@@ -23,7 +23,7 @@ from ..core.generation import Request, precision_named
 from ..core.prompts import load_template
 from ..core.registry import Family, ModelSpec, Registry
 from ..mathcheck import check_answer
-from ..mathtext import extract_boxed, protect_math
+from ..mathtext import extract_boxed, protect_math, protect_typed
 from . import TaskError, refuse_if_too_long, require_text, resolve
 from .chat_history import ChatTurn, normalize_history, to_model_messages
 from .streaming import stream_turns
@@ -227,7 +227,7 @@ class CompareView:
 
 
 def run(backend: Backend, job: CompareJob, stop: threading.Event | None = None) -> Iterator[CompareView]:
-    shown_user = {"role": "user", "content": protect_math(job.text)}
+    shown_user = {"role": "user", "content": protect_typed(job.text)}
     for state in stream_turns(backend, job.requests, stop):
         chats = [history + [shown_user] + [dict(m, content=protect_math(m["content"])) for m in turn.bubbles]
                  for history, turn in zip(job.histories, state.turns, strict=True)]

@@ -1,7 +1,8 @@
 """Records from an uploaded CSV or JSONL file, each with its line number, or a refusal that names the line.
 
-The Batch and Fine-tune tabs read their files here; each then checks its own
-required fields, quoting `Record.line` when a row is wrong.
+The Batch and Fine-tune tabs read their files here (an upload, or else one of
+their shipped sets, listed in a folder's `sets.yaml`); each then checks its
+own required fields, quoting `Record.line` when a row is wrong.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import csv
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from . import TaskError
 
@@ -20,6 +24,23 @@ JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 class Record:
     line: int
     values: dict  # field -> value (CSV: non-empty strings; JSONL: any JSON value)
+
+
+def shipped_sets(folder: Path) -> dict[str, dict]:
+    """A folder's shipped sets by name: each entry names its `file` (in that folder) and describes it."""
+    return yaml.safe_load((folder / "sets.yaml").read_text(encoding="utf-8"))
+
+
+def source(file: str | Path | None, shipped: str | None, folder: Path, what: str) -> tuple[bytes, str]:
+    """(bytes, name) of the upload, or else of the shipped set named `shipped`; TaskError when there is neither."""
+    if file:
+        return Path(file).read_bytes(), Path(file).name
+    if shipped:
+        sets = shipped_sets(folder)
+        if shipped not in sets:
+            raise TaskError(f"Unknown example set '{shipped}'; choose one of: {', '.join(sets)}.", "example")
+        return (folder / sets[shipped]["file"]).read_bytes(), sets[shipped]["file"]
+    raise TaskError(f"Upload {what}, or pick an example set.", "file")
 
 
 def read_records(data: bytes, name: str, fields: tuple[str, ...], csv_required: tuple[str, ...]) -> list[Record]:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import psutil
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..backends import download
@@ -41,7 +40,7 @@ from ..core.prompts import PROMPTS_DIR
 from ..core.registry import ModelSpec
 from ..service.lengths import PER_MESSAGE_OVERHEAD, count_tokens
 from . import TaskError, resolve
-from .datafile import read_records
+from .datafile import read_records, shipped_sets, source
 
 EXAMPLES_DIR = PROMPTS_DIR / "finetune"
 FIELDS = ("instruction", "input", "output", "system", "messages")
@@ -87,8 +86,7 @@ class ExampleSet:
 
 
 def example_sets() -> dict[str, ExampleSet]:
-    data = yaml.safe_load((EXAMPLES_DIR / "sets.yaml").read_text(encoding="utf-8"))
-    return {name: ExampleSet(name, **entry) for name, entry in data.items()}
+    return {name: ExampleSet(name, **entry) for name, entry in shipped_sets(EXAMPLES_DIR).items()}
 
 
 def tokens_of(example: Example) -> int:
@@ -98,16 +96,7 @@ def tokens_of(example: Example) -> int:
 
 def load_examples(config: AppConfig, file: str | Path | None, example_set: str | None, max_length: int) -> list[Example]:
     """An upload's examples, or else a shipped set's, within the row limit and each within `max_length` tokens."""
-    if file:
-        path = Path(file)
-        examples = parse(path.read_bytes(), path.name)
-    elif example_set:
-        sets = example_sets()
-        if example_set not in sets:
-            raise TaskError(f"Unknown example set '{example_set}'; choose one of: {', '.join(sets)}.", "example")
-        examples = parse((EXAMPLES_DIR / sets[example_set].file).read_bytes(), sets[example_set].file)
-    else:
-        raise TaskError("Upload a JSONL or CSV file of examples, or pick an example set.", "file")
+    examples = parse(*source(file, example_set, EXAMPLES_DIR, "a JSONL or CSV file of examples"))
     if len(examples) > config.settings.max_finetune_rows:
         raise TaskError(f"{len(examples)} examples; a training run takes at most {config.settings.max_finetune_rows:,}.", "file")
     for example in examples:

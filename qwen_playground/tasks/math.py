@@ -14,7 +14,7 @@ from ..core.config import AppConfig
 from ..core.generation import Request
 from ..core.prompts import load_template
 from ..mathcheck import check_answer
-from ..mathtext import extract_boxed, protect_math
+from ..mathtext import extract_boxed, protect_math, protect_typed
 from . import TaskError, refuse_if_too_long, require_text, resolve
 from .streaming import stream_turns
 
@@ -57,7 +57,7 @@ class MathView:
 
 def run(backend: Backend, job: MathJob, stop: threading.Event | None = None) -> Iterator[MathView]:
     """The solution as it streams (math protected for display), then the boxed answer and its check."""
-    shown = [{"role": "user", "content": protect_math(job.problem)}]
+    shown = [{"role": "user", "content": protect_typed(job.problem)}]
     for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
         view = shown + [dict(m, content=protect_math(m["content"])) for m in turn.bubbles]

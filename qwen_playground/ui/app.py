@@ -32,6 +32,7 @@ CONTENT_TABS = (("Chat", "chat", build_chat_tab), ("Code", "code", build_code_ta
 CSS = """
 .demo-banner {border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08);}
 @media (min-width: 900px) {.sidebar {max-height: 78vh; overflow-y: auto; flex-wrap: nowrap;}}
+button:disabled {opacity: 0.45; cursor: not-allowed;}
 """
 
 

@@ -18,7 +18,7 @@ from ..service import Service
 from ..tasks import TaskError
 from ..tasks import batch as task
 from ..tasks.compare import comparable_models
-from .common import Stops, follows_registry, precision_picker, refusals, user_of, when_valid
+from .common import Stops, follows_registry, precision_picker, refusals, upload_or_example, user_of, when_valid
 
 PREVIEW_COLUMNS = ["id", "prompt", "expected", "system", "tokens"]
 SUMMARY_COLUMNS = ["model", "answered", "right / scored", "accuracy", "mean tokens/s", "mean s per answer", "total s", "answer tokens",
@@ -69,13 +69,11 @@ def layout(config: AppConfig, service: Service) -> dict:
                 "CSV (a header row with `prompt`, optional `expected`, `system`, `id`) or JSONL (one object per line with the "
                 "same fields). Where a row has an expected answer it is scored: math-verify with the Math template, "
                 "normalised exact match otherwise.")
-    with gr.Row():
-        c["file"] = gr.File(label="Prompt file (CSV or JSONL)", file_types=[".csv", ".jsonl", ".json"], type="filepath", height=150)
-        with gr.Column():
-            c["example"] = gr.Dropdown([(f"{e.name}: {e.description}", e.name) for e in sets.values()], value="general",
-                                       label="…or an example set (used when no file is given)")
-            first = task.preview(config, None, "general")
-            c["preview"] = gr.Markdown(first.summary)
+    c["file"], c["example"], beside = upload_or_example("Prompt file (CSV or JSONL)", [".csv", ".jsonl", ".json"],
+                                                        {e.name: e.description for e in sets.values()}, "general")
+    with beside:
+        first = task.preview(config, None, "general")
+        c["preview"] = gr.Markdown(first.summary)
     c["rows"] = gr.Dataframe(first.table, headers=PREVIEW_COLUMNS, interactive=False, label="Prompts", max_height=260, wrap=True)
     with gr.Row():
         c["models"] = follows_registry(

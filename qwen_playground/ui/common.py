@@ -48,6 +48,17 @@ def refresh_pickers(blocks: gr.Blocks) -> tuple[list, Callable[[], list]]:
     return pickers, lambda: [gr.Dropdown(choices=picker.registry_choices()) for picker in pickers]
 
 
+def upload_or_example(label: str, file_types: list[str], sets: dict[str, str], default: str) -> tuple[gr.File, gr.Dropdown, gr.Column]:
+    """In a row: a file upload and, beside it, the shipped example sets (name -> description), used when no file is
+    given. The column holding the dropdown is returned for what goes under it (a preview)."""
+    with gr.Row():
+        upload = gr.File(label=label, file_types=file_types, type="filepath", height=150)
+        with gr.Column() as column:
+            example = gr.Dropdown([(f"{name}: {about}", name) for name, about in sets.items()], value=default,
+                                  label="…or an example set (used when no file is given)")
+    return upload, example, column
+
+
 def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown]:
     """The tab's route as a dropdown (default first) and a line of facts that follows it."""
     specs = registry.choices(tab)

@@ -15,7 +15,7 @@ from ..core.devices import pick_device
 from ..service import Service
 from ..tasks import TaskError
 from ..tasks import finetune as task
-from .common import follows_registry, refusals, user_of, when_valid
+from .common import follows_registry, refusals, upload_or_example, user_of, when_valid
 
 PREVIEW_COLUMNS = ["line", "conversation", "answer to learn", "tokens"]
 
@@ -49,13 +49,11 @@ def layout(config: AppConfig, device: str) -> dict:
                 "dropout 0.1 on the q/k/v/o projections, the loss on the answers only), watch the loss fall, then ask the "
                 "base and the tuned model side by side in Compare. Data: JSONL or CSV with `instruction` and `output` "
                 "(optional `input`, `system`), or JSONL lines with a chat `messages` list ending with the assistant's answer.")
-    with gr.Row():
-        c["file"] = gr.File(label="Training examples (JSONL or CSV)", file_types=[".jsonl", ".json", ".csv"], type="filepath", height=150)
-        with gr.Column():
-            c["example"] = gr.Dropdown([(f"{s.name}: {s.description}", s.name) for s in sets.values()], value=next(iter(sets)),
-                                       label="…or an example set (used when no file is given)")
-            summary, rows = preview(config, None, next(iter(sets)), 512)
-            c["preview"] = gr.Markdown(summary)
+    c["file"], c["example"], beside = upload_or_example("Training examples (JSONL or CSV)", [".jsonl", ".json", ".csv"],
+                                                        {e.name: e.description for e in sets.values()}, next(iter(sets)))
+    with beside:
+        summary, rows = preview(config, None, next(iter(sets)), 512)
+        c["preview"] = gr.Markdown(summary)
     c["rows"] = gr.Dataframe(rows, headers=PREVIEW_COLUMNS, interactive=False, label="Examples", max_height=220, wrap=True)
     with gr.Row():
         c["base"] = follows_registry(gr.Dropdown(bases, value=default, label="Base model (local text models)"),
