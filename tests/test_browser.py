@@ -341,3 +341,37 @@ def test_math_renders_in_chat_and_a_typed_tag_shows_as_text(page):
     user.locator(".katex").first.wait_for(timeout=10_000)  # $x^2$ is typeset
     assert "<b>bold</b>" in user.inner_text() and user.locator("b").count() == 0  # the tag shows as typed, not as bold
     assert "$5" in user.inner_text()  # a price stays a price
+
+
+def test_stop_while_queued_takes_the_request_out_of_the_queue(browser, config_file, cache_dir):
+    from qwen_playground.core.config import load_config
+    from tests.conftest import running_app
+
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, concurrency=1)  # one generation at a time
+    with running_app(config) as client:
+        first, second = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
+        try:
+            first.goto(client.src)
+            first.get_by_label("Model").first.click()
+            first.get_by_role("option", name="tiny-random").click()  # random weights: it rambles on
+            first.locator("button:visible", has_text="Sampling").first.click()
+            first.get_by_label("Max new tokens").first.fill("4096")  # long enough to keep the only slot busy
+            first.get_by_label("Max new tokens").first.press("Enter")
+            first.get_by_placeholder("Message Qwen").fill("Ramble on")
+            first.keyboard.press("Enter")
+            first.wait_for_function("() => [...document.querySelectorAll('.bot, [data-testid=bot]')].some(m => m.innerText.trim().length > 20 "
+                                    "&& !m.innerText.includes('Loading') && !m.innerText.includes('Building'))", timeout=60_000)
+            second.goto(client.src)
+            second.get_by_placeholder("Message Qwen").fill("Waiting my turn")
+            second.keyboard.press("Enter")
+            second.wait_for_timeout(1500)  # it waits behind the first page's answer
+            second.locator("button:visible", has_text="Stop").first.click()
+            second.get_by_text("Stopped while it waited in the queue").first.wait_for(timeout=10_000)
+            first.locator("button:visible", has_text="Stop").first.click()
+            first.get_by_text("⏹ stopped").first.wait_for(timeout=30_000)
+            second.wait_for_timeout(3000)  # the queue is free now: the stopped request must not run after all
+            assert not second.get_by_text("Good day from a small demo network").count()
+            assert second.get_by_placeholder("Message Qwen").input_value() == "Waiting my turn"  # nothing lost
+        finally:
+            first.close()
+            second.close()

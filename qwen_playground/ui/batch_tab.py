@@ -129,7 +129,7 @@ def build_batch_tab(config: AppConfig, service: Service) -> None:
     outputs = [c["progress"], c["summary"], c["chart"], c["results"], c["report"]]
     event = when_valid(c["run"].click, run_batch, prepare, inputs, outputs, api_name="batch", concurrency_id="generate")
     event.then(export_files, c["report"], [c["csv"], c["jsonl"]], api_visibility="private")
-    stops.bind(c["stop"])
+    stops.bind(c["stop"], run_batch)
     private = {"api_visibility": "private", "queue": False}
     for trigger in (c["file"].change, c["example"].change):
         trigger(show_preview, [c["file"], c["example"]], [c["preview"], c["rows"]], **private)

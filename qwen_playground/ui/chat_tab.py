@@ -152,7 +152,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
               chatbot.retry(retry, [chatbot, *settings], [chatbot, message], api_visibility="private", concurrency_id="generate")]
     export_inputs, exports = [chatbot, c["model"], c["system_prompt"], c["thinking"]], [c["export_md"], c["export_json"]]
     edits = [chatbot.undo(undo, chatbot, [chatbot, message], **private), c["clear"].click(lambda: ([], ""), None, [chatbot, message], **private)]
-    stops.bind(c["stop"])
+    stops.bind(c["stop"], respond, retry)
     for event in events:
         event.then(service.status, None, c["status"], **private)
     for event in events + edits:

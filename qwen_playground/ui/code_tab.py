@@ -74,7 +74,7 @@ def build_code_tab(config: AppConfig, service: Service) -> dict:
     inputs = [c["task"], c["language"], c["context"], c["constraints"], c["model"], c["precision"]]
     when_valid(c["generate"].click, write_code, prepare, inputs, [c["conversation"], c["code"], c["metrics"]], api_name="code",
                concurrency_id="generate")
-    stops.bind(c["stop"])
+    stops.bind(c["stop"], write_code)
     c["language"].change(lambda name: gr.Code(language=code_task.LANGUAGES.get(name, (None, None))[1]), c["language"], c["code"],
                          api_visibility="private", queue=False)
     if config.settings.allow_code_execution:

@@ -153,6 +153,7 @@ class Stops:
     def __init__(self) -> None:
         self._flags: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._handlers: tuple[Callable, ...] = ()
 
     @contextmanager
     def running(self, request: gr.Request | None) -> Iterator[threading.Event]:
@@ -166,14 +167,36 @@ class Stops:
                 if self._flags.get(key) is flag:
                     del self._flags[key]
 
-    def stop(self, request: gr.Request) -> None:
+    async def stop(self, request: gr.Request) -> None:
         with self._lock:
             flag = self._flags.get(user_of(request))
         if flag is not None:
             flag.set()
+        elif await unqueue(request, self._handlers):
+            gr.Info("Stopped while it waited in the queue: nothing was sent.")
 
-    def bind(self, button: gr.Button) -> None:
-        button.click(self.stop, None, None, api_visibility="private", queue=False)
+    def bind(self, button: gr.Button, *handlers: Callable) -> None:
+        """Stop on `button`; a request of one of `handlers` (the tab's generating functions) that still waits in the queue
+        is taken out of it."""
+        self._handlers = handlers
+        # queued (for its note to reach the page) on a line of its own with no limit, so it never waits behind generation
+        button.click(self.stop, None, None, api_visibility="private", concurrency_id="stop", concurrency_limit=None)
+
+
+async def unqueue(request: gr.Request, handlers: tuple[Callable, ...]) -> bool:
+    """Take this session's requests for `handlers` out of Gradio's queue before they start, and tell the page they are
+    done (as Gradio's own cancel does; its queue internals, at the pinned Gradio version). True when one waited."""
+    from gradio.server_messages import ProcessCompletedMessage
+
+    queue, session = request.request.app.get_blocks()._queue, request.session_hash
+    waiting = [event for line in queue.event_queue_per_concurrency_id.values() for event in list(line.queue)
+               if event.session_hash == session and event.fn.fn in handlers]
+    for event in waiting:
+        await queue.remove_from_queue(event._id)
+        queue.pending_event_ids_session.get(session, set()).discard(event._id)
+        if session in queue.pending_messages_per_session:
+            queue.pending_messages_per_session[session].put_nowait(ProcessCompletedMessage(output={}, success=True, event_id=event._id))
+    return bool(waiting)
 
 
 def start_job(service: Service, request: gr.Request | None, prepare: Callable, *inputs):

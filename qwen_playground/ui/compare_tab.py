@@ -129,7 +129,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     event = when_valid(c["send"].click, send, job_of, [c["prompt"], c["count"], c["template"], c["budget"], *controls], outputs,
                        concurrency_id="generate")
     gr.api(compare, api_name="compare", concurrency_id="generate")
-    stops.bind(c["stop"])
+    stops.bind(c["stop"], send, compare)
     event.then(export_files, c["results"], [c["export_md"], c["export_json"]], api_visibility="private")  # one click downloads
     bind_controls(config, c, lambda: task.presets(config.registry, service.capabilities().runnable_precisions))
     inspector_panel(config, [c["prompt"], c["count"], c["template"], c["budget"], *controls], job_of, None)

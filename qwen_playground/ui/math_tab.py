@@ -48,6 +48,6 @@ def build_math_tab(config: AppConfig, service: Service) -> dict:
     inputs = [problem, expected, model, precision]
     when_valid(solve.click, solve_problem, prepare, inputs, [conversation, final, verdict, metrics], api_name="math",
                concurrency_id="generate")
-    stops.bind(stop)
+    stops.bind(stop, solve_problem)
     inspector_panel(config, inputs, prepare, "inspect_math")
     return {"problem": problem, "expected": expected, "model": model}

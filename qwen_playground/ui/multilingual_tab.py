@@ -50,7 +50,7 @@ def build_multilingual_tab(config: AppConfig, service: Service) -> dict:
 
     when_valid(ask.click, answer_all, prepare, [prompt, chosen, model, precision], [*panes, costs, results], api_name="multilingual",
                concurrency_id="generate")
-    stops.bind(stop)
+    stops.bind(stop, answer_all)
     chosen.change(lambda picked: [gr.Markdown(visible=n in (picked or [])) for n in names], chosen, panes, api_visibility="private", queue=False)
     ticked = gr.State(DEFAULT)  # the languages ticked before the latest click
 

@@ -85,7 +85,7 @@ def build_vision_tab(config: AppConfig, service: Service) -> dict:
     inputs = [c[k] for k in ("files", "camera", "question", "system_prompt", "model", "min_tokens", "max_tokens", "precision")]
     event = when_valid(c["ask"].click, ask_about, prepare, inputs, [c["conversation"], c["costs"], c["boxes"], c["notes"], c["metrics"]],
                        api_name="vision", concurrency_id="generate")
-    stops.bind(c["stop"])
+    stops.bind(c["stop"], ask_about)
     event.then(lambda found: gr.Gallery(visible=bool(found)), c["boxes"], c["boxes"], api_visibility="private", queue=False)
     c["files"].upload(screen, c["files"], [c["files"], c["preview"]], api_visibility="private")
     c["files"].clear(lambda: gr.Gallery(value=None, visible=False), None, c["preview"], api_visibility="private", queue=False)
