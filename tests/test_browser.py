@@ -375,3 +375,26 @@ def test_stop_while_queued_takes_the_request_out_of_the_queue(browser, config_fi
         finally:
             first.close()
             second.close()
+
+
+def test_a_conversation_survives_a_reload_and_can_be_renamed_and_deleted(page):
+    page.goto(page.base_url)
+    page.get_by_placeholder("Message Qwen").fill("Remember me after a reload")
+    page.keyboard.press("Enter")
+    page.get_by_text("Good day from a small demo network").wait_for(timeout=60_000)
+    idle(page)
+    page.reload()
+    page.get_by_text("Remember me after a reload").first.wait_for(timeout=30_000)  # reopened from the browser's storage
+    page.locator("button:visible", has_text="Conversations (kept in this browser)").first.click()
+    page.get_by_role("textbox", name="Title").fill("Kept")
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_label("Open a saved conversation").click()
+    page.get_by_role("option", name="Kept").wait_for(timeout=10_000)
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="New conversation").click()
+    page.wait_for_function("() => !document.body.innerText.includes('Remember me after a reload')", timeout=10_000)
+    page.get_by_label("Open a saved conversation").click()
+    page.get_by_role("option", name="Kept").click()  # reopen it
+    page.get_by_text("Remember me after a reload").first.wait_for(timeout=10_000)
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.wait_for_function("() => !document.body.innerText.includes('Remember me after a reload')", timeout=10_000)

@@ -16,9 +16,10 @@ from ..core.config import AppConfig
 from ..core.prompts import load_template
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
-from ..tasks import chat
+from ..tasks import chat, conversations
 from ..tasks.chat_history import export_json, export_markdown, split_last_turn
-from .common import Stops, describe, follows_registry, precision_picker, refusals, refuse, start_job, thinking_settings, when_valid
+from .common import (Stops, browser_secret, describe, follows_registry, on_page_load, precision_picker, refusals, refuse, start_job,
+                     thinking_settings, when_valid)
 from .inspector_tab import inspect_chat, inspector_outputs
 
 THINKING_INFO = {"switch": "Reasons in <think> before answering; switch it off for quick answers",
@@ -65,6 +66,7 @@ def layout(config: AppConfig, service: Service) -> dict:
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1, min_width=80)
                 c["clear"] = gr.Button("Clear", scale=1, min_width=80)
         with gr.Column(scale=1, min_width=300, elem_classes="sidebar"):  # scrolls on its own beside the conversation
+            conversation_panel(c, browser_secret(config.settings.cache_dir))
             c["model"] = follows_registry(gr.Dropdown([s.id for s in specs], value=first.id, label="Model"),
                                           lambda: [s.id for s in config.registry.choices("chat")])
             c["model_info"] = gr.Markdown(describe(first))
@@ -132,6 +134,58 @@ def on_model_change(config: AppConfig, model_id: str) -> list:
     return [describe(spec), gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking)]
 
 
+def conversation_panel(c: dict, secret: str) -> None:
+    """Saved conversations, kept in this browser's storage (nothing on the server): open, start anew, rename, delete.
+    `secret` encrypts them there, the same across restarts of this install."""
+    c["saved"] = gr.BrowserState([], storage_key="qwen-playground-conversations", secret=secret)
+    c["current"] = gr.State(None)  # the open conversation's id; None: a new one, saved with its first answer
+    with gr.Accordion("💬 Conversations (kept in this browser)", open=False):
+        c["open"] = gr.Dropdown([], value=None, label="Open a saved conversation", allow_custom_value=False)
+        with gr.Row():
+            c["new"] = gr.Button("New conversation", size="sm")
+            c["delete"] = gr.Button("Delete", size="sm", variant="stop")
+        with gr.Row():
+            c["title"] = gr.Textbox(label="Title", placeholder="Rename the open conversation", scale=3)
+            c["rename"] = gr.Button("Rename", size="sm", scale=1)
+
+
+def bind_conversations(c: dict, changed: list) -> None:
+    """Save after every answer and edit (`changed` events); reopen the newest on page load."""
+    private = {"api_visibility": "private", "queue": False}
+    saved, current, picker, chatbot = c["saved"], c["current"], c["open"], c["chatbot"]
+
+    def stored(saved_list, current_id, history):
+        saved_list, current_id = conversations.save(saved_list, current_id, chat.history_of(history))
+        return saved_list, current_id, gr.Dropdown(choices=conversations.choices(saved_list), value=current_id)
+
+    def opened(saved_list, conversation_id):
+        found = conversations.find(saved_list, conversation_id)
+        return (found["messages"], conversation_id, found["title"]) if found else (gr.skip(), gr.skip(), gr.skip())
+
+    def on_load(saved_list):
+        newest = conversations.choices(saved_list)[:1]
+        found = conversations.find(saved_list, newest[0][1]) if newest else None
+        return (gr.Dropdown(choices=conversations.choices(saved_list), value=found and found["id"]), found["messages"] if found else [],
+                found and found["id"], found["title"] if found else "")
+
+    def changed_list(action):
+        def run(saved_list, current_id, *args):
+            with refusals():
+                saved_list = action(saved_list, current_id, *args)
+            return saved_list, gr.Dropdown(choices=conversations.choices(saved_list))
+        return run
+
+    for event in changed:
+        event.then(stored, [saved, current, chatbot], [saved, current, picker], **private)
+    picker.input(opened, [saved, picker], [chatbot, current, c["title"]], **private)
+    c["new"].click(lambda: ([], None, None, ""), None, [chatbot, current, picker, c["title"]], **private)
+    c["clear"].click(lambda: (None, None, ""), None, [current, picker, c["title"]], **private)  # Clear starts a new one too
+    c["rename"].click(changed_list(conversations.rename), [saved, current, c["title"]], [saved, picker], **private)
+    c["delete"].click(changed_list(conversations.delete), [saved, current], [saved, picker], **private).then(
+        lambda: ([], None, ""), None, [chatbot, current, c["title"]], **private)
+    on_page_load(on_load, [saved], [picker, chatbot, current, c["title"]])
+
+
 def undo(history):
     with refusals():
         before, text = split_last_turn(chat.history_of(history))
@@ -157,6 +211,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
         event.then(service.status, None, c["status"], **private)
     for event in events + edits:
         event.then(export_files, export_inputs, exports, api_visibility="private")
+    bind_conversations(c, events + edits[:1])
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
     c["thinking"].change(lambda m, t: chat.preset_values(config.registry.get(m), t), [c["model"], c["thinking"]], sliders, **private)
     inspect = inspect_chat(config)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import secrets
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 import gradio as gr
@@ -57,6 +59,27 @@ def upload_or_example(label: str, file_types: list[str], sets: dict[str, str], d
             example = gr.Dropdown([(f"{name}: {about}", name) for name, about in sets.items()], value=default,
                                   label="…or an example set (used when no file is given)")
     return upload, example, column
+
+
+def browser_secret(cache_dir: Path) -> str:
+    """The key `BrowserState` encrypts a browser's saved data with: random, made once per install and kept in the cache
+    folder, so saved conversations survive a restart of the app (Gradio's default key is new at every start)."""
+    path = Path(cache_dir).expanduser() / "browser-state.key"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        key = secrets.token_hex(16)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(key, encoding="utf-8")
+        except OSError:  # a read-only cache: this run's key only
+            pass
+        return key
+
+
+def on_page_load(fn: Callable, inputs: list, outputs: list) -> None:
+    """Run `fn` when a page opens, from inside a tab's builder (Gradio's `Blocks.load` on the app being built)."""
+    gr.context.Context.root_block.load(fn, inputs, outputs, api_visibility="private", queue=False)
 
 
 def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown]:
