@@ -154,19 +154,26 @@ def test_a_shipped_lesson_in_demo_mode_keeps_thinking_and_re_shares_as_written(p
     assert shared.values["model_1"] == shared.values["model_2"] == "qwen3-1.7b"  # as written, not this server's stand-ins
 
 
-def test_phone_width_shows_the_tabs_and_folds_the_demo_banner(browser, app):
-    client, _ = app
+def test_phone_width_shows_the_tabs_and_folds_the_demo_banner(browser, demo_config):
+    from qwen_playground.ui import build_demo
+    from qwen_playground.ui.app import launch_options
+
+    demo = build_demo(demo_config)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False, **launch_options())  # its CSS too
     phone = browser.new_page(viewport={"width": 390, "height": 844})
     try:
-        phone.goto(client.src)
+        phone.goto(url)
         phone.get_by_placeholder("Message Qwen").wait_for(timeout=30_000)
         banner = phone.get_by_text("Demo mode: tiny offline models").first
         assert banner.is_visible() and banner.bounding_box()["height"] < 120  # one folded line, not half the screen
         assert not phone.get_by_text("they only say a scripted greeting, but every part").is_visible()
         box = phone.get_by_placeholder("Message Qwen").bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # nothing runs off the screen
+        send = phone.get_by_role("button", name="Send").bounding_box()
+        assert box["y"] + box["height"] <= 844 and send["y"] + send["height"] <= 844  # message box and Send on the first screen
     finally:
         phone.close()
+        demo.close()
 
 
 def test_a_vote_updates_the_leaderboard_and_a_thinking_pane_takes_qwens_temperature(page):

@@ -33,6 +33,7 @@ CSS = """
 .demo-banner {border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08);}
 @media (min-width: 900px) {.sidebar {max-height: 78vh; overflow-y: auto; flex-wrap: nowrap;}}
 button:disabled {opacity: 0.45; cursor: not-allowed;}
+@media (max-width: 600px) {.chat-conversation {height: 46vh !important; min-height: 240px !important;}}  /* Send on a phone's first screen */
 """
 
 

@@ -57,7 +57,7 @@ def layout(config: AppConfig, service: Service) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
             c["chatbot"] = gr.Chatbot(label="Conversation", height="62vh", min_height=360, buttons=["copy", "copy_all"],
-                                      latex_delimiters=LATEX_DELIMITERS,  # after protect_math: prices stay text
+                                      latex_delimiters=LATEX_DELIMITERS, elem_classes="chat-conversation",  # prices stay text
                                       placeholder="Ask Qwen anything.")  # the window's height, with the message box below it
             with gr.Row():
                 c["message"] = gr.Textbox(label="Message", show_label=False, placeholder="Message Qwen… (Enter to send, Shift+Enter for a new line)",
