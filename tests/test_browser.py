@@ -171,6 +171,13 @@ def test_phone_width_shows_the_tabs_and_folds_the_demo_banner(browser, demo_conf
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # nothing runs off the screen
         send = phone.get_by_role("button", name="Send").bounding_box()
         assert box["y"] + box["height"] <= 844 and send["y"] + send["height"] <= 844  # message box and Send on the first screen
+        names = ["Chat", "Code", "Math", "Multilingual", "Vision", "Compare", "Batch", "Fine-tune", "Arena", "Leaderboard", "Inspector",
+                 "Model guide", "Monitor", "Lessons"]
+        for name in names:  # every tab one tap away: in the wrapped tab rows, none behind an overflow menu
+            tab = phone.get_by_role("tab", name=name, exact=True).bounding_box()
+            assert tab and 0 <= tab["x"] and tab["x"] + tab["width"] <= 390 and tab["y"] + tab["height"] <= 844, name
+        phone.get_by_role("tab", name="Lessons", exact=True).click()
+        phone.get_by_text("Lessons that come with the playground").first.wait_for(timeout=10_000)
     finally:
         phone.close()
         demo.close()
@@ -359,24 +366,17 @@ def test_stop_while_queued_takes_the_request_out_of_the_queue(browser, config_fi
         first, second = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
         try:
             first.goto(client.src)
-            first.get_by_label("Model").first.click()
-            first.get_by_role("option", name="tiny-random").click()  # random weights: it rambles on
-            first.locator("button:visible", has_text="Sampling").first.click()
-            first.get_by_label("Max new tokens").first.fill("4096")  # long enough to keep the only slot busy
-            first.get_by_label("Max new tokens").first.press("Enter")
-            first.get_by_placeholder("Message Qwen").fill("Ramble on")
-            first.keyboard.press("Enter")
-            first.wait_for_function("() => [...document.querySelectorAll('.bot, [data-testid=bot]')].some(m => m.innerText.trim().length > 20 "
-                                    "&& !m.innerText.includes('Loading') && !m.innerText.includes('Building'))", timeout=60_000)
+            first.get_by_role("tab", name="Batch", exact=True).click()
+            first.get_by_role("button", name="Run the batch").click()  # 20 answers: it holds the only slot for a while
+            first.get_by_text("answers ·").first.wait_for(timeout=60_000)
             second.goto(client.src)
             second.get_by_placeholder("Message Qwen").fill("Waiting my turn")
             second.keyboard.press("Enter")
-            second.wait_for_timeout(1500)  # it waits behind the first page's answer
+            second.get_by_text("queue").first.wait_for(timeout=10_000)  # Gradio shows its place in the queue
             second.locator("button:visible", has_text="Stop").first.click()
             second.get_by_text("Stopped while it waited in the queue").first.wait_for(timeout=10_000)
-            first.locator("button:visible", has_text="Stop").first.click()
-            first.get_by_text("⏹ stopped").first.wait_for(timeout=30_000)
-            second.wait_for_timeout(3000)  # the queue is free now: the stopped request must not run after all
+            first.get_by_text("finished").first.wait_for(timeout=120_000)
+            second.wait_for_timeout(3000)  # the slot is free now: the stopped request must not run after all
             assert not second.get_by_text("Good day from a small demo network").count()
             assert second.get_by_placeholder("Message Qwen").input_value() == "Waiting my turn"  # nothing lost
         finally:

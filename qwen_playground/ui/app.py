@@ -31,9 +31,12 @@ CONTENT_TABS = (("Chat", "chat", build_chat_tab), ("Code", "code", build_code_ta
 
 CSS = """
 .demo-banner {border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08);}
-@media (min-width: 900px) {.sidebar {max-height: 78vh; overflow-y: auto; flex-wrap: nowrap;}}
+@media (min-width: 900px) {.sidebar {max-height: 78vh; overflow-y: auto; flex-wrap: nowrap;} .sidebar > * {flex-shrink: 0;}}
 button:disabled {opacity: 0.45; cursor: not-allowed;}
-@media (max-width: 600px) {.chat-conversation {height: 46vh !important; min-height: 240px !important;}}  /* Send on a phone's first screen */
+@media (max-width: 600px) {  /* a phone: the wrapped tab rows compact, Chat's message box and Send on the first screen */
+  [role=tab] {padding: 2px 8px !important; font-size: 13px !important;}
+  .chat-conversation {height: 36vh !important; min-height: 220px !important;}
+}
 """
 
 
@@ -71,7 +74,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
             check.click(lambda: endpoints_markdown(config, service), None, health, api_visibility="private")
             demo.load(lambda: endpoints_markdown(config, service), None, health, api_visibility="private")
         current = gr.State("chat")  # the content tab a lesson is saved from
-        with gr.Tabs() as tabs:
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # every tab in reach on a phone too, no overflow menu
             fields = {}
             for label, tab_id, build in CONTENT_TABS:
                 with gr.Tab(label, id=tab_id) as tab:
