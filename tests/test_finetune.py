@@ -153,3 +153,20 @@ def test_the_finetune_api_trains_refuses_a_second_run_cancels_and_serves_on(own_
         assert long.result()[3]["status"] == "cancelled" and "demo-qwen2.5+long" not in own_config.registry.models
         history, _ = client.predict("Still there?", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 16, api_name="/chat")
         assert history[-1]["role"] == "assistant"
+
+
+def test_a_base_that_would_not_fit_in_memory_is_refused(own_config, monkeypatch):
+    monkeypatch.setattr(finetune, "available_bytes", lambda device: 10 * 2**20)  # 10 MiB free
+    with pytest.raises(TaskError, match=r"Training tiny-random needs about [\d.]+ GiB; 0.0 GiB is free on cpu") as refused:
+        finetune.prepare(own_config, None, "mascot", "tiny-random", {"name": "big"})
+    assert refused.value.field == "model"
+
+
+def test_adapters_in_a_folder_named_in_the_config_are_offered(own_config, trained, config_file, tmp_path):
+    import shutil
+
+    elsewhere = tmp_path / "shared-adapters"
+    shutil.copytree(own_config.settings.cache_dir / "adapters" / "tiny-random+memo", elsewhere / "memo-copy")
+    fresh = load_config(config_file, demo=True, cache_dir=tmp_path / "empty-cache", adapter_dirs=[elsewhere])
+    assert fresh.registry.get("tiny-random+memo").adapter == str(elsewhere / "memo-copy")
+    assert "tiny-random+memo" in [s.id for s in fresh.registry.choices("chat")]
