@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -45,7 +44,7 @@ from .datafile import read_records, shipped_sets, source
 EXAMPLES_DIR = PROMPTS_DIR / "finetune"
 FIELDS = ("instruction", "input", "output", "system", "messages")
 ROLES = ("system", "user", "assistant")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"  # an adapter name: letters, digits, - and _
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ class TrainingPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=NAME.pattern)  # the adapter's name: the tuned model is '<base>+<name>'
+    name: str = Field(pattern=NAME)  # the adapter's name: the tuned model is '<base>+<name>'
     rank: int = Field(16, ge=1, le=256)
     alpha: int = Field(32, ge=1, le=512)
     dropout: float = Field(0.1, ge=0, le=0.5)
@@ -232,10 +231,6 @@ class Trainings:
             return False
         process.kill()
         return True
-
-    @property
-    def busy(self) -> bool:
-        return self._running is not None
 
     def run(self, job: FinetuneJob, on_progress: Callable[[str], None] = lambda _: None) -> Iterator[TrainingView]:
         """Train `job` in a worker, yielding its progress; claims the slot first (TaskError when taken)."""
