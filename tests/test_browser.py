@@ -395,7 +395,13 @@ def test_a_conversation_survives_a_reload_and_can_be_renamed_and_deleted(page):
     page.locator("button:visible", has_text="Conversations (kept in this browser)").first.click()
     page.get_by_role("textbox", name="Title").fill("Kept")
     page.get_by_role("button", name="Rename").click()
-    page.get_by_label("Open a saved conversation").click()
+    for _ in range(10):  # the picker's new choices arrive with the rename's reply: open it once they are there
+        idle(page)
+        page.get_by_label("Open a saved conversation").click()
+        if page.get_by_role("option", name="Kept").count():
+            break
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(500)
     page.get_by_role("option", name="Kept").wait_for(timeout=10_000)
     page.keyboard.press("Escape")
     page.get_by_role("button", name="New conversation").click()
