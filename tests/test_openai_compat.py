@@ -1,5 +1,6 @@
 """The OpenAI-compatible backend against a real server (`transformers serve`) and real failing peers."""
 
+import math
 import socket
 import threading
 import time
@@ -8,12 +9,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import yaml
+from openai.types.chat import ChatCompletionChunk
 from PIL import Image
 
-from qwen_playground.backends.openai_compat import to_openai_messages
+from qwen_playground.backends.openai_compat import to_openai_messages, token_steps
 from qwen_playground.backends.router import Router
 from qwen_playground.core.config import load_config
-from qwen_playground.core.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta
+from qwen_playground.core.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta, TokenChoices
 from qwen_playground.tasks.streaming import stream_all
 
 from .conftest import free_port, start_transformers_serve
@@ -226,3 +228,27 @@ def test_a_server_that_refuses_the_presence_penalty_says_which_setting_to_turn_o
     assert [b'"presence_penalty": 1.5' in r or b'"presence_penalty":1.5' in r for r in requests] == [True]
     assert isinstance(events[-1], Error)
     assert "answered 400" in events[-1].message and "set Presence penalty to 0" in events[-1].message
+
+
+def test_alternatives_ask_for_logprobs_and_a_server_without_them_gets_a_note(served):
+    config, router = served
+    request = Request("served-qwen3", HI, SAMPLING, thinking=False, alternatives=5)
+    kwargs = router.remotes["serve"].request_kwargs(config.registry.get("served-qwen3"), request)
+    assert kwargs["logprobs"] is True and kwargs["top_logprobs"] == 5
+    events = collect(router, request)  # transformers serve ignores logprobs
+    choices = next(e for e in events if isinstance(e, TokenChoices))
+    assert choices.steps == () and "sent no token probabilities" in choices.note
+    assert texts(events, TextDelta).strip().startswith("Hello from a little demo") and events[-1] == Done("stop")
+    assert "logprobs" not in router.remotes["serve"].request_kwargs(config.registry.get("served-qwen3"), Request("served-qwen3", HI, SAMPLING))
+
+
+def test_openai_logprobs_become_token_steps():
+    chunk = ChatCompletionChunk.model_validate({
+        "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": " blue"}, "logprobs": {"content": [
+            {"token": " blue", "logprob": math.log(0.6), "bytes": None,
+             "top_logprobs": [{"token": " blue", "logprob": math.log(0.6), "bytes": None}, {"token": " red", "logprob": math.log(0.3), "bytes": None}]}]}}]})
+    (step,) = token_steps(chunk.choices[0].logprobs, thinking=True)
+    assert step.token == " blue" and step.probability == pytest.approx(0.6) and step.thinking
+    assert [(c.token, round(c.probability, 6)) for c in step.alternatives] == [(" blue", 0.6), (" red", 0.3)]
+    assert token_steps(None, thinking=False) == []

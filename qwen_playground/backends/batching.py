@@ -8,7 +8,8 @@ step's tokens to the request's own streamer, so streams stay separate, and a
 request is cancelled on its own.
 
 The manager applies temperature, top-p and top-k per request, and the presence
-penalty through our own per-request processor (`presence.py`). It cannot apply
+penalty through our own per-request processor (`presence.py`); a request
+that asks "why this token?" has its steps recorded by `alternatives.py`. It cannot apply
 a repetition penalty or min-p (transformers marks those processors
 unsupported), so requests that use them, vision requests, and models whose
 layers it cannot cache (`batchable`: Qwen3.5's linear attention) take the
@@ -27,6 +28,7 @@ from transformers.generation.continuous_batching import cb_logits_processors
 from transformers.generation.continuous_batching.cache import group_layers_by_attn_type
 
 from ..core.generation import SamplingParams
+from .alternatives import BatchedAlternatives, TokenRecorder
 from .presence import BatchedPresencePenalty
 
 _POLL_S = 0.05  # how often a waiting request looks at its stop flags
@@ -88,12 +90,14 @@ cb_logits_processors.CLASSIC_TO_CB_PROCESSORS_MAP[TopKLogitsWarper] = _TopKBySel
 cb_logits_processors.CLASSIC_TO_CB_PROCESSORS_MAP[TopPLogitsWarper] = _TopPOverSurvivors
 
 
-def _with_presence_penalty(manager):
+def _with_our_processors(manager, alternatives: BatchedAlternatives):
     """Put the per-request presence penalty first among the manager's processors (before temperature, as in
-    `generate`); the manager sizes its argument tensors from this list when its loop starts."""
+    `generate`), then the alternatives recorder; the manager sizes its argument tensors from this list when its
+    loop starts."""
     processors = manager.logit_processor
     processors.logits_processor.insert(0, BatchedPresencePenalty())
-    processors.tensors_required += 1
+    processors.logits_processor.insert(1, alternatives)
+    processors.tensors_required += 2
     processors.supported_keys |= BatchedPresencePenalty.supported_kwargs
     processors.do_processing = True
     return manager
@@ -116,11 +120,12 @@ class ContinuousBatcher:
         config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=2048,
                                   eos_token_id=sorted(eos_ids), pad_token_id=pad_id)
         self.vocab_size = model.config.get_text_config().vocab_size
+        self.alternatives = BatchedAlternatives()
         # synchronous batching: the presence penalty reads each request's answer as of the step it processes
-        self._start = lambda: _with_presence_penalty(model.init_continuous_batching(
+        self._start = lambda: _with_our_processors(model.init_continuous_batching(
             generation_config=config, continuous_batching_config=ContinuousBatchingConfig(
                 per_request_processors=True, num_blocks=cache_tokens // PAGE, page_size=PAGE, max_batch_tokens=512,
-                use_async_batching=False)))
+                use_async_batching=False)), self.alternatives)
         self.manager = self._start()
         self.manager.start()
         self._pending: dict[str, _Pending] = {}
@@ -135,9 +140,9 @@ class ContinuousBatcher:
         return len(self._pending)
 
     def run(self, prompt_ids: list[int], sampling: SamplingParams, max_new_tokens: int, eos_ids: list[int],
-            streamer, flags) -> list[int]:
-        """Generate for one request, putting its tokens to `streamer` (the caller ends it); blocks until it
-        ends or a flag is set. Returns the new ids."""
+            streamer, flags, recorder: TokenRecorder | None = None) -> list[int]:
+        """Generate for one request, putting its tokens to `streamer` (the caller ends it) and each step's
+        alternatives to `recorder` when given; blocks until it ends or a flag is set. Returns the new ids."""
         request_id = f"r{next(self._ids)}"
         pending = _Pending(streamer, tuple(flags))
         with self._lock:
@@ -145,6 +150,8 @@ class ContinuousBatcher:
                 self.manager = self._start()
                 self.manager.start()
             self._pending[request_id] = pending
+        if recorder is not None:
+            self.alternatives.watch(request_id, recorder)
         try:
             added = self.manager.add_request(prompt_ids, request_id=request_id, max_new_tokens=max_new_tokens, streaming=True,
                                              eos_token_id=eos_ids, **per_request_kwargs(sampling, self.vocab_size))
@@ -161,6 +168,7 @@ class ContinuousBatcher:
                 raise RuntimeError(pending.error)
             return list(pending.ids)
         finally:
+            self.alternatives.forget(request_id)
             with self._lock:
                 self._pending.pop(request_id, None)
 

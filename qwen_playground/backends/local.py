@@ -27,9 +27,10 @@ from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImag
 from ..core import availability
 from ..core.config import Settings
 from ..core.devices import model_build_lock, pick_device
-from ..core.generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta
+from ..core.generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta, TokenChoices
 from ..core.registry import ModelSpec, Registry, RegistryError
 from . import Backend, Capabilities, download
+from .alternatives import RecordAlternatives, TokenRecorder
 from .batching import ContinuousBatcher, batchable, supports
 from .encoding import encode_request
 from .model_cache import ModelCache, ModelTooLarge
@@ -296,13 +297,14 @@ class LocalBackend(Backend):
         parser = ThinkingParser(family.thinking_tags, starts_inside=family.starts_in_thought(request.thinking))
         clock = {"start": time.perf_counter(), "first": None, "thinking_end": None}
         prompt_ids = inputs["input_ids"]
+        recorder = TokenRecorder(request.alternatives) if request.alternatives else None
         own: list[int] = []  # tokens the model generated (the early-stop sentence is ours, not its)
         injected: list[int] = []
         with self._active_lock:
             self._active += 1
         try:
             first = yield from self._phase(loaded, dict(inputs), min(budget or sampling.max_new_tokens, sampling.max_new_tokens),
-                                           sampling, [close_id] if budget else [], flags, parser, clock, prompt_tokens)
+                                           sampling, [close_id] if budget else [], flags, parser, clock, prompt_tokens, recorder)
             own += first
             ran_out = budget and first and first[-1] not in eos and not cancel.is_set() and len(own) < sampling.max_new_tokens
             if ran_out:  # Qwen's thinking-budget recipe: close the thought ourselves (unless the model did), then answer
@@ -312,7 +314,8 @@ class LocalBackend(Backend):
                     yield from self._feed(parser, early_stop, clock)
                 resumed = torch.cat([prompt_ids, torch.tensor([first + injected], dtype=prompt_ids.dtype)], dim=1)
                 own += yield from self._phase(loaded, {"input_ids": resumed, "attention_mask": torch.ones_like(resumed)},
-                                              sampling.max_new_tokens - len(own), sampling, [], flags, parser, clock, prompt_tokens)
+                                              sampling.max_new_tokens - len(own), sampling, [], flags, parser, clock, prompt_tokens,
+                                              recorder)
             yield from parser.flush()
         except _GenerationFailed as e:
             yield from parser.flush()
@@ -328,6 +331,8 @@ class LocalBackend(Backend):
             answer_tokens = len([i for i in own[len(first):] if i not in set(tokenizer.all_special_ids)])
         else:
             thinking_tokens, answer_tokens = self._split_counts(tokenizer, own, parser.in_thinking, close_id)
+        if recorder is not None:
+            yield TokenChoices(recorder.steps(tokenizer, own, thinking_tokens))
         yield Metrics(
             prompt_tokens=prompt_tokens,
             answer_tokens=answer_tokens,
@@ -347,18 +352,24 @@ class LocalBackend(Backend):
             yield Done("stop" if stopped or len(own) < sampling.max_new_tokens else "length")
 
     def _phase(self, loaded: LoadedModel, inputs: dict, max_new_tokens: int, sampling: SamplingParams, stop_ids: list[int],
-               flags, parser: ThinkingParser, clock: dict, answer_start: int) -> Iterator[Event]:
+               flags, parser: ThinkingParser, clock: dict, answer_start: int, recorder: TokenRecorder | None = None) -> Iterator[Event]:
         """One `generate` call streamed through the parser; returns (via StopIteration) the new token ids. The answer
-        starts at `answer_start` in the inputs (the prompt's length, also when a budget cut resumes after the thought)."""
+        starts at `answer_start` in the inputs (the prompt's length, also when a budget cut resumes after the thought).
+        `recorder` records each step's alternatives, settled with this phase's last token."""
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = sampling_kwargs(sampling) | {"max_new_tokens": max_new_tokens}
+        processors = LogitsProcessorList()
         if sampling.presence_penalty:  # the answer so far counts, the prompt does not
-            kwargs["logits_processor"] = LogitsProcessorList([PresencePenalty(sampling.presence_penalty, answer_start)])
+            processors.append(PresencePenalty(sampling.presence_penalty, answer_start))
+        if recorder is not None:
+            processors.append(RecordAlternatives(recorder, inputs["input_ids"].shape[1]))
+        if processors:
+            kwargs["logits_processor"] = processors
         if stop_ids:
             kwargs["eos_token_id"] = sorted(self._eos_ids(loaded) | set(stop_ids))
         outcome: dict = {}
         batched = loaded.batcher is not None and supports(sampling)
-        target = functools.partial(self._generate_batched, sampling, stop_ids) if batched else self._generate
+        target = functools.partial(self._generate_batched, sampling, stop_ids, recorder) if batched else self._generate
         worker = threading.Thread(target=target, args=(loaded, inputs, kwargs, streamer, flags, outcome), daemon=True)
         worker.start()
         for chunk in streamer:
@@ -366,6 +377,8 @@ class LocalBackend(Backend):
         worker.join()
         if "error" in outcome:
             raise _GenerationFailed(outcome["error"])
+        if recorder is not None and outcome["ids"]:
+            recorder.settle(outcome["ids"][-1])
         return outcome["ids"]
 
     @staticmethod
@@ -377,13 +390,14 @@ class LocalBackend(Backend):
                 clock["thinking_end"] = time.perf_counter()
             yield event
 
-    def _generate_batched(self, sampling: SamplingParams, stop_ids: list[int], loaded: LoadedModel, inputs: dict, kwargs: dict,
-                          streamer, flags, outcome: dict) -> None:
+    def _generate_batched(self, sampling: SamplingParams, stop_ids: list[int], recorder: TokenRecorder | None, loaded: LoadedModel,
+                          inputs: dict, kwargs: dict, streamer, flags, outcome: dict) -> None:
         """Like `_generate`, through the model's continuous batch."""
         try:
             eos = sorted(self._eos_ids(loaded) | set(stop_ids))
             streamer.put(inputs["input_ids"][0])  # as `generate` does: the prompt first, which the streamer skips
-            outcome["ids"] = loaded.batcher.run(inputs["input_ids"][0].tolist(), sampling, kwargs["max_new_tokens"], eos, streamer, flags)
+            outcome["ids"] = loaded.batcher.run(inputs["input_ids"][0].tolist(), sampling, kwargs["max_new_tokens"], eos, streamer, flags,
+                                                recorder)
         except Exception as e:  # reported as an Error event by the consumer
             outcome["error"] = e
         finally:

@@ -5,7 +5,9 @@ presets) is OpenAI's own parameter, sent when it is on. Sampling the OpenAI API 
 (top_k, min_p, repetition_penalty) goes in `extra_body`, as vLLM and SGLang
 accept it; Qwen3's thinking switch goes in `chat_template_kwargs`. Reasoning
 arrives either in a separate `reasoning_content` (or `reasoning`) field or
-inline as `<think>…</think>`; both become thinking events. Every failure
+inline as `<think>…</think>`; both become thinking events. Token alternatives
+come from OpenAI's `logprobs` / `top_logprobs` options, where the server
+offers them (vLLM, SGLang, llama.cpp do; a note says so where it does not). Every failure
 (refused connection, timeout, 4xx/5xx, a stream cut mid-way) ends in one
 `Error` event; what was streamed before it stays.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 import threading
 import time
@@ -24,7 +27,7 @@ import httpx
 import openai
 from PIL import Image
 
-from ..core.generation import Done, Error, Event, Metrics, Request, ThinkingDelta
+from ..core.generation import Candidate, Done, Error, Event, Metrics, Request, ThinkingDelta, TokenChoices, TokenStep
 from ..core.registry import Endpoint, ModelSpec, Registry, RegistryError
 from . import Backend
 from .encoding import defuse_messages
@@ -52,6 +55,15 @@ def to_openai_messages(messages: list[dict]) -> list[dict]:
     return converted
 
 
+def token_steps(logprobs, thinking: bool) -> list[TokenStep]:
+    """A chunk's `logprobs` (OpenAI's ChoiceLogprobs, or None) as token steps."""
+    steps = []
+    for item in getattr(logprobs, "content", None) or []:
+        alternatives = tuple(Candidate(top.token, math.exp(top.logprob)) for top in item.top_logprobs or [])
+        steps.append(TokenStep(item.token, math.exp(item.logprob), alternatives, thinking))
+    return steps
+
+
 def _reasoning_of(delta) -> str | None:
     """Servers name the separate reasoning field differently; read any of them."""
     extra = getattr(delta, "model_extra", None) or {}
@@ -73,6 +85,8 @@ def _failure_message(endpoint: Endpoint, error: Exception, streamed: int) -> str
         hint = ""
         if error.status_code in (400, 422) and "presence_penalty" in detail:
             hint = " This server rejects the presence penalty: set Presence penalty to 0 for this model."
+        elif error.status_code in (400, 422) and "logprobs" in detail:
+            hint = " This server does not give token probabilities: switch off 'Why this token?' for this model."
         elif error.status_code in (400, 422) and any(k in detail for k in ("top_k", "min_p", "repetition_penalty", "chat_template_kwargs")):
             hint = " This server rejects the extra sampling settings: set send_sampling_extras: false for this endpoint."
         elif error.status_code in (401, 403):
@@ -108,9 +122,11 @@ class OpenAICompatBackend(Backend):
             extra |= template_kwargs
         if self.endpoint.send_sampling_extras:
             extra |= {"top_k": sampling.top_k, "min_p": sampling.min_p, "repetition_penalty": sampling.repetition_penalty}
-        penalty = {"presence_penalty": sampling.presence_penalty} if sampling.presence_penalty else {}
+        optional = {"presence_penalty": sampling.presence_penalty} if sampling.presence_penalty else {}
+        if request.alternatives:
+            optional |= {"logprobs": True, "top_logprobs": request.alternatives}
         # the server templates and tokenizes: typed control-token strings must arrive unreadable as control tokens
-        return penalty | {"model": spec.remote_model, "messages": to_openai_messages(defuse_messages(request.messages)), "stream": True,
+        return optional | {"model": spec.remote_model, "messages": to_openai_messages(defuse_messages(request.messages)), "stream": True,
                 "stream_options": {"include_usage": True}, "temperature": sampling.temperature, "top_p": sampling.top_p,
                 "max_tokens": sampling.max_new_tokens, "extra_body": extra}
 
@@ -128,6 +144,7 @@ class OpenAICompatBackend(Backend):
         thinking_pieces = answer_pieces = 0
         usage = finish = None
         parser = ThinkingParser(spec.family.thinking_tags, starts_inside=spec.family.starts_in_thought(request.thinking))
+        steps: list[TokenStep] = []
         stream = None
         try:
             stream = self.client.chat.completions.create(**self.request_kwargs(spec, request))
@@ -140,6 +157,8 @@ class OpenAICompatBackend(Backend):
                     reasoning, content = _reasoning_of(choice.delta), choice.delta.content
                     if (reasoning or content) and first is None:
                         first = time.perf_counter()
+                    if request.alternatives:
+                        steps += token_steps(choice.logprobs, thinking=bool(reasoning) or parser.in_thinking)
                     if reasoning and (thinking_pieces or reasoning.strip()):  # an empty think block is no thought
                         thinking_pieces += 1
                         yield ThinkingDelta(reasoning.lstrip("\n") if thinking_pieces == 1 else reasoning)
@@ -164,6 +183,10 @@ class OpenAICompatBackend(Backend):
             yield Error(f"The stream from {self.endpoint.id} ended before the answer was finished; the partial answer is kept.")
             return
         end = time.perf_counter()
+        if request.alternatives:
+            yield TokenChoices(tuple(steps), "" if steps else
+                               f"{self.endpoint.id} sent no token probabilities: it does not offer OpenAI's logprobs option (vLLM, SGLang "
+                               "and llama.cpp servers do, as do local models).")
         generated = usage.completion_tokens if usage else thinking_pieces + answer_pieces
         reasoning_tokens = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None) if usage else None
         thinking_tokens = reasoning_tokens if reasoning_tokens is not None else min(thinking_pieces, generated)

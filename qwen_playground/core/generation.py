@@ -2,7 +2,8 @@
 
 Every backend takes a `Request` and yields, in order: any number of `Progress`
 events (download, load), then `ThinkingDelta` / `TextDelta` events as tokens
-arrive, then one `Metrics` and one `Done`. A failure at any point yields one
+arrive, then one `TokenChoices` when the request asked for alternatives, then
+one `Metrics` and one `Done`. A failure at any point yields one
 `Error` and ends the stream; whatever was streamed before it stays valid.
 """
 
@@ -28,6 +29,7 @@ class SamplingParams(BaseModel):
     max_new_tokens: int = Field(2048, ge=1)
 
 
+MAX_ALTERNATIVES = 20  # OpenAI's top_logprobs limit
 PRECISIONS = ("full", "8-bit", "4-bit")  # the weights' precision: the model's own dtype, or quantized
 PRECISION_ALIASES = {"none": "full"}  # the API's name for "full" before 0.2; accepted for one release
 
@@ -48,9 +50,12 @@ class Request:
     thinking_budget: int | None = None  # cap on thinking tokens (local models; Qwen's early-stop recipe)
     precision: str = "full"  # the weights' precision: "full", "8-bit" or "4-bit" (local models; see backends/precision.py)
     user: str = ""  # 'session@ip', named by the UI: rate limits and the private log; never shown
+    alternatives: int = 0  # report the this-many most likely tokens at each step ("why this token?"); 0: none
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", precision_named(self.precision))
+        if not 0 <= self.alternatives <= MAX_ALTERNATIVES:
+            raise ValueError(f"alternatives must be between 0 and {MAX_ALTERNATIVES}")
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,35 @@ class Metrics:
         return " · ".join(parts)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A token the model could have picked, with the probability it gave it."""
+
+    token: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class TokenStep:
+    """One generated token: its probability and the most likely tokens at that step (the model's distribution after
+    the repetition and presence penalties, before temperature, top-k and top-p choose among them). `probability` is
+    None where the engine did not say."""
+
+    token: str
+    probability: float | None
+    alternatives: tuple[Candidate, ...]
+    thinking: bool = False
+    token_id: int | None = None  # where the engine says (local models)
+
+
+@dataclass(frozen=True)
+class TokenChoices:
+    """Every generated token of the answer with its alternatives; `note` says why some or all are missing."""
+
+    steps: tuple[TokenStep, ...]
+    note: str = ""
+
+
 FinishReason = Literal["stop", "length", "cancelled"]
 
 
@@ -116,4 +150,4 @@ class Error:
     message: str
 
 
-Event = Union[Progress, TextDelta, ThinkingDelta, Metrics, Done, Error]
+Event = Union[Progress, TextDelta, ThinkingDelta, TokenChoices, Metrics, Done, Error]
