@@ -1,5 +1,6 @@
 """Why this token? The alternatives a local model reports are its real top-k at each step."""
 
+import json
 import threading
 
 import pytest
@@ -7,7 +8,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from qwen_playground.backends.local import LocalBackend
-from qwen_playground.core.generation import Metrics, Request, SamplingParams, TextDelta, TokenChoices
+from qwen_playground.core.generation import Candidate, Done, Metrics, Request, SamplingParams, TextDelta, TokenChoices, TokenStep
+from qwen_playground.tasks import compare, token_choices
+from qwen_playground.tasks.chat_history import ChatTurn, export_json, export_markdown, normalize_history, text_of, to_model_messages
+from qwen_playground.tasks.compare import PaneResult, PaneSetup
 from qwen_playground.tasks.streaming import stream_all
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=12)
@@ -96,3 +100,63 @@ def test_in_one_batch_only_the_request_that_asks_is_recorded_and_with_its_own_to
     for index in (0, 2):
         steps = choices_of(by_index[index]).steps
         assert "".join(s.token for s in steps) == "".join(e.text for e in by_index[index] if isinstance(e, TextDelta))
+
+
+# ---- what a person sees: the bubble under the answer, the API and the exports ----------------------------------
+
+STEPS = (TokenStep("<think>", 0.9, (Candidate("<think>", 0.9),), thinking=True, token_id=1),
+         TokenStep(" $5 | *a*", 0.25, (Candidate(" red", 0.5), Candidate(" $5 | *a*", 0.25)), token_id=2),
+         TokenStep("\n", None, (), token_id=3))
+
+
+def test_the_view_escapes_every_token_and_marks_thinking():
+    view = token_choices.to_markdown(TokenChoices(STEPS))
+    assert "$" not in view and "*a*" not in view and "| *" not in view  # no token renders as math, emphasis or a table cell
+    assert "␣&#36;5 &#124; &#42;a&#42;" in view and "25.0%" in view and "50.0%" in view and "↵" in view and "| 1 💭 |" in view
+    assert "&#60;think&#62;" in view and "hsl(108,85%,80%)" in view and "font-style:italic" in view
+    assert token_choices.to_markdown(TokenChoices((), "no probabilities here")) == "*no probabilities here*"
+    assert token_choices.from_records(token_choices.to_records(TokenChoices(STEPS, "n")), "n") == TokenChoices(STEPS, "n")
+
+
+def test_the_bubble_follows_the_answer_and_never_goes_back_to_the_model():
+    turn = ChatTurn()
+    for event in [TextDelta("Hi"), TokenChoices(STEPS), Metrics(3, 2, 1, 0.1, 10.0, None, 0.5), Done("stop")]:
+        turn.apply(event)
+    titles = [(m.get("metadata") or {}).get("title", "") for m in turn.messages]
+    assert titles[0] == "" and titles[1] == "🔎 Why this token? · 3 tokens" and titles[2].startswith("📊")
+    assert turn.bubbles[-1] is turn.tokens
+    history = [{"role": "user", "content": "Hello"}, *turn.messages]
+    assert to_model_messages(normalize_history(history), "", ("<think>", "</think>")) == [
+        {"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi"}]
+
+
+def test_chat_api_with_alternatives_shows_them_under_the_answer_and_exports_them(app):
+    client, _ = app
+    history, _ = client.predict("Hi", [], "demo-qwen3", "", True, 0, 0.8, 20, 0.0, 1.0, 0.0, 100, 0, "full", False, True, api_name="/chat")
+    titles = [(m.get("metadata") or {}).get("title") or "" for m in history]
+    why = next(i for i, t in enumerate(titles) if t.startswith("🔎 Why this token?"))
+    assert history[why - 1]["role"] == "assistant" and "Hello from a little demo" in text_of(history[why - 1]["content"])
+    assert "| 1 💭 |" in text_of(history[why]["content"]) and "most likely at this step" in text_of(history[why]["content"])
+    follow_up, _ = client.predict("Again", history, "demo-qwen3", "", False, 0, 0.8, 20, 0.0, 1.0, 0.0, 100, api_name="/chat")
+    assert not any(((m.get("metadata") or {}).get("title") or "").startswith("🔎") for m in follow_up[len(history):])
+    settings = {"model": "demo-qwen3"}
+    assert "🔎 Why this token?" in export_markdown(history, settings) and "most likely at this step" in export_json(history, settings)
+
+
+def test_compare_api_gives_each_asking_pane_its_tokens(app):
+    client, _ = app
+    panes = [{"model": "demo-qwen2.5", "alternatives": True, "max_new_tokens": 24}, {"model": "demo-qwen3", "max_new_tokens": 24}]
+    out = client.predict("Hi", panes, api_name="/compare")
+    first, second = out["panes"]
+    assert "tokens" not in second and len(first["tokens"]) > 3
+    answer = text_of(next(m for m in first["messages"] if m["role"] == "assistant" and not m.get("metadata"))["content"])
+    assert "".join(t["token"] for t in first["tokens"] if t["token"] != "<|im_end|>") == answer
+    assert all(len(t["alternatives"]) == 5 and sum(a["probability"] for a in t["alternatives"]) <= 1 + 1e-6 for t in first["tokens"])
+    assert any((m.get("metadata") or {}).get("title", "").startswith("🔎") for m in first["messages"])
+
+
+def test_compare_export_keeps_the_tokens():
+    setup = PaneSetup(model="m", alternatives=True)
+    result = PaneResult(setup, "Hi", tokens=token_choices.to_records(TokenChoices(STEPS)))
+    assert "most likely at this step" in compare.to_markdown(["p"], [result])
+    assert json.loads(compare.to_json(["p"], [result]))["panes"][0]["tokens"][1]["alternatives"][0] == {"token": " red", "probability": 0.5}

@@ -30,6 +30,7 @@ class SamplingParams(BaseModel):
 
 
 MAX_ALTERNATIVES = 20  # OpenAI's top_logprobs limit
+TOP_ALTERNATIVES = 5  # what "why this token?" shows at each step
 PRECISIONS = ("full", "8-bit", "4-bit")  # the weights' precision: the model's own dtype, or quantized
 PRECISION_ALIASES = {"none": "full"}  # the API's name for "full" before 0.2; accepted for one release
 

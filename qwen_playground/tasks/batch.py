@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
-
 from ..backends import Backend
 from ..core.config import AppConfig
 from ..core.generation import Metrics, Request

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ..backends import Backend
 from ..core.config import AppConfig
-from ..core.generation import Request, SamplingParams
+from ..core.generation import TOP_ALTERNATIVES, Request, SamplingParams
 from ..core.prompts import load_template
 from ..core.registry import ModelSpec
 from ..mathtext import protect_math, protect_typed
@@ -62,14 +62,16 @@ class ChatInputs:
     thinking_budget: int = 0
     precision: str = "full"
     trim_history: bool = False
+    alternatives: bool = False  # record each token's probability and its top alternatives ("why this token?")
 
     @classmethod
     def from_api(cls, message: object, history: object, model: str, system_prompt: str, thinking: bool, temperature: float, top_p: float,
                  top_k: int, min_p: float, repetition_penalty: float, presence_penalty: float, max_new_tokens: int,
-                 thinking_budget: int = 0, precision: str = "full", trim_history: bool = False) -> ChatInputs:
+                 thinking_budget: int = 0, precision: str = "full", trim_history: bool = False, alternatives: bool = False) -> ChatInputs:
         """The positional values the tab and `/chat` send (sampling as its seven sliders, in SAMPLING_FIELDS order)."""
         sampling = sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens)
-        return cls(message, history, model, system_prompt or "", bool(thinking), sampling, thinking_budget, precision, bool(trim_history))
+        return cls(message, history, model, system_prompt or "", bool(thinking), sampling, thinking_budget, precision, bool(trim_history),
+                   bool(alternatives))
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
         refuse_if_too_long(config, spec, messages, TOO_LONG_ADVICE, "message")
     think = spec.family.thinks(inputs.thinking)
     request = Request(spec.id, messages, inputs.sampling or spec.preset(think), think, int(inputs.thinking_budget or 0) or None,
-                      inputs.precision, user)
+                      inputs.precision, user, TOP_ALTERNATIVES if inputs.alternatives else 0)
     stripped = sum(1 for m in before if is_helper(m) and m["metadata"]["title"] == THINKING_TITLE)
     return ChatJob(request, before, before + ([{"role": "user", "content": protect_typed(text)}] if text else []), dropped, stripped)
 

@@ -12,8 +12,9 @@ import json
 import time
 
 from ..backends.thinking import strip_thinking
-from ..core.generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta
+from ..core.generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta, TokenChoices
 from ..mathtext import unprotect
+from . import token_choices
 
 THINKING_TITLE = "💭 Thinking"
 
@@ -90,6 +91,8 @@ class ChatTurn:
         self.progress: dict | None = None
         self.thinking: dict | None = None
         self.answer: dict | None = None
+        self.tokens: dict | None = None  # the "why this token?" bubble, when the request asked for alternatives
+        self.choices: TokenChoices | None = None
         self.footer: dict | None = None
         self.metrics: Metrics | None = None
         self.error: str | None = None
@@ -102,7 +105,7 @@ class ChatTurn:
 
     @property
     def messages(self) -> list[dict]:
-        return [m for m in (self.progress, self.thinking, self.answer, self.footer) if m is not None]
+        return [m for m in (self.progress, self.thinking, self.answer, self.tokens, self.footer) if m is not None]
 
     @property
     def bubbles(self) -> list[dict]:
@@ -136,6 +139,8 @@ class ChatTurn:
             if self.answer is None:
                 self.answer = {"role": "assistant", "content": ""}
             self.answer["content"] += event.text
+        elif isinstance(event, TokenChoices):
+            self.choices, self.tokens = event, token_choices.bubble(event)
         elif isinstance(event, Metrics):
             self.metrics = event
             self._close_thinking(event.thinking_s)

@@ -1,7 +1,7 @@
 """The Compare task: one prompt to several panes at once, each with its own model and settings.
 
 A pane is data (`PaneSetup`: model, thinking, temperature, max new tokens,
-precision, its own conversation so far), so the tab, the `/compare` API (a list
+precision, whether to record token alternatives, its own conversation so far), so the tab, the `/compare` API (a list
 of panes), lessons and presets all speak the same shape. Also here: "change
 one thing" presets derived from registry facts (never from model names), the
 agreement of the panes' boxed answers, and Markdown/JSON export.
@@ -19,12 +19,12 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from ..backends import Backend
 from ..core.config import AppConfig
-from ..core.generation import Request, precision_named
+from ..core.generation import TOP_ALTERNATIVES, Request, precision_named
 from ..core.prompts import load_template
 from ..core.registry import Family, ModelSpec, Registry
 from ..mathcheck import check_answer
 from ..mathtext import extract_boxed, protect_math, protect_typed
-from . import TaskError, refuse_if_too_long, require_text, resolve
+from . import TaskError, refuse_if_too_long, require_text, resolve, token_choices
 from .chat_history import ChatTurn, normalize_history, to_model_messages
 from .streaming import stream_turns
 
@@ -42,6 +42,7 @@ class PaneSetup(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)  # None: the model's preset
     max_new_tokens: int | None = Field(None, ge=1)
     precision: str = Field("full", validation_alias=AliasChoices("precision", "weights"))  # local models; "weights": its name before 0.2
+    alternatives: bool = False  # each token's probability and top alternatives ("why this token?")
     history: tuple = ()
 
     @field_validator("precision")
@@ -60,6 +61,8 @@ class PaneResult:
     thinking: str = ""
     metrics: dict = field(default_factory=dict)
     error: str | None = None
+    tokens: list[dict] = field(default_factory=list)  # token_choices.to_records, when the pane asked for alternatives
+    tokens_note: str = ""  # why they are missing, when they are
 
 
 def comparable_models(registry: Registry) -> list[ModelSpec]:
@@ -162,6 +165,9 @@ def to_markdown(prompts: list[str], results: list[PaneResult]) -> str:
         if r.thinking:
             lines += ["", "<details><summary>Thinking</summary>", "", r.thinking, "", "</details>"]
         lines += ["", r.answer, ""]
+        if r.setup.alternatives:
+            lines += [f"<details><summary>{token_choices.TITLE}</summary>", "", token_choices.to_markdown(token_choices.from_records(r.tokens, r.tokens_note)),
+                      "", "</details>", ""]
     return "\n".join(lines)
 
 
@@ -169,7 +175,8 @@ def to_markdown(prompts: list[str], results: list[PaneResult]) -> str:
 def pane_setups(panes: object) -> list[PaneSetup]:
     """Panes from the API's list of dicts (or PaneSetups), validated with a message that names the pane."""
     if not isinstance(panes, (list, tuple)) or not 2 <= len(panes) <= MAX_PANES:
-        raise TaskError(f"Give between 2 and {MAX_PANES} panes, each {{model, thinking, temperature, max_new_tokens, precision, history}}.")
+        raise TaskError(f"Give between 2 and {MAX_PANES} panes, each {{model, thinking, temperature, max_new_tokens, precision, alternatives, "
+                        "history}.")
     setups = []
     for n, pane in enumerate(panes, 1):
         try:
@@ -213,7 +220,7 @@ def prepare(config: AppConfig, prompt: object, panes: object, template: str = "C
         messages = pane_messages(spec, history, template, text)
         refuse_if_too_long(config, spec, messages, f"Shorten the prompt or clear the panes (pane {len(requests) + 1} is over).", "prompt")
         requests.append(Request(spec.id, messages, spec.preset(think).model_copy(update=overrides), think, int(thinking_budget or 0) or None,
-                                setup.precision, user))
+                                setup.precision, user, TOP_ALTERNATIVES if setup.alternatives else 0))
     return CompareJob(text, setups, histories, requests)
 
 
@@ -239,4 +246,5 @@ def run(backend: Backend, job: CompareJob, stop: threading.Event | None = None) 
 
 
 def pane_result(setup: PaneSetup, turn: ChatTurn) -> PaneResult:
-    return PaneResult(setup, turn.answer_text, turn.thinking_text, {"metrics": turn.metrics_line} if turn.metrics else {}, turn.error)
+    return PaneResult(setup, turn.answer_text, turn.thinking_text, {"metrics": turn.metrics_line} if turn.metrics else {}, turn.error,
+                      token_choices.to_records(turn.choices), turn.choices.note if turn.choices else "")

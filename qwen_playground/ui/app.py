@@ -12,11 +12,11 @@ from ..core.config import AppConfig
 from ..service import Service
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .batch_tab import build_batch_tab
-from .common import refresh_pickers
-from .finetune_tab import build_finetune_tab
 from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
+from .common import refresh_pickers
 from .compare_tab import build_compare_tab
+from .finetune_tab import build_finetune_tab
 from .inspector_tab import build_guide_tab, build_inspector_tab
 from .lessons_tab import build_lessons_tab
 from .math_tab import build_math_tab

@@ -1,8 +1,8 @@
 """The Chat tab: multi-turn streamed chat with thinking, presets, retry/undo/clear, stop and export.
 
 The send event is the `/chat` API endpoint: (message, history, model, system
-prompt, thinking, sampling..., thinking budget, precision, trim) -> streamed
-(history, cleared textbox). What a turn sends is `tasks.chat.prepare`.
+prompt, thinking, sampling..., thinking budget, precision, trim, alternatives)
+-> streamed (history, cleared textbox). What a turn sends is `tasks.chat.prepare`.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["trim"] = gr.Checkbox(False, label="Trim oldest turns to fit",
                                     info=f"When the conversation passes {config.settings.max_input_tokens:,} tokens, drop its oldest exchanges")
             c["thinking"] = gr.Checkbox(label="Thinking mode", **thinking_toggle(first))
+            c["why"] = gr.Checkbox(False, label="🔎 Why this token?",
+                                   info="Under each answer: every token's probability and the 5 the model found most likely")
             c["system_prompt"] = gr.Textbox(load_template("chat").render_system(), label="System prompt", lines=3,
                                             placeholder="Empty: the model's own default")
             with gr.Accordion("Sampling (Qwen's recommended settings)", open=False):
@@ -106,9 +108,9 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
         return chat.prepare(config, chat.ChatInputs.from_api(*values), user)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
-                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, request: gr.Request = None):
+                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, request: gr.Request = None):
         job = start_job(service, request, prepare, message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p,
-                        repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, precision, trim_history)
+                        repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives)
         if job.dropped:
             gr.Info(f"Dropped the {job.dropped} oldest exchange{'s' if job.dropped > 1 else ''} to fit "
                     f"{config.settings.max_input_tokens:,} tokens.")
@@ -198,7 +200,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     respond, retry, prepare = handlers(config, service, stops)
 
     chatbot, message, sliders = c["chatbot"], c["message"], c["sliders"]
-    settings = [c["model"], c["system_prompt"], c["thinking"], *sliders, c["budget"], c["precision"], c["trim"]]
+    settings = [c["model"], c["system_prompt"], c["thinking"], *sliders, c["budget"], c["precision"], c["trim"], c["why"]]
     private = {"api_visibility": "private", "queue": False}
     inputs = [message, chatbot, *settings]
     events = [when_valid(c["send"].click, respond, prepare, inputs, [chatbot, message], api_name="chat", concurrency_id="generate"),
@@ -218,4 +220,4 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"]],
                        list(c["inspected"]), api_visibility="private")
     return {"message": message, "chatbot": chatbot, "model": c["model"], "system_prompt": c["system_prompt"], "thinking": c["thinking"],
-            **dict(zip(chat.SAMPLING_FIELDS, sliders, strict=True)), "thinking_budget": c["budget"]}
+            **dict(zip(chat.SAMPLING_FIELDS, sliders, strict=True)), "thinking_budget": c["budget"], "alternatives": c["why"]}

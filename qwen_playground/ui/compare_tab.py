@@ -1,8 +1,10 @@
 """The Compare tab: one prompt to 2-4 panes at once, each with its own model and settings.
 
 Endpoint `/compare` (prompt, panes, template, thinking_budget): `panes` is a
-list of 2-4 {model, thinking, temperature, max_new_tokens, precision, history}
--> streamed {"panes": [{"messages", "metrics"}], "notice", "agreement"}.
+list of 2-4 {model, thinking, temperature, max_new_tokens, precision,
+alternatives, history} -> streamed {"panes": [{"messages", "metrics"}],
+"notice", "agreement"}; the last update adds each pane's "tokens" (with
+alternatives on: every token's probability and top 5).
 The tab's Send builds the same panes from its controls; `/inspect_compare`
 (the same inputs) shows pane 1's request.
 """
@@ -22,7 +24,7 @@ from ..tasks import compare as task
 from .common import Stops, admitted, follows_registry, precision_picker, refusals, thinking_settings, when_valid
 from .inspector_tab import inspector_panel, show_inspection
 
-PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "precision")
+PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "precision", "alternatives")
 
 
 def export_files(state) -> list:
@@ -44,7 +46,9 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
     with gr.Column(visible=index < 2, min_width=260) as p["column"]:
         p["model"] = follows_registry(gr.Dropdown(models, value=default.id, label=f"Pane {index + 1} model"),
                                       lambda: [m.id for m in task.comparable_models(config.registry)])
-        p["thinking"] = gr.Checkbox(label="Thinking", **thinking_settings(default, False))
+        with gr.Row():
+            p["thinking"] = gr.Checkbox(label="Thinking", **thinking_settings(default, False))
+            p["alternatives"] = gr.Checkbox(False, label="🔎 Why this token?")
         with gr.Accordion("Settings", open=False):  # folded, so the answers start on the first screen
             p["temperature"] = gr.Slider(0, 2, default.preset(False).temperature, step=0.05, label="Temperature")
             p["max_new_tokens"] = gr.Slider(16, 8192, 1024, step=16, label="Max new tokens")
@@ -118,11 +122,13 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
 
     def compare(prompt: str, panes: list[dict], template: str = "Chat", thinking_budget: int = 0,
                 request: gr.Request = None) -> Iterator[dict]:
-        """Send one prompt to 2-4 panes; each pane is {model, thinking, temperature, max_new_tokens, precision, history}."""
+        """Send one prompt to 2-4 panes; each pane is {model, thinking, temperature, max_new_tokens, precision, alternatives, history}."""
         user = admitted(service, request)
         for view in stream_compare(config, service, prompt, panes, template, thinking_budget, user):
-            yield {"panes": [{"messages": chat, "metrics": line} for chat, line in zip(view.chats, view.lines, strict=True)],
-                   "notice": view.notice, "agreement": view.agreement}
+            shown = [{"messages": chat, "metrics": line} for chat, line in zip(view.chats, view.lines, strict=True)]
+            for pane, result in zip(shown, view.results or []):
+                pane |= {"tokens": result.tokens, "tokens_note": result.tokens_note} if result.setup.alternatives else {}
+            yield {"panes": shown, "notice": view.notice, "agreement": view.agreement}
 
     controls = [p[f] for p in panes for f in PANE_FIELDS] + [p["chat"] for p in panes]
     outputs = [*(p["chat"] for p in panes), *(p["line"] for p in panes), c["agree"], c["notice"], c["results"]]
@@ -144,7 +150,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     fields = {"prompt": c["prompt"], "panes": c["count"], "template": c["template"], "thinking_budget": c["budget"]}
     for i, p in enumerate(panes, 1):
         fields |= {f"model_{i}": p["model"], f"thinking_{i}": p["thinking"], f"temperature_{i}": p["temperature"],
-                   f"max_tokens_{i}": p["max_new_tokens"], f"precision_{i}": p["precision"]}
+                   f"max_tokens_{i}": p["max_new_tokens"], f"precision_{i}": p["precision"], f"alternatives_{i}": p["alternatives"]}
     return fields
 
 
