@@ -1,5 +1,6 @@
 """The app in a real browser (Debian's Chromium driven by Playwright): what only a page can show."""
 
+import os
 import shutil
 
 import pytest
@@ -411,3 +412,21 @@ def test_a_conversation_survives_a_reload_and_can_be_renamed_and_deleted(page):
     page.get_by_text("Remember me after a reload").first.wait_for(timeout=10_000)
     page.get_by_role("button", name="Delete", exact=True).click()
     page.wait_for_function("() => !document.body.innerText.includes('Remember me after a reload')", timeout=10_000)
+
+
+def test_why_this_token_opens_under_the_answer_shaded_with_its_alternatives(page):
+    page.goto(page.base_url)
+    page.get_by_label("🔎 Why this token?").first.check()
+    page.get_by_placeholder("Message Qwen").fill("Hello, $x$ and *you*")
+    page.keyboard.press("Enter")
+    title = page.get_by_text("🔎 Why this token? ·").first
+    title.wait_for(timeout=60_000)
+    title.click()  # folded until asked
+    bubble = page.locator(".message", has_text="most likely at this step").first
+    bubble.wait_for(timeout=10_000)
+    shaded = bubble.locator("span[style*='background']")
+    assert shaded.count() > 5 and "%" in (shaded.first.get_attribute("title") or "")  # the sanitizer kept shading and alternatives
+    assert bubble.locator("table tr").count() > 5 and bubble.locator(".katex").count() == 0
+    assert bubble.locator("table").first.is_visible() and shaded.first.is_visible()
+    if (folder := os.environ.get("QP_SCREENSHOTS")):  # to look at by eye
+        page.screenshot(path=f"{folder}/why-this-token.png")

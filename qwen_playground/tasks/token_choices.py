@@ -56,8 +56,9 @@ def _tip(step: TokenStep) -> str:
 def to_markdown(choices: TokenChoices) -> str:
     if not choices.steps:
         return f"*{choices.note or 'No token probabilities for this answer.'}*"
-    strip = "".join(f'<span title="{_tip(s)}" style="{_shade(s)};border-radius:3px;padding:0 1px">{shown(s.token)}</span>'
-                    for s in choices.steps)
+    # the strip reads as the answer does (spaces as spaces); the table below marks them
+    strip = "".join(f'<span title="{_tip(s)}" style="{_shade(s)};border-radius:3px;padding:0 1px;white-space:pre-wrap">'
+                    f'{(s.token.replace(chr(10), "↵") or "∅").translate(_MARKDOWN)}</span>' for s in choices.steps)
     thinking = " *Italic*: the model's thinking." if any(s.thinking for s in choices.steps) else ""
     lines = [strip, "", f"Green: the model was sure of the token; red: it was a surprise. Hover over a token for its alternatives.{thinking}",
              "", "| # | token | probability | most likely at this step |", "|---:|---|---:|---|"]
