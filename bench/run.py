@@ -10,7 +10,9 @@ Sections: (1) app overhead, /chat through gradio_client vs raw `generate`;
 slowest pane; (5) cold start; (6) one decode per family at real shapes
 (Qwen3-0.6B vs Qwen3.5-0.8B vs Qwen3.5-2B, random weights, the app's
 precision), which the CPU defaults are chosen from; (7) 16 prompts through the
-Batch tab's /batch vs the same prompts as /chat calls one by one. Results are
+Batch tab's /batch vs the same prompts as /chat calls one by one; (8) what
+"why this token?" costs: a request without alternatives on the engine as
+shipped vs an engine without the recorder, and a request that asks. Results are
 appended to bench/results.jsonl and the table shows earlier runs beside this one.
 
     python bench/run.py --skip overhead decode concurrency compare cold_start batch   # (6) alone (~5 min on 2 cores)
@@ -289,6 +291,43 @@ def section_batch(app: App, model_id: str, new_tokens: int, cache: Path, prompts
             "batch_tokens": tokens, "one_by_one_tokens": sum(r["tokens"] for r in singles)}
 
 
+def section_alternatives(app: App, model_id: str, new_tokens: int, rounds: int = 5) -> dict:
+    """Token alternatives cost only the requests that ask for them: decode tokens/s through the continuous batch of
+    (a) a request without them, as shipped, (b) the same on an engine built without the recorder, (c) one that asks,
+    interleaved, medians. Engine-level (no Gradio), so only the recorder differs."""
+    from qwen_playground.backends import batching
+    from qwen_playground.backends.local import LocalBackend
+    from qwen_playground.core.generation import Metrics, Request
+
+    def without_recorder(manager, alternatives):  # the batch's processors as they were before the recorder
+        manager = shipped(manager, alternatives)
+        manager.logit_processor.logits_processor.remove(alternatives)
+        manager.logit_processor.tensors_required -= 1
+        return manager
+
+    shipped, settings = batching._with_our_processors, app.config.settings
+    bare = LocalBackend(app.config.registry, settings)
+    batching._with_our_processors = without_recorder
+    try:
+        speed = lambda backend, k: next(e for e in backend.stream(Request(model_id, messages, sampling, alternatives=k), threading.Event())
+                                        if isinstance(e, Metrics)).tokens_per_s
+        messages, sampling = [{"role": "user", "content": PROMPT}], app.config.registry.get(model_id).preset(False).model_copy(
+            update={"max_new_tokens": new_tokens})
+        speed(bare, 0)  # loads the bare engine's model while the patch holds
+    finally:
+        batching._with_our_processors = shipped
+    local = app.router.local
+    speed(local, 0)
+    runs: dict[str, list[float]] = {"shipped": [], "bare": [], "asking": []}
+    for _ in range(rounds):
+        runs["shipped"].append(speed(local, 0))
+        runs["bare"].append(speed(bare, 0))
+        runs["asking"].append(speed(local, 5))
+    medians = {k: statistics.median(v) for k, v in runs.items()}
+    return {"without_tokens_per_s": medians["shipped"], "no_recorder_tokens_per_s": medians["bare"], "asking_tokens_per_s": medians["asking"],
+            "ratio_without": medians["shipped"] / medians["bare"], "ratio_asking": medians["asking"] / medians["shipped"]}
+
+
 def section_compare(app: App, new_tokens: int) -> dict:
     panes = ["demo-qwen3", "demo-qwen2.5", "demo-qwen3"]
     kwargs = {"prompt": PROMPT, "panes": [{"model": m, "temperature": 0.7, "max_new_tokens": new_tokens} for m in panes]}
@@ -362,6 +401,10 @@ def print_table(run: dict, previous: list[dict]) -> None:
     if b := run.get("batch"):
         print(f"\n(7) Batch: {b['prompts']} prompts via /batch {b['batch_s']:.1f} s ({b['batch_tokens']} tokens) vs one by one via /chat "
               f"{b['one_by_one_s']:.1f} s ({b['one_by_one_tokens']} tokens) -> {b['ratio']:.2f}x (target >= 3x for 16 prompts)")
+    if a := run.get("alternatives"):
+        print(f"\n(8) Why this token?: a request without alternatives {a['without_tokens_per_s']:.1f} tok/s vs an engine without the recorder "
+              f"{a['no_recorder_tokens_per_s']:.1f} -> {a['ratio_without']:.3f} (target >= 0.97: not slower); a request asking for the top 5 "
+              f"{a['asking_tokens_per_s']:.1f} tok/s -> {a['ratio_asking']:.2f}x")
     if c := run.get("cold_start"):
         print(f"\n(5) Cold start: first page {c['first_page_s']:.1f} s; first answer (demo model built/loaded) {c['first_answer_s']:.1f} s")
     if rows := run.get("families"):
@@ -388,7 +431,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tokens", type=int, help="new tokens per answer (default 48, quick 24)")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-bench")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch",
+                                                                        "alternatives"])
     args = parser.parse_args(argv)
     tokens = args.tokens or (24 if args.quick else 48)
     cache = args.cache_dir
@@ -418,6 +462,8 @@ def main(argv: list[str] | None = None) -> dict:
             run["compare"] = section_compare(app, tokens)
         if "batch" not in args.skip:
             run["batch"] = section_batch(app, "bench", tokens, cache)
+        if "alternatives" not in args.skip:
+            run["alternatives"] = section_alternatives(app, "bench", tokens)
         if "families" not in args.skip and not args.quick:
             run["families"] = section_families(dtype)
     finally:
