@@ -244,6 +244,11 @@ def test_stop_marks_the_answer_stopped_with_its_metrics_so_far(page):
     page.goto(page.base_url)
     page.get_by_label("Model").first.click()
     page.get_by_role("option", name="tiny-random").click()  # random weights: it rambles until stopped
+    page.get_by_text("Sampling (Qwen's recommended settings)").click()
+    tokens = page.get_by_label("number input for Max new tokens")
+    page.wait_for_function("() => document.querySelector('[aria-label=\"number input for Max new tokens\"]').value === '64'")  # preset set
+    tokens.fill("4000")  # far more than a busy machine streams before Stop lands (the preset's 64 could finish first)
+    tokens.press("Enter")
     page.get_by_placeholder("Message Qwen").fill("Ramble on")
     page.keyboard.press("Enter")
     page.wait_for_function("() => [...document.querySelectorAll('.bot, [data-testid=bot]')].some(m => m.innerText.trim().length > 20 "
