@@ -114,10 +114,34 @@ def check_video(path: str | Path, name: str | None = None) -> Path:
 def video_support() -> str | None:
     """None when videos can be read here, else why not."""
     try:
-        import torchvision  # noqa: F401  (qwen-vl-utils reads video frames with it)
+        import av  # noqa: F401  (PyAV decodes the frames: read_video)
+        import torchvision  # noqa: F401  (qwen-vl-utils resizes the frames with it)
     except ImportError:
-        return "Videos need torchvision (pip install -r requirements.txt installs a matching pair)."
+        return "Videos need PyAV and torchvision (pip install -r requirements.txt installs them)."
     return None
+
+
+def read_video(path: str | Path, fps: float = 1.0, max_frames: int = 64, name: str | None = None) -> list[Image.Image]:
+    """A video's frames sampled at `fps` (at most `max_frames`), decoded with PyAV. qwen-vl-utils' own reader needs
+    `torchvision.io.read_video`, which torchvision 0.29 no longer has; it takes frames as they are, with their rate."""
+    import av
+
+    name = name or Path(path).name
+    frames: list[Image.Image] = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for index, frame in enumerate(container.decode(stream)):
+                seconds = float(frame.pts * frame.time_base) if frame.pts is not None else index / float(stream.average_rate or 1)
+                if seconds + 1e-6 >= len(frames) / fps:
+                    frames.append(frame.to_image().convert("RGB"))
+                    if len(frames) >= max_frames:
+                        break
+    except (av.FFmpegError, IndexError, ValueError) as e:
+        raise UploadRejected(f"{name} could not be decoded as a video ({e}); export it again as MP4 (H.264) and retry.") from None
+    if not frames:
+        raise UploadRejected(f"{name} has no video frames.")
+    return frames
 
 
 @dataclass(frozen=True)

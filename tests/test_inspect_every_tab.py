@@ -10,10 +10,10 @@ from gradio_client import handle_file
 from PIL import Image
 
 from qwen_playground.backends.local import LocalBackend
-from qwen_playground.vision import image_cost
 from tests.conftest import running_app
 
 IMAGE_PAD = 151655
+QWEN35_IMAGE_PAD = 248056
 
 
 class RecordingBackend(LocalBackend):
@@ -57,6 +57,16 @@ def test_chat_sends_what_its_inspector_shows(recorded):
     assert ids != inspected_ids(client, "/inspect", "Second", history, "demo-qwen3", "Be brief.", True)  # thinking is in the prompt
 
 
+def test_chat_with_an_image_sends_what_its_inspector_shows(recorded, tmp_path):
+    client, backend = recorded
+    Image.new("RGB", (640, 480), "red").save(tmp_path / "red.png")
+    image = [handle_file(str(tmp_path / "red.png"))]
+    [(model, ids)] = sent_by(backend, lambda: client.predict("What colour?", [], "demo-qwen3.5", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 32, 0,
+                                                              "full", False, False, image, api_name="/chat"))
+    assert model == "demo-qwen3.5" and ids == inspected_ids(client, "/inspect", "What colour?", [], "demo-qwen3.5", "", False, image)
+    assert ids.count(QWEN35_IMAGE_PAD) == 300  # 640x480 in 32-pixel tokens
+
+
 def test_code_sends_what_its_inspector_shows(recorded):
     client, backend = recorded
     inputs = ("Add two numbers", "Rust", "fn main() {}", "no crates", "demo-qwen2.5", "full")
@@ -82,15 +92,19 @@ def test_multilingual_sends_what_its_inspector_shows(recorded):
     assert "sends 2 requests" in notes and any("Hindi" in p["token"] for p in pieces)
 
 
-def test_vision_sends_what_its_inspector_shows_image_tokens_included(recorded, tmp_path):
+@pytest.mark.parametrize(("model", "tokens"), [("demo-qwen3-vl", 300), ("demo-qwen2.5-vl", 391)])
+def test_vision_sends_what_its_inspector_shows_image_tokens_included(recorded, tmp_path, model, tokens):
+    """640x480 pixels: 20x15 blocks of 32 px on Qwen3-VL, 23x17 of 28 px on Qwen2.5-VL; the same in the cost table,
+    the inspector and the ids generation gets."""
     client, backend = recorded
     Image.new("RGB", (640, 480), "red").save(tmp_path / "red.png")
-    inputs = ([handle_file(str(tmp_path / "red.png"))], None, "What colour?", "", "demo-qwen2.5-vl", 4, 256, "full")
+    inputs = ([handle_file(str(tmp_path / "red.png"))], None, "What colour?", "", model, 4, 1024, "full")
     [(_, ids)] = sent_by(backend, lambda: client.predict(*inputs, api_name="/vision"))
     pieces, notes, counts = client.predict(*inputs, api_name="/inspect_vision")
-    tokens = image_cost(Image.new("RGB", (640, 480)), 4 * 28 * 28, 256 * 28 * 28, 28).tokens  # what the cost table says
     assert counts["ids"] == ids and ids.count(IMAGE_PAD) == tokens
     assert any(p["token"] == f"<|image_pad|> ×{tokens}" for p in pieces) and "expands each image" in notes
+    _, costs, *_ = client.predict(*inputs, api_name="/vision")
+    assert costs["data"][0][3] == tokens
 
 
 def test_compare_sends_what_its_inspector_shows(recorded):

@@ -4,7 +4,7 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from qwen_playground.vision import Box, UploadRejected, check_image, check_video, draw_boxes, image_cost, parse_boxes
 
@@ -143,3 +143,21 @@ def test_uploads_are_screened_as_they_arrive(tmp_path):
     kept, thumbnails, refused = screen_uploads([tmp_path / "red.png", tmp_path / "cat.png"])
     assert kept == [tmp_path / "red.png"] and [name for _, name in thumbnails] == ["red.png"]
     assert thumbnails[0][0].size == (256, 192) and len(refused) == 1 and "cat.png is not an image" in refused[0]
+
+
+def test_a_relative_box_lands_where_the_equivalent_absolute_box_does():
+    """Qwen3-VL's [100, 200, 500, 600] in [0, 1000] and the same place in Qwen2.5-VL's resized pixels, on a non-square
+    image: both drawn on the original at x 10-50%, y 20-60% of its sides."""
+    image = Image.new("RGB", (900, 500), "white")
+    absolute_cost = image_cost(image, 4 * 28 * 28, 16384 * 28 * 28, 28)
+    assert (absolute_cost.resized_width, absolute_cost.resized_height) != image.size  # the resize is what makes them differ
+    w, h = absolute_cost.resized_width, absolute_cost.resized_height
+    relative = draw_boxes(image, [Box("", 100, 200, 500, 600)], image_cost(image, 4 * 32 * 32, 16384 * 32 * 32, 32), "relative")
+    absolute = draw_boxes(image, [Box("", 0.1 * w, 0.2 * h, 0.5 * w, 0.6 * h)], absolute_cost, "absolute")
+
+    def drawn_box(drawn):
+        return ImageChops.difference(drawn, image).getbbox()
+
+    assert drawn_box(relative) == pytest.approx(drawn_box(absolute), abs=1)
+    left, top, right, bottom = drawn_box(relative)
+    assert (left, top) == pytest.approx((90, 100), abs=1) and (right, bottom) == pytest.approx((450, 300), abs=3)

@@ -1,7 +1,9 @@
-"""The tiny Qwen2.5-VL demo through the backend and through the app."""
+"""The tiny Qwen2.5-VL and Qwen3-VL demos through the backend and through the app."""
 
 import threading
 
+import av
+import numpy as np
 import pytest
 from gradio_client import handle_file
 from PIL import Image
@@ -11,12 +13,25 @@ from qwen_playground.core.generation import Metrics, Request, TextDelta
 from qwen_playground.vision import image_cost
 
 REPLY = "Hi from the Qwen2.5-VL demo model: install real weights to hear about your images!"
+QWEN3_VL_REPLY = "Greetings from the Qwen3-VL demo model; install real weights to hear about your pictures!"
 
 
-def ask(backend, images, min_pixels=4 * 28 * 28, max_pixels=256 * 28 * 28):
+def ask(backend, images, min_pixels=4 * 28 * 28, max_pixels=256 * 28 * 28, model="demo-qwen2.5-vl"):
     parts = [{"type": "image", "image": im, "min_pixels": min_pixels, "max_pixels": max_pixels} for im in images]
     messages = [{"role": "user", "content": [*parts, {"type": "text", "text": "What is shown?"}]}]
-    return messages, list(backend.stream(Request("demo-qwen2.5-vl", messages), threading.Event()))
+    return messages, list(backend.stream(Request(model, messages), threading.Event()))
+
+
+def test_qwen3_vl_sees_in_32_pixel_tokens(backend):
+    images = [Image.new("RGB", (640, 480), "red"), Image.new("RGB", (300, 200), "blue")]
+    messages, events = ask(backend, images, 4 * 32 * 32, 1024 * 32 * 32, model="demo-qwen3-vl")
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == QWEN3_VL_REPLY
+    processor = backend.cache.get("demo-qwen3-vl", 0, None).processor
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    enc = processor(text=[text], images=process_vision_info(messages, image_patch_size=16)[0], return_tensors="pt")
+    costs = [image_cost(im, 4 * 32 * 32, 1024 * 32 * 32, 32).tokens for im in images]
+    assert int((enc["input_ids"] == 151655).sum()) == sum(costs) and costs[0] == 300  # 20 x 15 blocks of 32 px
+    assert next(e for e in events if isinstance(e, Metrics)).prompt_tokens == enc["input_ids"].shape[1]
 
 
 @pytest.mark.parametrize("count", [1, 2])
@@ -65,3 +80,35 @@ def test_bad_uploads_get_clear_messages_and_the_app_serves_on(app, tmp_path):
         client.predict([handle_file(str(tmp_path / "ok.png"))], None, "q", "", "demo-qwen2.5-vl", 512, 16, api_name="/vision")
     chat, *_ = client.predict([handle_file(str(tmp_path / "ok.png"))], None, "Still there?", "", "demo-qwen2.5-vl", 4, 256, api_name="/vision")
     assert chat[-1]["content"][0]["text"] == REPLY
+
+
+def make_video(path, seconds: int = 3, fps: int = 8) -> None:
+    """A real MPEG-4 file, one grey level per frame."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(seconds * fps):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10 % 255, dtype=np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+@pytest.mark.parametrize(("model", "reply"), [("demo-qwen3-vl", QWEN3_VL_REPLY), ("demo-qwen2.5-vl", REPLY)])
+def test_a_video_is_sampled_and_answered_with_its_frame_times_where_the_family_takes_them(app, tmp_path, model, reply):
+    client, _ = app
+    make_video(tmp_path / "clip.mp4")
+    inputs = ([handle_file(str(tmp_path / "clip.mp4"))], None, "What happens?", "", model, 4, 256)
+    chat, costs, _, _, metrics = client.predict(*inputs, api_name="/vision")
+    assert chat[-1]["content"][0]["text"] == reply and "tok/s" in metrics
+    assert costs["data"][0][:3] == ["clip.mp4", "video, 64×48", "3 frames at 1 per second"]
+    pieces, _, _ = client.predict(*inputs, api_name="/inspect_vision")
+    text = "".join(p["token"] for p in pieces)
+    assert "<|video_pad|>" in text and ("seconds>" in text) == (model == "demo-qwen3-vl")  # Qwen3-VL writes each frame's time
+
+
+def test_a_broken_video_is_refused_with_a_message(app, tmp_path):
+    client, _ = app
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)  # an MP4 signature, no video inside
+    with pytest.raises(Exception, match="could not be decoded as a video"):
+        client.predict([handle_file(str(broken))], None, "What?", "", "demo-qwen3-vl", 4, 256, api_name="/vision")

@@ -87,8 +87,9 @@ def defuse_messages(messages: list[dict]) -> list[dict]:
 def encode_request(spec: "ModelSpec", request: "Request", tokenizer: PreTrainedTokenizerBase,
                    processor: "ProcessorMixin | None" = None) -> dict:
     """The model inputs for `request` (input_ids, attention_mask, and pixel values when it has images): what a
-    local model generates from, and what the inspector takes apart. One function, so both see the same ids."""
-    if processor is None:
+    local model generates from, and what the inspector takes apart. One function, so both see the same ids. Text
+    alone goes through the tokenizer also for a model that sees (Qwen3.5), so typed control tokens stay text."""
+    if processor is None or not request.has_media:
         _, ids = encode_chat(tokenizer, request.messages, **spec.family.template_kwargs(request.thinking))
         return {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
     from qwen_vl_utils import process_vision_info  # imports torchvision
@@ -96,5 +97,15 @@ def encode_request(spec: "ModelSpec", request: "Request", tokenizer: PreTrainedT
     messages = defuse_messages(request.messages)  # the processor tokenizes its own text: see above
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                          **spec.family.template_kwargs(request.thinking))
-    images, videos = process_vision_info(messages, image_patch_size=spec.family.vision.patch_size)
-    return dict(processor(text=[text], images=images, videos=videos, return_tensors="pt"))
+    vision = spec.family.vision
+    # images and video frames arrive resized by qwen-vl-utils to the family's token side, as the cost table prices them
+    extra: dict = {"do_resize": False}
+    if vision.video_metadata:  # Qwen3-VL: each frame's time goes into the prompt, from the video's fps and frame count
+        images, videos, video_kwargs = process_vision_info(messages, image_patch_size=vision.patch_size, return_video_kwargs=True,
+                                                           return_video_metadata=True)
+        if videos:
+            videos, metadata = (list(column) for column in zip(*videos))
+            extra |= video_kwargs | {"video_metadata": metadata}
+    else:
+        images, videos = process_vision_info(messages, image_patch_size=vision.patch_size)
+    return dict(processor(text=[text], images=images, videos=videos, return_tensors="pt", **extra))

@@ -58,6 +58,12 @@ class Request:
         if not 0 <= self.alternatives <= MAX_ALTERNATIVES:
             raise ValueError(f"alternatives must be between 0 and {MAX_ALTERNATIVES}")
 
+    @property
+    def has_media(self) -> bool:
+        """Whether any message carries an image or a video part (what a model's processor is for)."""
+        return any(isinstance(m["content"], list) and any(isinstance(p, dict) and p.get("type") in ("image", "video") for p in m["content"])
+                   for m in self.messages)
+
 
 @dataclass(frozen=True)
 class Progress:

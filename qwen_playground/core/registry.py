@@ -43,6 +43,7 @@ class Vision(BaseModel):
 
     token_side: int = Field(gt=0)  # patch size x spatial merge (Qwen2.5-VL: 14 x 2 = 28)
     grounding: Literal["absolute", "relative"]  # bbox_2d in the resized image's pixels, or in [0, 1000]
+    video_metadata: bool = False  # the processor takes each video's fps and frame count and writes frame times into the prompt
 
     @property
     def patch_size(self) -> int:

@@ -152,10 +152,6 @@ def summary_markdown(inspection: Inspection, spec: ModelSpec, note: str, diff: s
     return "\n\n".join(parts)
 
 
-def has_media(request: Request) -> bool:
-    return any(isinstance(m["content"], list) and any(p.get("type") in ("image", "video") for p in m["content"]) for m in request.messages)
-
-
 @dataclass(frozen=True)
 class Explanation:
     pieces: list[tuple[str, str | None]]
@@ -167,7 +163,7 @@ def explain(spec: ModelSpec, request: Request, cache_dir: Path, stripped: int = 
     """What `request` puts in front of the model: the same ids local generation computes from it."""
     if not request.messages:
         raise TaskError("Type a message (or chat first): there is nothing to inspect yet.")
-    media_in = has_media(request)
+    media_in = request.has_media
     try:
         tokenizer, note = tokenizer_for(spec, cache_dir)
         processor = processor_for(spec, cache_dir) if media_in else None

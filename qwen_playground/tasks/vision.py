@@ -18,12 +18,14 @@ from ..core.config import AppConfig
 from ..core.generation import Request
 from ..core.prompts import load_template
 from ..core.registry import ModelSpec
-from ..vision import (CheckedImage, Cost, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes,
+from ..vision import (CheckedImage, Cost, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes, read_video,
                       video_support)
 from . import TaskError, refuse_if_too_long, require_text, resolve
 from .streaming import stream_turns
 
 MAX_FILES = 8
+VIDEO_FPS = 1.0  # frames sampled per second of video
+MAX_VIDEO_FRAMES = 64
 COST_COLUMNS = ["image", "original", "resized to", "tokens"]
 
 
@@ -84,8 +86,11 @@ def prepare(config: AppConfig, paths: list[Path], question: object, system_promp
             if looks_like_video(path):
                 if (why := video_support()) is not None:
                     raise UploadRejected(why)
-                parts.append({"type": "video", "video": str(check_video(path)), "max_pixels": max_pixels, "fps": 1.0})
-                rows.append([path.name, "video", "sampled at 1 frame/s", "see prompt tokens"])
+                frames = read_video(check_video(path), VIDEO_FPS, MAX_VIDEO_FRAMES)
+                # sample_fps: the frames' rate, from which Qwen3-VL's processor writes each frame's time into the prompt
+                parts.append({"type": "video", "video": frames, "sample_fps": VIDEO_FPS, "max_pixels": max_pixels})
+                rows.append([path.name, f"video, {frames[0].width}×{frames[0].height}",
+                             f"{len(frames)} frames at {VIDEO_FPS:g} per second", "see prompt tokens"])
                 continue
             checked = check_image(path)
             cost = image_cost(checked.image, min_pixels, max_pixels, spec.family.vision.token_side)
@@ -98,7 +103,8 @@ def prepare(config: AppConfig, paths: list[Path], question: object, system_promp
     messages = [{"role": "system", "content": system_prompt}] if (system_prompt or "").strip() else []
     messages.append({"role": "user", "content": [*parts, {"type": "text", "text": load_template("vision").render_user(question=text)}]})
     refuse_if_too_long(config, spec, messages, "Shorten the question or the system prompt.", "question")  # the images' tokens come on top
-    request = Request(spec.id, messages, spec.preset(False), thinking=False, precision=precision, user=user)
+    think = spec.family.thinks(False)  # a Thinking model (Qwen3-VL-Thinking) always thinks; the others answer at once here
+    request = Request(spec.id, messages, spec.preset(think), thinking=think, precision=precision, user=user)
     shown = [{"role": "user", "content": f"🖼 {len(paths)} file{'s' if len(paths) > 1 else ''}: {text}"}]
     return VisionJob(spec, request, images, rows, notes, shown)
 

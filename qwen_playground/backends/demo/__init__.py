@@ -124,15 +124,16 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0,
                                                pad_token_id=text.pad_token_id)
     model.to(torch.bfloat16).save_pretrained(folder)
     if recipe.processor:
-        _processor(recipe.processor, tok).save_pretrained(folder)
+        _processor(recipe.processor, tok, family.vision.patch_size).save_pretrained(folder)
     else:
         tok.save_pretrained(folder)
     return folder
 
 
-def _processor(classes: dict[str, str], tok: PreTrainedTokenizerBase):
-    """A vision processor from the recipe's class names (its video processor needs torchvision)."""
-    make = lambda name: getattr(transformers, classes[name])()  # noqa: E731
+def _processor(classes: dict[str, str], tok: PreTrainedTokenizerBase, patch_size: int):
+    """A vision processor from the recipe's class names, cutting `patch_size` pixel patches (the image processors
+    default to Qwen2-VL's 14); its video processor needs torchvision."""
+    make = lambda name: getattr(transformers, classes[name])(patch_size=patch_size, merge_size=2)  # noqa: E731
     return getattr(transformers, classes["class"])(image_processor=make("image_processor"), tokenizer=tok,
                                                    video_processor=make("video_processor"), chat_template=tok.chat_template)
 
