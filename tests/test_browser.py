@@ -435,3 +435,18 @@ def test_why_this_token_opens_under_the_answer_shaded_with_its_alternatives(page
     assert bubble.locator("table").first.is_visible() and shaded.first.is_visible()
     if (folder := os.environ.get("QP_SCREENSHOTS")):  # to look at by eye
         page.screenshot(path=f"{folder}/why-this-token.png")
+
+
+def test_an_image_attached_in_chat_shows_in_the_conversation_with_its_cost(page, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (640, 480), "red").save(tmp_path / "red.png")
+    page.goto(page.base_url)
+    page.locator(".chat-images input[type=file]").set_input_files(str(tmp_path / "red.png"))
+    page.get_by_text("red.png").first.wait_for(timeout=20_000)  # uploaded
+    page.get_by_placeholder("Message Qwen").fill("What colour is this?")
+    page.keyboard.press("Enter")
+    page.get_by_text("1 image: 300 of the prompt tokens").first.wait_for(timeout=60_000)
+    user = page.locator(".message.user, [data-testid=user]").first
+    assert user.locator("img").count() == 1 and "What colour is this?" in user.inner_text()
+    page.wait_for_function("() => !document.querySelector('.chat-images')?.innerText.includes('red.png')", timeout=10_000)  # sent along

@@ -186,7 +186,7 @@ class LocalBackend(Backend):
         options = {"dtype": self.dtype, "device_map": self.device,
                    "quantization_config": transformers_config(precision, self.device, self.dtype)}
         processor = None
-        if spec.family.vision is not None:  # a family that sees through its processor (Qwen3.5's vision side: not yet)
+        if spec.family.vision is not None and not spec.adapter:  # a fine-tuned model is its text side, as it was trained
             processor = AutoProcessor.from_pretrained(folder)
             if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
                 raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")

@@ -1,15 +1,18 @@
 """Between Gradio chat history and model messages, and one turn's events as chat bubbles.
 
-Gradio's history holds display messages: the user's text, the answer, and
-helper bubbles with a `metadata` title (thinking, loading, metrics, errors).
-Only user text and answers go back to the model, answers without thinking,
-as Qwen documents for multi-turn use.
+Gradio's history holds display messages: the user's text (with the images
+they attached, as file parts), the answer, and helper bubbles with a
+`metadata` title (thinking, loading, metrics, errors). Only user messages and
+answers go back to the model, answers without thinking, as Qwen documents for
+multi-turn use.
 """
 
 from __future__ import annotations
 
 import json
+import mimetypes
 import time
+from pathlib import Path
 
 from ..backends.thinking import strip_thinking
 from ..core.generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta, TokenChoices
@@ -32,31 +35,57 @@ def text_of(content: object) -> str:
     return str(content)
 
 
+def files_of(content: object) -> list[str]:
+    """The paths of a Gradio message content's file parts (images a person attached), in order; a part's file is a
+    FileData dict, or a plain path where gradio_client downloaded it."""
+    paths = []
+    for part in content if isinstance(content, (list, tuple)) else [content]:
+        if isinstance(part, dict):
+            file = part.get("file") if part.get("type") == "file" else part
+            path = file.get("path") if isinstance(file, dict) else file if part.get("type") == "file" else None
+            if isinstance(path, str) and path:
+                paths.append(path)
+    return paths
+
+
+def with_files(text: str, files: list[str]) -> str | list[dict]:
+    """A message content as Gradio's chatbot shows it: the text alone, or the attached files (their type named, so
+    images show as images), then the text."""
+    parts = [{"type": "file", "file": {"path": f, "mime_type": mimetypes.guess_type(f)[0]}} for f in files]
+    return [*parts, {"type": "text", "text": text}] if files else text
+
+
 def is_helper(message: dict) -> bool:
     """Thinking, progress, metrics and error bubbles: shown, never sent to the model."""
     return bool((message.get("metadata") or {}).get("title"))
 
 
 def normalize_history(history: list | None) -> list[dict]:
-    """Gradio's history as plain dicts with string content (it may send parts lists)."""
+    """Gradio's history as plain dicts: string content, or the attached files then the text (it may send parts lists)."""
     normal = []
     for m in history or []:
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system"):
             raise ValueError("history must be a list of {'role': 'user'|'assistant', 'content': ...} messages")
-        item = {"role": m["role"], "content": text_of(m.get("content"))}
+        files = files_of(m.get("content")) if m["role"] == "user" else []
+        item = {"role": m["role"], "content": with_files(text_of(m.get("content")), files)}
         if m.get("metadata"):
             item["metadata"] = dict(m["metadata"])
         normal.append(item)
     return normal
 
 
-def to_model_messages(history: list[dict], system_prompt: str, thinking_tags: tuple[str, str]) -> list[dict]:
-    """Model messages: optional system prompt, user turns, answers without their thinking (in the family's tags)."""
+def to_model_messages(history: list[dict], system_prompt: str, thinking_tags: tuple[str, str], image_bounds: dict | None = None) -> list[dict]:
+    """Model messages: optional system prompt, user turns (their images first, sized within `image_bounds`: min_pixels
+    and max_pixels), answers without their thinking (in the family's tags)."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
     for m in history:
         if is_helper(m) or m["role"] == "system":
             continue
         text = unprotect(text_of(m["content"]))  # as typed or answered, not as displayed
+        if files := files_of(m["content"]):
+            images = [{"type": "image", "image": path, **(image_bounds or {})} for path in files]
+            messages.append({"role": m["role"], "content": [*images, {"type": "text", "text": text}]})
+            continue
         if m["role"] == "assistant":
             text = strip_thinking(text, thinking_tags)
             if messages and messages[-1]["role"] == "assistant":  # one answer split over bubbles
@@ -166,13 +195,14 @@ def export_markdown(history: list[dict], settings: dict) -> str:
     """A conversation as Markdown: settings, then each message (thinking in a collapsible block)."""
     lines = ["# Qwen Playground conversation", "", *(f"- **{k}:** {v}" for k, v in settings.items()), ""]
     for m in normalize_history(history):
-        title = (m.get("metadata") or {}).get("title")
-        if title and m["content"]:
-            lines += [f"<details><summary>{title}</summary>", "", m["content"], "", "</details>", ""]
+        title, text, files = (m.get("metadata") or {}).get("title"), text_of(m["content"]), files_of(m["content"])
+        if title and text:
+            lines += [f"<details><summary>{title}</summary>", "", text, "", "</details>", ""]
         elif title:
             lines += [f"*{title}*", ""]
         else:
-            lines += [f"**{m['role']}:**", "", m["content"], ""]
+            attached = [f"*🖼 {Path(f).name}*" for f in files]
+            lines += [f"**{m['role']}:**", "", *attached, text, ""]
     return "\n".join(lines)
 
 

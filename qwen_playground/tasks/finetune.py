@@ -140,8 +140,9 @@ class FinetuneJob:
 
 
 def trainable(spec: ModelSpec) -> bool:
-    """Local text models that are not themselves fine-tuned: what a LoRA can be trained on here."""
-    return not (spec.endpoint or spec.family.vision or spec.adapter)
+    """Local models that write text and are not themselves fine-tuned: what a LoRA can be trained on here (a natively
+    multimodal Qwen3.5 trains as its text side; the vision specialists do not)."""
+    return not (spec.endpoint or spec.family.specialty == "vision" or spec.adapter)
 
 
 def training_bytes(spec: ModelSpec, device: str, qlora: bool) -> int:

@@ -80,6 +80,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 with gr.Tab(label, id=tab_id) as tab:
                     fields[tab_id] = build(config, service)
                 tab.select(lambda t=tab_id: t, None, current, api_visibility="private", queue=False)
+            chat_images = fields["chat"].pop("images")  # uploads: the inspector reads them, a lesson does not carry them
             with gr.Tab("Batch", id="batch"):
                 build_batch_tab(config, service)
             with gr.Tab("Fine-tune", id="finetune"):
@@ -91,7 +92,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
             for vote in votes:
                 vote.then(lambda: standings_table(store), None, table, api_visibility="private")
             with gr.Tab("Inspector", id="inspector"):
-                build_inspector_tab(config, fields["chat"])
+                build_inspector_tab(config, {**fields["chat"], "images": chat_images})
             with gr.Tab("Model guide", id="guide"):
                 build_guide_tab(config, service.capabilities().runnable_precisions)
             with gr.Tab("Monitor", id="monitor"):

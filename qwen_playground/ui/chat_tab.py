@@ -1,8 +1,8 @@
 """The Chat tab: multi-turn streamed chat with thinking, presets, retry/undo/clear, stop and export.
 
 The send event is the `/chat` API endpoint: (message, history, model, system
-prompt, thinking, sampling..., thinking budget, precision, trim, alternatives)
--> streamed (history, cleared textbox). What a turn sends is `tasks.chat.prepare`.
+prompt, thinking, sampling..., thinking budget, precision, trim, alternatives,
+images) -> streamed (history, cleared textbox). What a turn sends is `tasks.chat.prepare`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from ..core.prompts import load_template
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import chat, conversations
-from ..tasks.chat_history import export_json, export_markdown, split_last_turn
+from ..tasks.chat_history import export_json, export_markdown, files_of
+from . import uploads
 from .common import (Stops, browser_secret, describe, follows_registry, on_page_load, precision_picker, refusals, refuse, start_job,
                      thinking_settings, when_valid)
 from .inspector_tab import inspect_chat, inspector_outputs
@@ -65,6 +66,8 @@ def layout(config: AppConfig, service: Service) -> dict:
                 c["send"] = gr.Button("Send", variant="primary", scale=1, min_width=80)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1, min_width=80)
                 c["clear"] = gr.Button("Clear", scale=1, min_width=80)
+            c["images"] = uploads.File(file_count="multiple", file_types=["image"], label="📎 Images for this message (models that see)",
+                                       height=90, elem_classes="chat-images")
         with gr.Column(scale=1, min_width=300, elem_classes="sidebar"):  # scrolls on its own beside the conversation
             conversation_panel(c, browser_secret(config.settings.cache_dir))
             c["model"] = follows_registry(gr.Dropdown([s.id for s in specs], value=first.id, label="Model"),
@@ -108,9 +111,14 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
         return chat.prepare(config, chat.ChatInputs.from_api(*values), user)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
-                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, request: gr.Request = None):
+                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, images=None,
+                request: gr.Request = None):
+        with refusals():
+            attached = chat.paths_of(images)
+        uploads.require_uploaded([*attached, *(f for m in chat.history_of(history) for f in files_of(m["content"]))])
         job = start_job(service, request, prepare, message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p,
-                        repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives)
+                        repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives,
+                        attached)
         if job.dropped:
             gr.Info(f"Dropped the {job.dropped} oldest exchange{'s' if job.dropped > 1 else ''} to fit "
                     f"{config.settings.max_input_tokens:,} tokens.")
@@ -125,8 +133,8 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
 
     def retry(request: gr.Request, history, *settings):  # Gradio passes the request first here, with *settings
         with refusals():
-            before, text = chat.last_message(history)
-        yield from respond(text, before, *settings, request=request)
+            before, text, images = chat.last_message(history)
+        yield from respond(text, before, *settings, images, request=request)
 
     return respond, retry, prepare
 
@@ -189,9 +197,10 @@ def bind_conversations(c: dict, changed: list) -> None:
 
 
 def undo(history):
+    """The conversation without its last exchange; that message (and its images) back in the box to edit."""
     with refusals():
-        before, text = split_last_turn(chat.history_of(history))
-    return before, text or ""
+        before, text, images = chat.last_message(history)
+    return before, text, list(images) or None
 
 
 def build_chat_tab(config: AppConfig, service: Service) -> dict:
@@ -202,22 +211,26 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     chatbot, message, sliders = c["chatbot"], c["message"], c["sliders"]
     settings = [c["model"], c["system_prompt"], c["thinking"], *sliders, c["budget"], c["precision"], c["trim"], c["why"]]
     private = {"api_visibility": "private", "queue": False}
-    inputs = [message, chatbot, *settings]
+    inputs = [message, chatbot, *settings, c["images"]]
     events = [when_valid(c["send"].click, respond, prepare, inputs, [chatbot, message], api_name="chat", concurrency_id="generate"),
               when_valid(message.submit, respond, prepare, inputs, [chatbot, message], concurrency_id="generate"),
               chatbot.retry(retry, [chatbot, *settings], [chatbot, message], api_visibility="private", concurrency_id="generate")]
     export_inputs, exports = [chatbot, c["model"], c["system_prompt"], c["thinking"]], [c["export_md"], c["export_json"]]
-    edits = [chatbot.undo(undo, chatbot, [chatbot, message], **private), c["clear"].click(lambda: ([], ""), None, [chatbot, message], **private)]
+    edits = [chatbot.undo(undo, chatbot, [chatbot, message, c["images"]], **private),
+             c["clear"].click(lambda: ([], "", None), None, [chatbot, message, c["images"]], **private)]
     stops.bind(c["stop"], respond, retry)
     for event in events:
         event.then(service.status, None, c["status"], **private)
+    for event in events[:2]:  # sent: the images went with the message
+        event.success(lambda: None, None, c["images"], **private)
     for event in events + edits:
         event.then(export_files, export_inputs, exports, api_visibility="private")
     bind_conversations(c, events + edits[:1])
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
     c["thinking"].change(lambda m, t: chat.preset_values(config.registry.get(m), t), [c["model"], c["thinking"]], sliders, **private)
     inspect = inspect_chat(config)
-    c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"]],
+    c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"]],
                        list(c["inspected"]), api_visibility="private")
     return {"message": message, "chatbot": chatbot, "model": c["model"], "system_prompt": c["system_prompt"], "thinking": c["thinking"],
-            **dict(zip(chat.SAMPLING_FIELDS, sliders, strict=True)), "thinking_budget": c["budget"], "alternatives": c["why"]}
+            **dict(zip(chat.SAMPLING_FIELDS, sliders, strict=True)), "thinking_budget": c["budget"], "alternatives": c["why"],
+            "images": c["images"]}

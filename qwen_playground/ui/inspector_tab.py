@@ -19,7 +19,9 @@ from ..core.registry import TABS
 from ..languages import languages
 from ..tasks import chat
 from ..tasks import guide as guide_task
+from ..tasks.chat_history import files_of
 from ..tasks.inspect import explain
+from . import uploads
 from .common import refusals
 
 HIGHLIGHT_COLORS = {"special": "#f59e0b", "tag": "#8b5cf6"}
@@ -40,9 +42,11 @@ def show_inspection(config: AppConfig, job) -> tuple:
 def inspect_chat(config: AppConfig) -> Callable:
     """The Chat inspector: the conversation so far plus the unsent message, as the next request would be."""
 
-    def inspect_conversation(message, history, model, system_prompt, thinking):
+    def inspect_conversation(message, history, model, system_prompt, thinking, images=None):
         with refusals():
-            job = chat.prepare(config, chat.ChatInputs(message, history, model, system_prompt or "", bool(thinking)), require_message=False)
+            inputs = chat.ChatInputs(message, history, model, system_prompt or "", bool(thinking), images=chat.paths_of(images))
+            uploads.require_uploaded([*inputs.images, *(f for m in chat.history_of(history) for f in files_of(m["content"]))])
+            job = chat.prepare(config, inputs, require_message=False)
         return show_inspection(config, job)
 
     return inspect_conversation
@@ -82,7 +86,7 @@ def build_inspector_tab(config: AppConfig, chat_fields: dict) -> None:
     go = gr.Button("Inspect the Chat tab", variant="primary")
     text, notes = inspector_outputs()
     counts = gr.JSON(label="Token counts and ids")
-    inputs = [chat_fields[k] for k in ("message", "chatbot", "model", "system_prompt", "thinking")]
+    inputs = [chat_fields[k] for k in ("message", "chatbot", "model", "system_prompt", "thinking", "images")]
     go.click(inspect_chat(config), inputs, [text, notes, counts], api_name="inspect")
 
 

@@ -24,6 +24,12 @@ def _paths(payload) -> list:
     return [getattr(item, "path", None) for item in (items if isinstance(items, list) else [items])]
 
 
+def require_uploaded(paths: list[str]) -> None:
+    """Refuse any path outside Gradio's upload folder: file parts in a chat history an API caller sends are paths too."""
+    if any(not utils.is_in_or_equal(path, utils.get_upload_folder()) for path in paths):
+        raise refuse(REFUSED)
+
+
 class _OnlyUploads:
     def preprocess(self, payload):
         for path in _paths(payload):
