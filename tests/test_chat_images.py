@@ -76,3 +76,10 @@ def test_images_go_first_in_the_user_turn_within_the_models_pixel_bounds(demo_co
     assert text["type"] == "text" and "What is it?" in text["text"] and job.image_tokens == 4
     with pytest.raises(chat.TaskError, match="Add a question about the images"):
         chat.prepare(demo_config, chat.ChatInputs("", [], "demo-qwen3-vl", images=(str(tmp_path / "blue.png"),)))
+
+
+def test_retry_and_undo_take_the_last_message_with_its_images(tmp_path):
+    Image.new("RGB", (64, 64), "blue").save(tmp_path / "blue.png")
+    history = [{"role": "user", "content": [{"type": "file", "file": {"path": str(tmp_path / "blue.png")}}, {"type": "text", "text": "What?"}]},
+               {"role": "assistant", "content": "Blue."}]
+    assert chat.last_message(history) == ([], "What?", (str(tmp_path / "blue.png"),))

@@ -110,7 +110,7 @@ def paths_of(files: object) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def image_parts(spec: ModelSpec, paths: tuple[str, ...], history_has_images: bool) -> tuple[dict, int]:
+def check_images(spec: ModelSpec, paths: tuple[str, ...], history_has_images: bool) -> tuple[dict, int]:
     """(min/max pixel bounds for every image in the conversation, what this message's images cost in tokens); refuses
     images for a model that reads text only, and an unreadable or oversized image, naming it."""
     if not paths and not history_has_images:
@@ -137,7 +137,7 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     if require_message and not text:
         raise TaskError("Type a message first." if not inputs.images else "Add a question about the images.", "message")
     spec, before, template = resolve(config.registry, inputs.model), history_of(inputs.history), load_template("chat")
-    bounds, image_tokens = image_parts(spec, inputs.images, any(files_of(m["content"]) for m in before))
+    bounds, image_tokens = check_images(spec, inputs.images, any(files_of(m["content"]) for m in before))
     dropped = 0
     if inputs.trim_history and text:
         budget = config.settings.max_input_tokens - conversation_tokens(
@@ -161,10 +161,10 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
 
 def last_message(history: object) -> tuple[list[dict], str, tuple[str, ...]]:
     """(the conversation before its last user message, that message, the images it had): for retry and undo."""
-    before, text = split_last_turn(history_of(history))
+    everything = history_of(history)
+    before, text = split_last_turn(everything)
     if text is None:
         raise TaskError("Nothing to retry yet.")
-    everything = history_of(history)
     return before, text, tuple(files_of(everything[len(before)]["content"]))
 
 
