@@ -25,7 +25,8 @@ def title(message) -> str:
 
 @pytest.fixture()
 def red(tmp_path):
-    Image.new("RGB", (640, 480), "red").save(tmp_path / "red.png")
+    """320x240: 10x8 blocks of 32 px after Qwen's resize to 320x256 (640x480 = 300 is the inspector test's case)."""
+    Image.new("RGB", (320, 240), "red").save(tmp_path / "red.png")
     return handle_file(str(tmp_path / "red.png"))
 
 
@@ -36,11 +37,11 @@ def test_an_image_is_shown_answered_priced_and_kept_for_the_next_turn(app, red):
     assert [part["type"] for part in user["content"]] == ["file", "text"] and user["content"][1]["text"] == "What colour is it?"
     assert "Good day from a small demo network" in "".join(p.get("text", "") for m in history[1:] for p in m["content"])
     footer = next(title(m) for m in history if title(m).startswith("📊"))
-    assert "🖼 1 image: 300 of the prompt tokens" in footer and box == ""  # 640x480 in 32-pixel tokens
+    assert "🖼 1 image: 80 of the prompt tokens" in footer and box == ""
     follow_up, _ = client.predict("And the size?", resendable(history), "demo-qwen3.5", *SETTINGS, None, api_name="/chat")
     assert files_of(follow_up[0]["content"]) and not files_of(follow_up[-3]["content"])  # the first message keeps its image
     pieces, _, _ = client.predict("One more?", resendable(follow_up), "demo-qwen3.5", "", False, None, api_name="/inspect")
-    assert any(p["token"] == "<|image_pad|> ×300" for p in pieces)  # the earlier image still goes to the model
+    assert any(p["token"] == "<|image_pad|> ×80" for p in pieces)  # the earlier image still goes to the model
 
 
 def test_a_model_that_reads_text_only_refuses_an_image_and_nothing_is_lost(app, red):
