@@ -115,7 +115,7 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
                 request: gr.Request = None):
         with refusals():
             attached = chat.paths_of(images)
-        uploads.require_uploaded([*attached, *(f for m in chat.history_of(history) for f in files_of(m["content"]))])
+            uploads.require_uploaded([*attached, *(f for m in chat.history_of(history) for f in files_of(m["content"]))])
         job = start_job(service, request, prepare, message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p,
                         repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives,
                         attached)
