@@ -23,7 +23,8 @@ from ..mathtext import protect_math, protect_typed
 from ..service.lengths import conversation_tokens, trim_history
 from ..vision import UploadRejected, check_image, image_cost
 from . import TaskError, refuse_if_too_long, resolve
-from .chat_history import THINKING_TITLE, files_of, is_helper, normalize_history, split_last_turn, to_model_messages, with_files
+from .chat_history import (THINKING_TITLE, files_of, is_helper, normalize_history, split_last_turn, to_model_messages, user_content,
+                           with_files)
 from .streaming import stream_turns
 
 MAX_IMAGES = 8  # per message
@@ -143,13 +144,9 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
         budget = config.settings.max_input_tokens - conversation_tokens(
             [{"role": "system", "content": inputs.system_prompt}, {"role": "user", "content": template.render_user(message=text)}])
         before, dropped = trim_history(before, max(0, budget))
-    asked = with_files(text, list(inputs.images))
-    messages = to_model_messages(before + ([{"role": "user", "content": asked}] if text else []), inputs.system_prompt,
-                                 spec.family.thinking_tags, bounds)
+    messages = to_model_messages(before, inputs.system_prompt, spec.family.thinking_tags, bounds)
     if text:
-        rendered = template.render_user(message=text)
-        last = messages[-1]
-        last["content"] = [*last["content"][:-1], {"type": "text", "text": rendered}] if inputs.images else rendered
+        messages.append({"role": "user", "content": user_content(template.render_user(message=text), list(inputs.images), bounds)})
         refuse_if_too_long(config, spec, messages, TOO_LONG_ADVICE, "message")
     think = spec.family.thinks(inputs.thinking)
     request = Request(spec.id, messages, inputs.sampling or spec.preset(think), think, int(inputs.thinking_budget or 0) or None,

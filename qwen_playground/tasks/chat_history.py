@@ -55,6 +55,14 @@ def with_files(text: str, files: list[str]) -> str | list[dict]:
     return [*parts, {"type": "text", "text": text}] if files else text
 
 
+def user_content(text: str, files: list[str], image_bounds: dict | None = None) -> str | list[dict]:
+    """A user message's content for the model: its images first (sized within `image_bounds`: min_pixels, max_pixels),
+    then its text; the text alone when it has no images."""
+    if not files:
+        return text
+    return [*({"type": "image", "image": path, **(image_bounds or {})} for path in files), {"type": "text", "text": text}]
+
+
 def is_helper(message: dict) -> bool:
     """Thinking, progress, metrics and error bubbles: shown, never sent to the model."""
     return bool((message.get("metadata") or {}).get("title"))
@@ -83,8 +91,7 @@ def to_model_messages(history: list[dict], system_prompt: str, thinking_tags: tu
             continue
         text = unprotect(text_of(m["content"]))  # as typed or answered, not as displayed
         if files := files_of(m["content"]):
-            images = [{"type": "image", "image": path, **(image_bounds or {})} for path in files]
-            messages.append({"role": m["role"], "content": [*images, {"type": "text", "text": text}]})
+            messages.append({"role": m["role"], "content": user_content(text, files, image_bounds)})
             continue
         if m["role"] == "assistant":
             text = strip_thinking(text, thinking_tags)
