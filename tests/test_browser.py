@@ -399,6 +399,8 @@ def test_a_conversation_survives_a_reload_and_can_be_renamed_and_deleted(page):
     page.reload()
     page.get_by_text("Remember me after a reload").first.wait_for(timeout=30_000)  # reopened from the browser's storage
     page.locator("button:visible", has_text="Conversations (kept in this browser)").first.click()
+    page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value.startsWith('Remember me'))",
+                           timeout=30_000)  # the reopened one is the open conversation: a rename now names it
     page.get_by_role("textbox", name="Title").fill("Kept")
     page.get_by_role("button", name="Rename").click()
     for _ in range(10):  # the picker's new choices arrive with the rename's reply: open it once they are there
