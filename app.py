@@ -19,6 +19,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--open", action="store_true", help="open the page in a browser")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where local models run")
     p.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"], help="weights dtype for local models")
+    p.add_argument("--engine", choices=["auto", "transformers", "llama.cpp"],
+                   help="engine for local text models (auto: llama.cpp on a CPU, transformers on a GPU and for images)")
     p.add_argument("--memory-budget-gb", type=float, help="memory for loaded models; least recently used are unloaded beyond it")
     p.add_argument("--max-input-tokens", type=int, help="longest conversation accepted, in tokens")
     p.add_argument("--cache-dir", help="where demo models are built")
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     from qwen_playground.ui import build_demo, launch_options
 
     try:
-        config = load_config(args.config, demo=args.demo, device=args.device, dtype=args.dtype,
+        config = load_config(args.config, demo=args.demo, device=args.device, dtype=args.dtype, engine=args.engine,
                              memory_budget_gb=args.memory_budget_gb, max_input_tokens=args.max_input_tokens, cache_dir=args.cache_dir,
                              allow_code_execution=args.allow_code_execution, public=args.public, log_prompts=args.log_prompts)
         demo = build_demo(config)

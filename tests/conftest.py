@@ -50,8 +50,9 @@ def config_file(tmp_path_factory, random_model_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_config(cache_dir, config_file):
-    """Demo mode plus the user's tiny-random model, as `python app.py --demo --config ...` gives."""
-    return load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, allow_code_execution=True)
+    """Demo mode plus the user's tiny-random model, as `python app.py --demo --config ... --engine transformers` gives
+    (the llama.cpp engine has its own tests: test_llamacpp.py)."""
+    return load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, allow_code_execution=True, engine="transformers")
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ def test_simultaneous_users_share_a_batch_and_get_their_own_answers(demo_config)
     assert [text(events) for events in together] == alone  # no stream saw another's tokens
     assert len(set(alone)) > 1
     assert all(isinstance(events[-1], Done) for events in together)
-    assert backend.cache.get("tiny-random", 0, None).batcher.in_flight == 0
+    assert backend.cache.get("tiny-random", 0, None).runner.in_flight == 0
 
 
 def test_cancelling_one_user_leaves_the_others_running(demo_config):

@@ -330,7 +330,7 @@ def test_a_short_training_shows_progress_and_loss_then_the_adapter_is_in_chats_p
     from qwen_playground.core.config import load_config
     from tests.conftest import running_app
 
-    config = load_config(config_file, demo=True, cache_dir=tmp_path / "cache", max_input_tokens=512)  # adapters stay in here
+    config = load_config(config_file, demo=True, cache_dir=tmp_path / "cache", max_input_tokens=512, engine="transformers")  # adapters stay in here
     with running_app(config) as client:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
@@ -367,7 +367,7 @@ def test_stop_while_queued_takes_the_request_out_of_the_queue(browser, config_fi
     from qwen_playground.core.config import load_config
     from tests.conftest import running_app
 
-    config = load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, concurrency=1)  # one generation at a time
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, concurrency=1, engine="transformers")  # one generation at a time
     with running_app(config) as client:
         first, second = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
         try:

@@ -124,7 +124,7 @@ def test_compare_bad_input(app):
 def test_models_that_do_not_fit_together_run_in_turn(cache_dir, config_file):
     from qwen_playground.backends.router import Router
 
-    config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=0.06, dtype="float32")
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=0.06, dtype="float32", engine="transformers")
     router = Router(config)
     message = router.fit_problem([("demo-qwen3", "full"), ("demo-qwen2.5", "full")])
     assert message and "one after another" in message
@@ -137,7 +137,7 @@ def test_full_and_8_bit_weights_of_one_model_are_checked_against_memory_as_two(c
     from qwen_playground.tasks.streaming import stream_turns
 
     # demo-qwen3 (0.01B parameters) in float32: 40 MB full, 10 MB in 8-bit: each fits 45 MiB, both together do not
-    config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=45 / 1024, dtype="float32")
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=45 / 1024, dtype="float32", engine="transformers")
     requests = [Request("demo-qwen3", [{"role": "user", "content": "Hi"}], precision=q) for q in ("full", "8-bit")]
     turns = stream_turns(Router(config), requests)
     notice = next(turns).notice  # the first state, before anything runs

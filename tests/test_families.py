@@ -27,7 +27,7 @@ def tutor_config(tmp_path_factory, cache_dir):
                     "layers": 8, "kv_heads": 2, "head_dim": 16}],
         "routes": {"chat": {"default": "demo-tutor"}},
     }))
-    return load_config(path, demo=True, cache_dir=cache_dir)
+    return load_config(path, demo=True, cache_dir=cache_dir, engine="transformers")
 
 
 def test_a_family_from_the_config_file_is_one_data_entry(tutor_config):

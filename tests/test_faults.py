@@ -97,7 +97,7 @@ def test_a_read_only_vote_database_is_reported(tmp_path):
 def test_an_unwritable_cache_gives_a_clear_message_and_the_app_serves_on(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
-    config = load_config(None, demo=True, cache_dir=blocker / "cache")
+    config = load_config(None, demo=True, cache_dir=blocker / "cache", engine="transformers")
     demo = build_demo(config, Router(config))  # the arena database cannot be created either: the app still starts
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
     try:

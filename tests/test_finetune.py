@@ -27,7 +27,7 @@ def write(tmp_path, name: str, body: str | bytes):
 @pytest.fixture(scope="module")
 def own_config(config_file, tmp_path_factory):
     """The test config (tiny-random is a local random Qwen2.5) with a cache of its own: adapters saved here stay here."""
-    return load_config(config_file, demo=True, cache_dir=tmp_path_factory.mktemp("ft-cache"), max_input_tokens=512)
+    return load_config(config_file, demo=True, cache_dir=tmp_path_factory.mktemp("ft-cache"), max_input_tokens=512, engine="transformers")
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_the_adapter_is_saved_with_its_card_reloaded_and_offered(own_config, tra
     chat = [s.id for s in own_config.registry.choices("chat")]
     assert chat.index("tiny-random+memo") == chat.index("tiny-random") + 1  # offered right after its base
     assert presets(own_config.registry)["Base vs fine-tuned (tiny-random vs tiny-random+memo)"][1].model == "tiny-random+memo"
-    again = load_config(config_file, demo=True, cache_dir=own_config.settings.cache_dir)  # a restart finds it on disk
+    again = load_config(config_file, demo=True, cache_dir=own_config.settings.cache_dir, engine="transformers")  # a restart finds it on disk
     assert again.registry.get("tiny-random+memo").adapter == str(folder)
 
 
@@ -167,6 +167,6 @@ def test_adapters_in_a_folder_named_in_the_config_are_offered(own_config, traine
 
     elsewhere = tmp_path / "shared-adapters"
     shutil.copytree(own_config.settings.cache_dir / "adapters" / "tiny-random+memo", elsewhere / "memo-copy")
-    fresh = load_config(config_file, demo=True, cache_dir=tmp_path / "empty-cache", adapter_dirs=[elsewhere])
+    fresh = load_config(config_file, demo=True, cache_dir=tmp_path / "empty-cache", adapter_dirs=[elsewhere], engine="transformers")
     assert fresh.registry.get("tiny-random+memo").adapter == str(elsewhere / "memo-copy")
     assert "tiny-random+memo" in [s.id for s in fresh.registry.choices("chat")]

@@ -147,7 +147,7 @@ def test_typed_control_tokens_reach_remote_and_vision_models_as_text():
 
 
 def test_remote_requests_carry_defused_text(config_file, cache_dir):
-    config = load_config(config_file, demo=True, cache_dir=cache_dir)
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, engine="transformers")
     from qwen_playground.backends.openai_compat import OpenAICompatBackend
     from qwen_playground.core.registry import Endpoint
 

@@ -141,7 +141,7 @@ def test_an_error_mid_generation_keeps_what_was_streamed(backend, monkeypatch):
 
 
 def test_memory_budget_evicts_the_least_recently_used(cache_dir, config_file):
-    config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=0.1, dtype="float32")
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, memory_budget_gb=0.1, dtype="float32", engine="transformers")
     local = LocalBackend(config.registry, config.settings)
     for model_id in ("demo-qwen3", "demo-qwen2.5"):
         collect(local, Request(model_id, [{"role": "user", "content": "x"}], GREEDY))
@@ -157,7 +157,7 @@ def test_device_and_dtype_are_chosen_for_the_machine(backend):
         assert backend.dtype == (torch.bfloat16 if bf16_faster_on_cpu() else torch.float32)
     status = backend.status()
     assert status.startswith("Loaded: " if backend.cache.sizes() else "No model loaded yet")
-    assert f"{backend.device}, {str(backend.dtype).removeprefix('torch.')}" in status
+    assert f"{backend.device}, transformers ({str(backend.dtype).removeprefix('torch.')})" in status  # the conftest's engine
 
 
 def test_thinking_budget_cuts_the_thought_and_still_answers(backend):

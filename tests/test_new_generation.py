@@ -105,8 +105,8 @@ def test_stop_and_the_thinking_budget_in_the_families_that_open_the_thought(back
 def test_qwen35_takes_the_one_request_path_because_the_batch_cannot_cache_linear_attention(backend):
     list(backend.stream(Request("demo-qwen3.5", [{"role": "user", "content": "Hi"}], GREEDY), threading.Event()))
     list(backend.stream(Request("demo-qwen3", [{"role": "user", "content": "Hi"}], GREEDY), threading.Event()))
-    assert backend.cache.get("demo-qwen3.5", 0, None).batcher is None
-    assert backend.cache.get("demo-qwen3", 0, None).batcher is not None
+    assert backend.cache.get("demo-qwen3.5", 0, None).runner is None
+    assert backend.cache.get("demo-qwen3", 0, None).runner is not None
 
 
 def test_qwen35_presets_carry_the_presence_penalty_into_the_chat_sliders(demo_config):
@@ -125,7 +125,7 @@ def test_a_family_this_transformers_cannot_load_names_the_version_it_needs(tmp_p
         "families": {"qwen9": {"extends": "qwen3", "label": "Qwen9", "model_type": "qwen9_moe", "requires_transformers": "9.1.0"}},
         "models": [{"id": "qwen9-1b", "hub_id": "Qwen/Qwen9-1B", "family": "qwen9", "params_b": 1.0, "context_length": 32768}],
     }))
-    config = load_config(path, demo=True, cache_dir=cache_dir)
+    config = load_config(path, demo=True, cache_dir=cache_dir, engine="transformers")
     events = list(LocalBackend(config.registry, config.settings).stream(Request("qwen9-1b", [{"role": "user", "content": "Hi"}]),
                                                                           threading.Event()))
     assert len(events) == 1 and isinstance(events[0], Error)

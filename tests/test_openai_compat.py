@@ -27,7 +27,7 @@ HI = [{"role": "user", "content": "Hi"}]
 def make_config(tmp_path, cache_dir, endpoints, models):
     path = tmp_path / "remote.yaml"
     path.write_text(yaml.safe_dump({"endpoints": endpoints, "models": models}))
-    return load_config(path, demo=True, cache_dir=cache_dir)
+    return load_config(path, demo=True, cache_dir=cache_dir, engine="transformers")
 
 
 def remote_model(model_id, endpoint, remote_name="served", thinking=True):

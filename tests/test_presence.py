@@ -55,6 +55,6 @@ def test_penalised_greedy_decoding_matches_the_definition_on_both_paths(demo_con
     unpenalised = answer(backend, Request(request.model_id, request.messages, plain))
     penalised = answer(backend, request)
     loaded = backend.cache.get("tiny-random", 0, None)
-    assert (loaded.batcher is not None) == (path == "continuous batch")
+    assert (loaded.runner is not None) == (path == "continuous batch")
     assert penalised == reference(backend, request, 24)
     assert penalised != unpenalised  # the random model repeats itself without it

@@ -2,8 +2,8 @@
 
 A backend turns a `Request` into a stream of events (see `generation.py`) and
 says what it can do (`capabilities`, `health`); callers never test engine
-types, they only call these methods. `local.LocalBackend` runs transformers
-in-process, `openai_compat.OpenAICompatBackend` talks to a server, and
+types, they only call these methods. `local.LocalBackend` runs models in-process
+(transformers, or llama.cpp for text on a CPU), `openai_compat.OpenAICompatBackend` talks to a server, and
 `router.Router` sends each model's requests to the engine that serves it.
 Nothing here knows about the UI.
 """
@@ -20,11 +20,12 @@ from ..core.generation import Event, Request
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend offers for local models: where they run, and each weights precision with the reason it
-    cannot run here (None: it can)."""
+    """What a backend offers for local models: where they run, each weights precision with the reason it cannot run
+    here (None: it can), and the engine that runs text models."""
 
     device: str = "remote"
     precisions: dict[str, str | None] = field(default_factory=lambda: {"full": None})
+    engine: str = "transformers"
 
     @property
     def runnable_precisions(self) -> tuple[str, ...]:

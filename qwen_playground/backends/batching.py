@@ -114,7 +114,7 @@ class _Pending:
 
 
 class ContinuousBatcher:
-    def __init__(self, model: torch.nn.Module, eos_ids: set[int], pad_id: int | None, cache_tokens: int = 16384):
+    def __init__(self, model: torch.nn.Module, eos_ids: frozenset[int], pad_id: int | None, cache_tokens: int = 16384):
         """`cache_tokens`: KV-cache room shared by all requests in flight (prompts plus answers)."""
         # Non-neutral defaults make transformers build the temperature/top-p/top-k processors; requests override them.
         config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=2048,
@@ -134,6 +134,11 @@ class ContinuousBatcher:
         self._closed = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch, name="batch-dispatch", daemon=True)
         self._dispatcher.start()
+
+    @staticmethod
+    def supports(sampling: SamplingParams) -> bool:
+        """Whether the batch reproduces these settings exactly (`supports`); the others run `generate` alone."""
+        return supports(sampling)
 
     @property
     def in_flight(self) -> int:

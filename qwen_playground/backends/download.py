@@ -17,7 +17,8 @@ from ..core.registry import ModelSpec
 from . import demo
 
 ProgressFn = Callable[[str], None]
-WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja", "*.model"]  # no remote code
+TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.jinja", "*.model"]  # config, tokenizer, chat template: no weights, no remote code
+WEIGHT_PATTERNS = [*TOKENIZER_PATTERNS, "*.safetensors"]
 
 
 def _progress_bar(on_progress: ProgressFn, label: str) -> type:
@@ -37,8 +38,8 @@ def _progress_bar(on_progress: ProgressFn, label: str) -> type:
     return Reporter
 
 
-def fetch(spec: ModelSpec, cache_dir: Path, on_progress: ProgressFn = lambda _: None) -> Path:
-    """A local folder holding the model's config, tokenizer and weights."""
+def fetch(spec: ModelSpec, cache_dir: Path, on_progress: ProgressFn = lambda _: None, weights: bool = True) -> Path:
+    """A local folder holding the model's config, tokenizer and (unless `weights` is False) weights."""
     if spec.demo:
         return demo.ensure(spec.family, cache_dir, on_progress)
     if spec.path:
@@ -48,4 +49,17 @@ def fetch(spec: ModelSpec, cache_dir: Path, on_progress: ProgressFn = lambda _: 
         return folder
     if not cached(spec.hub_id):
         on_progress(f"Downloading {spec.hub_id} from the Hugging Face Hub…")
-    return Path(snapshot_download(spec.hub_id, allow_patterns=WEIGHT_PATTERNS, tqdm_class=_progress_bar(on_progress, spec.hub_id)))
+    return Path(snapshot_download(spec.hub_id, allow_patterns=WEIGHT_PATTERNS if weights else TOKENIZER_PATTERNS,
+                                  tqdm_class=_progress_bar(on_progress, spec.hub_id)))
+
+
+def fetch_gguf(repo: str, gguf_type: str, on_progress: ProgressFn = lambda _: None) -> Path | None:
+    """The file of type `gguf_type` (e.g. "Q8_0") in a Hub repository of GGUF files, downloaded once; None when the
+    repository has none (or cannot be had now). Files are named like "Qwen3-1.7B-Q8_0.gguf" or, split, "…-q8_0-00001-of-00002.gguf"."""
+    patterns = [f"*{name}{tail}" for name in (gguf_type, gguf_type.lower()) for tail in (".gguf", "-000??-of-*.gguf")]
+    try:
+        folder = Path(snapshot_download(repo, allow_patterns=patterns, tqdm_class=_progress_bar(on_progress, f"{repo} ({gguf_type})")))
+    except Exception:  # no such repository, or offline and not cached: the caller converts instead
+        return None
+    files = sorted(p for p in folder.glob("*.gguf") if gguf_type.lower() in p.name.lower())
+    return files[0] if files else None

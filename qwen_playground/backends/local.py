@@ -1,11 +1,17 @@
-"""The transformers backend: load Qwen models in-process and stream their tokens.
+"""The local backend: load Qwen models in-process and stream their tokens, on one of two engines.
 
 Lazy: a model is fetched (downloaded, or built in demo mode) and loaded on
 its first request, with progress events, then kept in a `ModelCache` under a
 memory budget. Each request gets its own streamer and its own stop flag.
-Text requests join the model's continuous batch (`batching.py`), so many
-users share each decode step; vision requests and settings the batcher cannot
-honour run `generate` alone. Both paths meet in `_generate`.
+
+`engine_for` picks the engine per request: on a CPU, text requests to a
+family llama.cpp runs go to llama.cpp (`llamacpp.py`, GGUF weights from
+`gguf_files.py`); GPUs, images and fine-tuned models stay on transformers.
+On transformers, text requests join the model's continuous batch
+(`batching.py`), so many users share each decode step; vision requests and
+settings the batcher cannot honour run `generate` alone. Every engine gets
+the same ids and its tokens go through the same parsing, thinking budget,
+"why this token?" record and metrics (`_stream_loaded`).
 """
 
 from __future__ import annotations
@@ -21,35 +27,47 @@ from typing import Iterator
 import psutil
 import torch
 import transformers
-from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, LogitsProcessorList,
-                          PreTrainedTokenizerBase, ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
+from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, GenerationConfig,
+                          LogitsProcessorList, PreTrainedTokenizerBase, ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
 
 from ..core import availability
 from ..core.config import Settings
 from ..core.devices import model_build_lock, pick_device
 from ..core.generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta, TokenChoices
 from ..core.registry import ModelSpec, Registry, RegistryError
-from . import Backend, Capabilities, download
+from . import Backend, Capabilities, download, gguf_files, llamacpp
 from .alternatives import RecordAlternatives, TokenRecorder
-from .batching import ContinuousBatcher, batchable, supports
+from .batching import ContinuousBatcher, batchable
 from .encoding import encode_request
+from .llamacpp import LlamaCppRunner
 from .model_cache import ModelCache, ModelTooLarge
-from .precision import bytes_per_param, precisions_on, transformers_config, unavailable_reason, weight_bytes
+from .precision import GGUF_TYPES, bytes_per_param, precisions_on, transformers_config, unavailable_reason, weight_bytes
 from .presence import PresencePenalty
 from .thinking import ThinkingParser
+
+TRANSFORMERS, LLAMA_CPP = "transformers", "llama.cpp"
+ANSWER_ROOM = 4096  # llama.cpp's context holds the longest prompt accepted plus this many answer tokens (Qwen's thinking presets)
 
 
 @dataclass
 class LoadedModel:
-    model: torch.nn.Module
+    model: torch.nn.Module | None  # None on llama.cpp, whose runner holds the weights
     tokenizer: PreTrainedTokenizerBase
     load_s: float
+    eos_ids: frozenset[int]  # the ids that end a turn
     processor: ProcessorMixin | None = None  # vision models: images and videos go through it
-    batcher: ContinuousBatcher | None = None  # text models, unless batching is off
+    runner: ContinuousBatcher | LlamaCppRunner | None = None  # runs text requests: the continuous batch, or llama.cpp
+    context_tokens: int | None = None  # the engine's context when smaller than the model's
 
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+
+def eos_ids_of(generation_config: GenerationConfig, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
+    eos = generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    return frozenset(ids | {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None})
 
 
 @functools.cache
@@ -145,18 +163,33 @@ class LocalBackend(Backend):
         self._active = 0
         self._active_lock = threading.Lock()
 
+    # ---- engines -----------------------------------------------------------------
+
+    @property
+    def llama_cpp_runs(self) -> bool:
+        """Whether llama.cpp takes this machine's text requests: asked for (or auto on a CPU), and usable here."""
+        wanted = self.settings.engine == LLAMA_CPP or (self.settings.engine == "auto" and self.device == "cpu")
+        return wanted and llamacpp.problem() is None
+
+    def engine_for(self, spec: ModelSpec, has_media: bool = False) -> str:
+        """The engine for a request to `spec`: llama.cpp for text to a family it runs, where it runs; transformers for
+        images and fine-tuned models (their LoRA is merged into transformers weights)."""
+        if self.llama_cpp_runs and spec.family.gguf is not None and not spec.adapter and not has_media:
+            return LLAMA_CPP
+        return TRANSFORMERS
+
     # ---- loading -----------------------------------------------------------------
 
-    def estimate_bytes(self, spec: ModelSpec, precision: str = "full") -> int:
-        return int(spec.params_b * 1e9 * bytes_per_param(precision, self.dtype))
+    def estimate_bytes(self, spec: ModelSpec, precision: str = "full", engine: str = TRANSFORMERS) -> int:
+        return int(spec.params_b * 1e9 * bytes_per_param(precision, self.dtype, gguf=engine == LLAMA_CPP))
 
     @staticmethod
-    def cache_key(model_id: str, precision: str = "full") -> str:
-        """One cache entry per model and precision, so bf16 and 8-bit can sit side by side in a comparison."""
-        return model_id if precision == "full" else f"{model_id}@{precision}"
+    def cache_key(model_id: str, precision: str = "full", engine: str = TRANSFORMERS) -> str:
+        """One cache entry per model, precision and engine, so bf16 and 8-bit can sit side by side in a comparison."""
+        return "@".join([model_id, *([precision] if precision != "full" else []), *([engine] if engine != TRANSFORMERS else [])])
 
     def weights_by_model(self) -> dict[str, int]:
-        """Loaded models' weight bytes by model id (all precisions of a model added up)."""
+        """Loaded models' weight bytes by model id (all precisions and engines of a model added up)."""
         totals: dict[str, int] = {}
         for key, size in self.cache.sizes().items():
             model_id = key.partition("@")[0]
@@ -164,21 +197,28 @@ class LocalBackend(Backend):
         return totals
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(self.device, precisions_on(self.device))
+        engine = LLAMA_CPP if self.llama_cpp_runs else TRANSFORMERS
+        return Capabilities(self.device, precisions_on(self.device, llama_cpp=self.llama_cpp_runs), engine)
 
     def fit_problem(self, loads: list[tuple[str, str]]) -> str | None:
         """Why these (model id, precision) pairs cannot all be resident at once, or None when they can. Each precision
         of a model is its own cache entry, so full and 8-bit weights of one model count twice."""
         sizes = self.cache.sizes()
-        distinct = {self.cache_key(i, precision): (self.registry.get(i), precision) for i, precision in loads}
-        need = sum(sizes.get(key, self.estimate_bytes(spec, precision)) for key, (spec, precision) in distinct.items())
+        distinct = {}
+        for model_id, precision in loads:
+            spec = self.registry.get(model_id)
+            engine = self.engine_for(spec)
+            distinct[self.cache_key(model_id, precision, engine)] = (spec, precision, engine)
+        need = sum(sizes.get(key, self.estimate_bytes(*load)) for key, load in distinct.items())
         if len(distinct) < 2 or need <= self.cache.budget_bytes:
             return None
-        names = ", ".join(spec.id + ("" if precision == "full" else f" ({precision})") for spec, precision in distinct.values())
+        names = ", ".join(spec.id + ("" if precision == "full" else f" ({precision})") for spec, precision, _ in distinct.values())
         return (f"{names} need about {need / 2**30:.1f} GiB together, more than the "
                 f"{self.cache.budget_bytes / 2**30:.1f} GiB memory budget: running them one after another.")
 
-    def _load_now(self, spec: ModelSpec, precision: str, report) -> tuple[LoadedModel, int]:
+    def _load_now(self, spec: ModelSpec, precision: str, report, engine: str = TRANSFORMERS) -> tuple[LoadedModel, int]:
+        if engine == LLAMA_CPP:
+            return self._load_gguf(spec, precision, report)
         start = time.perf_counter()
         folder = download.fetch(spec, self.settings.cache_dir, report)
         described = str(self.dtype).removeprefix("torch.") + ("" if precision == "full" else f", weights {precision}")
@@ -201,20 +241,39 @@ class LocalBackend(Backend):
             report(f"Applying the LoRA adapter {Path(spec.adapter).name}…")
             model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload()
         model.eval()
-        loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, processor)
+        loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, eos_ids_of(model.generation_config, tokenizer), processor)
         if processor is None and self.settings.batching and batchable(model.config):
-            loaded.batcher = ContinuousBatcher(model, self._eos_ids(loaded), tokenizer.pad_token_id)
+            loaded.runner = ContinuousBatcher(model, loaded.eos_ids, tokenizer.pad_token_id)
         return loaded, weight_bytes(model)
 
-    def _load(self, spec: ModelSpec, precision: str = "full") -> Iterator[Progress | LoadedModel | Error]:
+    def _load_gguf(self, spec: ModelSpec, precision: str, report) -> tuple[LoadedModel, int]:
+        """The model's GGUF file in llama.cpp, with its own tokenizer and template from the transformers files."""
+        start = time.perf_counter()
+        path, folder = gguf_files.fetch(spec, precision, self.settings.cache_dir, report)
+        report(f"Loading {spec.id} into llama.cpp ({GGUF_TYPES[precision]}, {llamacpp.threads()} threads)…")
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        try:
+            generation_config = GenerationConfig.from_pretrained(folder)
+        except OSError:  # no generation_config.json: the tokenizer's end-of-turn alone
+            generation_config = GenerationConfig()
+        try:
+            runner = LlamaCppRunner(path, min(spec.context_length, self.settings.max_input_tokens + ANSWER_ROOM))
+        except ValueError as e:  # llama.cpp refuses a file it cannot read; its reason went to its log
+            raise RuntimeError(f"llama.cpp could not read {path} ({e}). The file is corrupt, truncated or not a GGUF model: "
+                               "delete it to have it downloaded or converted again") from None
+        loaded = LoadedModel(None, tokenizer, time.perf_counter() - start, eos_ids_of(generation_config, tokenizer), runner=runner,
+                             context_tokens=runner.context_tokens)
+        return loaded, path.stat().st_size
+
+    def _load(self, spec: ModelSpec, precision: str = "full", engine: str = TRANSFORMERS) -> Iterator[Progress | LoadedModel | Error]:
         """Load (or reuse) in a worker thread, yielding progress lines while it works."""
         messages: queue.Queue[str | None] = queue.Queue()
         result: dict = {}
 
         def work():
             try:
-                result["model"] = self.cache.get(self.cache_key(spec.id, precision), self.estimate_bytes(spec, precision),
-                                                 lambda: self._load_now(spec, precision, messages.put))
+                result["model"] = self.cache.get(self.cache_key(spec.id, precision, engine), self.estimate_bytes(spec, precision, engine),
+                                                 lambda: self._load_now(spec, precision, messages.put, engine))
             except Exception as e:  # shown to the user; the app serves on
                 result["error"] = e
             finally:
@@ -237,8 +296,8 @@ class LocalBackend(Backend):
         return f"Could not load {spec.id} from {spec.source}: {type(error).__name__}: {error}.{hint}"
 
     def _on_evict(self, model_id: str, loaded: LoadedModel) -> None:
-        if loaded.batcher is not None:
-            loaded.batcher.close()
+        if loaded.runner is not None:
+            loaded.runner.close()
         if self.device == "cuda":
             torch.cuda.empty_cache()
 
@@ -256,13 +315,16 @@ class LocalBackend(Backend):
             yield Error(str(e))
             return
         loaded = None
-        if reason := transformers_problem(spec):
+        engine = self.engine_for(spec, request.has_media)
+        if engine == TRANSFORMERS and (reason := transformers_problem(spec)):
             yield Error(reason)
             return
-        if reason := unavailable_reason(request.precision, self.device):
+        if reason := unavailable_reason(request.precision, self.device, llama_cpp=engine == LLAMA_CPP):
+            if self.llama_cpp_runs and request.precision in GGUF_TYPES:  # 4-bit on this CPU is llama.cpp's; this request cannot use it
+                reason = "on this CPU 4-bit weights come from llama.cpp, which runs text (not images) and not fine-tuned models"
             yield Error(f"{request.precision} weights are unavailable on {self.device}: {reason}. Choose another precision.")
             return
-        for item in self._load(spec, request.precision):
+        for item in self._load(spec, request.precision, engine):
             if isinstance(item, LoadedModel):
                 loaded = item
             else:
@@ -270,29 +332,31 @@ class LocalBackend(Backend):
         if loaded is None:
             return
         load_s = time.perf_counter() - start
-        yield from self._stream_loaded(spec, loaded, request, cancel, load_s)
+        yield from self._stream_loaded(spec, loaded, request, cancel, load_s, engine)
 
     def encode(self, spec: ModelSpec, loaded: LoadedModel, request: Request) -> dict:
         """The model inputs for a request (the same function the inspector uses)."""
         return encode_request(spec, request, loaded.tokenizer, loaded.processor)
 
-    def _stream_loaded(self, spec: ModelSpec, loaded: LoadedModel, request: Request, cancel: threading.Event, load_s: float) -> Iterator[Event]:
+    def _stream_loaded(self, spec: ModelSpec, loaded: LoadedModel, request: Request, cancel: threading.Event, load_s: float,
+                       engine: str = TRANSFORMERS) -> Iterator[Event]:
         tokenizer, family = loaded.tokenizer, spec.family
+        context = min(spec.context_length, loaded.context_tokens or spec.context_length)
         try:
             inputs = self.encode(spec, loaded, request)
         except Exception as e:
             yield Error(f"Could not apply {spec.id}'s chat template to these messages: {e}")
             return
         prompt_tokens = inputs["input_ids"].shape[1]
-        limit = min(self.settings.max_input_tokens, spec.context_length - 1)
+        limit = min(self.settings.max_input_tokens, context - 1)
         if prompt_tokens > limit:
             # the exact check after templating; every tab refuses before sending, with its own advice (tasks.refuse_if_too_long)
             yield Error(f"This prompt is {prompt_tokens:,} tokens long with its chat template; the limit is {limit:,}. Shorten it.")
             return
-        sampling = request.sampling.model_copy(update={"max_new_tokens": min(request.sampling.max_new_tokens, spec.context_length - prompt_tokens)})
+        sampling = request.sampling.model_copy(update={"max_new_tokens": min(request.sampling.max_new_tokens, context - prompt_tokens)})
 
         budget = request.thinking_budget if family.thinks(request.thinking) and request.thinking_budget else None
-        eos, close_id = self._eos_ids(loaded), tokenizer.convert_tokens_to_ids(family.thinking_tags[1])
+        eos, close_id = loaded.eos_ids, tokenizer.convert_tokens_to_ids(family.thinking_tags[1])
         flags = (cancel, threading.Event())  # the second is set when the consumer stops listening
         parser = ThinkingParser(family.thinking_tags, starts_inside=family.starts_in_thought(request.thinking))
         clock = {"start": time.perf_counter(), "first": None, "thinking_end": None}
@@ -342,7 +406,7 @@ class LocalBackend(Backend):
             thinking_s=((clock["thinking_end"] or end) - start) if thinking_tokens else None,
             total_s=end - start + load_s,
             load_s=load_s,
-            weights_bytes=self.cache.sizes().get(self.cache_key(spec.id, request.precision)),
+            weights_bytes=self.cache.sizes().get(self.cache_key(spec.id, request.precision, engine)),
             precision=request.precision,
         )
         stopped = bool(own) and own[-1] in eos
@@ -366,10 +430,10 @@ class LocalBackend(Backend):
         if processors:
             kwargs["logits_processor"] = processors
         if stop_ids:
-            kwargs["eos_token_id"] = sorted(self._eos_ids(loaded) | set(stop_ids))
+            kwargs["eos_token_id"] = sorted(loaded.eos_ids | set(stop_ids))
         outcome: dict = {}
-        batched = loaded.batcher is not None and supports(sampling)
-        target = functools.partial(self._generate_batched, sampling, stop_ids, recorder) if batched else self._generate
+        own_runner = loaded.runner is not None and loaded.runner.supports(sampling)
+        target = functools.partial(self._generate_on_runner, sampling, stop_ids, recorder) if own_runner else self._generate
         worker = threading.Thread(target=target, args=(loaded, inputs, kwargs, streamer, flags, outcome), daemon=True)
         worker.start()
         for chunk in streamer:
@@ -390,13 +454,13 @@ class LocalBackend(Backend):
                 clock["thinking_end"] = time.perf_counter()
             yield event
 
-    def _generate_batched(self, sampling: SamplingParams, stop_ids: list[int], recorder: TokenRecorder | None, loaded: LoadedModel,
-                          inputs: dict, kwargs: dict, streamer, flags, outcome: dict) -> None:
-        """Like `_generate`, through the model's continuous batch."""
+    def _generate_on_runner(self, sampling: SamplingParams, stop_ids: list[int], recorder: TokenRecorder | None, loaded: LoadedModel,
+                            inputs: dict, kwargs: dict, streamer, flags, outcome: dict) -> None:
+        """Like `_generate`, through the model's runner (the continuous batch, or llama.cpp)."""
         try:
-            eos = sorted(self._eos_ids(loaded) | set(stop_ids))
+            eos = sorted(loaded.eos_ids | set(stop_ids))
             streamer.put(inputs["input_ids"][0])  # as `generate` does: the prompt first, which the streamer skips
-            outcome["ids"] = loaded.batcher.run(inputs["input_ids"][0].tolist(), sampling, kwargs["max_new_tokens"], eos, streamer, flags,
+            outcome["ids"] = loaded.runner.run(inputs["input_ids"][0].tolist(), sampling, kwargs["max_new_tokens"], eos, streamer, flags,
                                                 recorder)
         except Exception as e:  # reported as an Error event by the consumer
             outcome["error"] = e
@@ -415,12 +479,6 @@ class LocalBackend(Backend):
             streamer.end()
 
     @staticmethod
-    def _eos_ids(loaded: LoadedModel) -> set[int]:
-        eos = loaded.model.generation_config.eos_token_id
-        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        return ids | {loaded.tokenizer.eos_token_id, loaded.tokenizer.pad_token_id} - {None}
-
-    @staticmethod
     def _split_counts(tokenizer: PreTrainedTokenizerBase, ids: list[int], still_thinking: bool, close_id: int) -> tuple[int, int]:
         """(thinking tokens, answer tokens); the closing tag counts as thinking, end-of-turn as neither."""
         special = set(tokenizer.all_special_ids)
@@ -431,9 +489,17 @@ class LocalBackend(Backend):
         answer = [i for i in ids[cut:] if i not in special]
         return cut, len(answer)
 
+    def _engines(self) -> str:
+        """Which engine runs what here, and why llama.cpp does not where it was wanted."""
+        dtype = str(self.dtype).removeprefix("torch.")
+        if self.llama_cpp_runs:
+            return f"{self.device}: text on llama.cpp (GGUF), images on transformers ({dtype})"
+        why = llamacpp.problem() if self.settings.engine != TRANSFORMERS and self.device == "cpu" else None
+        return f"{self.device}, transformers ({dtype})" + (f"; llama.cpp unavailable: {why}" if why else "")
+
     def status(self) -> str:
         sizes = self.cache.sizes()
         if not sizes:
-            return f"No model loaded yet · {self.device}, {str(self.dtype).removeprefix('torch.')} · budget {self.cache.budget_bytes / 2**30:.1f} GiB"
+            return f"No model loaded yet · {self._engines()} · budget {self.cache.budget_bytes / 2**30:.1f} GiB"
         loaded = ", ".join(f"{k.replace('@', ' ')} ({v / 2**30:.2f} GiB)" for k, v in sizes.items())
-        return f"Loaded: {loaded} · {self.device}, {str(self.dtype).removeprefix('torch.')} · {self.cache.used_bytes / 2**30:.2f} of {self.cache.budget_bytes / 2**30:.1f} GiB"
+        return f"Loaded: {loaded} · {self._engines()} · {self.cache.used_bytes / 2**30:.2f} of {self.cache.budget_bytes / 2**30:.1f} GiB"

@@ -5,6 +5,9 @@ as Qwen's docs show). On CPU, torchao's weight-only int8. torchao's CPU int4
 path needs kernels that are not installable here (`mslk`), and its fallback
 keeps 4-bit values unpacked in int8 bytes, so it would save no memory over
 8-bit: 4-bit is offered on CUDA only, and the picker says why.
+
+On a CPU where llama.cpp runs (`llamacpp.py`), text models take its GGUF
+types instead: full is BF16, 8-bit Q8_0, 4-bit Q4_K_M, so 4-bit is there too.
 """
 
 from __future__ import annotations
@@ -18,8 +21,13 @@ from ..core.generation import PRECISIONS
 BITS = {"full": None, "8-bit": 8, "4-bit": 4}  # None: the model's own dtype
 
 
-def unavailable_reason(choice: str, device: str) -> str | None:
-    """Why `choice` cannot run on `device`, or None when it can."""
+GGUF_TYPES = {"full": "BF16", "8-bit": "Q8_0", "4-bit": "Q4_K_M"}  # each precision as llama.cpp stores it
+# bytes per parameter in those files: Q8_0 packs 32 int8 weights with one fp16 scale; Q4_K_M mixes 4- and 6-bit blocks
+GGUF_BYTES_PER_PARAM = {"full": 2.0, "8-bit": 34 / 32, "4-bit": 0.6}
+
+
+def unavailable_reason(choice: str, device: str, llama_cpp: bool = False) -> str | None:
+    """Why `choice` cannot run on `device`, or None when it can (`llama_cpp`: that engine runs text models here)."""
     if choice not in PRECISIONS:
         return f"Unknown precision '{choice}': choose one of {', '.join(PRECISIONS)}."
     if choice == "full":
@@ -27,15 +35,17 @@ def unavailable_reason(choice: str, device: str) -> str | None:
     if device == "cuda":
         return None if importlib.util.find_spec("bitsandbytes") else "needs the bitsandbytes package"
     if device == "cpu":
+        if choice == "4-bit" and llama_cpp:
+            return None
         if choice == "4-bit":
             return "needs a CUDA GPU (bitsandbytes NF4); torchao's CPU 4-bit would save no memory over 8-bit here"
         return None if importlib.util.find_spec("torchao") else "needs the torchao package"
     return f"not offered on {device}"
 
 
-def precisions_on(device: str) -> dict[str, str | None]:
+def precisions_on(device: str, llama_cpp: bool = False) -> dict[str, str | None]:
     """Each choice with the reason it cannot run here (None: it can)."""
-    return {choice: unavailable_reason(choice, device) for choice in PRECISIONS}
+    return {choice: unavailable_reason(choice, device, llama_cpp) for choice in PRECISIONS}
 
 
 def transformers_config(choice: str, device: str, dtype: torch.dtype):
@@ -60,9 +70,11 @@ def transformers_config(choice: str, device: str, dtype: torch.dtype):
 SCALES = {"4-bit": 1.06}  # 4-bit weights carry per-group scales: about 6% more than the packed values
 
 
-def bytes_per_param(choice: str, dtype: torch.dtype) -> float:
+def bytes_per_param(choice: str, dtype: torch.dtype, gguf: bool = False) -> float:
     """Weight bytes per parameter for memory estimates before loading (the model guide and the cache use this one
-    rule): full 2 (bf16), 8-bit 1, 4-bit 0.53."""
+    rule): full 2 (bf16), 8-bit 1, 4-bit 0.53; in llama.cpp's files (`gguf`) 2, 1.06 and 0.6."""
+    if gguf:
+        return GGUF_BYTES_PER_PARAM[choice]
     bits = BITS[choice] or torch.finfo(dtype).bits
     return bits / 8 * SCALES.get(choice, 1.0)
 

@@ -36,6 +36,8 @@ class Settings(BaseModel):
     cache_dir: Path = Field(default_factory=default_cache_dir, description="where demo models are built")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    engine: Literal["auto", "transformers", "llama.cpp"] = Field(
+        "auto", description="for local text models; auto: llama.cpp on a CPU where it runs the model, transformers elsewhere")
     concurrency: int = Field(8, ge=1, description="generations run at once (they share a model's continuous batch)")
     queue_size: int = Field(64, ge=1, description="requests that may wait for a free slot; more are refused with a message")
     batching: bool = Field(True, description="continuous batching for local text models (off: one generate call per request)")

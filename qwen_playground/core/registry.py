@@ -51,6 +51,14 @@ class Vision(BaseModel):
         return self.token_side // 2
 
 
+class Gguf(BaseModel):
+    """How llama.cpp runs a family's text models: extra arguments its converter (convert_hf_to_gguf) needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    convert_args: tuple[str, ...] = ()
+
+
 class DemoRecipe(BaseModel):
     """How a family's tiny offline model is built (see backends/demo)."""
 
@@ -86,6 +94,7 @@ class Family(BaseModel):
     modalities: tuple[Literal["text", "image", "video"], ...] = ("text",)
     kv_layer_interval: int = Field(1, gt=0)
     vision: Vision | None = None
+    gguf: Gguf | None = None  # llama.cpp runs its text models (None: transformers only)
     presets: Presets | None = None
     demo: DemoRecipe | None = None
 
@@ -136,6 +145,7 @@ class ModelSpec(BaseModel):
     hub_id: str | None = None  # "Qwen/Qwen3-1.7B"
     path: str | None = None  # a local folder with config.json + weights
     demo: bool = False  # a tiny model built offline from its family's demo recipe
+    gguf: str | None = None  # llama.cpp weights: a Hub repo of GGUF files (Qwen's official one) or a local .gguf file
     endpoint: str | None = None  # served by this endpoint's id instead of loaded here
     remote_model: str | None = None  # the model's name on that server
     family: Family  # given by name in the data; resolved against the registry's families
@@ -240,7 +250,7 @@ def closest(name: str, candidates) -> str:
 
 
 _KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields,
-                 *Family.model_fields, *Vision.model_fields, *DemoRecipe.model_fields}
+                 *Family.model_fields, *Vision.model_fields, *Gguf.model_fields, *DemoRecipe.model_fields}
 
 
 def _friendly(error: ValidationError, where: str, raw: list, kind: str) -> RegistryError:
