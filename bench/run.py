@@ -5,7 +5,8 @@
     python bench/run.py --size 7b  # Qwen2.5-7B-sized (for a GPU)
 
 Sections: (1) app overhead, /chat through gradio_client vs raw `generate`;
-(2) decode efficiency at batch 1 vs the memory-bandwidth limit, per precision;
+(2) decode efficiency at batch 1 vs the memory-bandwidth limit, per engine and precision,
+and the app's default path on this machine (llama.cpp on a CPU) against the transformers path it replaced;
 (3) 1/2/4/8 simultaneous users on one model; (4) a 3-pane comparison vs its
 slowest pane; (5) cold start; (6) one decode per family at real shapes
 (Qwen3-0.6B vs Qwen3.5-0.8B vs Qwen3.5-2B, random weights, the app's
@@ -153,7 +154,7 @@ def raw_generate(model, tokenizer, new_tokens: int) -> dict:
 class App:
     """The playground in-process, as a user would reach it: through gradio_client."""
 
-    def __init__(self, model_dir: Path | None, cache_dir: Path, dtype: str = "auto"):
+    def __init__(self, model_dir: Path | None, cache_dir: Path, dtype: str = "auto", engine: str = "transformers"):
         from gradio_client import Client
 
         from qwen_playground.backends.router import Router
@@ -166,7 +167,7 @@ class App:
             models.append({"id": "bench", "path": str(model_dir), "family": "qwen2.5", "params_b": 0.5, "context_length": 32768,
                            "presets": {"non_thinking": {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "max_new_tokens": 64}}})
         config_path.write_text(yaml.safe_dump({"models": models, "routes": {"chat": {"default": "bench"}} if models else {}}))
-        self.config = load_config(config_path, demo=True, cache_dir=cache_dir, dtype=dtype, concurrency=16)
+        self.config = load_config(config_path, demo=True, cache_dir=cache_dir, dtype=dtype, concurrency=16, engine=engine)
         self.router = Router(self.config)
         self.demo = build_demo(self.config, self.router)
         _, url, _ = self.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
@@ -211,8 +212,73 @@ def section_overhead(app: App, model, tokenizer, model_id: str, new_tokens: int,
             "raw_ttft_ms": raw_ttft * 1e3, "app_ttft_ms": app_ttft * 1e3, "ttft_added_ms": (app_ttft - raw_ttft) * 1e3}
 
 
-def section_decode(folder: Path, tokenizer, device: str, new_tokens: int, app: App | None, model_id: str) -> list[dict]:
-    """Batch-1 decode speed against the bandwidth limit, for each precision this device offers."""
+def raw_llamacpp(runner, prompt_ids: list[int], new_tokens: int) -> dict:
+    """Batch-1 greedy decode straight through llama.cpp (no app): time to first token and tokens/s."""
+    runner.llama.reset()
+    tokens = runner.llama.generate(prompt_ids, temp=0.0)  # does not stop at end-of-turn: always `new_tokens`
+    start = time.perf_counter()
+    next(tokens)
+    first = time.perf_counter()
+    for _ in range(new_tokens - 1):
+        next(tokens)
+    end = time.perf_counter()
+    tokens.close()
+    return {"ttft_s": first - start, "tokens_per_s": (new_tokens - 1) / (end - first), "tokens": new_tokens}
+
+
+def gguf_bytes_read_per_token(path: Path) -> int:
+    """Tensor bytes a decode step reads from a GGUF file: all of them, except an untied input embedding."""
+    from gguf import GGUFReader
+
+    sizes = {t.name: int(t.n_bytes) for t in GGUFReader(path).tensors}
+    return sum(sizes.values()) - (sizes.get("token_embd.weight", 0) if "output.weight" in sizes else 0)
+
+
+def section_llamacpp(folder: Path, tokenizer, new_tokens: int, bandwidth: float, cache: Path) -> list[dict]:
+    """Batch-1 decode on the llama.cpp engine for each precision it offers, converted from the same weights."""
+    from qwen_playground.backends import gguf_files
+    from qwen_playground.backends.llamacpp import LlamaCppRunner
+    from qwen_playground.core.registry import ModelSpec
+
+    spec = ModelSpec(id=f"bench-{folder.name}", path=str(folder), family=QWEN25, params_b=0.5, context_length=32768)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True, return_dict=False)
+    rows = []
+    for choice, gguf_type in precision.GGUF_TYPES.items():
+        path = gguf_files.converted(spec, folder, gguf_type, cache)
+        runner = LlamaCppRunner(path, 2048)
+        raw_llamacpp(runner, prompt, 4)
+        result = max((raw_llamacpp(runner, prompt, new_tokens) for _ in range(2)), key=lambda r: r["tokens_per_s"])
+        limit = bandwidth * 1e9 / gguf_bytes_read_per_token(path)
+        rows.append({"precision": f"llama.cpp {gguf_type} ({choice})", "weights_gib": path.stat().st_size / 2**30,
+                     "tokens_per_s": result["tokens_per_s"], "limit_tokens_per_s": limit, "fraction_of_limit": result["tokens_per_s"] / limit})
+        runner.close()
+    return rows
+
+
+def app_default_speed(folder: Path, cache: Path, model_id: str, new_tokens: int) -> dict:
+    """/chat's decode speed on the app as it starts on this machine (its engine, full precision), measured in a child
+    process: this one has run torch on its main thread, whose idle OpenMP pool would slow llama.cpp (see llamacpp.apart)."""
+    done = subprocess.run([sys.executable, __file__, "--app-default", str(folder), "--cache-dir", str(cache), "--tokens", str(new_tokens)],
+                          capture_output=True, text=True, timeout=1200)
+    if done.returncode != 0:
+        raise RuntimeError(f"the app-default measurement failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _app_default(folder: Path, cache: Path, new_tokens: int) -> dict:
+    app = App(folder, cache, engine="auto")  # the engine chosen for this machine
+    try:
+        local = app.router.local
+        app.chat("bench", 16)  # converts (once) and loads
+        best = max((app.chat("bench", new_tokens) for _ in range(2)), key=lambda r: r["tokens_per_s"])
+        return {"engine": local.engine_for(local.registry.get("bench")), "tokens_per_s": best["tokens_per_s"]}
+    finally:
+        app.close()
+
+
+def section_decode(folder: Path, tokenizer, device: str, new_tokens: int, app: App | None, model_id: str, cache: Path) -> list[dict]:
+    """Batch-1 decode speed against the bandwidth limit, for each engine and precision this device offers, and the
+    app's own default path (through /chat) against the transformers path it had before llama.cpp."""
     bandwidth = read_bandwidth_gbs() if device == "cpu" else _gpu_bandwidth_gbs()
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
@@ -229,13 +295,21 @@ def section_decode(folder: Path, tokenizer, device: str, new_tokens: int, app: A
                          "weights_gib": precision.weight_bytes(model) / 2**30, "tokens_per_s": result["tokens_per_s"],
                          "limit_tokens_per_s": limit, "fraction_of_limit": result["tokens_per_s"] / limit})
             del model
-    if app is not None:  # the app's default path: its dtype, through the continuous batch
+    if device == "cpu":
+        rows += section_llamacpp(folder, tokenizer, new_tokens, bandwidth, cache)
+    if app is not None:  # the transformers path through /chat: its dtype, through the continuous batch
         app_result = max((app.chat(model_id, new_tokens) for _ in range(2)), key=lambda r: r["tokens_per_s"])
         dtype = str(app.router.local.dtype).removeprefix("torch.")
         limit = next(r for r in rows if r["precision"] == dtype)["limit_tokens_per_s"]
-        rows.append({"precision": f"app default ({dtype}, batched)", "weights_gib": None,
+        rows.append({"precision": f"/chat on transformers ({dtype}, batched)", "weights_gib": None,
                      "tokens_per_s": app_result["tokens_per_s"], "limit_tokens_per_s": limit,
                      "fraction_of_limit": app_result["tokens_per_s"] / limit})
+        default = app_default_speed(folder, cache, model_id, new_tokens)  # in a fresh process, as a user starts it
+        if default["engine"] != "transformers":
+            limit = next(r for r in rows if r["precision"].startswith(f"{default['engine']} ") and "(full)" in r["precision"])["limit_tokens_per_s"]
+            rows.append({"precision": f"app default (/chat, {default['engine']}, full)", "weights_gib": None,
+                         "tokens_per_s": default["tokens_per_s"], "limit_tokens_per_s": limit, "fraction_of_limit": default["tokens_per_s"] / limit,
+                         "vs_transformers_app": default["tokens_per_s"] / app_result["tokens_per_s"]})
     return [dict(r, bandwidth_gbs=bandwidth) for r in rows]
 
 
@@ -388,9 +462,13 @@ def print_table(run: dict, previous: list[dict]) -> None:
         print(f"    first token: raw {o['raw_ttft_ms']:.0f} ms, app {o['app_ttft_ms']:.0f} ms -> added {o['ttft_added_ms']:.0f} ms (target <= 30)")
     if rows := run.get("decode"):
         print(f"\n(2) Decode at batch 1 vs memory-bandwidth limit (read bandwidth {rows[0]['bandwidth_gbs']:.1f} GB/s)")
-        print(f"    {'precision':<34}{'weights GiB':>12}{'tok/s':>8}{'limit':>8}{'of limit':>10}")
+        print(f"    {'engine, precision':<44}{'weights GiB':>12}{'tok/s':>8}{'limit':>8}{'of limit':>10}")
         for r in rows:
-            print(f"    {r['precision']:<34}{fmt(r['weights_gib']):>12}{r['tokens_per_s']:>8.1f}{r['limit_tokens_per_s']:>8.1f}{r['fraction_of_limit']:>10.0%}")
+            print(f"    {r['precision']:<44}{fmt(r['weights_gib']):>12}{r['tokens_per_s']:>8.1f}{r['limit_tokens_per_s']:>8.1f}{r['fraction_of_limit']:>10.0%}")
+        for r in rows:
+            if "vs_transformers_app" in r:
+                print(f"    the app's default path: {r['fraction_of_limit']:.0%} of the limit (target >= 70%), "
+                      f"{r['vs_transformers_app']:.2f}x the transformers path (target >= 3x)")
     if rows := run.get("concurrency"):
         print("\n(3) Simultaneous users on one model (continuous batching)")
         print(f"    {'users':>5}{'aggregate tok/s':>17}{'vs 1 user':>11}{'p95 first token s':>19}")
@@ -433,8 +511,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch",
                                                                         "alternatives"])
+    parser.add_argument("--app-default", type=Path, help=argparse.SUPPRESS)  # (2)'s child process: /chat on the app as it starts
     args = parser.parse_args(argv)
     tokens = args.tokens or (24 if args.quick else 48)
+    if args.app_default:
+        print(json.dumps(_app_default(args.app_default, args.cache_dir, tokens)))
+        return {}
     cache = args.cache_dir
     cache.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -446,7 +528,7 @@ def main(argv: list[str] | None = None) -> dict:
         folder = build_sized_model(args.size, cache / f"qwen2.5-{args.size}-random")
     run = {"when": time.strftime("%Y-%m-%d %H:%M"), "model": "tiny" if args.quick else args.size, "tokens": tokens,
            "machine": f"{platform.machine()} {os.cpu_count()} cores, {device}" + (f" {torch.cuda.get_device_name()}" if device == "cuda" else "")}
-    app = App(folder, cache)
+    app = App(folder, cache, engine="transformers")  # sections (1), (3), (4), (7), (8) measure the transformers engine
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         dtype = app.router.local.dtype
@@ -455,7 +537,7 @@ def main(argv: list[str] | None = None) -> dict:
             run["overhead"] = section_overhead(app, model, tokenizer, "bench", tokens)
             del model
         if "decode" not in args.skip:
-            run["decode"] = section_decode(folder, tokenizer, device, tokens, app, "bench")
+            run["decode"] = section_decode(folder, tokenizer, device, tokens, app, "bench", cache)
         if "concurrency" not in args.skip:
             run["concurrency"] = section_concurrency(app, "bench", tokens)
         if "compare" not in args.skip:

@@ -21,11 +21,12 @@ from ..core.generation import Event, Request
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend offers for local models: where they run, each weights precision with the reason it cannot run
-    here (None: it can), and the engine that runs text models."""
+    here (None: it can), the engine that runs text models, and what each precision is on it (one line for people)."""
 
     device: str = "remote"
     precisions: dict[str, str | None] = field(default_factory=lambda: {"full": None})
     engine: str = "transformers"
+    precision_note: str = ""
 
     @property
     def runnable_precisions(self) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ from .batching import ContinuousBatcher, batchable
 from .encoding import encode_request
 from .llamacpp import LlamaCppRunner
 from .model_cache import ModelCache, ModelTooLarge
-from .precision import GGUF_TYPES, bytes_per_param, precisions_on, transformers_config, unavailable_reason, weight_bytes
+from .precision import GGUF_BYTES_PER_PARAM, GGUF_TYPES, bytes_per_param, precisions_on, transformers_config, unavailable_reason, weight_bytes
 from .presence import PresencePenalty
 from .thinking import ThinkingParser
 
@@ -77,8 +77,13 @@ def bf16_faster_on_cpu() -> bool:
 
     CPUs without native bfloat16 arithmetic read half the bytes in decode but multiply matrices several
     times slower (measured on a 2-core EPYC VM: 17 vs 50 GFLOP/s), which would make every prompt and every
-    shared batch slower. Best of interleaved trials, so a busy neighbour skews both dtypes alike.
+    shared batch slower. Best of interleaved trials, so a busy neighbour skews both dtypes alike. Timed `apart`, so
+    the thread that asks keeps no OpenMP pool to slow llama.cpp.
     """
+    return llamacpp.apart(_bf16_wins)
+
+
+def _bf16_wins() -> bool:
     weight, decode, prefill = torch.randn(4096, 4096), torch.randn(1, 4096), torch.randn(64, 4096)
     cases = [(dtype, x.to(dtype), weight.to(dtype)) for dtype in (torch.float32, torch.bfloat16) for x in (decode, prefill)]
     best = {(dtype, x.shape[0]): float("inf") for dtype, x, _ in cases}
@@ -197,8 +202,11 @@ class LocalBackend(Backend):
         return totals
 
     def capabilities(self) -> Capabilities:
-        engine = LLAMA_CPP if self.llama_cpp_runs else TRANSFORMERS
-        return Capabilities(self.device, precisions_on(self.device, llama_cpp=self.llama_cpp_runs), engine)
+        if not self.llama_cpp_runs:
+            return Capabilities(self.device, precisions_on(self.device), TRANSFORMERS)
+        kinds = ", ".join(f"{choice} {kind} ({GGUF_BYTES_PER_PARAM[choice]:.2g} bytes per parameter)" for choice, kind in GGUF_TYPES.items())
+        note = f"Text models run on llama.cpp here: {kinds}; images and fine-tuned models on transformers."
+        return Capabilities(self.device, precisions_on(self.device, llama_cpp=True), LLAMA_CPP, note)
 
     def fit_problem(self, loads: list[tuple[str, str]]) -> str | None:
         """Why these (model id, precision) pairs cannot all be resident at once, or None when they can. Each precision
@@ -342,8 +350,8 @@ class LocalBackend(Backend):
                        engine: str = TRANSFORMERS) -> Iterator[Event]:
         tokenizer, family = loaded.tokenizer, spec.family
         context = min(spec.context_length, loaded.context_tokens or spec.context_length)
-        try:
-            inputs = self.encode(spec, loaded, request)
+        try:  # images and videos are torch work: `apart`, so this long-lived server thread keeps no OpenMP pool
+            inputs = llamacpp.apart(self.encode, spec, loaded, request) if request.has_media else self.encode(spec, loaded, request)
         except Exception as e:
             yield Error(f"Could not apply {spec.id}'s chat template to these messages: {e}")
             return
@@ -408,6 +416,7 @@ class LocalBackend(Backend):
             load_s=load_s,
             weights_bytes=self.cache.sizes().get(self.cache_key(spec.id, request.precision, engine)),
             precision=request.precision,
+            engine=engine,
         )
         stopped = bool(own) and own[-1] in eos
         if cancel.is_set() and not stopped:

@@ -94,6 +94,7 @@ class Metrics:
     load_s: float = 0.0
     weights_bytes: int | None = None  # memory the model's weights occupy (local models)
     precision: str = "full"
+    engine: str = ""  # the local engine that answered ("transformers", "llama.cpp"); "" for a server
 
     def summary(self) -> str:
         """One human line, e.g. for the metrics line under an answer."""
@@ -108,7 +109,8 @@ class Metrics:
         parts.append(f"{self.prompt_tokens} prompt tokens")
         if self.weights_bytes:
             precision = "" if self.precision == "full" else f", {self.precision}"
-            parts.append(f"weights {self.weights_bytes / 2**30:.2f} GiB{precision}")
+            engine = f" on {self.engine}" if self.engine else ""
+            parts.append(f"weights {self.weights_bytes / 2**30:.2f} GiB{precision}{engine}")
         if self.load_s >= 0.05:
             parts.append(f"model load {self.load_s:.1f} s")
         parts.append(f"total {self.total_s:.1f} s")

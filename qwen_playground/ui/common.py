@@ -104,7 +104,7 @@ class PrecisionRadio(gr.Radio):
 def precision_picker(capabilities: Capabilities) -> gr.Radio:
     """The weights' precision for local models: the choices this machine can run, with the reason for the others."""
     missing = "; ".join(f"{choice}: {why}" for choice, why in capabilities.precisions.items() if why)
-    info = f"Local models on {capabilities.device}." + (f" Not here: {missing}." if missing else "")
+    info = f"Local models on {capabilities.device}. {capabilities.precision_note}".rstrip() + (f" Not here: {missing}." if missing else "")
     return PrecisionRadio(capabilities.runnable_precisions, value="full", label="Precision", info=info)
 
 
