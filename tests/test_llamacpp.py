@@ -71,6 +71,7 @@ def test_streamed_text_equals_the_engines_own_greedy_tokens(engine):
     metrics = next(e for e in events if isinstance(e, Metrics))
     assert metrics.prompt_tokens == len(prompt) and metrics.answer_tokens + metrics.thinking_tokens <= 40
     assert metrics.weights_bytes and metrics.tokens_per_s and events[-1] == Done("length")
+    assert metrics.engine == LLAMA_CPP and "GiB on llama.cpp" in metrics.summary()  # the metrics line names the engine
 
 
 def test_the_engine_is_given_the_inspectors_ids(engine, llama_config):
@@ -183,3 +184,17 @@ def test_a_missing_local_gguf_file_is_named(engine, random_model_dir, cache_dir,
     spec = engine.registry.get("tiny-random").model_copy(update={"gguf": str(tmp_path / "absent.gguf")})
     with pytest.raises(FileNotFoundError, match="absent.gguf"):
         gguf_files.fetch(spec, "full", cache_dir)
+
+
+def test_without_llamacpp_the_app_says_why_once_and_runs_transformers(monkeypatch, cache_dir, config_file):
+    from qwen_playground.backends import llamacpp
+
+    monkeypatch.setattr(llamacpp, "problem", lambda: "llama-cpp-python is not usable (ImportError: no library)")
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, device="cpu")
+    local = LocalBackend(config.registry, config.settings)
+    assert local.engine_for(config.registry.get("demo-qwen3")) == TRANSFORMERS
+    assert "llama.cpp unavailable: llama-cpp-python is not usable" in local.status()  # the start-up summary's line
+    assert local.capabilities().precisions["4-bit"] is not None  # no 4-bit on this CPU then
+    events = collect(local, Request("demo-qwen2.5", [{"role": "user", "content": "Hi"}], GREEDY))
+    assert texts(events, TextDelta).startswith("Hi there, I am a demo model")
+    assert next(e for e in events if isinstance(e, Metrics)).engine == TRANSFORMERS

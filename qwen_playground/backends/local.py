@@ -204,7 +204,7 @@ class LocalBackend(Backend):
     def capabilities(self) -> Capabilities:
         if not self.llama_cpp_runs:
             return Capabilities(self.device, precisions_on(self.device), TRANSFORMERS)
-        kinds = ", ".join(f"{choice} {kind} ({GGUF_BYTES_PER_PARAM[choice]:.2g} bytes per parameter)" for choice, kind in GGUF_TYPES.items())
+        kinds = ", ".join(f"{choice} {kind} ({round(GGUF_BYTES_PER_PARAM[choice], 2):g} bytes per parameter)" for choice, kind in GGUF_TYPES.items())
         note = f"Text models run on llama.cpp here: {kinds}; images and fine-tuned models on transformers."
         return Capabilities(self.device, precisions_on(self.device, llama_cpp=True), LLAMA_CPP, note)
 
