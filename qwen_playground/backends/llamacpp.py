@@ -22,6 +22,7 @@ import importlib
 import logging
 import os
 import threading
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -156,6 +157,8 @@ class LlamaCppRunner:
             self.llama = Llama(str(path), n_ctx=context_tokens, n_batch=512, n_threads=cores, n_threads_batch=cores, verbose=False)
         self.context_tokens = self.llama.n_ctx()
         self._lock = threading.Lock()
+        # freed before interpreter shutdown tears down the modules its own finalizer needs (else a TypeError at exit)
+        weakref.finalize(self, self.llama.close)
 
     @staticmethod
     def supports(sampling: SamplingParams) -> bool:
