@@ -140,3 +140,18 @@ def break_forward(monkeypatch, model, after: int, message: str = "device fell ov
 
     monkeypatch.setattr(model, "forward", failing_forward)
     return real_forward
+
+
+def stop_at_first_text(backend, request, steps: list) -> tuple[list, int]:
+    """Stream `request` and press Stop at the first answer text: (every event, how many decode `steps` had run by then)."""
+    import threading
+
+    from qwen_playground.core.generation import TextDelta
+
+    cancel, at_stop, events = threading.Event(), None, []
+    for event in backend.stream(request, cancel):
+        events.append(event)
+        if isinstance(event, TextDelta) and at_stop is None:
+            at_stop = len(steps)
+            cancel.set()
+    return events, at_stop

@@ -15,7 +15,7 @@ from qwen_playground.core.config import load_config
 from qwen_playground.core.generation import Done, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta, TokenChoices
 from qwen_playground.tasks.inspect import explain
 
-from .conftest import running_app
+from .conftest import running_app, stop_at_first_text
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=40)
 
@@ -111,12 +111,7 @@ def test_stop_takes_effect_at_the_next_token(engine, monkeypatch):
     llama = runner(engine, "tiny-random").llama
     steps, real_eval = [], llama.eval
     monkeypatch.setattr(llama, "eval", lambda tokens: (steps.append(1), real_eval(tokens))[1])
-    cancel, at_stop, events = threading.Event(), None, []
-    for event in engine.stream(Request("tiny-random", [{"role": "user", "content": "go"}], sampling), cancel):
-        events.append(event)
-        if isinstance(event, TextDelta) and at_stop is None:
-            at_stop = len(steps)
-            cancel.set()
+    events, at_stop = stop_at_first_text(engine, Request("tiny-random", [{"role": "user", "content": "go"}], sampling), steps)
     assert len(steps) - at_stop <= 2  # the step under way, and at most one more
     assert events[-1] == Done("cancelled") and next(e for e in events if isinstance(e, Metrics)).answer_tokens < 50
 

@@ -12,7 +12,7 @@ from qwen_playground.core.config import load_config
 from qwen_playground.core.generation import Done, Error, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
 from qwen_playground.tasks.chat_history import ChatTurn, normalize_history, to_model_messages
 
-from .conftest import break_forward
+from .conftest import break_forward, stop_at_first_text
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=40)
 
@@ -90,12 +90,7 @@ def test_stop_takes_effect_at_the_next_token(backend, monkeypatch, path):
         return real_forward(*args, **kwargs)
 
     monkeypatch.setattr(model, "forward", counting_forward)
-    cancel, at_stop, events = threading.Event(), None, []
-    for event in backend.stream(Request("tiny-random", [{"role": "user", "content": "go"}], sampling), cancel):
-        events.append(event)
-        if isinstance(event, TextDelta) and at_stop is None:
-            at_stop = len(steps)
-            cancel.set()
+    events, at_stop = stop_at_first_text(backend, Request("tiny-random", [{"role": "user", "content": "go"}], sampling), steps)
     assert len(steps) - at_stop <= 2  # the step under way, and at most one more
     assert events[-1] == Done("cancelled") and next(e for e in events if isinstance(e, Metrics)).answer_tokens < 50
 
