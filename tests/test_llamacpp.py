@@ -193,3 +193,21 @@ def test_without_llamacpp_the_app_says_why_once_and_runs_transformers(monkeypatc
     events = collect(local, Request("demo-qwen2.5", [{"role": "user", "content": "Hi"}], GREEDY))
     assert texts(events, TextDelta).startswith("Hi there, I am a demo model")
     assert next(e for e in events if isinstance(e, Metrics)).engine == TRANSFORMERS
+
+
+def test_an_official_gguf_repository_is_used_for_the_precisions_it_holds(engine, random_model_dir, cache_dir, tmp_path, monkeypatch):
+    """Offline, from the Hub cache (as after a first download): its Q8_0 file serves 8-bit; it has no Q4_K_M, so 4-bit converts."""
+    from huggingface_hub import constants
+
+    q8 = gguf_files.converted(engine.registry.get("tiny-random"), random_model_dir, "Q8_0", cache_dir)
+    repo = tmp_path / "hub" / "models--Qwen--Tiny-GGUF"
+    (repo / "snapshots" / "0123abc").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    (repo / "snapshots" / "0123abc" / "tiny-q8_0.gguf").write_bytes(q8.read_bytes())
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    spec = engine.registry.get("tiny-random").model_copy(update={"gguf": "Qwen/Tiny-GGUF"})
+    path, folder = gguf_files.fetch(spec, "8-bit", cache_dir)
+    assert path == repo / "snapshots" / "0123abc" / "tiny-q8_0.gguf" and folder == random_model_dir
+    path, _ = gguf_files.fetch(spec, "4-bit", cache_dir)
+    assert path.name == "Q4_K_M.gguf" and path.is_relative_to(cache_dir)
