@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 import sys
+import threading
+import time
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,7 +70,15 @@ def main(argv: list[str] | None = None) -> None:
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=args.open, quiet=True,
                 prevent_thread_lock=True, **launch_options())
     print(startup_summary(config, demo.service.status(), demo.local_url, demo.share_url), flush=True)
+    threading.Thread(target=say_when_started, args=(demo.service,), daemon=True).start()  # the page is up; the engine loads now
     demo.block_thread()
+
+
+def say_when_started(service) -> None:
+    """The start-up summary's last line: the local models' line once the engine has loaded in the background."""
+    began = time.perf_counter()
+    service.wait_started()
+    print(f"  local models ready in {time.perf_counter() - began:.1f} s: {service.status()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -110,11 +110,13 @@ def test_start_up_says_once_where_which_mode_and_which_models(tmp_path):
         lines = []
         for line in process.stdout:
             lines.append(line)
-            if "public link" in line:
+            if "local models ready" in line:
                 break
         log = "".join(lines)
         assert f"Qwen Playground at http://127.0.0.1:{port}" in log and "demo mode (started with --demo)" in log
         assert "chat: demo-qwen3" in log and "start with --share" in log
+        assert "local models: Starting the engine" in log  # the summary comes with the page; the engine loads after it
+        assert "No model loaded yet · cpu" in lines[-1]
         assert "share=True" not in log and "Enum subclass" not in log
         from gradio_client import Client
 

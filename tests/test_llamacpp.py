@@ -182,9 +182,9 @@ def test_a_missing_local_gguf_file_is_named(engine, random_model_dir, cache_dir,
 
 
 def test_without_llamacpp_the_app_says_why_once_and_runs_transformers(monkeypatch, cache_dir, config_file):
-    from qwen_playground.backends import llamacpp
+    from qwen_playground.backends import engines
 
-    monkeypatch.setattr(llamacpp, "problem", lambda: "llama-cpp-python is not usable (ImportError: no library)")
+    monkeypatch.setattr(engines, "llama_cpp_problem", lambda: "llama-cpp-python is not usable (ImportError: no library)")
     config = load_config(config_file, demo=True, cache_dir=cache_dir, device="cpu")
     local = LocalBackend(config.registry, config.settings)
     assert local.engine_for(config.registry.get("demo-qwen3")) == TRANSFORMERS

@@ -38,6 +38,11 @@ class Backend(ABC):
     def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
         """Yield events for `request`. Setting `cancel` ends generation within a token or two."""
 
+    def wait_started(self, timeout: float | None = None) -> bool:
+        """Whether the backend can serve now, waiting up to `timeout` seconds (None: until it can). A backend serves once
+        built, except one that starts in the background (`starting.StartingBackend`)."""
+        return True
+
     def capabilities(self) -> Capabilities:
         return Capabilities()
 

@@ -14,7 +14,6 @@ from tqdm.auto import tqdm
 
 from ..core.availability import cached
 from ..core.registry import ModelSpec
-from . import demo
 
 ProgressFn = Callable[[str], None]
 TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.jinja", "*.model"]  # config, tokenizer, chat template: no weights, no remote code
@@ -41,6 +40,8 @@ def _progress_bar(on_progress: ProgressFn, label: str) -> type:
 def fetch(spec: ModelSpec, cache_dir: Path, on_progress: ProgressFn = lambda _: None, weights: bool = True) -> Path:
     """A local folder holding the model's config, tokenizer and (unless `weights` is False) weights."""
     if spec.demo:
+        from . import demo  # builds with torch: imported where a demo model is needed, not before the page is up
+
         return demo.ensure(spec.family, cache_dir, on_progress)
     if spec.path:
         folder = Path(spec.path).expanduser()

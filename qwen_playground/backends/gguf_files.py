@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ..core.registry import ModelSpec
-from . import download, llamacpp
+from . import download, engines
 from .download import ProgressFn
 from .precision import GGUF_TYPES
 
@@ -86,7 +86,7 @@ def quantize(source: Path, target: Path, gguf_type: str) -> None:
     (tiny models) fall back to a type that fits, as llama.cpp decides."""
     import llama_cpp
 
-    llamacpp.quiet()
+    engines.quiet_llama_cpp()
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{gguf_type}")
     params.nthread = os.cpu_count() or 1

@@ -18,8 +18,6 @@ either. One request at a time per model; the others wait their turn.
 from __future__ import annotations
 
 import functools
-import importlib
-import logging
 import os
 import threading
 import weakref
@@ -34,22 +32,6 @@ from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 from ..core.generation import SamplingParams
 from .alternatives import RecordAlternatives, TokenRecorder
 from .presence import PresencePenalty
-
-
-@functools.cache
-def problem() -> str | None:
-    """Why llama.cpp cannot run here (None: it can): its package is missing or its native library does not load."""
-    try:
-        importlib.import_module("llama_cpp")  # loads the native library built at install
-    except Exception as e:  # ImportError, or OSError from a library built for another machine
-        return f"llama-cpp-python is not usable ({type(e).__name__}: {e}); install it with pip install -r requirements.txt"
-    quiet()
-    return None
-
-
-def quiet() -> None:
-    """llama.cpp's own log (every tensor it loads or quantizes) only for errors: it would flood the server log."""
-    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
 
 
 def apart(fn, *args):

@@ -32,20 +32,20 @@ from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImag
 
 from ..core import availability
 from ..core.config import Settings
-from ..core.devices import model_build_lock, pick_device
+from ..core.devices import model_build_lock, pick_device, usable_device
 from ..core.generation import Done, Error, Event, Metrics, Progress, Request, SamplingParams, TextDelta, TokenChoices
 from ..core.registry import ModelSpec, Registry, RegistryError
-from . import Backend, Capabilities, download, gguf_files, llamacpp
+from . import Backend, Capabilities, download, engines, gguf_files, llamacpp
 from .alternatives import RecordAlternatives, TokenRecorder
 from .batching import ContinuousBatcher, batchable
 from .encoding import encode_request
+from .engines import LLAMA_CPP, TRANSFORMERS
 from .llamacpp import LlamaCppRunner
 from .model_cache import ModelCache, ModelTooLarge
-from .precision import GGUF_BYTES_PER_PARAM, GGUF_TYPES, bytes_per_param, precisions_on, transformers_config, unavailable_reason, weight_bytes
+from .precision import GGUF_TYPES, bytes_per_param, transformers_config, unavailable_reason, weight_bytes
 from .presence import PresencePenalty
 from .thinking import ThinkingParser
 
-TRANSFORMERS, LLAMA_CPP = "transformers", "llama.cpp"
 ANSWER_ROOM = 4096  # llama.cpp's context holds the longest prompt accepted plus this many answer tokens (Qwen's thinking presets)
 
 
@@ -161,7 +161,7 @@ class LocalBackend(Backend):
     def __init__(self, registry: Registry, settings: Settings):
         self.registry = registry
         self.settings = settings
-        self.device = pick_device(settings.device)
+        self.device = usable_device(pick_device(settings.device))
         self.dtype = pick_dtype(self.device, settings.dtype)
         budget = int(settings.memory_budget_gb * 2**30) if settings.memory_budget_gb else default_budget_bytes(self.device)
         self.cache: ModelCache[LoadedModel] = ModelCache(budget, on_evict=self._on_evict)
@@ -173,8 +173,7 @@ class LocalBackend(Backend):
     @property
     def llama_cpp_runs(self) -> bool:
         """Whether llama.cpp takes this machine's text requests: asked for (or auto on a CPU), and usable here."""
-        wanted = self.settings.engine == LLAMA_CPP or (self.settings.engine == "auto" and self.device == "cpu")
-        return wanted and llamacpp.problem() is None
+        return engines.text_engine(self.settings.engine, self.device) == LLAMA_CPP
 
     def engine_for(self, spec: ModelSpec, has_media: bool = False) -> str:
         """The engine for a request to `spec`: llama.cpp for text to a family it runs, where it runs; transformers for
@@ -186,7 +185,7 @@ class LocalBackend(Backend):
     # ---- loading -----------------------------------------------------------------
 
     def estimate_bytes(self, spec: ModelSpec, precision: str = "full", engine: str = TRANSFORMERS) -> int:
-        return int(spec.params_b * 1e9 * bytes_per_param(precision, self.dtype, gguf=engine == LLAMA_CPP))
+        return int(spec.params_b * 1e9 * bytes_per_param(precision, self.dtype.itemsize, gguf=engine == LLAMA_CPP))
 
     @staticmethod
     def cache_key(model_id: str, precision: str = "full", engine: str = TRANSFORMERS) -> str:
@@ -202,11 +201,7 @@ class LocalBackend(Backend):
         return totals
 
     def capabilities(self) -> Capabilities:
-        if not self.llama_cpp_runs:
-            return Capabilities(self.device, precisions_on(self.device), TRANSFORMERS)
-        kinds = ", ".join(f"{choice} {kind} ({round(GGUF_BYTES_PER_PARAM[choice], 2):g} bytes per parameter)" for choice, kind in GGUF_TYPES.items())
-        note = f"Text models run on llama.cpp here: {kinds}; images and fine-tuned models on transformers."
-        return Capabilities(self.device, precisions_on(self.device, llama_cpp=True), LLAMA_CPP, note)
+        return engines.capabilities(self.device, self.settings.engine)
 
     def fit_problem(self, loads: list[tuple[str, str]]) -> str | None:
         """Why these (model id, precision) pairs cannot all be resident at once, or None when they can. Each precision
@@ -503,7 +498,7 @@ class LocalBackend(Backend):
         dtype = str(self.dtype).removeprefix("torch.")
         if self.llama_cpp_runs:
             return f"{self.device}: text on llama.cpp (GGUF), images on transformers ({dtype})"
-        why = llamacpp.problem() if self.settings.engine != TRANSFORMERS and self.device == "cpu" else None
+        why = engines.llama_cpp_problem() if engines.llama_cpp_wanted(self.settings.engine, self.device) else None
         return f"{self.device}, transformers ({dtype})" + (f"; llama.cpp unavailable: {why}" if why else "")
 
     def status(self) -> str:

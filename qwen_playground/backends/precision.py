@@ -13,10 +13,12 @@ types instead: full is BF16, 8-bit Q8_0, 4-bit Q4_K_M, so 4-bit is there too.
 from __future__ import annotations
 
 import importlib.util
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..core.generation import PRECISIONS
+
+if TYPE_CHECKING:  # torch loads after the page is up (backends/starting.py)
+    import torch
 
 BITS = {"full": None, "8-bit": 8, "4-bit": 4}  # None: the model's own dtype
 
@@ -70,13 +72,13 @@ def transformers_config(choice: str, device: str, dtype: torch.dtype):
 SCALES = {"4-bit": 1.06}  # 4-bit weights carry per-group scales: about 6% more than the packed values
 
 
-def bytes_per_param(choice: str, dtype: torch.dtype, gguf: bool = False) -> float:
+def bytes_per_param(choice: str, full_bytes: int = 2, gguf: bool = False) -> float:
     """Weight bytes per parameter for memory estimates before loading (the model guide and the cache use this one
-    rule): full 2 (bf16), 8-bit 1, 4-bit 0.53; in llama.cpp's files (`gguf`) 2, 1.06 and 0.6."""
+    rule): full `full_bytes` (the dtype's: 2 for bf16), 8-bit 1, 4-bit 0.53; in llama.cpp's files (`gguf`) 2, 1.06
+    and 0.6."""
     if gguf:
         return GGUF_BYTES_PER_PARAM[choice]
-    bits = BITS[choice] or torch.finfo(dtype).bits
-    return bits / 8 * SCALES.get(choice, 1.0)
+    return (BITS[choice] / 8 if BITS[choice] else full_bytes) * SCALES.get(choice, 1.0)
 
 
 def weight_bytes(model: torch.nn.Module) -> int:

@@ -55,6 +55,9 @@ class Service(Backend):
         """What `/health` returns: healthy or degraded, with the reasons, per-model figures and memory."""
         return self.monitor.health_report(self.backend.endpoint_health(), self.backend.weights_by_model())
 
+    def wait_started(self, timeout: float | None = None) -> bool:
+        return self.backend.wait_started(timeout)
+
     def capabilities(self) -> Capabilities:
         return self.backend.capabilities()
 

@@ -8,8 +8,10 @@ a long conversation can be trimmed from its oldest turns instead.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:  # transformers loads after the page is up (backends/starting.py)
+    from transformers import PreTrainedTokenizerBase
 
 PER_MESSAGE_OVERHEAD = 4  # <|im_start|>role\n … <|im_end|>\n
 

@@ -23,8 +23,7 @@ from ..mathtext import protect_math, protect_typed
 from ..service.lengths import conversation_tokens, trim_history
 from ..vision import UploadRejected, check_image, image_cost
 from . import TaskError, refuse_if_too_long, resolve
-from .chat_history import (THINKING_TITLE, files_of, is_helper, normalize_history, split_last_turn, to_model_messages, user_content,
-                           with_files)
+from .chat_history import THINKING_TITLE, files_of, is_helper, normalize_history, split_last_turn, to_model_messages, user_content, with_files
 from .streaming import stream_turns
 
 MAX_IMAGES = 8  # per message

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from ..backends.precision import bytes_per_param
 from ..core.generation import PRECISIONS
 from ..core.registry import TABS, ModelSpec, Registry
 from . import TaskError
 
 GIB = 2**30
-BYTES_PER_PARAM = {precision: bytes_per_param(precision, torch.bfloat16) for precision in PRECISIONS}  # full precision: bf16
+BYTES_PER_PARAM = {precision: bytes_per_param(precision) for precision in PRECISIONS}  # full precision: bf16
 OVERHEAD = 0.10
 
 

@@ -16,15 +16,15 @@ import difflib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from transformers import AutoProcessor, AutoTokenizer, PreTrainedTokenizerBase
-
-from ..backends import demo
-from ..backends.encoding import encode_chat, encode_request
 from ..core import availability
 from ..core.generation import Request
 from ..core.registry import Family, ModelSpec
 from . import TaskError
+
+if TYPE_CHECKING:  # transformers (and the backends that use it) load after the page is up: imported where used
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class Inspection:
 def _own_files(spec: ModelSpec, cache_dir: Path) -> tuple[str | Path, str] | None:
     """Where the model's own tokenizer files can be had without downloading weights, and how to say so."""
     if spec.demo:
+        from ..backends import demo
+
         template = (f", with the playground's demo chat template {spec.family.chat_template} (written from Qwen's documented "
                     "format; a downloaded checkpoint's own template always wins)") if spec.family.chat_template else ""
         return demo.ensure(spec.family, cache_dir), f"the demo model's own tokenizer{template}"
@@ -61,6 +63,10 @@ def _own_files(spec: ModelSpec, cache_dir: Path) -> tuple[str | Path, str] | Non
 @functools.lru_cache(maxsize=16)
 def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizerBase, str]:
     """The model's tokenizer and a note on where it came from (offline falls back to the bundled Qwen one)."""
+    from transformers import AutoTokenizer
+
+    from ..backends import demo
+
     if own := _own_files(spec, cache_dir):
         return AutoTokenizer.from_pretrained(own[0]), own[1]
     template = spec.family.chat_template or "its own"
@@ -71,6 +77,8 @@ def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizer
 @functools.lru_cache(maxsize=4)
 def processor_for(spec: ModelSpec, cache_dir: Path):
     """The model's image processor (which expands each image into its tokens), or None when it cannot be had."""
+    from transformers import AutoProcessor
+
     own = _own_files(spec, cache_dir)
     processor = AutoProcessor.from_pretrained(own[0]) if own and spec.family.vision else None
     return processor if hasattr(processor, "image_processor") else None
@@ -78,6 +86,8 @@ def processor_for(spec: ModelSpec, cache_dir: Path):
 
 def inspect(tokenizer: PreTrainedTokenizerBase, messages: list[dict], family: Family, thinking: bool = False) -> Inspection:
     """Template `messages` exactly as generation does (with the generation prompt) and take it apart."""
+    from ..backends.encoding import encode_chat
+
     return take_apart(tokenizer, encode_chat(tokenizer, messages, **family.template_kwargs(thinking))[1], family.turn_start)
 
 
@@ -169,6 +179,8 @@ def explain(spec: ModelSpec, request: Request, cache_dir: Path, stripped: int = 
         processor = processor_for(spec, cache_dir) if media_in else None
     except Exception as e:
         raise TaskError(f"Could not load {spec.id}'s tokenizer: {e}") from None
+    from ..backends.encoding import encode_request
+
     ids = encode_request(spec, request, tokenizer, processor)["input_ids"][0].tolist()
     result = take_apart(tokenizer, ids, spec.family.turn_start)
     switchable = spec.family.thinking == "switch"

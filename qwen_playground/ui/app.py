@@ -6,9 +6,10 @@ import gradio as gr
 
 from .. import mathcheck
 from ..arena_store import ArenaStore
-from ..backends import Backend
-from ..backends.router import Router
+from ..backends import Backend, engines
+from ..backends.starting import StartingBackend
 from ..core.config import AppConfig
+from ..core.devices import pick_device
 from ..service import Service
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .batch_tab import build_batch_tab
@@ -57,8 +58,9 @@ def endpoints_markdown(config: AppConfig, service: Service) -> str:
 
 def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
     """The whole app as a `gr.Blocks`, with named API endpoints, not yet launched. `backend` defaults to a
-    router over this config's engines; the service layer (limits, monitor, log) always wraps it."""
-    service = Service(backend or Router(config), config.settings)
+    router over this config's engines, started in the background (`service.wait_started()` starts it; a request
+    starts it too); the service layer (limits, monitor, log) always wraps it."""
+    service = Service(backend or starting_router(config), config.settings)
     mathcheck.warm_up()  # the answer checker's helper takes seconds to start: not on the first Math solve
     store = ArenaStore(config.settings.arena_db_path)
     with gr.Blocks(title="Qwen Playground") as demo:
@@ -109,6 +111,16 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
     demo.queue(default_concurrency_limit=config.settings.concurrency, max_size=config.settings.queue_size)
     demo.service = service  # for the start-up summary and scripts that drive the app in-process
     return demo
+
+
+def starting_router(config: AppConfig) -> StartingBackend:
+    """The router over this config's engines, built on a thread: torch and transformers load after the page is up."""
+    def build() -> Backend:
+        from ..backends.router import Router  # imports torch and transformers
+
+        return Router(config)
+
+    return StartingBackend(build, engines.capabilities(pick_device(config.settings.device), config.settings.engine))
 
 
 def launch_options() -> dict:

@@ -18,7 +18,7 @@ from ..service import Service
 from ..tasks import TaskError
 from ..tasks import batch as task
 from ..tasks.compare import comparable_models
-from .common import Stops, follows_registry, precision_picker, refusals, upload_or_example, user_of, when_valid
+from .common import Stops, follows_registry, on_page_load, precision_picker, refusals, upload_or_example, user_of, when_valid
 
 PREVIEW_COLUMNS = ["id", "prompt", "expected", "system", "tokens"]
 SUMMARY_COLUMNS = ["model", "answered", "right / scored", "accuracy", "mean tokens/s", "mean s per answer", "total s", "answer tokens",
@@ -71,10 +71,9 @@ def layout(config: AppConfig, service: Service) -> dict:
                 "normalised exact match otherwise.")
     c["file"], c["example"], beside = upload_or_example("Prompt file (CSV or JSONL)", [".csv", ".jsonl", ".json"],
                                                         {e.name: e.description for e in sets.values()}, "general")
-    with beside:
-        first = task.preview(config, None, "general")
-        c["preview"] = gr.Markdown(first.summary)
-    c["rows"] = gr.Dataframe(first.table, headers=PREVIEW_COLUMNS, interactive=False, label="Prompts", max_height=260, wrap=True)
+    with beside:  # filled when the page opens: counting tokens needs the tokenizer, which loads after the page is up
+        c["preview"] = gr.Markdown("Counting the example set's tokens…")
+    c["rows"] = gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, label="Prompts", max_height=260, wrap=True)
     with gr.Row():
         c["models"] = follows_registry(
             gr.Dropdown(models, value=models[:2], multiselect=True, max_choices=task.MAX_MODELS, allow_custom_value=True,
@@ -131,6 +130,7 @@ def build_batch_tab(config: AppConfig, service: Service) -> None:
     event.then(export_files, c["report"], [c["csv"], c["jsonl"]], api_visibility="private")
     stops.bind(c["stop"], run_batch)
     private = {"api_visibility": "private", "queue": False}
+    on_page_load(show_preview, [c["file"], c["example"]], [c["preview"], c["rows"]])
     for trigger in (c["file"].change, c["example"].change):
         trigger(show_preview, [c["file"], c["example"]], [c["preview"], c["rows"]], **private)
     c["example"].change(lambda name: sets[name].template if name in sets else gr.skip(), c["example"], c["template"], **private)

@@ -196,6 +196,9 @@ def bind_conversations(c: dict, changed: list) -> None:
     on_page_load(on_load, [saved], [picker, chatbot, current, c["title"]])
 
 
+ENGINE_WAIT_S = 300  # how long a page that opened during start-up waits to replace "Starting the engine" with the status
+
+
 def undo(history):
     """The conversation without its last exchange; that message (and its images) back in the box to edit."""
     with refusals():
@@ -221,6 +224,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     stops.bind(c["stop"], respond, retry)
     for event in events:
         event.then(service.status, None, c["status"], **private)
+    on_page_load(lambda: (service.wait_started(ENGINE_WAIT_S), service.status())[1], [], [c["status"]])  # "starting" until it has
     for event in events[:2]:  # sent: the images went with the message
         event.success(lambda: None, None, c["images"], **private)
     for event in events + edits:

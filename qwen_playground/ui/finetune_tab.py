@@ -15,7 +15,7 @@ from ..core.devices import pick_device
 from ..service import Service
 from ..tasks import TaskError
 from ..tasks import finetune as task
-from .common import follows_registry, refusals, upload_or_example, user_of, when_valid
+from .common import follows_registry, on_page_load, refusals, upload_or_example, user_of, when_valid
 
 PREVIEW_COLUMNS = ["line", "conversation", "answer to learn", "tokens"]
 
@@ -51,10 +51,9 @@ def layout(config: AppConfig, device: str) -> dict:
                 "(optional `input`, `system`), or JSONL lines with a chat `messages` list ending with the assistant's answer.")
     c["file"], c["example"], beside = upload_or_example("Training examples (JSONL or CSV)", [".jsonl", ".json", ".csv"],
                                                         {e.name: e.description for e in sets.values()}, next(iter(sets)))
-    with beside:
-        summary, rows = preview(config, None, next(iter(sets)), 512)
-        c["preview"] = gr.Markdown(summary)
-    c["rows"] = gr.Dataframe(rows, headers=PREVIEW_COLUMNS, interactive=False, label="Examples", max_height=220, wrap=True)
+    with beside:  # filled when the page opens: counting tokens needs the tokenizer, which loads after the page is up
+        c["preview"] = gr.Markdown("Counting the examples' tokens…")
+    c["rows"] = gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, label="Examples", max_height=220, wrap=True)
     with gr.Row():
         c["base"] = follows_registry(gr.Dropdown(bases, value=default, label="Base model (local text models)"),
                                      lambda: [s.id for s in config.registry.models.values() if task.trainable(s)])
@@ -116,6 +115,8 @@ def build_finetune_tab(config: AppConfig, service: Service):
                        api_name="finetune", concurrency_id="finetune", concurrency_limit=2)
     c["cancel"].click(cancel, None, c["status"], api_name="finetune_cancel", queue=False)
     private = {"api_visibility": "private", "queue": False}
+    show = (lambda f, e, n: preview(config, f, e, n), [c["file"], c["example"], c["max_length"]], [c["preview"], c["rows"]])
+    on_page_load(*show)
     for trigger in (c["file"].change, c["example"].change, c["max_length"].release):
-        trigger(lambda f, e, n: preview(config, f, e, n), [c["file"], c["example"], c["max_length"]], [c["preview"], c["rows"]], **private)
+        trigger(*show, **private)
     return event
