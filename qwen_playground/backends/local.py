@@ -38,6 +38,7 @@ from ..core.registry import ModelSpec, Registry, RegistryError
 from . import Backend, Capabilities, download, engines, gguf_files, llamacpp
 from .alternatives import RecordAlternatives, TokenRecorder
 from .batching import ContinuousBatcher, batchable
+from .cpu_dtype import cpu_dtype
 from .encoding import encode_request
 from .engines import LLAMA_CPP, TRANSFORMERS
 from .llamacpp import LlamaCppRunner
@@ -70,39 +71,16 @@ def eos_ids_of(generation_config: GenerationConfig, tokenizer: PreTrainedTokeniz
     return frozenset(ids | {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None})
 
 
-@functools.cache
-def bf16_faster_on_cpu() -> bool:
-    """Whether bfloat16 beats float32 here both for one user's decode step (a matrix-vector product over
-    weights larger than cache) and for prompts and batches (a 64-row product), timed once (~0.5 s).
-
-    CPUs without native bfloat16 arithmetic read half the bytes in decode but multiply matrices several
-    times slower (measured on a 2-core EPYC VM: 17 vs 50 GFLOP/s), which would make every prompt and every
-    shared batch slower. Best of interleaved trials, so a busy neighbour skews both dtypes alike. Timed `apart`, so
-    the thread that asks keeps no OpenMP pool to slow llama.cpp.
-    """
-    return llamacpp.apart(_bf16_wins)
-
-
-def _bf16_wins() -> bool:
-    weight, decode, prefill = torch.randn(4096, 4096), torch.randn(1, 4096), torch.randn(64, 4096)
-    cases = [(dtype, x.to(dtype), weight.to(dtype)) for dtype in (torch.float32, torch.bfloat16) for x in (decode, prefill)]
-    best = {(dtype, x.shape[0]): float("inf") for dtype, x, _ in cases}
-    for _ in range(4):
-        for dtype, x, w in cases:
-            start = time.perf_counter()
-            torch.nn.functional.linear(x, w)
-            best[dtype, x.shape[0]] = min(best[dtype, x.shape[0]], time.perf_counter() - start)
-    return all(best[torch.bfloat16, rows] < best[torch.float32, rows] for rows in (1, 64))
-
-
-def pick_dtype(device: str, setting: str = "auto") -> torch.dtype:
+def pick_dtype(device: str, setting: str, cache_dir: Path) -> tuple[torch.dtype, str]:
+    """The weights' dtype for transformers, and why where it was measured (a CPU's choice, `cpu_dtype.py`)."""
     if setting != "auto":
-        return getattr(torch, setting)
+        return getattr(torch, setting), ""
     if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16), ""
     if device == "mps":
-        return torch.float16
-    return torch.bfloat16 if bf16_faster_on_cpu() else torch.float32
+        return torch.float16, ""
+    choice = cpu_dtype(cache_dir)
+    return choice.torch_dtype, choice.why()
 
 
 def default_budget_bytes(device: str) -> int:
@@ -162,7 +140,7 @@ class LocalBackend(Backend):
         self.registry = registry
         self.settings = settings
         self.device = usable_device(pick_device(settings.device))
-        self.dtype = pick_dtype(self.device, settings.dtype)
+        self.dtype, self.dtype_reason = pick_dtype(self.device, settings.dtype, settings.cache_dir)
         budget = int(settings.memory_budget_gb * 2**30) if settings.memory_budget_gb else default_budget_bytes(self.device)
         self.cache: ModelCache[LoadedModel] = ModelCache(budget, on_evict=self._on_evict)
         self._active = 0
@@ -495,7 +473,7 @@ class LocalBackend(Backend):
 
     def _engines(self) -> str:
         """Which engine runs what here, and why llama.cpp does not where it was wanted."""
-        dtype = str(self.dtype).removeprefix("torch.")
+        dtype = self.dtype_reason or str(self.dtype).removeprefix("torch.")
         if self.llama_cpp_runs:
             return f"{self.device}: text on llama.cpp (GGUF), images on transformers ({dtype})"
         why = engines.llama_cpp_problem() if engines.llama_cpp_wanted(self.settings.engine, self.device) else None
