@@ -4,7 +4,7 @@
     python bench/run.py --quick    # tiny models only (~1 min), for a smoke run
     python bench/run.py --size 7b  # Qwen2.5-7B-sized (for a GPU)
 
-Sections: (1) app overhead, /chat through gradio_client vs raw `generate`;
+Sections: (1) app overhead, /chat as its page calls it vs raw `generate`;
 (2) decode efficiency at batch 1 vs the memory-bandwidth limit, per engine and precision,
 and the app's default path on this machine (llama.cpp on a CPU) against the transformers path it replaced;
 (3) 1/2/4/8 simultaneous users on one model; (4) a 3-pane comparison vs its
@@ -13,7 +13,8 @@ slowest pane; (5) cold start; (6) one decode per family at real shapes
 precision), which the CPU defaults are chosen from; (7) 16 prompts through the
 Batch tab's /batch vs the same prompts as /chat calls one by one; (8) what
 "why this token?" costs: a request without alternatives on the engine as
-shipped vs an engine without the recorder, and a request that asks. Results are
+shipped vs an engine without the recorder, and a request that asks; (9) on a CPU, the transformers dtype the app
+chose against both dtypes timed end to end (a typical prompt and answer) on the bench model. Results are
 appended to bench/results.jsonl and the table shows earlier runs beside this one.
 
     python bench/run.py --skip overhead decode concurrency compare cold_start batch   # (6) alone (~5 min on 2 cores)
@@ -370,6 +371,28 @@ def _gpu_bandwidth_gbs() -> float:
     return buffer.nbytes / best / 1e9
 
 
+@torch.no_grad()
+def section_precision(folder: Path, app: App, answer_sample: int = 32) -> dict:
+    """The transformers dtype the app chose on this CPU against both dtypes timed end to end on the bench model: a
+    typical turn (cpu_dtype.TYPICAL_PROMPT tokens in, TYPICAL_ANSWER out), the prompt pass timed whole and the answer
+    from `answer_sample` greedy steps (decode speed is flat over an answer this short)."""
+    from qwen_playground.backends.cpu_dtype import TYPICAL_ANSWER, TYPICAL_PROMPT
+
+    ids = torch.randint(1000, 100000, (1, TYPICAL_PROMPT))
+    seconds = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+        model.generate(ids[:, :16], max_new_tokens=2, do_sample=False)  # warm-up
+        prompt_s = min(_timed(lambda: model.generate(ids, max_new_tokens=1, min_new_tokens=1, do_sample=False)) for _ in range(2))
+        whole_s = _timed(lambda: model.generate(ids, max_new_tokens=answer_sample, min_new_tokens=answer_sample, do_sample=False))
+        seconds[str(dtype).removeprefix("torch.")] = prompt_s + TYPICAL_ANSWER * (whole_s - prompt_s) / (answer_sample - 1)
+        del model
+    local = app.router.local
+    chosen = str(local.dtype).removeprefix("torch.")
+    return {"seconds": seconds, "chosen": chosen, "fastest": min(seconds, key=seconds.get), "reason": local.dtype_reason,
+            "prompt_tokens": TYPICAL_PROMPT, "answer_tokens": TYPICAL_ANSWER}
+
+
 def section_concurrency(app: App, model_id: str, new_tokens: int, users=(1, 2, 4, 8)) -> list[dict]:
     rows = []
     for n in users:
@@ -518,8 +541,14 @@ def print_table(run: dict, previous: list[dict]) -> None:
         print(f"    {'users':>5}{'aggregate tok/s':>17}{'vs 1 user':>11}{'p95 first token s':>19}")
         for r in rows:
             print(f"    {r['users']:>5}{r['aggregate_tokens_per_s']:>17.1f}{r['vs_one_user']:>10.2f}x{r['p95_ttft_s']:>19.2f}")
+        eight = next((r for r in rows if r["users"] == 8), None)
+        if eight:
+            alone = rows[0]["p95_ttft_s"]
+            print(f"    8 users: {eight['vs_one_user']:.2f}x one user's tokens/s (target >= 3.5x); p95 first token {eight['p95_ttft_s']:.2f} s "
+                  f"vs {alone:.2f} s alone -> {eight['p95_ttft_s'] / alone:.1f}x (target <= 2x)")
     if c := run.get("compare"):
-        print(f"\n(4) Compare: 3 panes {c['three_pane_s']:.2f} s vs slowest single pane {c['slowest_pane_s']:.2f} s -> {c['ratio']:.2f}x")
+        print(f"\n(4) Compare: 3 panes {c['three_pane_s']:.2f} s vs slowest single pane {c['slowest_pane_s']:.2f} s -> {c['ratio']:.2f}x "
+              "(target <= 1.2x)")
     if b := run.get("batch"):
         print(f"\n(7) Batch: {b['prompts']} prompts via /batch {b['batch_s']:.1f} s ({b['batch_tokens']} tokens) vs one by one via /chat "
               f"{b['one_by_one_s']:.1f} s ({b['one_by_one_tokens']} tokens) -> {b['ratio']:.2f}x (target >= 3x for 16 prompts)")
@@ -528,7 +557,13 @@ def print_table(run: dict, previous: list[dict]) -> None:
               f"{a['no_recorder_tokens_per_s']:.1f} -> {a['ratio_without']:.3f} (target >= 0.97: not slower); a request asking for the top 5 "
               f"{a['asking_tokens_per_s']:.1f} tok/s -> {a['ratio_asking']:.2f}x")
     if c := run.get("cold_start"):
-        print(f"\n(5) Cold start: first page {c['first_page_s']:.1f} s; first answer (demo model built/loaded) {c['first_answer_s']:.1f} s")
+        print(f"\n(5) Cold start: first page {c['first_page_s']:.1f} s (target <= 3 s); first answer (engine started, demo model built "
+              f"and loaded) {c['first_answer_s']:.1f} s")
+    if p := run.get("precision"):
+        figures = ", ".join(f"{name} {sec:.1f} s" for name, sec in p["seconds"].items())
+        print(f"\n(9) transformers precision on this CPU, a {p['prompt_tokens']}-token prompt + {p['answer_tokens']}-token answer on the bench "
+              f"model: {figures}; the app chose {p['chosen']} ({p['reason'] or 'set by hand'}) -> "
+              f"{'the faster' if p['chosen'] == p['fastest'] else 'NOT the faster'} (target: the faster end to end)")
     if rows := run.get("families"):
         print(f"\n(6) One decode per family at real shapes (random weights, {rows[0]['precision']}, batch 1, greedy)")
         print(f"    {'model':<16}{'weights GiB':>12}{'prompt pass s':>15}{'decode tok/s':>14}{'vs first':>10}")
@@ -554,7 +589,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-bench")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch",
-                                                                        "alternatives"])
+                                                                        "alternatives", "precision"])
     parser.add_argument("--app-default", type=Path, help=argparse.SUPPRESS)  # (2)'s child process: /chat on the app as it starts
     args = parser.parse_args(argv)
     tokens = args.tokens or (24 if args.quick else 48)
@@ -590,6 +625,8 @@ def main(argv: list[str] | None = None) -> dict:
             run["batch"] = section_batch(app, "bench", tokens, cache)
         if "alternatives" not in args.skip:
             run["alternatives"] = section_alternatives(app, "bench", tokens)
+        if "precision" not in args.skip and device == "cpu":
+            run["precision"] = section_precision(folder, app)
         if "families" not in args.skip and not args.quick:
             run["families"] = section_families(dtype)
     finally:
