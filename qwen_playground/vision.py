@@ -21,6 +21,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
+from .core import ml_stack
+
 FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
 MAX_BYTES = 20 * 2**20
 MAX_SIDE = 8192
@@ -158,7 +160,8 @@ class Cost:
 
 def image_cost(image: Image.Image, min_pixels: int, max_pixels: int, token_side: int) -> Cost:
     """The size a Qwen vision model resizes this image to and the tokens it then costs."""
-    from qwen_vl_utils import smart_resize  # brings torchvision: not before the page is up
+    ml_stack.load()  # qwen_vl_utils brings torch and torchvision: not before the page is up
+    from qwen_vl_utils import smart_resize
 
     height, width = smart_resize(image.height, image.width, factor=token_side, min_pixels=min_pixels, max_pixels=max_pixels)
     return Cost(image.width, image.height, width, height, token_side)

@@ -93,3 +93,27 @@ def test_fast_top_k_and_top_p_keep_what_transformers_keeps():
         ref = TopKLogitsWarper(int(top_k[row]))(None, scores[row:row + 1])
         ref = TopPLogitsWarper(float(top_p[row]))(None, ref) if top_p[row] < 1 else ref
         assert torch.equal(torch.isfinite(fast[row]), torch.isfinite(ref[0])), row
+
+
+def test_compare_panes_on_one_model_decode_together_in_its_batch(demo_config, monkeypatch):
+    """Three Compare panes on one model: one prefill each, then decoded in the same batch, not one after another."""
+    from qwen_playground.backends.batching import ContinuousBatcher
+    from qwen_playground.tasks import compare
+
+    backend, running, most = float32_backend(demo_config), [0], [0]
+    shipped = ContinuousBatcher.run
+
+    def counted(self, *args, **kwargs):
+        running[0] += 1
+        most[0] = max(most[0], running[0], self.in_flight)
+        try:
+            return shipped(self, *args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(ContinuousBatcher, "run", counted)
+    panes = [{"model": "tiny-random", "temperature": 0.0, "max_new_tokens": 40}] * 3
+    views = list(compare.run(backend, compare.prepare(demo_config, "Say something", panes)))
+    assert views[-1].notice == ""  # not run one after another
+    assert most[0] == 3  # all three in flight at once
+    assert all("tok/s" in line for line in views[-1].lines) and len(views[-1].results) == 3  # each finished with its metrics

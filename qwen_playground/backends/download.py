@@ -12,6 +12,7 @@ from typing import Callable
 from huggingface_hub import snapshot_download
 from tqdm.auto import tqdm
 
+from ..core import ml_stack
 from ..core.availability import cached
 from ..core.registry import ModelSpec
 
@@ -40,7 +41,8 @@ def _progress_bar(on_progress: ProgressFn, label: str) -> type:
 def fetch(spec: ModelSpec, cache_dir: Path, on_progress: ProgressFn = lambda _: None, weights: bool = True) -> Path:
     """A local folder holding the model's config, tokenizer and (unless `weights` is False) weights."""
     if spec.demo:
-        from . import demo  # builds with torch: imported where a demo model is needed, not before the page is up
+        ml_stack.load()  # builds with torch: imported where a demo model is needed, not before the page is up
+        from . import demo
 
         return demo.ensure(spec.family, cache_dir, on_progress)
     if spec.path:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from ..core import ml_stack
+
 if TYPE_CHECKING:  # transformers loads after the page is up (backends/starting.py)
     from transformers import PreTrainedTokenizerBase
 
@@ -18,6 +20,7 @@ PER_MESSAGE_OVERHEAD = 4  # <|im_start|>role\n … <|im_end|>\n
 
 @functools.cache
 def _tokenizer() -> PreTrainedTokenizerBase:
+    ml_stack.load()  # the page is up before transformers is: import it as the engine's thread does (core/ml_stack.py)
     from ..backends.demo import load_tokenizer
 
     return load_tokenizer()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core import availability
+from ..core import availability, ml_stack
 from ..core.generation import Request
 from ..core.registry import Family, ModelSpec
 from . import TaskError
@@ -48,6 +48,7 @@ class Inspection:
 def _own_files(spec: ModelSpec, cache_dir: Path) -> tuple[str | Path, str] | None:
     """Where the model's own tokenizer files can be had without downloading weights, and how to say so."""
     if spec.demo:
+        ml_stack.load()  # the page is up before transformers is (core/ml_stack.py)
         from ..backends import demo
 
         template = (f", with the playground's demo chat template {spec.family.chat_template} (written from Qwen's documented "
@@ -63,6 +64,7 @@ def _own_files(spec: ModelSpec, cache_dir: Path) -> tuple[str | Path, str] | Non
 @functools.lru_cache(maxsize=16)
 def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizerBase, str]:
     """The model's tokenizer and a note on where it came from (offline falls back to the bundled Qwen one)."""
+    ml_stack.load()
     from transformers import AutoTokenizer
 
     from ..backends import demo
@@ -77,6 +79,7 @@ def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizer
 @functools.lru_cache(maxsize=4)
 def processor_for(spec: ModelSpec, cache_dir: Path):
     """The model's image processor (which expands each image into its tokens), or None when it cannot be had."""
+    ml_stack.load()
     from transformers import AutoProcessor
 
     own = _own_files(spec, cache_dir)

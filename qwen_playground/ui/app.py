@@ -8,6 +8,7 @@ from .. import mathcheck
 from ..arena_store import ArenaStore
 from ..backends import Backend, engines
 from ..backends.starting import StartingBackend
+from ..core import ml_stack
 from ..core.config import AppConfig
 from ..core.devices import pick_device
 from ..service import Service
@@ -116,7 +117,8 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
 def starting_router(config: AppConfig) -> StartingBackend:
     """The router over this config's engines, built on a thread: torch and transformers load after the page is up."""
     def build() -> Backend:
-        from ..backends.router import Router  # imports torch and transformers
+        ml_stack.load()
+        from ..backends.router import Router
 
         return Router(config)
 
