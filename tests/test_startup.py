@@ -26,13 +26,18 @@ from qwen_playground.ui import build_demo
 from tests.test_app import bubbles
 
 if __name__ == "__main__":
-    demo = build_demo(load_config(None, demo=True, cache_dir=sys.argv[1]))
+    demo = build_demo(load_config(None, demo=True, cache_dir=sys.argv[1], engine="transformers"))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
     page = urllib.request.urlopen(url, timeout=30).read().decode()
     config = urllib.request.urlopen(url + "config", timeout=30).read().decode()
     print("page" if "Qwen Playground" in page + config else "no page", *(name in sys.modules for name in ("torch", "transformers")))
     print("status:", demo.service.status())
-    demo.service.wait_started()
+    demo.service.wait_started(0)  # the engine starts loading now, as app.py starts it once the page is up
+    from gradio_client import Client
+
+    # at once: this request's checks import transformers while the engine's thread is importing it (core/ml_stack.py)
+    history, _ = Client(url, verbose=False).predict("Hi", [], "demo-qwen2.5", "", False, 0.0, 1.0, 0, 0.0, 1.0, 0.0, 16, api_name="/chat")
+    print("answer:", history[1]["content"][0]["text"][:27])
     print("started:", "torch" in sys.modules, demo.service.status())
     demo.close()
 """
@@ -47,7 +52,8 @@ def test_the_page_answers_before_torch_is_imported(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert lines[0] == "page False False"  # served, with neither torch nor transformers imported
     assert lines[1] == f"status: {STARTING}"
-    assert lines[2].startswith("started: True No model loaded yet")  # then the engine loads and says what runs where
+    assert lines[2] == "answer: Hi there, I am a demo model"  # a request sent while the engine loads is answered
+    assert lines[3].startswith("started: True Loaded: demo-qwen2.5")  # and the engine says what runs where
 
 
 def slow_start(config, gate: threading.Event) -> StartingBackend:
