@@ -50,7 +50,7 @@ def typical_turn_s(prompt_row_s: float, decode_step_s: float) -> float:
     return TYPICAL_PROMPT * prompt_row_s + TYPICAL_ANSWER * decode_step_s
 
 
-def measure(trials: int = 3) -> dict[str, dict[str, float]]:
+def measure(trials: int = 5) -> dict[str, dict[str, float]]:
     """Per dtype, the best of interleaved trials (a busy neighbour slows both alike): seconds per prompt row and per
     decode step on an 8192 x 8192 layer (256 MiB in float32). Run `apart`: the asking thread keeps no OpenMP pool."""
     return apart(_measure, trials)

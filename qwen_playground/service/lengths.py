@@ -8,22 +8,22 @@ a long conversation can be trimmed from its oldest turns instead.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
-from ..core import ml_stack
+from tokenizers import Tokenizer
 
-if TYPE_CHECKING:  # transformers loads after the page is up (backends/starting.py)
-    from transformers import PreTrainedTokenizerBase
+from ..core.tokenizer_files import qwen3_tokenizer_dir
 
 PER_MESSAGE_OVERHEAD = 4  # <|im_start|>role\n … <|im_end|>\n
 
 
 @functools.cache
-def _tokenizer() -> PreTrainedTokenizerBase:
-    ml_stack.load()  # the page is up before transformers is: import it as the engine's thread does (core/ml_stack.py)
-    from ..backends.demo import load_tokenizer
-
-    return load_tokenizer()
+def _tokenizer() -> Tokenizer:
+    """Qwen3's real tokenizer through the `tokenizers` library alone (what transformers' fast tokenizer runs): a
+    tab's checks need no transformers, so they answer while the engine still loads. Typed special tokens count as
+    the text they are, as generation encodes them."""
+    tokenizer = Tokenizer.from_file(str(qwen3_tokenizer_dir() / "tokenizer.json"))
+    tokenizer.encode_special_tokens = True
+    return tokenizer
 
 
 def _text(content) -> str:
@@ -35,7 +35,7 @@ def _text(content) -> str:
 
 
 def count_tokens(text: str) -> int:
-    return len(_tokenizer()(text, add_special_tokens=False, split_special_tokens=True).input_ids)
+    return len(_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
 def message_problem(messages: list[dict], limit: int) -> str | None:

