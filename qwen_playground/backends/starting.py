@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Callable, Iterator
 
 from ..core.generation import Done, Error, Event, Progress, Request
@@ -30,7 +29,6 @@ class StartingBackend(Backend):
         self._ready = threading.Event()
         self._started = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.start_s: float | None = None  # how long the start took, once done
 
     def start(self) -> None:
         """Begin building the backend (once; every method that needs it starts it too)."""
@@ -40,14 +38,12 @@ class StartingBackend(Backend):
                 self._thread.start()
 
     def _run(self) -> None:
-        began = time.perf_counter()
         try:
             self._backend = self._build()
         except Exception as e:  # the page stays up and says why on each request
             log.exception("The local engine failed to start")
             self._failure = f"The engine failed to start ({type(e).__name__}: {e}). The server log has the details; restart the app."
         finally:
-            self.start_s = time.perf_counter() - began
             self._ready.set()
 
     def wait_started(self, timeout: float | None = None) -> bool:
