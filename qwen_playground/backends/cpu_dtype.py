@@ -5,8 +5,8 @@ answer token (a matrix-vector product over all the weights: bound by memory band
 a decode step reads, but CPUs without native bfloat16 arithmetic multiply matrices several times slower in it
 (measured on a 2-core EPYC VM: bfloat16 decoded 9.6 vs 6.1 tok/s, yet its prompt pass was the slower one). So both
 dtypes are timed on one layer, at both shapes, and the estimate for a typical turn (`TYPICAL_PROMPT` tokens in,
-`TYPICAL_ANSWER` out) decides. The layer is larger than any cache, so decode is timed against memory as a real model
-is. The result is kept in the cache folder per CPU and torch version: one measurement (~2 s, in the background while
+`TYPICAL_ANSWER` out) decides. The layer (256 MiB in float32) is larger than most caches, so decode is timed
+against memory as a real model's is. The result is kept in the cache folder per CPU and torch version: one measurement (~2 s, in the background while
 the page is up), the same choice at every start.
 """
 
@@ -39,6 +39,12 @@ class Choice:
     @property
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
+
+    @classmethod
+    def of(cls, measured: dict[str, dict[str, float]], cached: bool = False) -> Choice:
+        """The dtype whose typical turn is sooner, from `measure`'s figures."""
+        seconds = {name: typical_turn_s(**figures) for name, figures in measured.items()}
+        return cls(min(seconds, key=seconds.get), seconds, cached)
 
     def why(self) -> str:
         other = next(name for name in self.seconds if name != self.dtype)
@@ -73,7 +79,7 @@ def _measure(trials: int) -> dict[str, dict[str, float]]:
 
 def choose(measured: dict[str, dict[str, float]]) -> str:
     """The dtype whose typical turn is sooner."""
-    return min(measured, key=lambda name: typical_turn_s(**measured[name]))
+    return Choice.of(measured).dtype
 
 
 def machine_key() -> str:
@@ -91,7 +97,7 @@ def cpu_dtype(cache_dir: Path) -> Choice:
     try:
         saved = json.loads(path.read_text())
         if saved["machine"] == key:
-            return Choice(choose(saved["measured"]), {n: typical_turn_s(**m) for n, m in saved["measured"].items()}, cached=True)
+            return Choice.of(saved["measured"], cached=True)
     except (OSError, ValueError, KeyError, TypeError):
         pass
     measured = measure()
@@ -100,4 +106,4 @@ def cpu_dtype(cache_dir: Path) -> Choice:
         path.write_text(json.dumps({"machine": key, "measured": measured}, indent=1))
     except OSError:  # a read-only cache: measured again at the next start
         log.info("Could not save the dtype measurement to %s", path)
-    return Choice(choose(measured), {n: typical_turn_s(**m) for n, m in measured.items()})
+    return Choice.of(measured)

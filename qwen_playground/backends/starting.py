@@ -27,12 +27,12 @@ class StartingBackend(Backend):
         self._backend: Backend | None = None
         self._failure = ""
         self._ready = threading.Event()
-        self._started = threading.Lock()
+        self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Begin building the backend (once; every method that needs it starts it too)."""
-        with self._started:
+        with self._start_lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="engine-start", daemon=True)
                 self._thread.start()

@@ -224,7 +224,11 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     stops.bind(c["stop"], respond, retry)
     for event in events:
         event.then(service.status, None, c["status"], **private)
-    on_page_load(lambda: (service.wait_started(ENGINE_WAIT_S), service.status())[1], [], [c["status"]])  # "starting" until it has
+    def status_once_started() -> str:  # a page opened during start-up shows "Starting the engine" until it has
+        service.wait_started(ENGINE_WAIT_S)
+        return service.status()
+
+    on_page_load(status_once_started, [], [c["status"]])
     for event in events[:2]:  # sent: the images went with the message
         event.success(lambda: None, None, c["images"], **private)
     for event in events + edits:
