@@ -5,6 +5,7 @@ test_killing_the_server_mid_stream_keeps_the_partial_answer.)
 """
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -143,3 +144,39 @@ def test_votes_survive_the_app_being_killed(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def test_input_gradio_refuses_is_one_log_line_and_no_traceback(app, caplog, capfd):
+    """Gradio's own checks (a value not among a Dropdown's choices, a history that is not messages, a wrong type)
+    refuse with a readable message and one log line each; a person's bad input prints no traceback."""
+    client, _ = app
+    capfd.readouterr()
+    caplog.set_level("INFO", logger="qwen_playground")
+    bad_calls = [
+        (("Write a sort",), {"language": "Klingon"}, "/code", "Input not accepted: Value: Klingon is not in the list of choices: ['Python'"),
+        (("Hello",), {"history": "not a list of messages"}, "/chat", "Input not accepted"),
+        (("Hello",), {"history": [{"role": "user", "content": 5}]}, "/chat", "Input not accepted"),
+        (("Hello",), {"images": 7}, "/chat", "Input not accepted (📎 Images for this message (models that see)): Input should be a valid list"),
+    ]
+    for args, kwargs, endpoint, message in bad_calls:
+        with pytest.raises(AppError, match=re.escape(message)) as refused:
+            client.predict(*args, **kwargs, api_name=endpoint)
+        assert "Traceback" not in str(refused.value)
+    refused_lines = [r for r in caplog.records if r.getMessage().startswith("refused: Input not accepted")]
+    assert len(refused_lines) == len(bad_calls), [r.getMessage() for r in caplog.records]
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in refused_lines)
+    assert "Traceback" not in capfd.readouterr().err
+    assert chat(client)[0][-1]["role"] == "assistant"  # and the app serves on
+
+
+def test_an_app_fault_logs_its_full_traceback(app, monkeypatch, caplog):
+    client, local = app
+    chat(client, model="demo-qwen2.5")
+    model = local.cache.get("demo-qwen2.5", 0, None).model
+    break_forward(monkeypatch, model, after=2, message="a bug in the engine")
+    caplog.set_level("INFO", logger="qwen_playground")
+    with pytest.raises(AppError, match="Generation failed: RuntimeError: a bug in the engine"):
+        chat(client, model="demo-qwen2.5")
+    faults = [r for r in caplog.records if r.exc_info is not None and r.name == "qwen_playground"]
+    assert len(faults) == 1 and "demo-qwen2.5" in faults[0].getMessage()
+    assert "RuntimeError: a bug in the engine" in caplog.text and "Traceback (most recent call last)" in caplog.text

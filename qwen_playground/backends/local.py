@@ -17,6 +17,7 @@ the same ids and its tokens go through the same parsing, thinking budget,
 from __future__ import annotations
 
 import functools
+import logging
 import queue
 import threading
 import time
@@ -46,6 +47,8 @@ from .model_cache import ModelCache, ModelTooLarge
 from .precision import GGUF_TYPES, bytes_per_param, transformers_config, unavailable_reason, weight_bytes
 from .presence import PresencePenalty
 from .thinking import ThinkingParser
+
+log = logging.getLogger("qwen_playground")
 
 ANSWER_ROOM = 4096  # llama.cpp's context holds the longest prompt accepted plus this many answer tokens (Qwen's thinking presets)
 
@@ -363,6 +366,7 @@ class LocalBackend(Backend):
                                               recorder)
             yield from parser.flush()
         except _GenerationFailed as e:
+            log.error("Generation failed on %s", spec.id, exc_info=e.cause)  # the engine's fault: in full for whoever runs the app
             yield from parser.flush()
             yield Error(f"Generation failed: {type(e.cause).__name__}: {e.cause}")
             return

@@ -10,6 +10,8 @@ cancels every request.
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import queue
 import threading
 import time
@@ -19,6 +21,8 @@ from typing import Iterator
 from ..backends import Backend
 from ..core.generation import Error, Event, Request, TextDelta, ThinkingDelta
 from .chat_history import ChatTurn
+
+log = logging.getLogger("qwen_playground")
 
 
 def stream_all(backend: Backend, requests: list[Request], cancel: threading.Event | None = None) -> Iterator[tuple[int, Event]]:
@@ -30,13 +34,14 @@ def stream_all(backend: Backend, requests: list[Request], cancel: threading.Even
         try:
             for event in backend.stream(request, cancel):
                 events.put((index, event))
-        except Exception as e:  # one pane's crash is that pane's error
+        except Exception as e:  # one pane's crash is that pane's error; the log gets the app's fault in full
+            log.exception("Request %d to %s failed", index, request.model_id)
             events.put((index, Error(f"{type(e).__name__}: {e}")))
         finally:
             events.put((index, None))
 
-    for index, request in enumerate(requests):
-        threading.Thread(target=run, args=(index, request), name=f"stream-{index}", daemon=True).start()
+    for index, request in enumerate(requests):  # each in the caller's context: who asks (e.g. for ZeroGPU's quota) goes along
+        threading.Thread(target=contextvars.copy_context().run, args=(run, index, request), name=f"stream-{index}", daemon=True).start()
     remaining = len(requests)
     try:
         while remaining:

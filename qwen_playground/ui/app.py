@@ -19,6 +19,7 @@ from .code_tab import build_code_tab
 from .common import refresh_pickers
 from .compare_tab import build_compare_tab
 from .finetune_tab import build_finetune_tab
+from .input_checks import refuse_bad_input
 from .inspector_tab import build_guide_tab, build_inspector_tab
 from .lessons_tab import build_lessons_tab
 from .math_tab import build_math_tab
@@ -110,6 +111,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
             trained.then(choices, None, pickers, api_visibility="private", queue=False)
         demo.load(open_link, None, link_outputs, api_visibility="private")
     demo.queue(default_concurrency_limit=config.settings.concurrency, max_size=config.settings.queue_size)
+    refuse_bad_input(demo)  # Gradio's checks of a caller's input refuse in one log line, not a traceback
     demo.service = service  # for the start-up summary and scripts that drive the app in-process
     return demo
 
