@@ -1,10 +1,12 @@
-"""Reliability figures anyone can rerun: fuzzing every API endpoint, and a load of 16 concurrent clients.
+"""Reliability figures anyone can rerun: fuzzing every API endpoint, a load of 16 concurrent clients, the server log.
 
-    python bench/reliability.py                      # 60 fuzzed inputs per endpoint, 16 clients x 5 requests
-    python bench/reliability.py --examples 200 --requests 20
+    python bench/reliability.py                      # 10,000 fuzzed inputs, 16 clients x 50 requests (about 30 min here)
+    python bench/reliability.py --inputs 500 --requests 5
 
-Runs the app in-process on the offline demo models (nothing downloaded).
-Fuzzing draws each argument of each endpoint (as the app's own API
+Starts `python app.py --demo` (the offline demo models, nothing downloaded) as
+its own process, its output kept in a log file, and counts what that log
+says: a refused request should add one line, and a traceback appears only for
+a fault of the app's own. Fuzzing draws each argument of each endpoint (as the app's own API
 description lists them) either from the endpoint's defaults or from hostile
 values: control characters, unicode edge cases, huge numbers, NaN, wrong
 types, malformed history lists and files. A call passes when it returns, or
@@ -17,12 +19,17 @@ cache, a killed app) are tests: `python -m pytest tests/test_faults.py -v`.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +171,54 @@ def load(url: str, clients: int = 16, requests_each: int = 5, timeout_s: float =
             "p95_s": pct(95), "p99_s": pct(99), "max_s": ordered[-1] if ordered else None}
 
 
+def fuzz_in_parallel(url: str, inputs: int, workers: int, timeout_s: float = 120) -> dict:
+    """About `inputs` fuzzed inputs spread evenly over the endpoints (one for an endpoint without parameters), the
+    endpoints shared among `workers` processes fuzzing at once; one merged report, as `fuzz` gives."""
+    from gradio_client import Client
+
+    params = endpoint_params(Client(url, verbose=False))
+    with_params = [name for name, p in params.items() if p]
+    examples = math.ceil((inputs - (len(params) - len(with_params))) / max(1, len(with_params)))
+    shards = [list(params)[i::workers] for i in range(workers)]
+    report = {"endpoints": {}, "tried": 0, "errors_shown": 0, "leaks": [], "crashes": [], "timeouts": 0}
+    with ProcessPoolExecutor(workers) as pool:
+        for part in pool.map(_fuzz_shard, [url] * workers, [examples] * workers, shards, [timeout_s] * workers):
+            for key, value in part.items():
+                report[key] = {**report[key], **value} if key == "endpoints" else report[key] + value
+    return report
+
+
+def _fuzz_shard(url: str, examples: int, names: list[str], timeout_s: float) -> dict:
+    from gradio_client import Client
+
+    return fuzz(Client(url, verbose=False), examples, timeout_s, only=names)
+
+
+def serve(cache_dir: Path, log_path: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """`python app.py --demo` on a free port, everything it prints going to `log_path`; returns once its engine is
+    ready: (process, url)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(log_path, "w", encoding="utf-8")
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--demo", "--port", str(port), "--cache-dir", str(cache_dir), *flags],
+                               stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 600
+    while "local models ready" not in log_path.read_text(encoding="utf-8", errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the app did not start; its log:\n{log_path.read_text(encoding='utf-8', errors='replace')[-3000:]}")
+        time.sleep(0.5)
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def log_figures(text: str, requests: int) -> dict:
+    """What a server log says about `requests` requests: its lines, refusal lines and tracebacks."""
+    lines = text.splitlines()
+    return {"requests": requests, "lines": len(lines), "refused_lines": sum(line.startswith("refused: ") for line in lines),
+            "tracebacks": text.count("Traceback (most recent call last)")}
+
+
 def start_app(cache_dir: Path, **settings):
     """The demo app in-process (the offline demo models only): (demo, url)."""
     from qwen_playground.core.config import load_config
@@ -177,17 +232,20 @@ def start_app(cache_dir: Path, **settings):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--examples", type=int, default=60, help="fuzzed inputs per endpoint")
+    parser.add_argument("--inputs", type=int, default=10_000, help="fuzzed inputs in all, spread over the endpoints")
+    parser.add_argument("--workers", type=int, default=3, help="processes fuzzing at once")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=5, help="requests per client")
+    parser.add_argument("--requests", type=int, default=50, help="requests per client")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-reliability")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "reliability.jsonl", help="where the figures are appended")
     args = parser.parse_args(argv)
-    from gradio_client import Client
-
-    demo, url = start_app(args.cache_dir, allow_code_execution=True, max_input_tokens=2048)
+    log_path = args.cache_dir / "server.log"
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    process, url = serve(args.cache_dir, log_path, "--allow-code-execution", "--max-input-tokens", "2048")
     try:
+        start_lines = len(log_path.read_text(encoding="utf-8", errors="replace").splitlines())
         started = time.perf_counter()
-        report = fuzz(Client(url, verbose=False), args.examples)
+        report = fuzz_in_parallel(url, args.inputs, args.workers)
         fuzz_s = time.perf_counter() - started
         print(f"Fuzzing: {report['tried']} inputs over {len(report['endpoints'])} endpoints in {fuzz_s:.0f} s "
               f"({', '.join(f'{k} {v}' for k, v in report['endpoints'].items())})")
@@ -197,14 +255,26 @@ def main(argv: list[str] | None = None) -> None:
             print("  LEAK", leak)
         for crash in report["crashes"][:5]:
             print("  CRASH", crash)
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        fuzz_log = log_figures("\n".join(text.splitlines()[start_lines:]), report["tried"])
+        print(f"  server log: {fuzz_log['lines']} lines for {report['tried']} inputs, {fuzz_log['refused_lines']} of them "
+              f"'refused:' lines, {fuzz_log['tracebacks']} tracebacks")
         result = load(url, args.clients, args.requests)
         print(f"Load: {result['clients']} concurrent clients, {result['requests']} /chat requests in {result['wall_s']:.1f} s: "
               f"{result['successes']} succeeded, {result['failures']} failed; latency p50 {result['p50_s']:.2f} s, "
               f"p95 {result['p95_s']:.2f} s, p99 {result['p99_s']:.2f} s, max {result['max_s']:.2f} s")
         for failure in result["failure_examples"]:
             print("  FAILURE", failure)
+        alive = process.poll() is None
+        whole_log = log_figures(log_path.read_text(encoding="utf-8", errors="replace"), report["tried"] + result["requests"])
+        print(f"Server log, whole run: {whole_log['lines']} lines, {whole_log['tracebacks']} tracebacks; app still running: {alive}")
+        with args.results.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "fuzz_s": round(fuzz_s), "fuzz": {
+                k: (len(v) if isinstance(v, list) else v) for k, v in report.items()}, "fuzz_log": fuzz_log,
+                "load": {k: v for k, v in result.items() if k != "failure_examples"}, "log": whole_log, "alive": alive}) + "\n")
     finally:
-        demo.close()
+        process.terminate()
+        process.wait(timeout=30)
 
 
 if __name__ == "__main__":

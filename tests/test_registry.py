@@ -129,3 +129,10 @@ def test_the_machine_default_through_a_config_file(tmp_path, random_model_dir, c
     with pytest.raises(RegistryError, match="unknown model 'cpu-pik'"):
         path.write_text(yaml.safe_dump({"models": [{"id": "cpu-pick", **model}], "routes": {"chat": {"default": "cpu-pick", "cpu_default": "cpu-pik"}}}))
         load_config(path, device="cpu", cache_dir=cache_dir)
+
+
+def test_a_model_named_by_anything_but_text_is_refused_clearly():
+    registry = load_config(None).registry
+    for odd in ({"x": 1}, ["qwen3-0.6b"], 7, None):
+        with pytest.raises(RegistryError, match=f"named by text, not {type(odd).__name__}: choose one of qwen"):
+            registry.get(odd)

@@ -361,6 +361,8 @@ class Registry:
         return cls(by_id, routes, by_endpoint, dict(families or {s.family.name: s.family for s in models}))
 
     def get(self, model_id: str) -> ModelSpec:
+        if not isinstance(model_id, str):  # e.g. an API caller's dict: a model's name is text
+            raise RegistryError(f"A model is named by text, not {type(model_id).__name__}: choose one of {', '.join(self.models)}.")
         try:
             return self.models[model_id]
         except KeyError:
