@@ -61,14 +61,15 @@ def backend(demo_config) -> LocalBackend:
 
 
 @contextmanager
-def running_app(config, local: LocalBackend | None = None):
-    """The whole app for `config` launched in-process (over `local` when given); yields a gradio_client.Client."""
+def running_app(config, local: LocalBackend | None = None, backend=None):
+    """The whole app for `config` launched in-process (over `backend`, or a router over `local`, when given); yields a
+    gradio_client.Client."""
     from gradio_client import Client
 
     from qwen_playground.backends.router import Router
     from qwen_playground.ui import build_demo
 
-    demo = build_demo(config, Router(config, local))
+    demo = build_demo(config, backend or Router(config, local))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
     try:
         yield Client(url, verbose=False)

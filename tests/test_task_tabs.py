@@ -108,3 +108,16 @@ def test_multilingual_bad_input(app):
         client.predict("hi", ["Klingon"], "demo-qwen2.5", api_name="/multilingual")
     with pytest.raises(Exception, match="at most 6"):
         client.predict("hi", ["English", "Chinese", "Hindi", "Arabic", "Spanish", "French", "German"], "demo-qwen2.5", api_name="/multilingual")
+
+
+@pytest.mark.parametrize("odd", [["Chat"], {"a": 1}, 3, None])
+def test_a_choice_sent_as_anything_but_its_name_is_refused_with_the_choices(demo_config, odd):
+    from qwen_playground.tasks import TaskError, batch, code, compare
+
+    panes = [{"model": "demo-qwen3"}, {"model": "demo-qwen2.5"}]
+    with pytest.raises(TaskError, match="Unknown template .*; choose one of: Chat, Math"):
+        compare.prepare(demo_config, "Hello", panes, template=odd)
+    with pytest.raises(TaskError, match="Unknown template .*; choose one of: chat, code, math"):
+        batch.prepare(demo_config, None, "capitals", ["demo-qwen3"], template=odd)
+    with pytest.raises(TaskError, match="Unknown language .*; choose one of: Python, JavaScript"):
+        code.prepare(demo_config, "Sort a list", odd, "", "", "demo-qwen2.5")

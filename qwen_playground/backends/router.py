@@ -1,7 +1,8 @@
 """One backend for the app: each model's requests go to the engine that serves it.
 
-Local models go to the transformers backend; models with an `endpoint` go to
-that endpoint's OpenAI-compatible client. Tabs and compare panes only ever
+Local models go to the local backend (on a ZeroGPU Space, each request inside
+a lent GPU: zerogpu.py); models with an `endpoint` go to that endpoint's
+OpenAI-compatible client. Tabs and compare panes only ever
 see this router (through the service layer), so local and remote models sit
 side by side. Routing only: limits, monitoring and logs live in `service/`.
 """
@@ -12,11 +13,13 @@ import threading
 from typing import Iterator
 
 from ..core.config import AppConfig
+from ..core.devices import on_zero_gpu
 from ..core.generation import Error, Event, Request
 from ..core.registry import RegistryError
 from . import Backend, Capabilities
 from .local import LocalBackend
 from .openai_compat import OpenAICompatBackend
+from .zerogpu import on_lent_gpu
 
 
 class Router(Backend):
@@ -24,6 +27,8 @@ class Router(Backend):
         self.registry = config.registry
         self.local = local or LocalBackend(config.registry, config.settings)
         self.remotes = {eid: OpenAICompatBackend(endpoint, config.registry) for eid, endpoint in config.registry.endpoints.items()}
+        self.local_stream = (on_lent_gpu(self.local, config.registry, config.settings.zero_gpu_max_seconds) if on_zero_gpu()
+                             else self.local.stream)
 
     def backend_for(self, model_id: str) -> Backend:
         spec = self.registry.get(model_id)
@@ -35,7 +40,7 @@ class Router(Backend):
         except RegistryError as e:
             yield Error(str(e))
             return
-        yield from backend.stream(request, cancel)
+        yield from (self.local_stream if backend is self.local else backend.stream)(request, cancel)
 
     def capabilities(self) -> Capabilities:
         return self.local.capabilities()

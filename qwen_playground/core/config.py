@@ -54,6 +54,7 @@ class Settings(BaseModel):
     arena_pool: list[str] | None = Field(None, description="models the arena draws from; default: the chat route's")
     allow_finetune: bool | None = Field(None, description="the Fine-tune tab trains LoRA adapters; default: on unless public")
     max_finetune_rows: int = Field(500, ge=1, description="training examples in one fine-tuning run")
+    zero_gpu_max_seconds: int = Field(120, ge=1, description="on a ZeroGPU Space: the most GPU time one answer asks for")
     adapter_dirs: list[Path] = Field(default_factory=list, description="more folders of LoRA adapters (each with its card.json)")
 
     @property

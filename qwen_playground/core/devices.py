@@ -3,7 +3,9 @@
 The device is found without importing torch: the page is built from it (which model each tab starts with, which
 precisions run here) while torch still loads in the background. An NVIDIA GPU is what the CUDA driver reports
 (as torch asks it, honouring CUDA_VISIBLE_DEVICES); Apple silicon has Metal (mps). The local backend confirms the
-choice with torch once torch has loaded (`usable_device`).
+choice with torch once torch has loaded (`usable_device`). On a ZeroGPU Space the process has no GPU of its own:
+one is lent to each call under `spaces.GPU` (backends/zerogpu.py), models go on `cuda` as ZeroGPU emulates it, and
+its size is the package's; the driver is never touched here, since CUDA set up before a fork breaks the child.
 
 transformers builds a model under torch's *process-wide* default dtype, set for the build and restored after it.
 Two builds at once (two users asking two models, a demo model built while another loads) interleave those sets
@@ -24,10 +26,17 @@ log = logging.getLogger(__name__)
 model_build_lock = threading.Lock()  # held around every from_pretrained / from_config in this process
 
 
+def on_zero_gpu() -> bool:
+    """Running on a ZeroGPU Space, as the `spaces` package reads its environment (SPACES_ZERO_GPU)."""
+    from spaces.config import Config
+
+    return Config.zero_gpu
+
+
 def pick_device(setting: str = "auto") -> str:
     if setting != "auto":
         return setting
-    if _cuda_memory_bytes() is not None:
+    if on_zero_gpu() or _cuda_memory_bytes() is not None:
         return "cuda"
     if platform.system() == "Darwin" and platform.machine() == "arm64":
         return "mps"
@@ -36,7 +45,13 @@ def pick_device(setting: str = "auto") -> str:
 
 def accelerator_memory_bytes(device: str) -> int | None:
     """The memory of the GPU models would load on (None on a CPU, or where it cannot be read)."""
-    return _cuda_memory_bytes() if device.startswith("cuda") else None
+    if not device.startswith("cuda"):
+        return None
+    if on_zero_gpu():
+        from spaces.config import Config
+
+        return Config.zerogpu_cuda_total_memory
+    return _cuda_memory_bytes()
 
 
 def usable_device(device: str) -> str:

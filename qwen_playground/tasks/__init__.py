@@ -10,6 +10,8 @@ it and keeps everything else on screen.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from ..core.config import AppConfig
 from ..core.registry import ModelSpec, Registry, RegistryError
 from ..service.lengths import conversation_problem, message_problem
@@ -28,6 +30,13 @@ def require_text(value: object, what: str, field: str | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise TaskError(f"Type {what} first.", field)
     return value.strip()
+
+
+def one_of(value: object, choices: Iterable[str], what: str, field: str | None = None) -> str:
+    """`value` when it names one of `choices` (an API caller may send anything), else a refusal listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise TaskError(f"Unknown {what} '{value}'; choose one of: {', '.join(choices)}.", field)
+    return value
 
 
 def resolve(registry: Registry, model_id: str) -> ModelSpec:

@@ -31,7 +31,7 @@ from ..core.prompts import PROMPTS_DIR
 from ..mathcheck import check_answer
 from ..mathtext import extract_boxed
 from ..service.lengths import count_tokens
-from . import TaskError, chat, code, math
+from . import TaskError, chat, code, math, one_of
 from .chat_history import ChatTurn
 from .datafile import read_records, shipped_sets, source
 
@@ -141,8 +141,7 @@ def request_for(config: AppConfig, row: Row, model: str, template: str, precisio
 
 def prepare(config: AppConfig, file: str | Path | None, example: str | None, models: object, template: str = "chat",
             precision: str = "full", max_new_tokens: int = 256, user: str = "") -> BatchJob:
-    if template not in TEMPLATES:
-        raise TaskError(f"Unknown template '{template}'; choose one of: {', '.join(TEMPLATES)}.", "template")
+    one_of(template, TEMPLATES, "template", "template")
     chosen = [models] if isinstance(models, str) else list(models or [])
     if not chosen or not all(isinstance(m, str) and m for m in chosen):
         raise TaskError("Pick at least one model.", "models")

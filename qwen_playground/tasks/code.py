@@ -15,7 +15,7 @@ from ..codeblocks import extract_code_blocks
 from ..core.config import AppConfig
 from ..core.generation import Request
 from ..core.prompts import load_template
-from . import TaskError, refuse_if_too_long, require_text, resolve
+from . import TaskError, one_of, refuse_if_too_long, require_text, resolve
 from .streaming import stream_turns
 
 # Language shown to the model -> (fence names it may use, gr.Code highlighting)
@@ -48,8 +48,7 @@ class CodeJob:
 def prepare(config: AppConfig, task: object, language: str, context: str, constraints: str, model_id: str,
             precision: str = "full", user: str = "") -> CodeJob:
     task = require_text(task, "a task", "task")
-    if language not in LANGUAGES:
-        raise TaskError(f"Unknown language '{language}'. Pick one of: {', '.join(LANGUAGES)}.", "language")
+    one_of(language, LANGUAGES, "language", "language")
     spec, template = resolve(config.registry, model_id), load_template("code")
     prompt = template.render_user(task=task, language=language, context=context or "", constraints=constraints or "")
     messages = [{"role": "system", "content": template.render_system()}, {"role": "user", "content": prompt}]

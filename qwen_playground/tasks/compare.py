@@ -24,7 +24,7 @@ from ..core.prompts import load_template
 from ..core.registry import Family, ModelSpec, Registry
 from ..mathcheck import check_answer
 from ..mathtext import extract_boxed, protect_math, protect_typed
-from . import TaskError, refuse_if_too_long, require_text, resolve, token_choices
+from . import TaskError, one_of, refuse_if_too_long, require_text, resolve, token_choices
 from .chat_history import ChatTurn, normalize_history, to_model_messages
 from .streaming import stream_turns
 
@@ -205,8 +205,7 @@ def pane_messages(spec: ModelSpec, history: list[dict], template: str, text: str
 
 def prepare(config: AppConfig, prompt: object, panes: object, template: str = "Chat", thinking_budget: int = 0, user: str = "") -> CompareJob:
     text = require_text(prompt, "a prompt", "prompt")
-    if template not in TEMPLATES:
-        raise TaskError(f"Unknown template '{template}'; choose one of: {', '.join(TEMPLATES)}.", "template")
+    one_of(template, TEMPLATES, "template", "template")
     setups = pane_setups(panes)
     specs = [resolve(config.registry, s.model) for s in setups]
     try:

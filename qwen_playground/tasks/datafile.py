@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from . import TaskError
+from . import TaskError, one_of
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
@@ -37,8 +37,7 @@ def source(file: str | Path | None, shipped: str | None, folder: Path, what: str
         return Path(file).read_bytes(), Path(file).name
     if shipped:
         sets = shipped_sets(folder)
-        if shipped not in sets:
-            raise TaskError(f"Unknown example set '{shipped}'; choose one of: {', '.join(sets)}.", "example")
+        one_of(shipped, sets, "example set", "example")
         return (folder / sets[shipped]["file"]).read_bytes(), sets[shipped]["file"]
     raise TaskError(f"Upload {what}, or pick an example set.", "file")
 

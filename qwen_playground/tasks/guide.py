@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..backends.precision import bytes_per_param
 from ..core.generation import PRECISIONS
 from ..core.registry import TABS, ModelSpec, Registry
-from . import TaskError
+from . import TaskError, one_of
 
 GIB = 2**30
 BYTES_PER_PARAM = {precision: bytes_per_param(precision) for precision in PRECISIONS}  # full precision: bf16
@@ -87,8 +87,7 @@ def rank(registry: Registry, task: str, memory_gib: float, context_tokens: int, 
 def table(registry: Registry, runnable: tuple[str, ...], task: object, memory_gib: object, context_tokens: object,
           languages: object) -> list[list]:
     """The guide's rows, best first: model, parameters, GiB needed per precision, KV cache, best fit, why."""
-    if task not in TABS:
-        raise TaskError(f"Unknown task '{task}'; choose one of: {', '.join(TABS)}.", "task")
+    one_of(task, TABS, "task", "task")
     if not isinstance(memory_gib, (int, float)) or memory_gib <= 0:
         raise TaskError("Give the memory you have for the model in GiB, e.g. 8 for an 8 GB GPU.", "memory_gib")
     fits = rank(registry, task, float(memory_gib), int(context_tokens), list(languages or []), runnable)

@@ -118,7 +118,8 @@ def user_of(request: gr.Request | None) -> str:
 
 def refuse(message: str) -> gr.Error:
     """The error Gradio shows for a user's mistake or a failed generation: one log line, not a traceback."""
-    log.info("refused: %s", message.splitlines()[0][:200])
+    first_line = (message.splitlines() or [""])[0]
+    log.info("refused: %s", "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in first_line[:200]))
     return gr.Error(message, print_exception=False)
 
 
