@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     from qwen_playground.core.config import load_config
+    from qwen_playground.core.devices import on_zero_gpu
     from qwen_playground.core.prompts import TemplateError
     from qwen_playground.core.registry import RegistryError
     from qwen_playground.ui import build_demo, launch_options
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         demo = build_demo(config)
     except (RegistryError, TemplateError) as e:
         sys.exit(f"Configuration problem:\n{e}")
+    if on_zero_gpu():  # ZeroGPU registers the app's spaces.GPU functions at launch: the engine, which makes them, first
+        demo.service.wait_started()
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=args.open, quiet=True,
                 prevent_thread_lock=True, **launch_options())
     print(startup_summary(config, demo.service.status(), demo.local_url, demo.share_url), flush=True)

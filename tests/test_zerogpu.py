@@ -7,7 +7,10 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from gradio_client.exceptions import AppError
@@ -18,7 +21,7 @@ from qwen_playground.backends.zerogpu import gpu_seconds, on_lent_gpu, zero_gpu_
 from qwen_playground.core.config import load_config
 from qwen_playground.core.generation import Done, Request, SamplingParams
 
-from .conftest import running_app
+from .conftest import free_port, running_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ON_ZERO_GPU = {"SPACES_ZERO_GPU": "true", "SPACES_ZERO_DEVICE_API_URL": "http://127.0.0.1:9"}  # as a ZeroGPU Space sets them
@@ -149,3 +152,67 @@ def test_a_gpu_taken_back_mid_answer_keeps_the_conversation_and_the_next_answer_
     gpu.refuse = None
     after, _ = chat(client, "Tell me more", earlier).result()
     assert after[:len(earlier)] == earlier and after[-1]["role"] == "assistant"
+
+
+class FakeDeviceAPI(BaseHTTPRequestHandler):
+    """ZeroGPU's device API as the `spaces` package speaks to it, refusing every GPU: the visitor's quota is spent."""
+
+    calls: list[tuple[str, dict]] = []
+
+    def do_POST(self):
+        url = urlparse(self.path)
+        self.calls.append((url.path, {k: v[0] for k, v in parse_qs(url.query).items()}))
+        if url.path == "/schedule":
+            body = json.dumps({"left": 30, "wait": 240}).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:  # /startup-report, /release
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_app_on_zero_gpu_registers_its_gpu_function_and_a_spent_quota_keeps_the_conversation(tmp_path):
+    """`python app.py` with a ZeroGPU Space's environment and the real `spaces` package, against a stand-in for the
+    device API: the app reports its spaces.GPU function at launch, asks for the duration it estimated, and a
+    refused GPU is a message the visitor can act on."""
+    from gradio_client import Client
+
+    api = ThreadingHTTPServer(("127.0.0.1", 0), FakeDeviceAPI)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}, "SPACES_ZERO_GPU": "true", "HF_HUB_OFFLINE": "1",
+           "SPACES_ZERO_DEVICE_API_URL": f"http://127.0.0.1:{api.server_address[1]}", "PYTHONUNBUFFERED": "1"}
+    log = tmp_path / "server.log"
+    app = subprocess.Popen([sys.executable, "app.py", "--demo", "--port", str(port), "--cache-dir", str(tmp_path / "cache")], cwd=ROOT,
+                           env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while "Qwen Playground at" not in log.read_text() and app.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "Qwen Playground at" in log.read_text(), log.read_text()[-3000:]
+        assert "/startup-report" in [path for path, _ in FakeDeviceAPI.calls]  # ZeroGPU knows the app has a GPU function
+        assert "cuda, transformers" in log.read_text()
+
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        history = [{"role": role, "content": [{"type": "text", "text": text}]}
+                   for role, text in (("user", "Hi"), ("assistant", "Hello! How can I help?"))]
+        job = client.submit("Tell me more", history, "demo-qwen2.5", "", False, 0.7, 0.8, 20, 0.0, 1.05, 0.0, 300, api_name="/chat")
+        with pytest.raises(AppError, match="No GPU for this answer: Space app has reached its GPU limit.*conversation stays"):
+            job.result()
+        shown, message_box = job.outputs()[-1]  # nothing was written: the conversation as it was, the message back to resend
+        assert [m["content"][0]["text"] for m in shown] == ["Hi", "Hello! How can I help?"] and message_box == "Tell me more"
+        schedule = [query for path, query in FakeDeviceAPI.calls if path == "/schedule"]
+        registry = load_config(None, demo=True).registry
+        assert int(schedule[-1]["durationSeconds"]) == gpu_seconds(registry, Request("demo-qwen2.5", [], SamplingParams(max_new_tokens=300)), 120)
+        assert "Traceback" not in log.read_text() and log.read_text().count("refused: No GPU for this answer") == 1
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+        api.shutdown()

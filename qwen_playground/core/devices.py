@@ -47,10 +47,10 @@ def accelerator_memory_bytes(device: str) -> int | None:
     """The memory of the GPU models would load on (None on a CPU, or where it cannot be read)."""
     if not device.startswith("cuda"):
         return None
-    if on_zero_gpu():
-        from spaces.config import Config
+    if on_zero_gpu():  # the lent GPU's, as the package tells it (by the GPU model its host has)
+        from spaces.zero.config import get_config
 
-        return Config.zerogpu_cuda_total_memory
+        return get_config()["memory"]
     return _cuda_memory_bytes()
 
 
