@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from gradio_client.exceptions import AppError  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -94,8 +95,10 @@ def leaked(message: str) -> bool:
 
 
 def fuzz(client, examples: int, timeout_s: float = 60, only: list[str] | None = None) -> dict:
-    """Fuzz every endpoint; returns {"endpoints": {name: tried}, "tried", "errors_shown", "leaks", "crashes", "timeouts"}."""
-    report = {"endpoints": {}, "tried": 0, "errors_shown": 0, "leaks": [], "crashes": [], "timeouts": 0}
+    """Fuzz every endpoint; returns {"endpoints": {name: tried}, "tried", "errors_shown", "not_sent", "leaks", "failed", "crashes",
+    "timeouts"}."""
+    report = {"endpoints": {}, "tried": 0, "errors_shown": 0, "not_sent": 0, "leaks": [], "failed": [], "crashes": [],
+              "timeouts": 0}
     for name, params in endpoint_params(client).items():
         if only and name not in only:
             continue
@@ -122,11 +125,15 @@ def _fuzz_endpoint(client, name: str, params: list[dict], examples: int, timeout
             client.submit(**kwargs, api_name=name).result(timeout=timeout_s)
         except TimeoutError:
             report["timeouts"] += 1
-        except Exception as e:  # an error shown to the user: fine unless it leaks internals
+        except AppError as e:  # the app's refusal, shown to the user: fine unless it leaks internals
             text = str(e)
             report["errors_shown"] += 1
             if leaked(text):
                 report["leaks"].append((name, repr(args)[:300], text[:300]))
+        except (ValueError, TypeError):  # the client could not send it (NaN or infinity in JSON): the app never saw it
+            report["not_sent"] += 1
+        except Exception as e:  # anything else is a failed call (a dropped connection, a broken stream)
+            report["failed"].append((name, repr(args)[:300], f"{type(e).__name__}: {e}"[:300]))
 
     call()
     return tried
@@ -180,7 +187,8 @@ def fuzz_in_parallel(url: str, inputs: int, workers: int, timeout_s: float = 120
     with_params = [name for name, p in params.items() if p]
     examples = math.ceil((inputs - (len(params) - len(with_params))) / max(1, len(with_params)))
     shards = [list(params)[i::workers] for i in range(workers)]
-    report = {"endpoints": {}, "tried": 0, "errors_shown": 0, "leaks": [], "crashes": [], "timeouts": 0}
+    report = {"endpoints": {}, "tried": 0, "errors_shown": 0, "not_sent": 0, "leaks": [], "failed": [], "crashes": [],
+              "timeouts": 0}
     with ProcessPoolExecutor(workers) as pool:
         for part in pool.map(_fuzz_shard, [url] * workers, [examples] * workers, shards, [timeout_s] * workers):
             for key, value in part.items():
@@ -249,16 +257,19 @@ def main(argv: list[str] | None = None) -> None:
         fuzz_s = time.perf_counter() - started
         print(f"Fuzzing: {report['tried']} inputs over {len(report['endpoints'])} endpoints in {fuzz_s:.0f} s "
               f"({', '.join(f'{k} {v}' for k, v in report['endpoints'].items())})")
-        print(f"  errors shown to the caller: {report['errors_shown']}; tracebacks leaked: {len(report['leaks'])}; "
+        print(f"  refused with a message: {report['errors_shown']}; not sendable by the client (NaN or infinity in JSON): "
+              f"{report['not_sent']}; tracebacks leaked: {len(report['leaks'])}; failed calls: {len(report['failed'])}; "
               f"app stopped answering: {len(report['crashes'])}; calls over the time limit: {report['timeouts']}")
         for leak in report["leaks"][:5]:
             print("  LEAK", leak)
+        for failure in report["failed"][:5]:
+            print("  FAILED", failure)
         for crash in report["crashes"][:5]:
             print("  CRASH", crash)
         text = log_path.read_text(encoding="utf-8", errors="replace")
         fuzz_log = log_figures("\n".join(text.splitlines()[start_lines:]), report["tried"])
-        print(f"  server log: {fuzz_log['lines']} lines for {report['tried']} inputs, {fuzz_log['refused_lines']} of them "
-              f"'refused:' lines, {fuzz_log['tracebacks']} tracebacks")
+        print(f"  server log: {fuzz_log['lines']} lines for {report['tried']} inputs, {fuzz_log['refused_lines']} 'refused:' lines "
+              f"for {report['errors_shown']} refusals, {fuzz_log['tracebacks']} tracebacks")
         result = load(url, args.clients, args.requests)
         print(f"Load: {result['clients']} concurrent clients, {result['requests']} /chat requests in {result['wall_s']:.1f} s: "
               f"{result['successes']} succeeded, {result['failures']} failed; latency p50 {result['p50_s']:.2f} s, "

@@ -20,7 +20,8 @@ def test_every_endpoint_survives_hostile_inputs_without_leaking_tracebacks(fuzz_
     assert set(report["endpoints"]) >= {"/chat", "/code", "/run_code", "/math", "/multilingual", "/vision", "/compare",
                                          "/arena_battle", "/arena_vote", "/leaderboard", "/inspect", "/guide", "/health"}
     assert all(n >= 1 for n in report["endpoints"].values()) and report["tried"] >= 8 * 10
-    assert report["leaks"] == [] and report["crashes"] == [] and report["timeouts"] == 0
+    assert report["leaks"] == [] and report["failed"] == [] and report["crashes"] == [] and report["timeouts"] == 0
+    assert report["errors_shown"] > report["tried"] / 2  # most hostile inputs are refused, with a message
 
 
 def test_files_outside_the_app_are_never_served(fuzz_app):
