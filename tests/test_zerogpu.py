@@ -155,7 +155,8 @@ def test_a_gpu_taken_back_mid_answer_keeps_the_conversation_and_the_next_answer_
 
 
 class FakeDeviceAPI(BaseHTTPRequestHandler):
-    """ZeroGPU's device API as the `spaces` package speaks to it, refusing every GPU: the visitor's quota is spent."""
+    """ZeroGPU's device API as the `spaces` package speaks to it, refusing every GPU: the visitor's quota is spent (30 s
+    left, 4 minutes to wait)."""
 
     calls: list[tuple[str, dict]] = []
 
@@ -198,18 +199,21 @@ def test_the_app_on_zero_gpu_registers_its_gpu_function_and_a_spent_quota_keeps_
             time.sleep(0.5)
         assert "Qwen Playground at" in log.read_text(), log.read_text()[-3000:]
         assert "/startup-report" in [path for path, _ in FakeDeviceAPI.calls]  # ZeroGPU knows the app has a GPU function
+        assert "local models: ZeroGPU: each answer runs on a GPU lent for it (at most 120 s)" in log.read_text()
         assert "cuda, transformers" in log.read_text()
 
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, headers={"x-ip-token": "visitor-token"})  # who asks, as Spaces sends it
         history = [{"role": role, "content": [{"type": "text", "text": text}]}
                    for role, text in (("user", "Hi"), ("assistant", "Hello! How can I help?"))]
         job = client.submit("Tell me more", history, "demo-qwen2.5", "", False, 0.7, 0.8, 20, 0.0, 1.05, 0.0, 300, api_name="/chat")
-        with pytest.raises(AppError, match="No GPU for this answer: Space app has reached its GPU limit.*conversation stays"):
+        with pytest.raises(AppError, match=r"No GPU for this answer: You have exceeded your ZeroGPU quota \(\d+s requested vs. 30s "
+                                           r"left\). Try again in 0:04:00.*conversation stays"):
             job.result()
         shown, message_box = job.outputs()[-1]  # nothing was written: the conversation as it was, the message back to resend
         assert [m["content"][0]["text"] for m in shown] == ["Hi", "Hello! How can I help?"] and message_box == "Tell me more"
         schedule = [query for path, query in FakeDeviceAPI.calls if path == "/schedule"]
         registry = load_config(None, demo=True).registry
+        assert schedule[-1]["token"] == "visitor-token"  # the visitor's quota, not the Space's: their request reached the GPU call
         assert int(schedule[-1]["durationSeconds"]) == gpu_seconds(registry, Request("demo-qwen2.5", [], SamplingParams(max_new_tokens=300)), 120)
         assert "Traceback" not in log.read_text() and log.read_text().count("refused: No GPU for this answer") == 1
     finally:

@@ -27,8 +27,11 @@ class Router(Backend):
         self.registry = config.registry
         self.local = local or LocalBackend(config.registry, config.settings)
         self.remotes = {eid: OpenAICompatBackend(endpoint, config.registry) for eid, endpoint in config.registry.endpoints.items()}
-        self.local_stream = (on_lent_gpu(self.local, config.registry, config.settings.zero_gpu_max_seconds) if on_zero_gpu()
-                             else self.local.stream)
+        self.local_stream, self.lent_note = self.local.stream, ""
+        if on_zero_gpu():
+            seconds = config.settings.zero_gpu_max_seconds
+            self.local_stream = on_lent_gpu(self.local, config.registry, seconds)
+            self.lent_note = f"ZeroGPU: each answer runs on a GPU lent for it (at most {seconds} s), where its model loads · "
 
     def backend_for(self, model_id: str) -> Backend:
         spec = self.registry.get(model_id)
@@ -56,4 +59,4 @@ class Router(Backend):
         return self.local.weights_by_model()
 
     def status(self) -> str:
-        return self.local.status()
+        return self.lent_note + self.local.status()
