@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 import math
 import os
 import socket
@@ -90,15 +91,17 @@ def value_strategy(param: dict):
     return st.one_of(default, typed, anything)
 
 
-def leaked(message: str) -> bool:
-    return any(marker in message for marker in LEAK_MARKERS)
+def leaked(message: str, sent: str = "") -> bool:
+    """A sign of the app's internals in `message`, unless it merely echoes what the caller `sent` (hypothesis draws
+    strings from constants in the code, this list among them)."""
+    return any(marker in message and marker not in sent for marker in LEAK_MARKERS)
 
 
 def fuzz(client, examples: int, timeout_s: float = 60, only: list[str] | None = None) -> dict:
     """Fuzz every endpoint; returns {"endpoints": {name: tried}, "tried", "errors_shown", "not_sent", "leaks", "failed", "crashes",
     "timeouts"}."""
     report = {"endpoints": {}, "tried": 0, "errors_shown": 0, "not_sent": 0, "leaks": [], "failed": [], "crashes": [],
-              "timeouts": 0}
+              "timeouts": 0, "messages": Counter()}
     for name, params in endpoint_params(client).items():
         if only and name not in only:
             continue
@@ -128,7 +131,8 @@ def _fuzz_endpoint(client, name: str, params: list[dict], examples: int, timeout
         except AppError as e:  # the app's refusal, shown to the user: fine unless it leaks internals
             text = str(e)
             report["errors_shown"] += 1
-            if leaked(text):
+            report["messages"][message_key(text)] += 1
+            if leaked(text, repr(args)):
                 report["leaks"].append((name, repr(args)[:300], text[:300]))
         except (ValueError, TypeError):  # the client could not send it (NaN or infinity in JSON): the app never saw it
             report["not_sent"] += 1
@@ -188,7 +192,7 @@ def fuzz_in_parallel(url: str, inputs: int, workers: int, timeout_s: float = 120
     examples = math.ceil((inputs - (len(params) - len(with_params))) / max(1, len(with_params)))
     shards = [list(params)[i::workers] for i in range(workers)]
     report = {"endpoints": {}, "tried": 0, "errors_shown": 0, "not_sent": 0, "leaks": [], "failed": [], "crashes": [],
-              "timeouts": 0}
+              "timeouts": 0, "messages": Counter()}
     with ProcessPoolExecutor(workers) as pool:
         for part in pool.map(_fuzz_shard, [url] * workers, [examples] * workers, shards, [timeout_s] * workers):
             for key, value in part.items():
@@ -220,11 +224,20 @@ def serve(cache_dir: Path, log_path: Path, *flags: str) -> tuple[subprocess.Pope
     return process, f"http://127.0.0.1:{port}/"
 
 
-def log_figures(text: str, requests: int) -> dict:
-    """What a server log says about `requests` requests: its lines, refusal lines and tracebacks."""
+def message_key(text: str) -> str:
+    """A refusal's first line as the server log writes it (unprintable characters replaced), shortened: to match the two."""
+    first = (text.splitlines() or [""])[0]
+    return "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in first[:60])
+
+
+def log_figures(text: str, requests: int, refusals: Counter | None = None) -> dict:
+    """What a server log says about `requests` requests: its lines, refusal lines and tracebacks; with the `refusals`
+    the callers saw (by `message_key`), the ones that left no line."""
     lines = text.splitlines()
-    return {"requests": requests, "lines": len(lines), "refused_lines": sum(line.startswith("refused: ") for line in lines),
-            "tracebacks": text.count("Traceback (most recent call last)")}
+    logged = Counter(message_key(line.removeprefix("refused: ")) for line in lines if line.startswith("refused: "))
+    return {"requests": requests, "lines": len(lines), "refused_lines": sum(logged.values()),
+            "tracebacks": text.count("Traceback (most recent call last)"),
+            "unlogged_refusals": dict((refusals - logged).most_common(5)) if refusals is not None else {}}
 
 
 def start_app(cache_dir: Path, **settings):
@@ -267,9 +280,13 @@ def main(argv: list[str] | None = None) -> None:
         for crash in report["crashes"][:5]:
             print("  CRASH", crash)
         text = log_path.read_text(encoding="utf-8", errors="replace")
-        fuzz_log = log_figures("\n".join(text.splitlines()[start_lines:]), report["tried"])
+        messages = report.pop("messages")
+        (args.cache_dir / "refusals-seen.json").write_text(json.dumps(messages, ensure_ascii=False, indent=0))
+        fuzz_log = log_figures("\n".join(text.splitlines()[start_lines:]), report["tried"], messages)
         print(f"  server log: {fuzz_log['lines']} lines for {report['tried']} inputs, {fuzz_log['refused_lines']} 'refused:' lines "
               f"for {report['errors_shown']} refusals, {fuzz_log['tracebacks']} tracebacks")
+        for message, count in fuzz_log["unlogged_refusals"].items():
+            print(f"  refused {count} times with no log line: {message}")
         result = load(url, args.clients, args.requests)
         print(f"Load: {result['clients']} concurrent clients, {result['requests']} /chat requests in {result['wall_s']:.1f} s: "
               f"{result['successes']} succeeded, {result['failures']} failed; latency p50 {result['p50_s']:.2f} s, "

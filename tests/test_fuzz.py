@@ -38,6 +38,7 @@ def test_files_outside_the_app_are_never_served(fuzz_app):
 def test_the_leak_detector_would_notice_a_traceback():
     assert leaked('Traceback (most recent call last):\n  File "/app/x.py", line 3')
     assert not leaked("Type a prompt first.")
+    assert not leaked("Unknown language 'site-packages'", sent="('site-packages',)")  # the caller's own words echoed
 
 
 def test_sixteen_clients_at_once_all_get_answers(fuzz_app):

@@ -1,7 +1,9 @@
 """The llama.cpp engine on tiny Qwen-architecture models converted to GGUF here (llama.cpp's own converter)."""
 
 import itertools
+import os
 import threading
+import time
 
 import llama_cpp
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import yaml
 from gradio_client.exceptions import AppError
 
-from qwen_playground.backends import gguf_files
+from qwen_playground.backends import engines, gguf_files
 from qwen_playground.backends.local import LLAMA_CPP, TRANSFORMERS, LocalBackend
 from qwen_playground.core.config import load_config
 from qwen_playground.core.generation import Done, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta, TokenChoices
@@ -182,8 +184,6 @@ def test_a_missing_local_gguf_file_is_named(engine, random_model_dir, cache_dir,
 
 
 def test_without_llamacpp_the_app_says_why_once_and_runs_transformers(monkeypatch, cache_dir, config_file):
-    from qwen_playground.backends import engines
-
     monkeypatch.setattr(engines, "llama_cpp_problem", lambda: "llama-cpp-python is not usable (ImportError: no library)")
     config = load_config(config_file, demo=True, cache_dir=cache_dir, device="cpu")
     local = LocalBackend(config.registry, config.settings)
@@ -211,3 +211,31 @@ def test_an_official_gguf_repository_is_used_for_the_precisions_it_holds(engine,
     assert path == repo / "snapshots" / "0123abc" / "tiny-q8_0.gguf" and folder == random_model_dir
     path, _ = gguf_files.fetch(spec, "4-bit", cache_dir)
     assert path.name == "Q4_K_M.gguf" and path.is_relative_to(cache_dir)
+
+
+def test_loading_a_model_keeps_every_other_threads_log_lines(engine, capfd):
+    """llama-cpp-python used to point the process's stderr at /dev/null while a model loaded: the server log lost what
+    other threads wrote meanwhile (refusals, tracebacks). llama.cpp itself stays quiet."""
+    collect(engine, Request("demo-qwen3", [{"role": "user", "content": "Hi"}], GREEDY))  # its GGUF is on disk
+    path = runner(engine, "demo-qwen3").llama.model_path
+    engines.quiet_llama_cpp()
+    capfd.readouterr()
+    loading, written = threading.Event(), []
+
+    def other_thread():
+        while not loading.is_set():
+            os.write(2, b"another user's request was refused\n")
+            written.append(1)
+            time.sleep(0.0005)
+
+    writer = threading.Thread(target=other_thread)
+    writer.start()
+    try:
+        for _ in range(3):
+            llama_cpp.Llama(path, n_ctx=256, verbose=False).close()
+    finally:
+        loading.set()
+        writer.join()
+    err = capfd.readouterr().err
+    assert err.count("another user's request was refused") == len(written) > 10
+    assert "llama_model_loader" not in err and "load_tensors" not in err  # llama.cpp's own log stays at errors

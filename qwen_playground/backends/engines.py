@@ -7,6 +7,7 @@ library loads; transformers runs the rest (GPUs, images, fine-tuned models).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
@@ -29,8 +30,21 @@ def llama_cpp_problem() -> str | None:
 
 
 def quiet_llama_cpp() -> None:
-    """llama.cpp's own log (every tensor it loads or quantizes) only for errors: it would flood the server log."""
+    """llama.cpp's own log (every tensor it loads or quantizes) only for errors: it would flood the server log.
+
+    Its log callback keeps it to errors. The Python package also quiets llama.cpp by pointing the whole process's
+    stdout and stderr at /dev/null while it loads a model (`suppress_stdout_stderr`), and every other thread's log
+    lines vanished meanwhile: refusals, even an app fault's traceback (a fuzz run lost 19 of 9,047 refusal lines).
+    That redirect is turned off here."""
+    import llama_cpp.llama_chat_format
+
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+    for module in (llama_cpp.llama, llama_cpp._internals, llama_cpp.llama_chat_format):
+        module.suppress_stdout_stderr = _streams_as_they_are
+
+
+def _streams_as_they_are(disable: bool = False) -> contextlib.nullcontext:
+    return contextlib.nullcontext()
 
 
 def llama_cpp_wanted(engine_setting: str, device: str) -> bool:
