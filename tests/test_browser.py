@@ -119,6 +119,25 @@ def test_refusals_are_notes_beside_the_input_and_the_work_stays(page):
     assert page.get_by_text("Hi there, I am a demo model").first.is_visible() and no_error_badge(page)
 
 
+def test_a_refusal_after_sending_is_a_toast_and_the_conversation_stays_in_view(page):
+    """A model that will not load (as a ZeroGPU quota refusal would): the reason in a toast, no Error badge over the
+    conversation, the message back in the box to send again."""
+    page.goto(page.base_url)
+    box = page.get_by_placeholder("Message Qwen")
+    box.fill("Hello there")
+    page.keyboard.press("Enter")
+    page.get_by_text("tok/s").first.wait_for(timeout=60_000)
+    picker = page.get_by_label("Model").first
+    picker.fill("broken")
+    picker.press("Enter")
+    box.fill("And now?")
+    page.keyboard.press("Enter")
+    page.get_by_text("Could not load broken").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(500)
+    assert page.get_by_text("Good day from a small demo network").is_visible() and no_error_badge(page)
+    assert box.input_value() == "And now?"
+
+
 def test_vision_screens_uploads_and_shows_thumbnails(page, tmp_path):
     from PIL import Image
 

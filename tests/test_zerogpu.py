@@ -79,6 +79,8 @@ def test_only_zero_gpus_own_errors_become_refusals():
     quota = zero_gpu_refusal(zero_gpu_error("ZeroGPU quota exceeded", "You have exceeded your free ZeroGPU quota "
                                             "(120s requested vs. 30s left). Try again in 0:04:00."), 120)
     assert quota.startswith("No GPU for this answer: You have exceeded your free ZeroGPU quota") and "conversation stays" in quota
+    assert zero_gpu_refusal(zero_gpu_error("ZeroGPU quota exceeded", "Space app has reached its GPU limit"), 60) == (
+        "No GPU for this answer: Space app has reached its GPU limit. Your conversation stays as it was; send again later.")
     assert zero_gpu_refusal(RuntimeError("a bug"), 60) is None
 
 

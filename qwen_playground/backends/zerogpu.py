@@ -78,4 +78,5 @@ def zero_gpu_refusal(error: Exception, seconds: int) -> str | None:
     if "aborted" in message:
         return (f"The GPU lent for this answer was taken back before it finished (this Space asked for {seconds} s): what "
                 "was written stays. Ask for fewer new tokens, or send again.")
-    return f"No GPU for this answer: {message.strip()} Your conversation stays as it was; send again later."
+    said = message.strip() + ("" if message.strip().endswith((".", "!", "?")) else ".")
+    return f"No GPU for this answer: {said} Your conversation stays as it was; send again later."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import secrets
@@ -157,13 +158,32 @@ def validator(handler: Callable, prepare: Callable) -> Callable:
     return validate
 
 
+def toasting(handler: Callable) -> Callable:
+    """`handler` for the page: a refusal it raises once it has begun (a model that will not load, a GPU refused)
+    shows as a toast, every output keeping its last update; raised, Gradio would cover the outputs (the conversation
+    too) with an "Error" badge. API callers get the handler itself, and the refusal as an error."""
+    if not inspect.isgeneratorfunction(handler):
+        return handler
+
+    @functools.wraps(handler)
+    def shown_as_toast(*args, **kwargs):
+        try:
+            yield from handler(*args, **kwargs)
+        except gr.Error as e:
+            if e.print_exception:  # not a refusal: Gradio reports it as it does
+                raise
+            gr.Warning(e.message)
+
+    return shown_as_toast
+
+
 def when_valid(trigger: Callable, handler: Callable, prepare: Callable, inputs: list, outputs: list, api_name: str | None = None,
                **options):
     """Bind `handler` to `trigger` (e.g. `button.click`) behind the tab's own validation: a refusal shows as a note
-    on its input and every output keeps its content. The API endpoint `api_name` runs the same handler from a
+    on its input, or as a toast once the handler has begun (`toasting`), and every output keeps its content. The API endpoint `api_name` runs the same handler from a
     hidden trigger without that step, so API callers get refusals as errors with the same messages (and Gradio's
     own range checks, which a validated event would answer with a bare 400)."""
-    event = trigger(handler, inputs, outputs, validator=validator(handler, prepare), api_visibility="private", **options)
+    event = trigger(toasting(handler), inputs, outputs, validator=validator(handler, prepare), api_visibility="private", **options)
     if api_name:
         gr.Button(f"/{api_name}", visible=False).click(handler, inputs, outputs, api_name=api_name, **options)
     return event
