@@ -180,9 +180,10 @@ def toasting(handler: Callable) -> Callable:
 def when_valid(trigger: Callable, handler: Callable, prepare: Callable, inputs: list, outputs: list, api_name: str | None = None,
                **options):
     """Bind `handler` to `trigger` (e.g. `button.click`) behind the tab's own validation: a refusal shows as a note
-    on its input, or as a toast once the handler has begun (`toasting`), and every output keeps its content. The API endpoint `api_name` runs the same handler from a
-    hidden trigger without that step, so API callers get refusals as errors with the same messages (and Gradio's
-    own range checks, which a validated event would answer with a bare 400)."""
+    on its input, or as a toast once the handler has begun (`toasting`), and every output keeps its content. The API
+    endpoint `api_name` runs the same handler from a hidden trigger without that step, so API callers get refusals as
+    errors with the same messages (and Gradio's own range checks, which a validated event would answer with a bare
+    400)."""
     event = trigger(toasting(handler), inputs, outputs, validator=validator(handler, prepare), api_visibility="private", **options)
     if api_name:
         gr.Button(f"/{api_name}", visible=False).click(handler, inputs, outputs, api_name=api_name, **options)
@@ -233,8 +234,8 @@ async def unqueue(request: gr.Request, handlers: tuple[Callable, ...]) -> bool:
     from gradio.server_messages import ProcessCompletedMessage
 
     queue, session = request.request.app.get_blocks()._queue, request.session_hash
-    waiting = [event for line in queue.event_queue_per_concurrency_id.values() for event in list(line.queue)
-               if event.session_hash == session and event.fn.fn in handlers]
+    waiting = [event for line in queue.event_queue_per_concurrency_id.values() for event in list(line.queue)  # the page's are
+               if event.session_hash == session and getattr(event.fn.fn, "__wrapped__", event.fn.fn) in handlers]  # `toasting`
     for event in waiting:
         await queue.remove_from_queue(event._id)
         queue.pending_event_ids_session.get(session, set()).discard(event._id)
