@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import os
 import platform
 import sys
 import threading
@@ -27,7 +28,10 @@ model_build_lock = threading.Lock()  # held around every from_pretrained / from_
 
 
 def on_zero_gpu() -> bool:
-    """Running on a ZeroGPU Space, as the `spaces` package reads its environment (SPACES_ZERO_GPU)."""
+    """Running on a ZeroGPU Space, as the `spaces` package reads its environment (SPACES_ZERO_GPU). Where the variable
+    is not set at all, the package (which imports Gradio) is not asked."""
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return False
     from spaces.config import Config
 
     return Config.zero_gpu

@@ -40,7 +40,8 @@ def refuse_bad_input(demo: gr.Blocks) -> None:
 def _explained(block_fn, error: Exception) -> str:
     """'Input not accepted (<component>): <reason>', short enough to read, with no internals."""
     if isinstance(error, ComponentProcessingError):  # its second paragraph: "Expected a `list[...]`, but the value ... was: 0"
-        reason = str(error).split("\n\n")[1] if "\n\n" in str(error) else str(error)
+        paragraphs = str(error).split("\n\n")
+        reason = paragraphs[1] if len(paragraphs) > 1 else paragraphs[0]
     elif isinstance(error, ValidationError):  # a payload that is not the component's data (a history that is not messages)
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
