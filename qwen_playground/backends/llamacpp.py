@@ -7,21 +7,29 @@ with kernels made for that (bench/run.py measures the share of the limit).
 The glass box stays whole because this engine only turns token ids into token
 ids: the app applies the chat template and tokenizes (`encoding.py`, the same
 ids the inspector shows), and decodes, splits thoughts, applies the thinking
-budget and counts (`local.py`). Sampling is llama.cpp's (top-k, top-p, min-p,
-then temperature); the repetition and presence penalties and the "why this
-token?" record run as the transformers engine's logits processors on
-llama.cpp's logits, in the same order, so both engines mean the same by them.
-`LlamaCppRunner.run` has the continuous batch's contract, so `local.py` runs
-either. One request at a time per model; the others wait their turn.
+budget and counts (`local.py`). The repetition and presence penalties and the
+"why this token?" record run as the transformers engine's logits processors on
+llama.cpp's logits, and the token is drawn as transformers draws it
+(`sampling.py`), so both engines mean the same by every setting.
+
+Several users at once: llama.cpp decodes a batch of sequences in one step, so
+`LlamaCppRunner` keeps one loop per model that advances every running answer
+by a token per step and feeds new prompts in beside them (continuous
+batching, in this process: no second copy of the weights, no server to
+build or babysit). `LlamaCppRunner.run` has the transformers continuous
+batch's contract, so `local.py` runs either.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
+import time
 import weakref
-from contextlib import contextmanager
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +40,9 @@ from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 from ..core.generation import SamplingParams
 from .alternatives import RecordAlternatives, TokenRecorder
 from .presence import PresencePenalty
+from .sampling import choose
+
+log = logging.getLogger(__name__)
 
 
 def apart(fn, *args):
@@ -72,39 +83,6 @@ def repacking_crashes() -> bool:
     return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
 
 
-_params_lock = threading.Lock()
-
-
-@contextmanager
-def _model_params(**fields):
-    """llama-cpp-python's `Llama` sets only some of llama.cpp's model parameters; these `fields` apply to the models
-    built inside this block (by the defaults `Llama` starts from)."""
-    from llama_cpp import llama_cpp as library
-
-    default = library.llama_model_default_params
-
-    def params():
-        built = default()
-        for name, value in fields.items():
-            setattr(built, name, value)
-        return built
-
-    with _params_lock:
-        library.llama_model_default_params = params
-        try:
-            yield
-        finally:
-            library.llama_model_default_params = default
-
-
-def sampler_options(sampling: SamplingParams) -> dict:
-    """llama.cpp's sampler settings; temperature 0 is greedy. Penalties are ours (`logits_processors`)."""
-    options = {"repeat_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
-    if sampling.temperature == 0:
-        return options | {"temp": 0.0}
-    return options | {"temp": sampling.temperature, "top_k": sampling.top_k, "top_p": sampling.top_p, "min_p": sampling.min_p}
-
-
 def logits_processors(sampling: SamplingParams, prompt_length: int, recorder: TokenRecorder | None) -> LogitsProcessorList:
     """The transformers engine's penalties and recorder, in its order: repetition (prompt included), presence (the
     answer only), then the record of what the model wanted."""
@@ -118,29 +96,113 @@ def logits_processors(sampling: SamplingParams, prompt_length: int, recorder: To
     return processors
 
 
-def _on_numpy(processors: LogitsProcessorList):
-    """`processors` as llama-cpp-python calls a logits processor: (every id so far, this step's logits) as arrays."""
-    def apply(input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        ids = torch.from_numpy(np.asarray(input_ids, dtype=np.int64))[None]
-        return processors(ids, torch.from_numpy(np.ascontiguousarray(scores))[None])[0].numpy()
+class EngineFailed(RuntimeError):
+    """The engine failed under a request (what it wrote stays with the caller) and started over; its message is for
+    the person who asked."""
 
-    return apply
+
+PREFILL_SHARED = 128  # prompt tokens per step while others are answering: their streams keep moving
+_POLL_S = 0.05  # how often a waiting request looks at its stop flags
+
+
+@dataclass(eq=False)
+class _Job:
+    """One request in the engine: its prompt, settings, and where its tokens go."""
+    prompt: list[int]
+    sampling: SamplingParams
+    limit: int  # new tokens at most
+    stop: frozenset[int]
+    streamer: object  # put(tensor) per token; the caller ends it
+    flags: tuple  # once one is set, not one more token
+    processors: LogitsProcessorList
+    ids: list[int] = field(default_factory=list)
+    fed: int = 0  # prompt tokens already in the slot's cache
+    next_token: int | None = None  # chosen, not yet in the cache
+    error: Exception | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def reserve(self) -> int:
+        """Cache cells this request may fill: its prompt and its longest answer."""
+        return len(self.prompt) + self.limit
+
+    def stopped(self) -> bool:
+        return any(f.is_set() for f in self.flags)
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One sequence of llama.cpp's cache; what it holds stays after its request ends, for the next one to reuse."""
+    seq: int
+    tokens: list[int] = field(default_factory=list)  # what its cache holds, in order
+    job: _Job | None = None
+    used_at: float = 0.0
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def kv_bytes_per_token(metadata: dict[str, str]) -> int:
+    """The KV cache's bytes per token (16-bit keys and values in every layer), from the GGUF's metadata; an
+    overestimate for models with linear-attention layers."""
+    arch = metadata.get("general.architecture", "")
+
+    def number(key: str, default: int = 0) -> int:
+        return int(metadata.get(f"{arch}.{key}", default))
+
+    heads = number("attention.head_count", 1) or 1
+    head_dim = number("attention.key_length") or number("embedding_length") // heads
+    return 2 * 2 * number("block_count") * number("attention.head_count_kv", heads) * head_dim
 
 
 class LlamaCppRunner:
-    """One GGUF model loaded into llama.cpp with a context of `context_tokens` (prompt and answer together)."""
+    """One GGUF model in llama.cpp serving several requests at once: one decode step advances every answer.
 
-    def __init__(self, path: Path, context_tokens: int):
-        from llama_cpp import Llama
+    `slots` requests run together, each in its own sequence of one shared cache of `cache_tokens` cells
+    (unified: a short chat leaves room for a long one); a request is admitted when a slot is free and its prompt and
+    longest answer fit, in order of arrival, so nobody is starved. A new prompt goes in beside the running answers,
+    in chunks of `PREFILL_SHARED` tokens while others are answering. A finished request's cache stays in its slot,
+    and the next request whose prompt starts the same way (the same conversation, one turn on) reuses it.
 
+    A failed decode step ends the requests in it with the reason, what they wrote kept, and the engine starts over
+    with an empty cache (counted in `state()["restarts"]`); the next request runs as usual.
+    """
+
+    def __init__(self, path: Path, context_tokens: int, slots: int = 8, cache_bytes: int = 2 * 2**30):
+        """`context_tokens`: one request's prompt and answer together; `cache_bytes`: the shared KV cache's budget (it
+        holds at least one full context, at most one per slot)."""
+        from llama_cpp import _internals as internals
+        from llama_cpp import llama_cpp as library
+
+        self.path, self.context_tokens = path, context_tokens
+        params = library.llama_model_default_params()
+        params.use_extra_bufts = not repacking_crashes()
+        self._model = internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+        slots = max(1, min(slots, library.llama_max_parallel_sequences()))
+        per_token = max(1, kv_bytes_per_token(self._model.metadata()))
+        cache_tokens = max(context_tokens, min(slots * context_tokens, cache_bytes // per_token))
         cores = threads()
-        self.path = path
-        with _model_params(use_extra_bufts=not repacking_crashes()):
-            self.llama = Llama(str(path), n_ctx=context_tokens, n_batch=512, n_threads=cores, n_threads_batch=cores, verbose=False)
-        self.context_tokens = self.llama.n_ctx()
-        self._lock = threading.Lock()
-        # freed before interpreter shutdown tears down the modules its own finalizer needs (else a TypeError at exit)
-        weakref.finalize(self, self.llama.close)
+        context = library.llama_context_default_params()
+        context.n_ctx, context.n_batch, context.n_ubatch = cache_tokens, 512, 512
+        context.n_seq_max, context.kv_unified = slots, True
+        context.n_threads = context.n_threads_batch = cores
+        self._context = internals.LlamaContext(model=self._model, params=context, verbose=False)
+        self._batch = internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
+        self._library, self.n_vocab = library, self._model.n_vocab()
+        self.cache_tokens = self._context.n_ctx()
+        self._slots = [_Slot(seq) for seq in range(slots)]
+        self._queue: deque[_Job] = deque()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._rng = np.random.default_rng()
+        self.steps = self.restarts = self.peak_busy = 0
+        self.last_failure: str | None = None
+        self._loop = threading.Thread(target=self._serve, name=f"llama.cpp-{path.stem}", daemon=True)
+        self._loop.start()
+        # freed before interpreter shutdown tears down the modules their own finalizers need (else a TypeError at exit)
+        weakref.finalize(self, LlamaCppRunner._free, self._batch, self._context, self._model)
 
     @staticmethod
     def supports(sampling: SamplingParams) -> bool:
@@ -151,24 +213,202 @@ class LlamaCppRunner:
             streamer, flags, recorder: TokenRecorder | None = None) -> list[int]:
         """Generate for one request, putting each token to `streamer` (the caller ends it) and each step's
         alternatives to `recorder` when given; ends at an end-of-turn id, after `max_new_tokens`, or at the next
-        token once a flag is set. Returns the new ids. Waits while another request holds the model."""
+        token once a flag is set. Returns the new ids; raises with the reason when the engine failed mid-answer
+        (the tokens already streamed stay with the caller)."""
         room = self.context_tokens - len(prompt_ids)
         if room <= 0:
             raise RuntimeError(f"the prompt ({len(prompt_ids)} tokens) fills the engine's context of {self.context_tokens} tokens")
-        processors = logits_processors(sampling, len(prompt_ids), recorder)
-        stop, limit, ids = set(eos_ids), min(max_new_tokens, room), []
-        with self._lock:
-            if any(f.is_set() for f in flags):
-                return ids
-            tokens = self.llama.generate(prompt_ids, logits_processor=[_on_numpy(processors)] if processors else None,
-                                         **sampler_options(sampling))
-            for token in tokens:
-                ids.append(int(token))
-                streamer.put(torch.tensor([token]))
-                if token in stop or len(ids) >= limit or any(f.is_set() for f in flags):
-                    break
-        return ids
+        if not prompt_ids or max(prompt_ids) >= self.n_vocab or min(prompt_ids) < 0:
+            raise RuntimeError(f"the prompt holds token ids outside this model's vocabulary of {self.n_vocab}")
+        job = _Job(list(prompt_ids), sampling, min(max_new_tokens, room), frozenset(eos_ids), streamer, tuple(flags),
+                   logits_processors(sampling, len(prompt_ids), recorder))
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the model was unloaded")
+            self._queue.append(job)
+            self._wake.notify()
+        while not job.done.wait(_POLL_S):
+            if job.stopped():
+                with self._wake:
+                    if job in self._queue:  # never started: withdrawn at once
+                        self._queue.remove(job)
+                        job.done.set()
+                    self._wake.notify()
+            if not self._loop.is_alive() and not job.done.is_set():
+                self._revive()
+        if job.error:
+            raise job.error
+        return list(job.ids)
+
+    def state(self) -> dict:
+        """What the engine is doing: slots busy (and the most at once), requests waiting, cache use, decode steps, restarts."""
+        with self._wake:
+            return {"slots": len(self._slots), "busy": sum(s.job is not None for s in self._slots), "waiting": len(self._queue),
+                    "peak_busy": self.peak_busy, "cache_tokens": self.cache_tokens, "cached_tokens": sum(len(s.tokens) for s in self._slots),
+                    "steps": self.steps, "restarts": self.restarts, "last_failure": self.last_failure}
+
+    def cached(self) -> list[list[int]]:
+        """Each slot's cached token ids (what llama.cpp evaluated for it)."""
+        with self._wake:
+            return [list(s.tokens) for s in self._slots]
 
     def close(self) -> None:
-        with self._lock:
-            self.llama.close()
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._loop.join(timeout=30)
+        if not self._loop.is_alive():
+            LlamaCppRunner._free(self._batch, self._context, self._model)
+
+    @staticmethod
+    def _free(*parts) -> None:
+        for part in parts:
+            part.close()
+
+    # ---- the engine's own thread -------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while True:
+            running: list[_Slot] = []
+            try:
+                with self._wake:
+                    while not self._closed and not self._admit() and not any(s.job for s in self._slots):
+                        self._wake.wait(_POLL_S if self._queue else None)
+                    if self._closed:
+                        self._end_all()
+                        return
+                    running = [s for s in self._slots if s.job]
+                self._step(running)
+            except Exception as e:  # a failed step: its requests end with the reason, the engine starts over
+                log.exception("The llama.cpp engine failed on %s; starting over", self.path.name)
+                self._start_over([s for s in self._slots if s.job], f"{type(e).__name__}: {e}")
+
+    def _end_all(self) -> None:
+        """The model is being unloaded: every request ends, what it wrote kept. Holding `_wake`."""
+        for job in [*self._queue, *(s.job for s in self._slots if s.job)]:
+            job.error = job.error or EngineFailed("The model was unloaded while answering (another model needed its memory): "
+                                                  "what was written stays; send again.")
+            job.done.set()
+        self._queue.clear()
+
+    def _revive(self) -> None:
+        """The loop thread is gone (it never should be): its requests end with a message, and a new loop serves on."""
+        with self._wake:
+            if self._loop.is_alive() or self._closed:
+                return
+            self._start_over([s for s in self._slots if s.job], "its loop stopped")
+            self._loop = threading.Thread(target=self._serve, name=self._loop.name, daemon=True)
+            self._loop.start()
+
+    def _admit(self) -> bool:
+        """Start waiting requests in order of arrival while a slot is free and their cells fit. Holding `_wake`."""
+        admitted = False
+        while self._queue:
+            job = self._queue[0]
+            if job.stopped():
+                self._queue.popleft().done.set()
+                continue
+            free = [s for s in self._slots if s.job is None]
+            if not free:
+                break
+            slot = max(free, key=lambda s: (common_prefix(s.tokens, job.prompt), -s.used_at))
+            busy = sum(s.job.reserve for s in self._slots if s.job)
+            idle = sorted((s for s in free if s is not slot and s.tokens), key=lambda s: s.used_at)
+            while idle and busy + job.reserve + sum(len(s.tokens) for s in [slot, *idle]) > self.cache_tokens:
+                self._forget(idle.pop(0), 0)  # the least recently used cached conversation makes room
+            if busy + job.reserve > self.cache_tokens:
+                break  # waits for running answers to end
+            reuse = min(common_prefix(slot.tokens, job.prompt), len(job.prompt) - 1)  # the last prompt token gives logits
+            job.fed = self._forget(slot, reuse)
+            slot.job, admitted = self._queue.popleft(), True
+        return admitted
+
+    def _forget(self, slot: _Slot, keep: int) -> int:
+        """Drop `slot`'s cache after its first `keep` tokens; returns how many stayed (0 where llama.cpp cannot cut a
+        sequence short: a recurrent state is whole or nothing)."""
+        if keep < len(slot.tokens) and not self._library.llama_memory_seq_rm(self._context.memory, slot.seq, keep, -1):
+            self._library.llama_memory_seq_rm(self._context.memory, slot.seq, -1, -1)
+            keep = 0
+        del slot.tokens[keep:]
+        return keep
+
+    def _step(self, running: list[_Slot]) -> None:
+        """One llama.cpp decode: the next token of every answer, and prompt chunks of requests starting."""
+        batch, rows = self._batch.batch, []
+        batch.n_tokens = 0
+
+        def add(slot: _Slot, token: int, logits: bool) -> None:
+            n = batch.n_tokens
+            batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.logits[n] = token, len(slot.tokens), 1, logits
+            batch.seq_id[n][0] = slot.seq
+            batch.n_tokens = n + 1
+            slot.tokens.append(token)
+            if logits:
+                rows.append((n, slot))
+
+        answering = []
+        for slot in running:
+            if slot.job.stopped():
+                self._finish(slot)
+            elif slot.job.next_token is not None:
+                answering.append(slot)
+                add(slot, slot.job.next_token, True)
+        budget = min(PREFILL_SHARED if answering else 512, 512 - batch.n_tokens)
+        for slot in running:
+            job = slot.job
+            if job is None or job.next_token is not None or budget <= 0:
+                continue
+            chunk = job.prompt[job.fed:job.fed + budget]
+            for i, token in enumerate(chunk):
+                add(slot, token, job.fed + i == len(job.prompt) - 1)
+            job.fed += len(chunk)
+            budget -= len(chunk)
+        if not batch.n_tokens:
+            return
+        code = self._library.llama_decode(self._context.ctx, batch)
+        self.steps += 1
+        self.peak_busy = max(self.peak_busy, len(running))
+        if code != 0:
+            raise RuntimeError(f"llama_decode returned {code}")
+        for row, slot in rows:
+            self._choose(slot, row)
+
+    def _choose(self, slot: _Slot, row: int) -> None:
+        """Pick `slot`'s next token from its row of this step's logits, stream it, and end the request when it is done."""
+        job = slot.job
+        pointer = self._library.llama_get_logits_ith(self._context.ctx, row)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+        try:
+            if job.processors:
+                logits = job.processors(torch.tensor([job.prompt + job.ids]), torch.tensor(logits[None]))[0].numpy()
+            token = choose(logits, job.sampling, self._rng)
+            job.ids.append(token)
+            job.streamer.put(torch.tensor([token]))
+        except Exception as e:  # this request's own fault (a processor, its streamer): it alone ends
+            job.error = e
+            self._finish(slot)
+            return
+        if token in job.stop or len(job.ids) >= job.limit or job.stopped():
+            self._finish(slot)
+        else:
+            job.next_token = token
+
+    def _finish(self, slot: _Slot) -> None:
+        job, slot.job, slot.used_at = slot.job, None, time.monotonic()
+        job.done.set()
+        with self._wake:
+            self._wake.notify()
+
+    def _start_over(self, running: list[_Slot], reason: str) -> None:
+        """End the requests of a failed step with `reason` and empty the cache: the engine is as new."""
+        self.restarts += 1
+        self.last_failure = reason
+        self._library.llama_memory_clear(self._context.memory, True)
+        with self._wake:
+            for slot in self._slots:
+                slot.tokens.clear()
+            for slot in running:
+                if slot.job is not None:
+                    slot.job.error = EngineFailed(f"The llama.cpp engine failed mid-answer ({reason}) and started over: what "
+                                                  "was written stays; send again.")
+                    self._finish(slot)

@@ -42,7 +42,7 @@ from .batching import ContinuousBatcher, batchable
 from .cpu_dtype import cpu_dtype
 from .encoding import encode_request
 from .engines import LLAMA_CPP, TRANSFORMERS
-from .llamacpp import LlamaCppRunner
+from .llamacpp import EngineFailed, LlamaCppRunner
 from .model_cache import ModelCache, ModelTooLarge
 from .precision import GGUF_TYPES, bytes_per_param, transformers_config, unavailable_reason, weight_bytes
 from .presence import PresencePenalty
@@ -241,7 +241,8 @@ class LocalBackend(Backend):
         except OSError:  # no generation_config.json: the tokenizer's end-of-turn alone
             generation_config = GenerationConfig()
         try:
-            runner = LlamaCppRunner(path, min(spec.context_length, self.settings.max_input_tokens + ANSWER_ROOM))
+            runner = LlamaCppRunner(path, min(spec.context_length, self.settings.max_input_tokens + ANSWER_ROOM),
+                                    slots=self.settings.concurrency, cache_bytes=int(self.settings.llama_cpp_cache_gb * 2**30))
         except ValueError as e:  # llama.cpp refuses a file it cannot read; its reason went to its log
             raise RuntimeError(f"llama.cpp could not read {path} ({e}). The file is corrupt, truncated or not a GGUF model: "
                                "delete it to have it downloaded or converted again") from None
@@ -368,7 +369,7 @@ class LocalBackend(Backend):
         except _GenerationFailed as e:
             log.error("Generation failed on %s", spec.id, exc_info=e.cause)  # the engine's fault: in full for whoever runs the app
             yield from parser.flush()
-            yield Error(f"Generation failed: {type(e.cause).__name__}: {e.cause}")
+            yield Error(str(e.cause) if isinstance(e.cause, EngineFailed) else f"Generation failed: {type(e.cause).__name__}: {e.cause}")
             return
         finally:
             flags[1].set()
