@@ -199,6 +199,8 @@ def test_a_corrupt_or_truncated_gguf_is_refused_and_the_app_serves_on(engine, ll
         history, _ = client.predict("Hi", [], "sound", "", False, 0.0, 1.0, 0, 0.0, 1.0, 0.0, 16, api_name="/chat")
         answer = [m for m in history if m["role"] == "assistant" and not m.get("metadata")]
         assert answer and "corrupt" not in str(history) and "16 answer tokens" in str(history)
+        engine_state = client.predict(api_name="/health")["engines"]["sound (full, llama.cpp)"]  # the engine, as /health shows it
+        assert engine_state["slots"] == config.settings.concurrency and engine_state["busy"] == 0 and engine_state["restarts"] == 0
 
 
 def test_a_missing_hub_gguf_repository_falls_back_to_converting(engine, random_model_dir, cache_dir):
@@ -317,7 +319,7 @@ def test_users_at_once_share_decode_steps_and_each_stream_is_complete_and_its_ow
     assert state["peak_busy"] >= users // 2 + 1  # answers advanced together in one decode step, not one after another
     assert state | {"cached_tokens": 0, "steps": 0, "peak_busy": 0} == {
         "slots": 8, "busy": 0, "waiting": 0, "cache_tokens": engine_runner.cache_tokens, "cached_tokens": 0, "steps": 0,
-        "peak_busy": 0, "restarts": 0, "last_failure": None}
+        "peak_busy": 0, "restarts": 0, "last_failure": None, "last_failure_at": None}
 
 
 def test_a_users_stop_ends_only_their_answer(engine):

@@ -7,6 +7,7 @@ from gradio_client.exceptions import AppError
 
 from qwen_playground.core.generation import Metrics
 from qwen_playground.service.monitor import Monitor, p95
+from qwen_playground.ui.monitor_tab import health_markdown
 
 
 class Clock:
@@ -52,12 +53,31 @@ def test_health_is_degraded_with_readable_reasons():
     assert "slow: slow first tokens" in text and "endpoint vllm: connection refused" in text
 
 
+def test_an_engine_that_started_over_recently_is_a_reason_and_every_engine_is_described():
+    clock = Clock()
+    monitor = Monitor(window_s=600, clock=clock)
+    llama = {"slots": 8, "busy": 3, "peak_busy": 8, "waiting": 2, "cache_tokens": 16384, "cached_tokens": 1200, "steps": 900,
+             "restarts": 1, "last_failure": "RuntimeError: llama_decode returned -3", "last_failure_at": clock.now - 30}
+    batch = {"busy": 0, "peak_busy": 4, "restarts": 0, "last_failure": None, "last_failure_at": None}
+    verdict = monitor.health_report(engines={"qwen3-0.6b (full, llama.cpp)": llama, "qwen3-4b (full, transformers)": batch})
+    assert verdict["status"] == "degraded" and verdict["engines"]["qwen3-0.6b (full, llama.cpp)"] == llama
+    assert verdict["reasons"] == ["qwen3-0.6b (full, llama.cpp): the engine failed and started over (1 time(s) since it loaded; "
+                                  "last: RuntimeError: llama_decode returned -3)"]
+    text = health_markdown(verdict)
+    assert ("qwen3-0.6b (full, llama.cpp): 3 of 8 slots busy (most at once: 8) · 2 waiting · cache 1,200 of 16,384 tokens · "
+            "1 restart (last: RuntimeError: llama_decode returned -3)") in text
+    assert "qwen3-4b (full, transformers): 0 answering (most at once: 4) · 0 restarts" in text
+    clock.now += 600  # the failure has left the window: healthy again, the count stays
+    assert monitor.health_report(engines={"m": llama})["status"] == "healthy"
+
+
 def test_health_endpoint_reports_requests_and_failures(app):
     client, _ = app
     client.predict("hello", [], "demo-qwen3", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 32, api_name="/chat")
     verdict = client.predict(api_name="/health")
     row = next(r for r in verdict["models"] if r["model"] == "demo-qwen3")
     assert row["requests"] >= 1 and row["tokens_per_s"] and row["weights_gib"] > 0
+    assert verdict["engines"]["demo-qwen3 (full, transformers)"]["busy"] == 0  # its continuous batch, idle again
     for _ in range(3):
         with pytest.raises(AppError):
             client.predict("hello", [], "broken", "", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 32, api_name="/chat")

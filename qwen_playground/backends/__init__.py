@@ -58,6 +58,11 @@ class Backend(ABC):
         """Bytes of weights held in memory, by model id (local models)."""
         return {}
 
+    def engine_state(self) -> dict[str, dict]:
+        """What each loaded model's engine is doing (requests running and waiting, restarts), by "model (precision,
+        engine)"; empty when nothing is loaded."""
+        return {}
+
     def status(self) -> str:
         """A short human line about what this backend holds (loaded models, memory)."""
         return ""

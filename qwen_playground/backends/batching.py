@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -128,6 +129,7 @@ class ContinuousBatcher:
                 use_async_batching=False)), self.alternatives)
         self.manager = self._start()
         self.manager.start()
+        self.restarts, self.peak_busy, self.last_failure, self.last_failure_at = 0, 0, None, None
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count()
@@ -144,6 +146,11 @@ class ContinuousBatcher:
     def in_flight(self) -> int:
         return len(self._pending)
 
+    def state(self) -> dict:
+        """Requests in the batch (and the most at once), restarts of its loop, the last failure."""
+        return {"busy": self.in_flight, "peak_busy": self.peak_busy, "restarts": self.restarts, "last_failure": self.last_failure,
+                "last_failure_at": self.last_failure_at}
+
     def run(self, prompt_ids: list[int], sampling: SamplingParams, max_new_tokens: int, eos_ids: list[int],
             streamer, flags, recorder: TokenRecorder | None = None) -> list[int]:
         """Generate for one request, putting its tokens to `streamer` (the caller ends it) and each step's
@@ -152,9 +159,11 @@ class ContinuousBatcher:
         pending = _Pending(streamer, tuple(flags))
         with self._lock:
             if not self.manager.is_running():  # a failure killed the loop: the next request gets a fresh one
+                self.restarts, self.last_failure, self.last_failure_at = self.restarts + 1, self._loop_error(), time.time()
                 self.manager = self._start()
                 self.manager.start()
             self._pending[request_id] = pending
+            self.peak_busy = max(self.peak_busy, len(self._pending))
         if recorder is not None:
             self.alternatives.watch(request_id, recorder)
         try:

@@ -199,6 +199,7 @@ class LlamaCppRunner:
         self._rng = np.random.default_rng()
         self.steps = self.restarts = self.peak_busy = 0
         self.last_failure: str | None = None
+        self.last_failure_at: float | None = None  # time.time()
         self._loop = threading.Thread(target=self._serve, name=f"llama.cpp-{path.stem}", daemon=True)
         self._loop.start()
         # freed before interpreter shutdown tears down the modules their own finalizers need (else a TypeError at exit)
@@ -245,7 +246,7 @@ class LlamaCppRunner:
         with self._wake:
             return {"slots": len(self._slots), "busy": sum(s.job is not None for s in self._slots), "waiting": len(self._queue),
                     "peak_busy": self.peak_busy, "cache_tokens": self.cache_tokens, "cached_tokens": sum(len(s.tokens) for s in self._slots),
-                    "steps": self.steps, "restarts": self.restarts, "last_failure": self.last_failure}
+                    "steps": self.steps, "restarts": self.restarts, "last_failure": self.last_failure, "last_failure_at": self.last_failure_at}
 
     def cached(self) -> list[list[int]]:
         """Each slot's cached token ids (what llama.cpp evaluated for it)."""
@@ -402,7 +403,7 @@ class LlamaCppRunner:
     def _start_over(self, running: list[_Slot], reason: str) -> None:
         """End the requests of a failed step with `reason` and empty the cache: the engine is as new."""
         self.restarts += 1
-        self.last_failure = reason
+        self.last_failure, self.last_failure_at = reason, time.time()
         self._library.llama_memory_clear(self._context.memory, True)
         with self._wake:
             for slot in self._slots:

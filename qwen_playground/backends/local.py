@@ -173,6 +173,17 @@ class LocalBackend(Backend):
         """One cache entry per model, precision and engine, so bf16 and 8-bit can sit side by side in a comparison."""
         return "@".join([model_id, *([precision] if precision != "full" else []), *([engine] if engine != TRANSFORMERS else [])])
 
+    def engine_state(self) -> dict[str, dict]:
+        """Each loaded text model's runner: its requests running and waiting, restarts, the last failure."""
+        states = {}
+        for key, loaded in self.cache.values().items():
+            if loaded.runner is not None:
+                model_id, *rest = key.split("@")
+                engine = LLAMA_CPP if LLAMA_CPP in rest else TRANSFORMERS
+                precision = next((part for part in rest if part != LLAMA_CPP), "full")
+                states[f"{model_id} ({precision}, {engine})"] = loaded.runner.state()
+        return states
+
     def weights_by_model(self) -> dict[str, int]:
         """Loaded models' weight bytes by model id (all precisions and engines of a model added up)."""
         totals: dict[str, int] = {}

@@ -71,6 +71,11 @@ class ModelCache(Generic[T]):
         with self._lock:
             return list(self._entries)
 
+    def values(self) -> dict[str, T]:
+        """Cached values by key, without touching their order."""
+        with self._lock:
+            return {k: value for k, (value, _) in self._entries.items()}
+
     def sizes(self) -> dict[str, int]:
         with self._lock:
             return {k: size for k, (_, size) in self._entries.items()}

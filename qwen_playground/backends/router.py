@@ -58,5 +58,8 @@ class Router(Backend):
     def weights_by_model(self) -> dict[str, int]:
         return self.local.weights_by_model()
 
+    def engine_state(self) -> dict[str, dict]:
+        return self.local.engine_state()
+
     def status(self) -> str:
         return self.lent_note + self.local.status()

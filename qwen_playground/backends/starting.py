@@ -79,6 +79,9 @@ class StartingBackend(Backend):
     def weights_by_model(self) -> dict[str, int]:
         return backend.weights_by_model() if (backend := self._backend_or_none()) else {}
 
+    def engine_state(self) -> dict[str, dict]:
+        return backend.engine_state() if (backend := self._backend_or_none()) else {}
+
     def status(self) -> str:
         if backend := self._backend_or_none():
             return backend.status()

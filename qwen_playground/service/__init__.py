@@ -53,7 +53,7 @@ class Service(Backend):
 
     def health_report(self) -> dict:
         """What `/health` returns: healthy or degraded, with the reasons, per-model figures and memory."""
-        return self.monitor.health_report(self.backend.endpoint_health(), self.backend.weights_by_model())
+        return self.monitor.health_report(self.backend.endpoint_health(), self.backend.weights_by_model(), self.backend.engine_state())
 
     def wait_started(self, timeout: float | None = None) -> bool:
         return self.backend.wait_started(timeout)
@@ -69,6 +69,9 @@ class Service(Backend):
 
     def weights_by_model(self) -> dict[str, int]:
         return self.backend.weights_by_model()
+
+    def engine_state(self) -> dict[str, dict]:
+        return self.backend.engine_state()
 
     def status(self) -> str:
         return self.backend.status()

@@ -83,8 +83,10 @@ class Monitor:
             })
         return rows
 
-    def health_report(self, endpoints: dict[str, tuple[bool, str]] | None = None, memory: dict[str, int] | None = None) -> dict:
-        """{"status": "healthy" | "degraded", "reasons": [...], "models": per_model rows, "memory": ...}."""
+    def health_report(self, endpoints: dict[str, tuple[bool, str]] | None = None, memory: dict[str, int] | None = None,
+                      engines: dict[str, dict] | None = None) -> dict:
+        """{"status": "healthy" | "degraded", "reasons": [...], "models": per_model rows, "engines": each loaded model's
+        engine state, "memory": ...}. An engine that failed and started over within the window is a reason."""
         reasons = []
         rows = self.per_model(memory)
         minutes = f"{self.window_s / 60:g} min"
@@ -94,11 +96,15 @@ class Monitor:
                                f"(last: {row['last_error']})")
             if row["ttft_p95_s"] is not None and row["requests"] >= MIN_REQUESTS and row["ttft_p95_s"] > MAX_P95_TTFT_S:
                 reasons.append(f"{row['model']}: slow first tokens (p95 {row['ttft_p95_s']:.1f} s over {MAX_P95_TTFT_S:g} s)")
+        for name, state in (engines or {}).items():
+            if (state.get("last_failure_at") or 0) >= self._clock() - self.window_s:
+                reasons.append(f"{name}: the engine failed and started over ({state['restarts']} time(s) since it loaded; "
+                               f"last: {state['last_failure']})")
         for name, (ok, line) in (endpoints or {}).items():
             if not ok:
                 reasons.append(f"endpoint {name}: {line}")
         system = psutil.virtual_memory()
         if system.available / system.total < MIN_FREE_MEMORY:
             reasons.append(f"memory nearly full: {system.available / 2**30:.1f} GiB free of {system.total / 2**30:.1f} GiB")
-        return {"status": "degraded" if reasons else "healthy", "reasons": reasons, "models": rows,
+        return {"status": "degraded" if reasons else "healthy", "reasons": reasons, "models": rows, "engines": engines or {},
                 "memory": {"free_gib": round(system.available / 2**30, 2), "process_rss_gib": round(psutil.Process().memory_info().rss / 2**30, 2)}}

@@ -1,7 +1,7 @@
 """The Monitor tab: rolling per-model figures with plots, and the `/health` endpoint.
 
 Endpoint `/health` () -> {"status": "healthy" | "degraded", "reasons": [...],
-"models": [per-model figures], "memory": {...}}.
+"models": [per-model figures], "engines": {loaded model: its engine's state}, "memory": {...}}.
 """
 
 from __future__ import annotations
@@ -26,7 +26,22 @@ def health_markdown(health: dict) -> str:
     else:
         head = "### ⚠️ Degraded\n" + "\n".join(f"- {reason}" for reason in health["reasons"])
     memory = health["memory"]
-    return f"{head}\n\nMemory: {memory['free_gib']} GiB free · this process {memory['process_rss_gib']} GiB"
+    engines = "".join(f"\n- {engine_line(name, state)}" for name, state in health.get("engines", {}).items())
+    return (f"{head}\n\nMemory: {memory['free_gib']} GiB free · this process {memory['process_rss_gib']} GiB"
+            + (f"\n\n**Engines**{engines}" if engines else ""))
+
+
+def engine_line(name: str, state: dict) -> str:
+    """One loaded model's engine for people: who it serves now, who waits, its cache, its restarts."""
+    busy = f"{state['busy']} of {state['slots']} slots busy" if "slots" in state else f"{state['busy']} answering"
+    parts = [f"{busy} (most at once: {state['peak_busy']})"]
+    if "waiting" in state:
+        parts.append(f"{state['waiting']} waiting")
+    if "cache_tokens" in state:
+        parts.append(f"cache {state['cached_tokens']:,} of {state['cache_tokens']:,} tokens")
+    restarts = state["restarts"]
+    parts.append(f"{restarts} restart{'s' if restarts != 1 else ''}" + (f" (last: {state['last_failure']})" if restarts else ""))
+    return f"{name}: " + " · ".join(parts)
 
 
 def build_monitor_tab(service: Service) -> None:
