@@ -252,3 +252,56 @@ def test_openai_logprobs_become_token_steps():
     assert step.token == " blue" and step.probability == pytest.approx(0.6) and step.thinking
     assert [(c.token, round(c.probability, 6)) for c in step.alternatives] == [(" blue", 0.6), (" red", 0.3)]
     assert token_steps(None, thinking=False) == []
+
+
+@contextmanager
+def llama_cpp_python_server(gguf):
+    """llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`) on a GGUF file: it streams no usage."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+                                "--n_ctx", "1024"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError("llama_cpp.server did not start")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_server_that_reports_no_usage_has_tokens_counted_here_and_says_so(tmp_path, cache_dir, config_file, random_model_dir, served):
+    """llama-cpp-python's server ignores `stream_options` and sends no usage: the prompt is counted with the family's
+    tokenizer as its chat template lays it out, the answer as streamed, and the metrics line says so. A server that
+    reports usage (transformers serve) is taken at its word."""
+    from qwen_playground.backends import gguf_files
+    from qwen_playground.backends.encoding import encode_chat
+    from qwen_playground.backends.openai_compat import family_tokenizer
+
+    local = load_config(config_file, demo=True, cache_dir=cache_dir)
+    gguf = gguf_files.converted(local.registry.get("tiny-random"), random_model_dir, "BF16", cache_dir)  # BF16: llama.cpp repacks none
+    with llama_cpp_python_server(gguf) as base_url:
+        config = make_config(tmp_path, cache_dir, [{"id": "lcp", "base_url": base_url}], [remote_model("lcp-model", "lcp", "any", thinking=False)])
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name three rivers."}]
+        events = collect(Router(config), Request("lcp-model", messages, SamplingParams(temperature=0, max_new_tokens=12)))
+    metrics = next(e for e in events if isinstance(e, Metrics))
+    family = config.registry.get("lcp-model").family
+    tokenizer = family_tokenizer(family, cache_dir)
+    assert metrics.prompt_tokens == len(encode_chat(tokenizer, messages)[1]) > 10
+    assert metrics.answer_tokens == len(tokenizer(texts(events, TextDelta), add_special_tokens=False).input_ids) > 0
+    assert metrics.counted_with == f"{family.label} tokenizer" == "Qwen2.5-Instruct tokenizer"
+    assert "counted here with the Qwen2.5-Instruct tokenizer (the server reported no counts)" in metrics.summary()
+    config, router = served
+    metrics = next(e for e in collect(router, Request("served-qwen3", HI, SAMPLING)) if isinstance(e, Metrics))
+    assert metrics.counted_with == "" and metrics.prompt_tokens > 0 and "counted here" not in metrics.summary()

@@ -7,7 +7,11 @@ accept it; Qwen3's thinking switch goes in `chat_template_kwargs`. Reasoning
 arrives either in a separate `reasoning_content` (or `reasoning`) field or
 inline as `<think>…</think>`; both become thinking events. Token alternatives
 come from OpenAI's `logprobs` / `top_logprobs` options, where the server
-offers them (vLLM, SGLang, llama.cpp do; a note says so where it does not). Every failure
+offers them (vLLM, SGLang, llama.cpp do; a note says so where it does not).
+Token counts come from the stream's usage (asked for with `stream_options`);
+a server that sends none (llama-cpp-python's own server) has the prompt and
+the answer counted here with the family's tokenizer, and the metrics line
+says so. Every failure
 (refused connection, timeout, 4xx/5xx, a stream cut mid-way) ends in one
 `Error` event; what was streamed before it stays.
 """
@@ -28,9 +32,9 @@ import openai
 from PIL import Image
 
 from ..core.generation import Candidate, Done, Error, Event, Metrics, Request, ThinkingDelta, TokenChoices, TokenStep
-from ..core.registry import Endpoint, ModelSpec, Registry, RegistryError
+from ..core.registry import Endpoint, Family, ModelSpec, Registry, RegistryError
 from . import Backend
-from .encoding import defuse_messages
+from .encoding import defuse_messages, encode_chat
 from .thinking import ThinkingParser
 
 
@@ -99,10 +103,26 @@ def _failure_message(endpoint: Endpoint, error: Exception, streamed: int) -> str
     return f"{where}: {type(error).__name__}: {error}"
 
 
+_tokenizers: dict[str, object] = {}
+_tokenizers_lock = threading.Lock()
+
+
+def family_tokenizer(family: Family, cache_dir: Path | None):
+    """`family`'s bundled real Qwen tokenizer with its chat template, loaded once."""
+    with _tokenizers_lock:
+        if family.name not in _tokenizers:
+            from . import demo  # imports transformers: only once a server leaves counting to us
+
+            _tokenizers[family.name] = demo.load_tokenizer(family, cache_dir)
+        return _tokenizers[family.name]
+
+
 class OpenAICompatBackend(Backend):
-    def __init__(self, endpoint: Endpoint, registry: Registry):
+    def __init__(self, endpoint: Endpoint, registry: Registry, cache_dir: Path | None = None):
+        """`cache_dir`: where a converted tokenizer is kept (Qwen3.5's), for counting tokens a server does not report."""
         self.endpoint = endpoint
         self.registry = registry
+        self.cache_dir = cache_dir
         self.client = openai.OpenAI(
             base_url=endpoint.base_url,
             api_key=os.environ.get(endpoint.api_key_env or "", "") or "not-needed",
@@ -142,6 +162,7 @@ class OpenAICompatBackend(Backend):
         start = time.perf_counter()
         first = thinking_end = None
         thinking_pieces = answer_pieces = 0
+        written: list[str] = []  # every piece of thought and answer, for counting where the server reports no usage
         usage = finish = None
         parser = ThinkingParser(spec.family.thinking_tags, starts_inside=spec.family.starts_in_thought(request.thinking))
         steps: list[TokenStep] = []
@@ -159,6 +180,7 @@ class OpenAICompatBackend(Backend):
                         first = time.perf_counter()
                     if request.alternatives:
                         steps += token_steps(choice.logprobs, thinking=bool(reasoning) or parser.in_thinking)
+                    written += [piece for piece in (reasoning, content) if piece]
                     if reasoning and (thinking_pieces or reasoning.strip()):  # an empty think block is no thought
                         thinking_pieces += 1
                         yield ThinkingDelta(reasoning.lstrip("\n") if thinking_pieces == 1 else reasoning)
@@ -187,11 +209,13 @@ class OpenAICompatBackend(Backend):
             yield TokenChoices(tuple(steps), "" if steps else
                                f"{self.endpoint.id} sent no token probabilities: it does not offer OpenAI's logprobs option (vLLM, SGLang "
                                "and llama.cpp servers do, as do local models).")
-        generated = usage.completion_tokens if usage else thinking_pieces + answer_pieces
+        prompt_tokens, generated, counted_with = (usage.prompt_tokens, usage.completion_tokens, "") if usage else \
+            self._count_here(spec, request, "".join(written), thinking_pieces + answer_pieces)
         reasoning_tokens = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None) if usage else None
         thinking_tokens = reasoning_tokens if reasoning_tokens is not None else min(thinking_pieces, generated)
         yield Metrics(
-            prompt_tokens=usage.prompt_tokens if usage else 0,
+            prompt_tokens=prompt_tokens,
+            counted_with=counted_with,
             answer_tokens=max(generated - thinking_tokens, 0),
             thinking_tokens=thinking_tokens,
             time_to_first_token_s=(first - start) if first else None,
@@ -200,6 +224,20 @@ class OpenAICompatBackend(Backend):
             total_s=end - start,
         )
         yield Done({"length": "length", "cancelled": "cancelled"}.get(finish, "stop"))
+
+    def _count_here(self, spec: ModelSpec, request: Request, written: str, pieces: int) -> tuple[int, int, str]:
+        """(prompt tokens, generated tokens, the tokenizer's name) counted with the family's tokenizer, for a server that
+        reported no usage: the prompt as the chat template lays it out (sent defused), the answer as streamed. Images
+        have no count without the model's own processor: (0, streamed pieces, "") then, as when the tokenizer fails."""
+        if request.has_media:
+            return 0, pieces, ""
+        try:
+            tokenizer = family_tokenizer(spec.family, self.cache_dir)
+            _, prompt = encode_chat(tokenizer, defuse_messages(request.messages), **spec.family.template_kwargs(request.thinking))
+            answer = tokenizer(written, add_special_tokens=False).input_ids
+        except Exception:  # counting is a courtesy: the answer stands without it
+            return 0, pieces, ""
+        return len(prompt), len(answer), f"{spec.family.label} tokenizer"
 
     def endpoint_health(self) -> dict[str, tuple[bool, str]]:
         return {self.endpoint.id: self.check()}

@@ -26,7 +26,8 @@ class Router(Backend):
     def __init__(self, config: AppConfig, local: LocalBackend | None = None):
         self.registry = config.registry
         self.local = local or LocalBackend(config.registry, config.settings)
-        self.remotes = {eid: OpenAICompatBackend(endpoint, config.registry) for eid, endpoint in config.registry.endpoints.items()}
+        self.remotes = {eid: OpenAICompatBackend(endpoint, config.registry, config.settings.cache_dir)
+                        for eid, endpoint in config.registry.endpoints.items()}
         self.local_stream, self.lent_note = self.local.stream, ""
         if on_zero_gpu():
             seconds = config.settings.zero_gpu_max_seconds

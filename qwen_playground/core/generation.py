@@ -95,6 +95,7 @@ class Metrics:
     weights_bytes: int | None = None  # memory the model's weights occupy (local models)
     precision: str = "full"
     engine: str = ""  # the local engine that answered ("transformers", "llama.cpp"); "" for a server
+    counted_with: str = ""  # a server that reported no token counts: the tokenizer that counted them here
 
     def summary(self) -> str:
         """One human line, e.g. for the metrics line under an answer."""
@@ -107,6 +108,8 @@ class Metrics:
         if self.thinking_tokens:
             parts.append(f"{self.thinking_tokens} thinking tokens")
         parts.append(f"{self.prompt_tokens} prompt tokens")
+        if self.counted_with:
+            parts.append(f"counted here with the {self.counted_with} (the server reported no counts)")
         if self.weights_bytes:
             precision = "" if self.precision == "full" else f", {self.precision}"
             engine = f" on {self.engine}" if self.engine else ""
