@@ -57,6 +57,8 @@ SIZES = {  # Qwen2.5 decoder shapes (public configs)
     "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
 }
 PROMPT = "Explain in one paragraph why the sky is blue."
+LLAMA_CPP_USERS = (1, 4, 8)
+LLAMA_CPP_PRECISION = "8-bit"  # Q8_0: llama.cpp's fastest decode here, and the llama-server figure the target came from
 QWEN25 = builtin_families()["qwen2.5"]  # its demo recipe holds the real vocabulary and special-token ids
 
 
@@ -197,7 +199,8 @@ class App:
     """The playground in-process, as a user would reach it: /chat as its page calls it, other endpoints through
     gradio_client."""
 
-    def __init__(self, model_dir: Path | None, cache_dir: Path, dtype: str = "auto", engine: str = "transformers"):
+    def __init__(self, model_dir: Path | None, cache_dir: Path, dtype: str = "auto", engine: str = "transformers", endpoint: str | None = None):
+        """`endpoint`: an OpenAI-compatible server's base URL, served as the model bench-remote."""
         from gradio_client import Client
 
         from qwen_playground.backends.router import Router
@@ -209,7 +212,13 @@ class App:
         if model_dir:  # greedy, no repetition penalty: the settings a comparison with raw generate needs
             models.append({"id": "bench", "path": str(model_dir), "family": "qwen2.5", "params_b": 0.5, "context_length": 32768,
                            "presets": {"non_thinking": {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "max_new_tokens": 64}}})
-        config_path.write_text(yaml.safe_dump({"models": models, "routes": {"chat": {"default": "bench"}} if models else {}}))
+        endpoints = [{"id": "bench-server", "base_url": endpoint}] if endpoint else []
+        if endpoint:
+            models.append({"id": "bench-remote", "endpoint": "bench-server", "remote_model": "bench", "family": "qwen2.5", "params_b": 0.5,
+                           "context_length": 32768, "presets": {"non_thinking": {"temperature": 0.0, "top_p": 1.0, "top_k": 0,
+                                                                                 "max_new_tokens": 64}}})
+        config_path.write_text(yaml.safe_dump({"endpoints": endpoints, "models": models,
+                                               "routes": {"chat": {"default": models[0]["id"]}} if models else {}}))
         self.config = load_config(config_path, demo=True, cache_dir=cache_dir, dtype=dtype, concurrency=16, engine=engine)
         self.router = Router(self.config)
         self.demo = build_demo(self.config, self.router)
@@ -217,12 +226,12 @@ class App:
         self.client = Client(url, verbose=False)
         self.url, self.pages = url, threading.local()  # each simulated user (thread) has a page of its own
 
-    def chat(self, model: str, new_tokens: int, prompt: str = PROMPT) -> dict:
+    def chat(self, model: str, new_tokens: int, prompt: str = PROMPT, precision: str = "full") -> dict:
         """One /chat call, timed as its page sees it: time to first answer text, then tokens/s over the stream."""
         start, first, last, history = time.perf_counter(), None, None, []
         if not hasattr(self.pages, "page"):
             self.pages.page = Page(self.url)
-        for history, _ in self.pages.page.stream("chat", prompt, [], model, "", False, 0.0, 1.0, 0, 0.0, 1.0, 0.0, new_tokens):
+        for history, _ in self.pages.page.stream("chat", prompt, [], model, "", False, 0.0, 1.0, 0, 0.0, 1.0, 0.0, new_tokens, 0, precision):
             answer = [m for m in history[1:] if m["role"] == "assistant" and not m.get("metadata") and _text(m)]
             if answer:
                 last = time.perf_counter()
@@ -258,16 +267,20 @@ def section_overhead(app: App, model, tokenizer, model_id: str, new_tokens: int,
 
 
 def raw_llamacpp(runner, prompt_ids: list[int], new_tokens: int) -> dict:
-    """Batch-1 greedy decode straight through llama.cpp (no app): time to first token and tokens/s."""
-    runner.llama.reset()
-    tokens = runner.llama.generate(prompt_ids, temp=0.0)  # does not stop at end-of-turn: always `new_tokens`
-    start = time.perf_counter()
-    next(tokens)
-    first = time.perf_counter()
-    for _ in range(new_tokens - 1):
-        next(tokens)
-    end = time.perf_counter()
-    tokens.close()
+    """Batch-1 greedy decode straight through the llama.cpp engine (no app, no end-of-turn stop): time to first token and
+    tokens/s."""
+    from qwen_playground.core.generation import SamplingParams
+
+    class Clock:  # a streamer that only notes when each token came
+        times: list[float] = []
+
+        def put(self, _token) -> None:
+            self.times.append(time.perf_counter())
+
+    clock, start = Clock(), time.perf_counter()
+    clock.times = []
+    runner.run(prompt_ids, SamplingParams(temperature=0, max_new_tokens=new_tokens), new_tokens, [], clock, ())
+    first, end = clock.times[0], clock.times[-1]
     return {"ttft_s": first - start, "tokens_per_s": (new_tokens - 1) / (end - first), "tokens": new_tokens}
 
 
@@ -393,16 +406,87 @@ def section_precision(folder: Path, app: App, answer_sample: int = 32) -> dict:
             "prompt_tokens": TYPICAL_PROMPT, "answer_tokens": TYPICAL_ANSWER}
 
 
-def section_concurrency(app: App, model_id: str, new_tokens: int, users=(1, 2, 4, 8)) -> list[dict]:
+def section_concurrency(app: App, model_id: str, new_tokens: int, users=(1, 2, 4, 8), precision: str = "full") -> list[dict]:
+    return _users_at_once(lambda i: app.chat(model_id, new_tokens, f"{PROMPT} ({i})", precision), users)
+
+
+def llamacpp_concurrency(folder: Path, cache: Path, new_tokens: int) -> list[dict]:
+    """(3) on the llama.cpp engine through /chat, in a child process (this one's torch OpenMP pool would slow llama.cpp)."""
+    done = subprocess.run([sys.executable, __file__, "--app-concurrency", str(folder), "--cache-dir", str(cache), "--tokens", str(new_tokens)],
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"the llama.cpp concurrency measurement failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _app_concurrency(folder: Path, cache: Path, new_tokens: int) -> list[dict]:
+    app = App(folder, cache, engine="llama.cpp")
+    try:
+        app.chat("bench", 16, precision=LLAMA_CPP_PRECISION)  # converts (once) and loads
+        return section_concurrency(app, "bench", new_tokens, users=LLAMA_CPP_USERS, precision=LLAMA_CPP_PRECISION)
+    finally:
+        app.close()
+
+
+def llama_server_concurrency(binary: Path, folder: Path, cache: Path, new_tokens: int) -> tuple[list[dict], list[dict]]:
+    """The same users against llama.cpp's own `llama-server` (built by hand from llama-cpp-python's vendored source) on
+    the GGUF file the app made: 8 parallel slots. Asked directly (the prompt as the app's token ids, `ignore_eos`), then
+    through the app's /chat as an OpenAI-compatible endpoint: (direct rows, rows through the app)."""
+    import httpx
+
+    from qwen_playground.backends import gguf_files, llamacpp
+    from qwen_playground.core.registry import ModelSpec
+
+    spec = ModelSpec(id="bench", path=str(folder), family=QWEN25, params_b=0.5, context_length=32768)
+    gguf = gguf_files.converted(spec, folder, precision.GGUF_TYPES[LLAMA_CPP_PRECISION], cache)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    port = _free_port()
+    command = [str(binary), "-m", str(gguf), "-np", "8", "-t", str(llamacpp.threads()), "-c", "16384", "--port", str(port)]
+    server = subprocess.Popen(command + (["--no-repack"] if llamacpp.repacking_crashes() else []), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+
+        def user(i: int) -> dict:
+            ids = tokenizer.apply_chat_template([{"role": "user", "content": f"{PROMPT} ({i})"}], add_generation_prompt=True,
+                                                tokenize=True, return_dict=False)
+            body = {"prompt": ids, "n_predict": new_tokens, "ignore_eos": True, "temperature": 0, "stream": True, "cache_prompt": False}
+            start, first, tokens = time.perf_counter(), None, 0
+            with httpx.stream("POST", url + "/completion", json=body, timeout=600) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: ") and not json.loads(line[6:]).get("stop"):
+                        tokens += 1
+                        first = first or time.perf_counter()
+            return {"ttft_s": first - start, "tokens": tokens, "end": time.perf_counter()}
+
+        user(0)  # warm
+        direct = _users_at_once(user, LLAMA_CPP_USERS)
+        app = App(None, cache, endpoint=url + "/v1")  # the same server as the app's endpoint: the deployment it would be
+        try:
+            app.chat("bench-remote", 16)
+            through_app = section_concurrency(app, "bench-remote", new_tokens, users=LLAMA_CPP_USERS)
+        finally:
+            app.close()
+        return direct, through_app
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _users_at_once(user, users) -> list[dict]:
+    """Each count of users calling `user(i)` at once: aggregate tokens/s and p95 first token."""
     rows = []
     for n in users:
         results: list[dict] = [None] * n
-
-        def user(i: int, results=results) -> None:
-            results[i] = app.chat(model_id, new_tokens, f"{PROMPT} ({i})")
-
         start = time.perf_counter()
-        threads = [threading.Thread(target=user, args=(i,)) for i in range(n)]
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, user(i))) for i in range(n)]
         [t.start() for t in threads]
         [t.join() for t in threads]
         wall = max(r["end"] for r in results) - start
@@ -536,16 +620,22 @@ def print_table(run: dict, previous: list[dict]) -> None:
             if "vs_transformers_app" in r:
                 print(f"    the app's default path: {r['fraction_of_limit']:.0%} of the limit (target >= 70%), "
                       f"{r['vs_transformers_app']:.2f}x the transformers path (target >= 3x)")
-    if rows := run.get("concurrency"):
+    engines = [("transformers batch, /chat", run.get("concurrency")), ("llama.cpp Q8_0, /chat", run.get("concurrency_llamacpp")),
+               ("llama-server Q8_0 -np 8, direct", run.get("concurrency_llama_server")),
+               ("llama-server Q8_0 -np 8 as endpoint, /chat", run.get("concurrency_llama_server_app"))]
+    if any(rows for _, rows in engines):
         print("\n(3) Simultaneous users on one model (continuous batching)")
-        print(f"    {'users':>5}{'aggregate tok/s':>17}{'vs 1 user':>11}{'p95 first token s':>19}")
-        for r in rows:
-            print(f"    {r['users']:>5}{r['aggregate_tokens_per_s']:>17.1f}{r['vs_one_user']:>10.2f}x{r['p95_ttft_s']:>19.2f}")
-        eight = next((r for r in rows if r["users"] == 8), None)
-        if eight:
-            alone = rows[0]["p95_ttft_s"]
-            print(f"    8 users: {eight['vs_one_user']:.2f}x one user's tokens/s (target >= 3.5x); p95 first token {eight['p95_ttft_s']:.2f} s "
-                  f"vs {alone:.2f} s alone -> {eight['p95_ttft_s'] / alone:.1f}x (target <= 2x)")
+        print(f"    {'engine':<44}{'users':>5}{'aggregate tok/s':>17}{'vs 1 user':>11}{'p95 first token s':>19}{'vs alone':>10}")
+        for name, rows in engines:
+            for r in rows or []:
+                print(f"    {name:<44}{r['users']:>5}{r['aggregate_tokens_per_s']:>17.1f}{r['vs_one_user']:>10.2f}x{r['p95_ttft_s']:>19.2f}"
+                      f"{r['p95_ttft_s'] / rows[0]['p95_ttft_s']:>9.1f}x")
+        if eight := next((r for r in run.get("concurrency", []) if r["users"] == 8), None):
+            print(f"    transformers, 8 users: {eight['vs_one_user']:.2f}x one user's tokens/s (target >= 3.5x)")
+        if eight := next((r for r in run.get("concurrency_llamacpp", []) if r["users"] == 8), None):
+            alone = run["concurrency_llamacpp"][0]["p95_ttft_s"]
+            print(f"    llama.cpp, 8 users: {eight['aggregate_tokens_per_s']:.1f} tok/s in aggregate (target >= 100 on the 0.5B model); "
+                  f"p95 first token {eight['p95_ttft_s']:.2f} s vs {alone:.2f} s alone -> {eight['p95_ttft_s'] / alone:.1f}x (target <= 2x)")
     if c := run.get("compare"):
         print(f"\n(4) Compare: 3 panes {c['three_pane_s']:.2f} s vs slowest single pane {c['slowest_pane_s']:.2f} s -> {c['ratio']:.2f}x "
               "(target <= 1.2x)")
@@ -590,11 +680,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch",
                                                                         "alternatives", "precision"])
+    parser.add_argument("--llama-server", type=Path, help="a llama-server binary: (3) measures it beside the app's engines")
     parser.add_argument("--app-default", type=Path, help=argparse.SUPPRESS)  # (2)'s child process: /chat on the app as it starts
+    parser.add_argument("--app-concurrency", type=Path, help=argparse.SUPPRESS)  # (3)'s child process: users on llama.cpp
     args = parser.parse_args(argv)
     tokens = args.tokens or (24 if args.quick else 48)
     if args.app_default:
         print(json.dumps(_app_default(args.app_default, args.cache_dir, tokens)))
+        return {}
+    if args.app_concurrency:
+        print(json.dumps(_app_concurrency(args.app_concurrency, args.cache_dir, tokens)))
         return {}
     cache = args.cache_dir
     cache.mkdir(parents=True, exist_ok=True)
@@ -619,6 +714,11 @@ def main(argv: list[str] | None = None) -> dict:
             run["decode"] = section_decode(folder, tokenizer, device, tokens, app, "bench", cache)
         if "concurrency" not in args.skip:
             run["concurrency"] = section_concurrency(app, "bench", tokens)
+            if device == "cpu":
+                run["concurrency_llamacpp"] = llamacpp_concurrency(folder, cache, tokens)
+                if args.llama_server:
+                    run["concurrency_llama_server"], run["concurrency_llama_server_app"] = llama_server_concurrency(
+                        args.llama_server, folder, cache, tokens)
         if "compare" not in args.skip:
             run["compare"] = section_compare(app, tokens)
         if "batch" not in args.skip:

@@ -101,7 +101,7 @@ class EngineFailed(RuntimeError):
     the person who asked."""
 
 
-PREFILL_SHARED = 128  # prompt tokens per step while others are answering: their streams keep moving
+PREFILL_SHARED = 256  # prompt tokens per step while others are answering: their streams keep moving (8 short prompts fit)
 _POLL_S = 0.05  # how often a waiting request looks at its stop flags
 
 
@@ -192,6 +192,7 @@ class LlamaCppRunner:
         self._batch = internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
         self._library, self.n_vocab = library, self._model.n_vocab()
         self.cache_tokens = self._context.n_ctx()
+        self.cache_bytes = self.cache_tokens * per_token  # allocated whole when the context is made
         self._slots = [_Slot(seq) for seq in range(slots)]
         self._queue: deque[_Job] = deque()
         self._wake = threading.Condition()
@@ -371,14 +372,15 @@ class LlamaCppRunner:
         self.peak_busy = max(self.peak_busy, len(running))
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
-        for row, slot in rows:
+        # one call for every row (they are in batch order): each call into llama.cpp gives up the GIL, and taking it back
+        # from a busy server thread can cost a switch interval (5 ms)
+        logits = np.ctypeslib.as_array(self._library.llama_get_logits(self._context.ctx), shape=(len(rows), self.n_vocab))
+        for (_, slot), row in zip(rows, logits):
             self._choose(slot, row)
 
-    def _choose(self, slot: _Slot, row: int) -> None:
+    def _choose(self, slot: _Slot, logits: np.ndarray) -> None:
         """Pick `slot`'s next token from its row of this step's logits, stream it, and end the request when it is done."""
         job = slot.job
-        pointer = self._library.llama_get_logits_ith(self._context.ctx, row)
-        logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
         try:
             if job.processors:
                 logits = job.processors(torch.tensor([job.prompt + job.ids]), torch.tensor(logits[None]))[0].numpy()

@@ -62,6 +62,7 @@ class LoadedModel:
     processor: ProcessorMixin | None = None  # vision models: images and videos go through it
     runner: ContinuousBatcher | LlamaCppRunner | None = None  # runs text requests: the continuous batch, or llama.cpp
     context_tokens: int | None = None  # the engine's context when smaller than the model's
+    weights_bytes: int = 0  # its weights (the memory it holds may be more: llama.cpp's KV cache)
 
     @property
     def device(self) -> torch.device:
@@ -166,7 +167,9 @@ class LocalBackend(Backend):
     # ---- loading -----------------------------------------------------------------
 
     def estimate_bytes(self, spec: ModelSpec, precision: str = "full", engine: str = TRANSFORMERS) -> int:
-        return int(spec.params_b * 1e9 * bytes_per_param(precision, self.dtype.itemsize, gguf=engine == LLAMA_CPP))
+        """Memory a model will hold: its weights, and on llama.cpp at most its shared KV cache's budget."""
+        weights = int(spec.params_b * 1e9 * bytes_per_param(precision, self.dtype.itemsize, gguf=engine == LLAMA_CPP))
+        return weights + (int(self.settings.llama_cpp_cache_gb * 2**30) if engine == LLAMA_CPP else 0)
 
     @staticmethod
     def cache_key(model_id: str, precision: str = "full", engine: str = TRANSFORMERS) -> str:
@@ -187,9 +190,9 @@ class LocalBackend(Backend):
     def weights_by_model(self) -> dict[str, int]:
         """Loaded models' weight bytes by model id (all precisions and engines of a model added up)."""
         totals: dict[str, int] = {}
-        for key, size in self.cache.sizes().items():
+        for key, loaded in self.cache.values().items():
             model_id = key.partition("@")[0]
-            totals[model_id] = totals.get(model_id, 0) + size
+            totals[model_id] = totals.get(model_id, 0) + loaded.weights_bytes
         return totals
 
     def capabilities(self) -> Capabilities:
@@ -239,7 +242,8 @@ class LocalBackend(Backend):
         loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, eos_ids_of(model.generation_config, tokenizer), processor)
         if processor is None and self.settings.batching and batchable(model.config):
             loaded.runner = ContinuousBatcher(model, loaded.eos_ids, tokenizer.pad_token_id)
-        return loaded, weight_bytes(model)
+        loaded.weights_bytes = weight_bytes(model)
+        return loaded, loaded.weights_bytes
 
     def _load_gguf(self, spec: ModelSpec, precision: str, report) -> tuple[LoadedModel, int]:
         """The model's GGUF file in llama.cpp, with its own tokenizer and template from the transformers files."""
@@ -258,8 +262,8 @@ class LocalBackend(Backend):
             raise RuntimeError(f"llama.cpp could not read {path} ({e}). The file is corrupt, truncated or not a GGUF model: "
                                "delete it to have it downloaded or converted again") from None
         loaded = LoadedModel(None, tokenizer, time.perf_counter() - start, eos_ids_of(generation_config, tokenizer), runner=runner,
-                             context_tokens=runner.context_tokens)
-        return loaded, path.stat().st_size
+                             context_tokens=runner.context_tokens, weights_bytes=path.stat().st_size)
+        return loaded, loaded.weights_bytes + runner.cache_bytes  # the KV cache is allocated whole at load
 
     def _load(self, spec: ModelSpec, precision: str = "full", engine: str = TRANSFORMERS) -> Iterator[Progress | LoadedModel | Error]:
         """Load (or reuse) in a worker thread, yielding progress lines while it works."""
@@ -403,7 +407,7 @@ class LocalBackend(Backend):
             thinking_s=((clock["thinking_end"] or end) - start) if thinking_tokens else None,
             total_s=end - start + load_s,
             load_s=load_s,
-            weights_bytes=self.cache.sizes().get(self.cache_key(spec.id, request.precision, engine)),
+            weights_bytes=loaded.weights_bytes,
             precision=request.precision,
             engine=engine,
         )
