@@ -29,7 +29,7 @@ import psutil
 import torch
 import transformers
 from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, GenerationConfig,
-                          LogitsProcessorList, PreTrainedTokenizerBase, ProcessorMixin, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer)
+                          LogitsProcessorList, PreTrainedTokenizerBase, ProcessorMixin, StoppingCriteria, StoppingCriteriaList)
 
 from ..core import availability
 from ..core.config import Settings
@@ -46,6 +46,7 @@ from .llamacpp import EngineFailed, LlamaCppRunner
 from .model_cache import ModelCache, ModelTooLarge
 from .precision import GGUF_TYPES, bytes_per_param, transformers_config, unavailable_reason, weight_bytes
 from .presence import PresencePenalty
+from .text_stream import LiveTextStreamer
 from .thinking import ThinkingParser
 
 log = logging.getLogger("qwen_playground")
@@ -422,7 +423,7 @@ class LocalBackend(Backend):
         """One `generate` call streamed through the parser; returns (via StopIteration) the new token ids. The answer
         starts at `answer_start` in the inputs (the prompt's length, also when a budget cut resumes after the thought).
         `recorder` records each step's alternatives, settled with this phase's last token."""
-        streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = LiveTextStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = sampling_kwargs(sampling) | {"max_new_tokens": max_new_tokens}
         processors = LogitsProcessorList()
         if sampling.presence_penalty:  # the answer so far counts, the prompt does not
