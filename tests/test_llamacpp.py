@@ -317,9 +317,9 @@ def test_users_at_once_share_decode_steps_and_each_stream_is_complete_and_its_ow
             assert metrics.answer_tokens + metrics.thinking_tokens == request.sampling.max_new_tokens
     state = engine_runner.state()
     assert state["peak_busy"] >= users // 2 + 1  # answers advanced together in one decode step, not one after another
-    assert state | {"cached_tokens": 0, "steps": 0, "peak_busy": 0} == {
-        "slots": 8, "busy": 0, "waiting": 0, "cache_tokens": engine_runner.cache_tokens, "cached_tokens": 0, "steps": 0,
-        "peak_busy": 0, "restarts": 0, "last_failure": None, "last_failure_at": None}
+    counters = {"cached_tokens": 0, "steps": 0, "peak_busy": 0, "prompt_tokens_reused": 0, "prompt_tokens_evaluated": 0}
+    assert state | counters == {"slots": 8, "busy": 0, "waiting": 0, "cache_tokens": engine_runner.cache_tokens, "restarts": 0,
+                                "last_failure": None, "last_failure_at": None} | counters
 
 
 def test_a_users_stop_ends_only_their_answer(engine):
@@ -379,3 +379,46 @@ def test_token_alternatives_come_with_each_of_several_users(engine):
         steps = next(e for e in events if isinstance(e, TokenChoices)).steps
         assert "".join(s.token for s in steps).startswith(texts(events, TextDelta)[:20])
         assert all(len(s.alternatives) == 3 and s.probability == s.alternatives[0].probability for s in steps)  # greedy: the top one
+
+
+class Collect:
+    """A streamer that keeps the ids it is given."""
+
+    def __init__(self):
+        self.ids: list[int] = []
+
+    def put(self, value) -> None:
+        self.ids += value.tolist()
+
+
+def test_a_prompt_that_starts_like_another_users_shares_its_cache(engine):
+    """A class shares its system prompt: a second user's request, arriving while the first is answering, evaluates only
+    what differs, and answers as llama.cpp alone does."""
+    collect(engine, Request("tiny-random", [{"role": "user", "content": "warm"}], GREEDY.model_copy(update={"max_new_tokens": 2})))
+    engine_runner, tokenizer = runner(engine, "tiny-random"), engine.cache.get("tiny-random@llama.cpp", 0, None).tokenizer
+    system = {"role": "system", "content": "You are the teaching assistant of Physics 101. " * 8}
+
+    def prompt(question):
+        return tokenizer.apply_chat_template([system, {"role": "user", "content": question}], add_generation_prompt=True,
+                                             tokenize=True, return_dict=False)
+
+    first, second = prompt("Why is the sky blue?"), prompt("What is a photon?")
+    shared = llamacpp.common_prefix(first, second)
+    stop, answering = threading.Event(), Collect()
+    thread = threading.Thread(target=engine_runner.run, args=(first, GREEDY.model_copy(update={"max_new_tokens": 3000}), 3000, [],
+                                                              answering, (stop,)))
+    thread.start()
+    try:
+        deadline = time.time() + 30
+        while not answering.ids and time.time() < deadline:
+            time.sleep(0.01)
+        before = engine_runner.state()
+        asking = Collect()
+        ids = engine_runner.run(second, GREEDY, 8, [], asking, ())
+        after = engine_runner.state()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert shared > 100 and after["prompt_tokens_reused"] - before["prompt_tokens_reused"] >= shared
+    assert after["prompt_tokens_evaluated"] - before["prompt_tokens_evaluated"] <= len(second) - shared + 1
+    assert ids == asking.ids == greedy_ids(engine_runner.path, second, 8)

@@ -164,7 +164,8 @@ class LlamaCppRunner:
     (unified: a short chat leaves room for a long one); a request is admitted when a slot is free and its prompt and
     longest answer fit, in order of arrival, so nobody is starved. A new prompt goes in beside the running answers,
     in chunks of `PREFILL_SHARED` tokens while others are answering. A finished request's cache stays in its slot,
-    and the next request whose prompt starts the same way (the same conversation, one turn on) reuses it.
+    and the next request whose prompt starts the same way (the same conversation, one turn on) reuses it; a prompt
+    that starts like one in another slot (a class's shared system prompt) shares those cache cells.
 
     A failed decode step ends the requests in it with the reason, what they wrote kept, and the engine starts over
     with an empty cache (counted in `state()["restarts"]`); the next request runs as usual.
@@ -198,7 +199,9 @@ class LlamaCppRunner:
         self._wake = threading.Condition()
         self._closed = False
         self._rng = np.random.default_rng()
-        self.steps = self.restarts = self.peak_busy = 0
+        self.steps = self.restarts = self.peak_busy = self.prompt_reused = self.prompt_evaluated = 0
+        # a recurrent state (Qwen3.5's linear attention) cannot be cut at a position and shared: each slot keeps its own
+        self._shares_prefixes = not (library.llama_model_is_recurrent(self._model.model) or library.llama_model_is_hybrid(self._model.model))
         self.last_failure: str | None = None
         self.last_failure_at: float | None = None  # time.time()
         self._loop = threading.Thread(target=self._serve, name=f"llama.cpp-{path.stem}", daemon=True)
@@ -247,6 +250,7 @@ class LlamaCppRunner:
         with self._wake:
             return {"slots": len(self._slots), "busy": sum(s.job is not None for s in self._slots), "waiting": len(self._queue),
                     "peak_busy": self.peak_busy, "cache_tokens": self.cache_tokens, "cached_tokens": sum(len(s.tokens) for s in self._slots),
+                    "prompt_tokens_reused": self.prompt_reused, "prompt_tokens_evaluated": self.prompt_evaluated,
                     "steps": self.steps, "restarts": self.restarts, "last_failure": self.last_failure, "last_failure_at": self.last_failure_at}
 
     def cached(self) -> list[list[int]]:
@@ -322,8 +326,23 @@ class LlamaCppRunner:
                 break  # waits for running answers to end
             reuse = min(common_prefix(slot.tokens, job.prompt), len(job.prompt) - 1)  # the last prompt token gives logits
             job.fed = self._forget(slot, reuse)
+            if self._shares_prefixes:
+                self._borrow_prefix(slot, job)
+            self.prompt_reused += job.fed
+            self.prompt_evaluated += len(job.prompt) - job.fed
             slot.job, admitted = self._queue.popleft(), True
         return admitted
+
+    def _borrow_prefix(self, slot: _Slot, job: _Job) -> None:
+        """Start `slot` from the longest beginning of `job`'s prompt that any other slot holds (a class shares its system
+        prompt and template): the cache cells are shared, not copied, and only the rest is evaluated."""
+        donor = max((s for s in self._slots if s is not slot), key=lambda s: common_prefix(s.tokens, job.prompt))
+        shared = min(common_prefix(donor.tokens, job.prompt), len(job.prompt) - 1)
+        if shared > job.fed:
+            self._forget(slot, 0)
+            self._library.llama_memory_seq_cp(self._context.memory, donor.seq, slot.seq, 0, shared)
+            slot.tokens[:] = job.prompt[:shared]
+            job.fed = shared
 
     def _forget(self, slot: _Slot, keep: int) -> int:
         """Drop `slot`'s cache after its first `keep` tokens; returns how many stayed (0 where llama.cpp cannot cut a

@@ -39,6 +39,9 @@ def engine_line(name: str, state: dict) -> str:
         parts.append(f"{state['waiting']} waiting")
     if "cache_tokens" in state:
         parts.append(f"cache {state['cached_tokens']:,} of {state['cache_tokens']:,} tokens")
+        prompts = state["prompt_tokens_reused"] + state["prompt_tokens_evaluated"]
+        if prompts:
+            parts.append(f"{state['prompt_tokens_reused'] / prompts:.0%} of prompt tokens from the cache")
     restarts = state["restarts"]
     parts.append(f"{restarts} restart{'s' if restarts != 1 else ''}" + (f" (last: {state['last_failure']})" if restarts else ""))
     return f"{name}: " + " · ".join(parts)
