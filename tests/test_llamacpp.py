@@ -422,3 +422,13 @@ def test_a_prompt_that_starts_like_another_users_shares_its_cache(engine):
     assert shared > 100 and after["prompt_tokens_reused"] - before["prompt_tokens_reused"] >= shared
     assert after["prompt_tokens_evaluated"] - before["prompt_tokens_evaluated"] <= len(second) - shared + 1
     assert ids == asking.ids == greedy_ids(engine_runner.path, second, 8)
+
+
+def test_the_kv_cache_is_sized_from_the_models_shape():
+    qwen3_0_6b = {"general.architecture": "qwen3", "qwen3.block_count": "28", "qwen3.attention.head_count": "16",
+                  "qwen3.attention.head_count_kv": "8", "qwen3.attention.key_length": "128", "qwen3.embedding_length": "1024"}
+    assert llamacpp.kv_bytes_per_token(qwen3_0_6b) == 28 * 8 * 128 * 2 * 2  # keys and values, 16-bit: 112 KiB a token
+    per_layer = qwen3_0_6b | {"qwen3.attention.head_count_kv": "arr[i32,28]"}  # hybrid models list it per layer
+    assert llamacpp.kv_bytes_per_token(per_layer) == 28 * 16 * 128 * 2 * 2  # every head counted: more, never less
+    no_key_length = {k: v for k, v in qwen3_0_6b.items() if "key_length" not in k}
+    assert llamacpp.kv_bytes_per_token(no_key_length) == 28 * 8 * 64 * 2 * 2  # head size from the width

@@ -150,7 +150,10 @@ def kv_bytes_per_token(metadata: dict[str, str]) -> int:
     arch = metadata.get("general.architecture", "")
 
     def number(key: str, default: int = 0) -> int:
-        return int(metadata.get(f"{arch}.{key}", default))
+        try:
+            return int(metadata.get(f"{arch}.{key}", default))
+        except ValueError:  # a per-layer array (hybrid models): the default, an overestimate
+            return default
 
     heads = number("attention.head_count", 1) or 1
     head_dim = number("attention.key_length") or number("embedding_length") // heads
