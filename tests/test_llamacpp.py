@@ -432,3 +432,24 @@ def test_the_kv_cache_is_sized_from_the_models_shape():
     assert llamacpp.kv_bytes_per_token(per_layer) == 28 * 16 * 128 * 2 * 2  # every head counted: more, never less
     no_key_length = {k: v for k, v in qwen3_0_6b.items() if "key_length" not in k}
     assert llamacpp.kv_bytes_per_token(no_key_length) == 28 * 8 * 64 * 2 * 2  # head size from the width
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the ending is the point
+def test_a_dead_engine_loop_is_noticed_and_a_new_one_serves(engine, monkeypatch):
+    """The engine's own thread ending under a request (it should never: every failure is caught; only something like
+    SystemExit gets through) leaves no one waiting forever: the request ends with a message, a new loop serves."""
+    collect(engine, Request("tiny-random", [{"role": "user", "content": "warm"}], GREEDY.model_copy(update={"max_new_tokens": 2})))
+    engine_runner = runner(engine, "tiny-random")
+    real_step, calls = llamacpp.LlamaCppRunner._step, itertools.count()
+
+    def dying_step(self, running):
+        if next(calls) == 20:
+            raise SystemExit("the loop thread ends")
+        return real_step(self, running)
+
+    monkeypatch.setattr(llamacpp.LlamaCppRunner, "_step", dying_step)
+    restarts = engine_runner.state()["restarts"]
+    events = collect(engine, Request("tiny-random", [{"role": "user", "content": "a long one"}], GREEDY.model_copy(update={"max_new_tokens": 300})))
+    assert isinstance(events[-1], Error) and "its loop stopped" in events[-1].message and texts(events, TextDelta)
+    assert engine_runner.state()["restarts"] == restarts + 1
+    assert collect(engine, Request("tiny-random", [{"role": "user", "content": "again"}], GREEDY))[-1] == Done("length")
