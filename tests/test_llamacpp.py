@@ -453,3 +453,38 @@ def test_a_dead_engine_loop_is_noticed_and_a_new_one_serves(engine, monkeypatch)
     assert isinstance(events[-1], Error) and "its loop stopped" in events[-1].message and texts(events, TextDelta)
     assert engine_runner.state()["restarts"] == restarts + 1
     assert collect(engine, Request("tiny-random", [{"role": "user", "content": "again"}], GREEDY))[-1] == Done("length")
+
+
+def test_with_one_slot_a_second_request_waits_its_turn_and_stop_withdraws_it(engine):
+    """`batching: false` gives the engine one slot: a second request waits in line, starts when the first ends, and
+    Stop while it waits takes it out of the line at once, with nothing generated."""
+    collect(engine, Request("tiny-random", [{"role": "user", "content": "warm"}], GREEDY.model_copy(update={"max_new_tokens": 2})))
+    engine_runner = llamacpp.LlamaCppRunner(runner(engine, "tiny-random").path, 512, slots=1)
+    try:
+        first, second, third = Collect(), Collect(), Collect()
+        stop_first, stop_third = threading.Event(), threading.Event()
+        long = GREEDY.model_copy(update={"max_new_tokens": 400})
+        running = threading.Thread(target=engine_runner.run, args=([100, 101, 102], long, 400, [], first, (stop_first,)))
+        running.start()
+        while not first.ids:
+            time.sleep(0.01)
+        waiting = threading.Thread(target=engine_runner.run, args=([200, 201], GREEDY, 5, [], second, ()))
+        waiting.start()
+        while engine_runner.state()["waiting"] < 1:
+            time.sleep(0.01)
+        stop_third.set()  # Stop pressed before its turn came
+        assert engine_runner.run([300, 301], GREEDY, 5, [], third, (stop_third,)) == [] and third.ids == []
+        assert engine_runner.state()["busy"] == 1 and second.ids == []  # still waiting behind the first
+        stop_first.set()
+        running.join(timeout=30)
+        waiting.join(timeout=30)
+        assert len(second.ids) == 5 and engine_runner.state()["peak_busy"] == 1
+    finally:
+        engine_runner.close()
+
+
+def test_batching_off_gives_the_engine_one_slot(cache_dir, config_file):
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, engine="llama.cpp", batching=False)
+    backend = LocalBackend(config.registry, config.settings)
+    collect(backend, Request("tiny-random", [{"role": "user", "content": "Hi"}], GREEDY.model_copy(update={"max_new_tokens": 2})))
+    assert runner(backend, "tiny-random").state()["slots"] == 1

@@ -327,10 +327,17 @@ class LlamaCppRunner:
                 self._forget(idle.pop(0), 0)  # the least recently used cached conversation makes room
             if busy + job.reserve > self.cache_tokens:
                 break  # waits for running answers to end
-            reuse = min(common_prefix(slot.tokens, job.prompt), len(job.prompt) - 1)  # the last prompt token gives logits
-            job.fed = self._forget(slot, reuse)
-            if self._shares_prefixes:
-                self._borrow_prefix(slot, job)
+            try:
+                reuse = min(common_prefix(slot.tokens, job.prompt), len(job.prompt) - 1)  # the last prompt token gives logits
+                job.fed = self._forget(slot, reuse)
+                if self._shares_prefixes:
+                    self._borrow_prefix(slot, job)
+            except Exception as e:  # this request cannot start: it alone ends, the line moves on
+                log.exception("The llama.cpp engine could not start a request on %s", self.path.name)
+                self._forget(slot, 0)
+                job.error = EngineFailed(f"The llama.cpp engine could not start this answer ({type(e).__name__}: {e}); send again.")
+                self._queue.popleft().done.set()
+                continue
             self.prompt_reused += job.fed
             self.prompt_evaluated += len(job.prompt) - job.fed
             slot.job, admitted = self._queue.popleft(), True
@@ -339,8 +346,8 @@ class LlamaCppRunner:
     def _borrow_prefix(self, slot: _Slot, job: _Job) -> None:
         """Start `slot` from the longest beginning of `job`'s prompt that any other slot holds (a class shares its system
         prompt and template): the cache cells are shared, not copied, and only the rest is evaluated."""
-        donor = max((s for s in self._slots if s is not slot), key=lambda s: common_prefix(s.tokens, job.prompt))
-        shared = min(common_prefix(donor.tokens, job.prompt), len(job.prompt) - 1)
+        donor = max((s for s in self._slots if s is not slot), key=lambda s: common_prefix(s.tokens, job.prompt), default=None)
+        shared = min(common_prefix(donor.tokens, job.prompt), len(job.prompt) - 1) if donor else 0
         if shared > job.fed:
             self._forget(slot, 0)
             self._library.llama_memory_seq_cp(self._context.memory, donor.seq, slot.seq, 0, shared)
