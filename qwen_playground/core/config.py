@@ -40,7 +40,7 @@ class Settings(BaseModel):
         "auto", description="for local text models; auto: llama.cpp on a CPU where it runs the model, transformers elsewhere")
     concurrency: int = Field(8, ge=1, description="generations run at once (they share a model's continuous batch)")
     queue_size: int = Field(64, ge=1, description="requests that may wait for a free slot; more are refused with a message")
-    batching: bool = Field(True, description="continuous batching for local text models (off: one answer at a time per model)")
+    batching: bool = Field(True, description="continuous batching for local text models (off: a generate call per request on transformers, one answer at a time on llama.cpp)")
     llama_cpp_cache_gb: float = Field(2.0, gt=0, description="each llama.cpp model's KV cache, shared by the users it serves at once")
     public: bool | None = Field(None, description="a public deployment (rate limits on); default: true on Hugging Face Spaces")
     rate_limits: bool | None = Field(None, description="per-user rate limits; default: on when public")
