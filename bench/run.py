@@ -272,13 +272,13 @@ def raw_llamacpp(runner, prompt_ids: list[int], new_tokens: int) -> dict:
     from qwen_playground.core.generation import SamplingParams
 
     class Clock:  # a streamer that only notes when each token came
-        times: list[float] = []
+        def __init__(self) -> None:
+            self.times: list[float] = []
 
         def put(self, _token) -> None:
             self.times.append(time.perf_counter())
 
     clock, start = Clock(), time.perf_counter()
-    clock.times = []
     runner.run(prompt_ids, SamplingParams(temperature=0, max_new_tokens=new_tokens), new_tokens, [], clock, ())
     first, end = clock.times[0], clock.times[-1]
     return {"ttft_s": first - start, "tokens_per_s": (new_tokens - 1) / (end - first), "tokens": new_tokens}

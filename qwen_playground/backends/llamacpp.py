@@ -101,6 +101,7 @@ class EngineFailed(RuntimeError):
     the person who asked."""
 
 
+BATCH_TOKENS = 512  # tokens in one decode step (llama.cpp's batch)
 PREFILL_SHARED = 256  # prompt tokens per step while others are answering: their streams keep moving (8 short prompts fit)
 _POLL_S = 0.05  # how often a waiting request looks at its stop flags
 
@@ -189,11 +190,11 @@ class LlamaCppRunner:
         cache_tokens = max(context_tokens, min(slots * context_tokens, cache_bytes // per_token))
         cores = threads()
         context = library.llama_context_default_params()
-        context.n_ctx, context.n_batch, context.n_ubatch = cache_tokens, 512, 512
+        context.n_ctx, context.n_batch, context.n_ubatch = cache_tokens, BATCH_TOKENS, BATCH_TOKENS
         context.n_seq_max, context.kv_unified = slots, True
         context.n_threads = context.n_threads_batch = cores
         self._context = internals.LlamaContext(model=self._model, params=context, verbose=False)
-        self._batch = internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
+        self._batch = internals.LlamaBatch(n_tokens=BATCH_TOKENS, embd=0, n_seq_max=1, verbose=False)
         self._library, self.n_vocab = library, self._model.n_vocab()
         self.cache_tokens = self._context.n_ctx()
         self.cache_bytes = self.cache_tokens * per_token  # allocated whole when the context is made
@@ -365,7 +366,7 @@ class LlamaCppRunner:
 
     def _step(self, running: list[_Slot]) -> None:
         """One llama.cpp decode: the next token of every answer, and prompt chunks of requests starting."""
-        batch, rows = self._batch.batch, []
+        batch, rows = self._batch.batch, []  # rows: the slots whose logits this step gives, in batch order
         batch.n_tokens = 0
 
         def add(slot: _Slot, token: int, logits: bool) -> None:
@@ -375,7 +376,7 @@ class LlamaCppRunner:
             batch.n_tokens = n + 1
             slot.tokens.append(token)
             if logits:
-                rows.append((n, slot))
+                rows.append(slot)
 
         answering = []
         for slot in running:
@@ -384,7 +385,7 @@ class LlamaCppRunner:
             elif slot.job.next_token is not None:
                 answering.append(slot)
                 add(slot, slot.job.next_token, True)
-        budget = min(PREFILL_SHARED if answering else 512, 512 - batch.n_tokens)
+        budget = min(PREFILL_SHARED if answering else BATCH_TOKENS, BATCH_TOKENS - batch.n_tokens)
         for slot in running:
             job = slot.job
             if job is None or job.next_token is not None or budget <= 0:
@@ -404,7 +405,7 @@ class LlamaCppRunner:
         # one call for every row (they are in batch order): each call into llama.cpp gives up the GIL, and taking it back
         # from a busy server thread can cost a switch interval (5 ms)
         logits = np.ctypeslib.as_array(self._library.llama_get_logits(self._context.ctx), shape=(len(rows), self.n_vocab))
-        for (_, slot), row in zip(rows, logits):
+        for slot, row in zip(rows, logits):
             self._choose(slot, row)
 
     def _choose(self, slot: _Slot, logits: np.ndarray) -> None:
@@ -428,8 +429,6 @@ class LlamaCppRunner:
     def _finish(self, slot: _Slot) -> None:
         job, slot.job, slot.used_at = slot.job, None, time.monotonic()
         job.done.set()
-        with self._wake:
-            self._wake.notify()
 
     def _start_over(self, running: list[_Slot], reason: str) -> None:
         """End the requests of a failed step with `reason` and empty the cache: the engine is as new."""
