@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import openai
 from PIL import Image
 
@@ -98,8 +97,10 @@ def _failure_message(endpoint: Endpoint, error: Exception, streamed: int) -> str
         elif error.status_code == 404:
             hint = " Check remote_model: GET /v1/models lists the names this server knows."
         return f"{where} answered {error.status_code}: {detail}.{hint}"
-    if isinstance(error, (httpx.HTTPError, openai.APIError)):
+    if isinstance(error, openai.APIError):
         return f"The stream from {where} failed{kept}: {error}"
+    if streamed:  # the connection broke while reading: the client's HTTP library raises that unwrapped
+        return f"The stream from {where} was cut{kept}: {type(error).__name__}: {error}."
     return f"{where}: {type(error).__name__}: {error}"
 
 
@@ -127,7 +128,7 @@ class OpenAICompatBackend(Backend):
             base_url=endpoint.base_url,
             api_key=os.environ.get(endpoint.api_key_env or "", "") or "not-needed",
             default_headers=endpoint.headers or None,
-            timeout=httpx.Timeout(endpoint.timeout_s, connect=endpoint.connect_timeout_s),
+            timeout=openai.Timeout(endpoint.timeout_s, connect=endpoint.connect_timeout_s),  # the client's own type
             max_retries=0,  # a failure is shown at once; the user decides to retry
         )
 
