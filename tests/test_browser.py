@@ -33,6 +33,14 @@ def new_page(browser, width: int = 1400, height: int = 1000):
     return page
 
 
+def open_app(page, url: str | None = None) -> None:
+    """Open the app and wait until it is ready for a person: the page built and its load events answered (an upload
+    or a click sent earlier could race them on a busy machine)."""
+    page.goto(url or page.base_url)
+    page.get_by_placeholder("Message Qwen").wait_for()
+    idle(page)
+
+
 @pytest.fixture()
 def page(browser, app):
     client, _ = app
@@ -43,7 +51,7 @@ def page(browser, app):
 
 
 def test_chat_in_the_browser_streams_thinking_answer_and_metrics(page):
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_placeholder("Message Qwen").fill("Hello from a browser")
     page.keyboard.press("Enter")
     page.get_by_text("Good day from a small demo network").wait_for()
@@ -77,7 +85,7 @@ def test_inspect_in_every_task_tab(page, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (64, 48), "red").save(tmp_path / "red.png")
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_role("tab", name="Chat", exact=True).wait_for()
     page.get_by_placeholder("Message Qwen").fill("What is 2+2?")
     page.locator("button:visible", has_text="What the model sees").first.click()
@@ -106,7 +114,7 @@ def no_error_badge(page) -> bool:
 
 
 def test_refusals_are_notes_beside_the_input_and_the_work_stays(page):
-    page.goto(page.base_url)
+    open_app(page)
     box = page.get_by_placeholder("Message Qwen")
     box.fill("Hello there")
     page.keyboard.press("Enter")
@@ -131,7 +139,7 @@ def test_refusals_are_notes_beside_the_input_and_the_work_stays(page):
 def test_a_refusal_after_sending_is_a_toast_and_the_conversation_stays_in_view(page):
     """A model that will not load (as a ZeroGPU quota refusal would): the reason in a toast, no Error badge over the
     conversation, the message back in the box to send again."""
-    page.goto(page.base_url)
+    open_app(page)
     box = page.get_by_placeholder("Message Qwen")
     box.fill("Hello there")
     page.keyboard.press("Enter")
@@ -152,7 +160,7 @@ def test_vision_screens_uploads_and_shows_thumbnails(page, tmp_path):
 
     Image.new("RGB", (320, 240), "blue").save(tmp_path / "blue.png")
     (tmp_path / "fake.png").write_text("just text")
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_role("tab", name="Vision", exact=True).click()
     assert not page.get_by_text("Boxes from the answer").is_visible()  # out of sight until there are boxes
     page.locator("input[type=file][accept*='video']").set_input_files([str(tmp_path / "blue.png"), str(tmp_path / "fake.png")])
@@ -165,7 +173,7 @@ def test_vision_screens_uploads_and_shows_thumbnails(page, tmp_path):
 
 
 def test_a_shipped_lesson_in_demo_mode_keeps_thinking_and_re_shares_as_written(page):
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_role("tab", name="Lessons", exact=True).click()
     page.get_by_label("Lessons that come with the playground").click()
     page.get_by_role("option", name="Thinking on vs off on a logic puzzle").click()
@@ -213,7 +221,7 @@ def test_phone_width_shows_the_tabs_and_folds_the_demo_banner(browser, demo_conf
 
 
 def test_a_vote_updates_the_leaderboard_and_a_thinking_pane_takes_qwens_temperature(page):
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_role("tab", name="Arena", exact=True).click()
     page.get_by_role("textbox", name="Prompt").last.fill("Say hi")
     page.get_by_role("button", name="New battle").click()
@@ -237,7 +245,7 @@ def idle(page) -> None:
 
 
 def test_every_download_takes_one_click(page):
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_placeholder("Message Qwen").fill("Export me")
     page.keyboard.press("Enter")
     page.get_by_text("Good day from a small demo network").wait_for()
@@ -268,12 +276,12 @@ def test_every_download_takes_one_click(page):
 
 
 def test_stop_marks_the_answer_stopped_with_its_metrics_so_far(page):
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_label("Model").first.click()
     page.get_by_role("option", name="tiny-random").click()  # random weights: it rambles until stopped
     page.get_by_text("Sampling (Qwen's recommended settings)").click()
     tokens = page.get_by_label("number input for Max new tokens")
-    page.wait_for_function("() => document.querySelector('[aria-label=\"number input for Max new tokens\"]').value === '64'")  # preset set
+    page.wait_for_function("() => document.querySelector('[aria-label=\"number input for Max new tokens\"]')?.value === '64'")  # preset set
     tokens.fill("4000")  # far more than a busy machine streams before Stop lands (the preset's 64 could finish first)
     tokens.press("Enter")
     page.get_by_placeholder("Message Qwen").fill("Ramble on")
@@ -293,7 +301,7 @@ def test_the_work_fills_the_first_screen(browser, app):
     client, _ = app
     desk = new_page(browser, 1400, 900)
     try:
-        desk.goto(client.src)
+        open_app(desk, client.src)
         box = desk.get_by_placeholder("Message Qwen")
         box.wait_for()
         conversation = desk.locator(".bubble-wrap:visible").first.bounding_box()  # Chat's conversation
@@ -307,7 +315,7 @@ def test_the_work_fills_the_first_screen(browser, app):
 
 
 def test_code_and_multilingual_main_actions(page):
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_role("tab", name="Code", exact=True).click()
     page.get_by_role("textbox", name="Task").fill("Reverse a string")
     page.get_by_role("button", name="Write code").click()
@@ -332,7 +340,7 @@ def test_a_batch_from_an_uploaded_file_fills_the_table_and_downloads(page, tmp_p
     # the default models are the Qwen3.5 and Qwen3 demos: q1 expects the first one's scripted answer
     quiz.write_text("id,prompt,expected\nq1,Say hi,good day from a small demo network; install real weights for useful answers\n"
                     "q2,Capital of France?,Paris\n")
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_role("tab", name="Batch", exact=True).click()
     bad = tmp_path / "bad.csv"
     bad.write_text("id,question\n1,hi\n")
@@ -361,7 +369,7 @@ def test_a_short_training_shows_progress_and_loss_then_the_adapter_is_in_chats_p
     with running_app(config) as client:
         page = new_page(browser)
         try:
-            page.goto(client.src)
+            open_app(page, client.src)
             page.get_by_role("tab", name="Fine-tune", exact=True).click()
             page.get_by_text("30 examples").first.wait_for()  # the example set's preview
             page.get_by_role("textbox", name="Adapter name").fill("browser")
@@ -379,7 +387,7 @@ def test_a_short_training_shows_progress_and_loss_then_the_adapter_is_in_chats_p
 
 
 def test_math_renders_in_chat_and_a_typed_tag_shows_as_text(page):
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_placeholder("Message Qwen").fill("Is <b>bold</b> the same as $x^2$ for $5?")
     page.keyboard.press("Enter")
     page.get_by_text("Good day from a small demo network").wait_for()
@@ -397,11 +405,11 @@ def test_stop_while_queued_takes_the_request_out_of_the_queue(browser, config_fi
     with running_app(config) as client:
         first, second = (new_page(browser) for _ in range(2))
         try:
-            first.goto(client.src)
+            open_app(first, client.src)
             first.get_by_role("tab", name="Batch", exact=True).click()
             first.get_by_role("button", name="Run the batch").click()  # 20 answers: it holds the only slot for a while
             first.get_by_text("answers ·").first.wait_for()
-            second.goto(client.src)
+            open_app(second, client.src)
             second.get_by_placeholder("Message Qwen").fill("Waiting my turn")
             second.keyboard.press("Enter")
             second.get_by_text("queue").first.wait_for()  # Gradio shows its place in the queue
@@ -417,7 +425,7 @@ def test_stop_while_queued_takes_the_request_out_of_the_queue(browser, config_fi
 
 
 def test_a_conversation_survives_a_reload_and_can_be_renamed_and_deleted(page):
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_placeholder("Message Qwen").fill("Remember me after a reload")
     page.keyboard.press("Enter")
     page.get_by_text("Good day from a small demo network").wait_for()
@@ -447,7 +455,7 @@ def test_a_conversation_survives_a_reload_and_can_be_renamed_and_deleted(page):
 
 
 def test_why_this_token_opens_under_the_answer_shaded_with_its_alternatives(page):
-    page.goto(page.base_url)
+    open_app(page)
     page.get_by_label("🔎 Why this token?").first.check()
     page.get_by_placeholder("Message Qwen").fill("Hello, $x$ and *you*")
     page.keyboard.press("Enter")
@@ -468,7 +476,7 @@ def test_an_image_attached_in_chat_shows_in_the_conversation_with_its_cost(page,
     from PIL import Image
 
     Image.new("RGB", (640, 480), "red").save(tmp_path / "red.png")
-    page.goto(page.base_url)
+    open_app(page)
     page.locator(".chat-images input[type=file]").set_input_files(str(tmp_path / "red.png"))
     page.get_by_text("red.png").first.wait_for()  # uploaded
     page.get_by_placeholder("Message Qwen").fill("What colour is this?")

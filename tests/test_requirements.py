@@ -29,8 +29,9 @@ def lock() -> list[Requirement]:
 
 
 def test_every_line_of_the_lock_pins_one_version():
-    unpinned = [str(r) for r in lock() if pinned_version(r) is None]
-    assert not unpinned, f"requirements.txt must pin every package with ==: {unpinned}"
+    for name in ("requirements.txt", "pre-requirements.txt"):  # the packages, and the pip that installs them
+        unpinned = [str(r) for r in requirements(ROOT / name) if pinned_version(r) is None]
+        assert not unpinned, f"{name} must pin every package with ==: {unpinned}"
     assert not [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("-")], \
         "requirements.txt names no index or option: the set-up uses the user's own pip configuration"
 
