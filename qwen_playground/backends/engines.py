@@ -24,7 +24,8 @@ def llama_cpp_problem() -> str | None:
     try:
         importlib.import_module("llama_cpp")  # loads the native library built at install
     except Exception as e:  # ImportError, or OSError from a library built for another machine
-        return f"llama-cpp-python is not usable ({type(e).__name__}: {e}); install it with pip install -r requirements.txt"
+        return (f"llama-cpp-python is not usable ({type(e).__name__}: {e}); install it with pip install -r requirements.txt "
+                "(it builds with a C/C++ compiler and CMake: README, 'No compiler')")
     quiet_llama_cpp()
     return None
 
