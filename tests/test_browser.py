@@ -33,6 +33,12 @@ def new_page(browser, width: int = 1400, height: int = 1000):
     return page
 
 
+def idle(page) -> None:
+    """Wait until no event is running on the page (Gradio marks the outputs of running events 'generating')."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => document.querySelectorAll('.generating, .pending').length === 0")
+
+
 def open_app(page, url: str | None = None) -> None:
     """Open the app and wait until it is ready for a person: the page built and its load events answered (an upload
     or a click sent earlier could race them on a busy machine)."""
@@ -129,7 +135,8 @@ def test_refusals_are_notes_beside_the_input_and_the_work_stays(page):
     page.get_by_role("textbox", name="Problem").fill("What is $1+1$?")
     page.get_by_role("button", name="Solve").click()
     page.get_by_text("Hi there, I am a demo model").first.wait_for()
-    page.wait_for_function("() => [...document.querySelectorAll('textarea, input')].some(t => t.value === '(no \\\\boxed{} answer)')")  # the solve has finished: a click while it runs would be ignored
+    # the solve has finished: a click while it runs would be ignored
+    page.wait_for_function("() => [...document.querySelectorAll('textarea, input')].some(t => t.value === '(no \\\\boxed{} answer)')")
     page.get_by_role("textbox", name="Expected answer (optional)").fill("((2")
     page.get_by_role("button", name="Solve").click()
     page.get_by_text("Could not read the expected answer").first.wait_for()
@@ -235,13 +242,8 @@ def test_a_vote_updates_the_leaderboard_and_a_thinking_pane_takes_qwens_temperat
     page.get_by_label("Pane 1 model").wait_for()
     page.locator("label:visible", has_text="Thinking").locator("input[type=checkbox]").first.check()
     page.locator("button:visible", has_text="Settings").first.click()  # pane 1's folded settings: the Qwen3.5 demo, thinking
-    page.wait_for_function("() => [...document.querySelectorAll('input[type=number]')].some(i => ['1', '1.0'].includes(i.value) && i.offsetParent)")
-
-
-def idle(page) -> None:
-    """Wait until no event is running on the page (Gradio marks the outputs of running events 'generating')."""
-    page.wait_for_timeout(300)
-    page.wait_for_function("() => document.querySelectorAll('.generating, .pending').length === 0")
+    page.wait_for_function("() => [...document.querySelectorAll('input[type=number]')]"
+                           ".some(i => ['1', '1.0'].includes(i.value) && i.offsetParent)")
 
 
 def test_every_download_takes_one_click(page):
@@ -377,7 +379,8 @@ def test_a_short_training_shows_progress_and_loss_then_the_adapter_is_in_chats_p
             page.get_by_label("Max steps (0: as the epochs take)").fill("2")
             page.get_by_role("button", name="Train", exact=True).click()
             page.get_by_text("Saved demo-qwen3.5+browser").wait_for(timeout=180_000)
-            page.wait_for_function("() => [...document.querySelectorAll('progress')].some(p => p.max > 1 && p.value === p.max)")  # the progress bar counted every step
+            # the progress bar counted every step
+            page.wait_for_function("() => [...document.querySelectorAll('progress')].some(p => p.max > 1 && p.value === p.max)")
             page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for()  # the loss plot is drawn
             page.get_by_role("tab", name="Chat", exact=True).click()
             page.get_by_label("Model").first.click()
@@ -433,7 +436,8 @@ def test_a_conversation_survives_a_reload_and_can_be_renamed_and_deleted(page):
     page.reload()
     page.get_by_text("Remember me after a reload").first.wait_for()  # reopened from the browser's storage
     page.locator("button:visible", has_text="Conversations (kept in this browser)").first.click()
-    page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value.startsWith('Remember me'))")  # the reopened one is the open conversation: a rename now names it
+    # the reopened one is the open conversation: a rename now names it
+    page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value.startsWith('Remember me'))")
     page.get_by_role("textbox", name="Title").fill("Kept")
     page.get_by_role("button", name="Rename").click()
     for _ in range(10):  # the picker's new choices arrive with the rename's reply: open it once they are there

@@ -69,6 +69,7 @@ def test_this_environment_has_the_locked_versions():
         except metadata.PackageNotFoundError:
             missing.append(requirement.name)
             continue
-        if Version(installed).public != Version(pinned_version(requirement)).public:  # torch's local label (+cu130) aside
-            drifted.append(f"{requirement.name} {installed} (locked {pinned_version(requirement)})")
+        locked = pinned_version(requirement)
+        if Version(installed).public != Version(locked).public:  # torch's local label (+cu130) aside
+            drifted.append(f"{requirement.name} {installed} (locked {locked})")
     assert not missing and not drifted, f"not installed: {missing}; other versions: {drifted}; run pip install -r requirements.txt"
