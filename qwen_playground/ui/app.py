@@ -48,14 +48,14 @@ def demo_banner(config: AppConfig) -> str:
         f"**Demo mode** ({config.demo_reason}). The models here are tiny Qwen-architecture networks with random "
         "weights built offline: they only say a scripted greeting, but every part of the app runs as with real models. "
         "For real answers, start without `--demo` on a machine that can reach the Hugging Face Hub (weights download on "
-        "first use), or list local model folders in a config file (see README, *Configuration*)."
+        "first use), or list local model folders in a config file (see docs/configuration.md)."
     )
 
 
 def endpoints_markdown(config: AppConfig, service: Service) -> str:
     lines = [f"- {'✅' if ok else '❌'} **{eid}** `{config.registry.endpoints[eid].base_url}`: {line}"
              for eid, (ok, line) in service.endpoint_health().items()]
-    return "\n".join(lines) or "No remote endpoints configured (see README, *Backends*)."
+    return "\n".join(lines) or "No remote endpoints configured (see docs/backends.md)."
 
 
 def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:

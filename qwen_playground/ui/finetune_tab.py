@@ -85,7 +85,7 @@ def build_finetune_tab(config: AppConfig, service: Service):
     """The tab; returns the training event (the app refreshes every model picker after it), or None when it is off."""
     if not config.settings.finetune_allowed:
         gr.Markdown("Fine-tuning is off on this server: it is a public deployment. The operator can turn it on with "
-                    "`settings.allow_finetune: true` (see README, *Fine-tune*).")
+                    "`settings.allow_finetune: true` (see docs/tabs.md, *Fine-tune*).")
         return None
     device = pick_device(config.settings.device)
     c, trainings = layout(config, device), task.Trainings(config)
