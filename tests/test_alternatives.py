@@ -10,7 +10,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from qwen_playground.backends.local import LocalBackend
 from qwen_playground.core.generation import Candidate, Done, Metrics, Request, SamplingParams, TextDelta, TokenChoices, TokenStep
 from qwen_playground.tasks import compare, token_choices
-from qwen_playground.tasks.chat_history import ChatTurn, export_json, export_markdown, normalize_history, text_of, to_model_messages
+from qwen_playground.tasks.conversation import AssistantTurn, Conversation, Message, model_messages
+from qwen_playground.ui.chat_view import export_json, export_markdown, parse, render, text_of
 from qwen_playground.tasks.compare import PaneResult, PaneSetup
 from qwen_playground.tasks.streaming import stream_all
 
@@ -119,14 +120,15 @@ def test_the_view_escapes_every_token_and_marks_thinking():
 
 
 def test_the_bubble_follows_the_answer_and_never_goes_back_to_the_model():
-    turn = ChatTurn()
+    turn = AssistantTurn()
     for event in [TextDelta("Hi"), TokenChoices(STEPS), Metrics(3, 2, 1, 0.1, 10.0, None, 0.5), Done("stop")]:
         turn.apply(event)
-    titles = [(m.get("metadata") or {}).get("title", "") for m in turn.messages]
+    shown = render([Message.assistant(turn)])
+    titles = [(m.get("metadata") or {}).get("title", "") for m in shown]
     assert titles[0] == "" and titles[1] == "🔎 Why this token? · 3 tokens" and titles[2].startswith("📊")
-    assert turn.bubbles[-1] is turn.tokens
-    history = [{"role": "user", "content": "Hello"}, *turn.messages]
-    assert to_model_messages(normalize_history(history), "", ("<think>", "</think>")) == [
+    assert render([Message.assistant(turn)], footer=False)[-1] == shown[1]
+    history = [{"role": "user", "content": "Hello"}, *shown]
+    assert model_messages(parse(history).path(), "", ("<think>", "</think>")) == [
         {"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi"}]
 
 
@@ -140,7 +142,8 @@ def test_chat_api_with_alternatives_shows_them_under_the_answer_and_exports_them
     follow_up, _ = client.predict("Again", history, "demo-qwen3", "", False, 0, 0.8, 20, 0.0, 1.0, 0.0, 100, api_name="/chat")
     assert not any(((m.get("metadata") or {}).get("title") or "").startswith("🔎") for m in follow_up[len(history):])
     settings = {"model": "demo-qwen3"}
-    assert "🔎 Why this token?" in export_markdown(history, settings) and "most likely at this step" in export_json(history, settings)
+    conversation = Conversation.of([Message.user("Hi"), Message.assistant(AssistantTurn(answer="Hi", choices=TokenChoices(STEPS)))])
+    assert "🔎 Why this token?" in export_markdown(conversation, settings) and "most likely at this step" in export_json(conversation, settings)
 
 
 def test_compare_api_gives_each_asking_pane_its_tokens(app):

@@ -489,3 +489,31 @@ def test_an_image_attached_in_chat_shows_in_the_conversation_with_its_cost(page,
     user = page.locator(".message.user, [data-testid=user]").first
     assert user.locator("img").count() == 1 and "What colour is this?" in user.inner_text()
     page.wait_for_function("() => !document.querySelector('.chat-images')?.innerText.includes('red.png')")  # sent along
+
+
+def test_retry_and_edit_keep_the_old_versions_one_arrow_away_after_a_reload(page):
+    open_app(page)
+    box, answer = page.get_by_placeholder("Message Qwen"), "Good day from a small demo network"
+    for n, text in enumerate(("First question", "Second question"), 1):
+        box.fill(text)
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => document.body.innerText.split({answer!r}).length > {n}")
+        idle(page)
+    versions = page.locator(".chat-versions")
+    page.get_by_role("button", name="Retry").click()  # a second answer to the second question
+    versions.get_by_text("2/2").wait_for()
+    assert "the answer" in versions.inner_text()
+    idle(page)
+    page.get_by_role("button", name="Edit").first.click()  # the first question, said again: a new branch from there
+    page.locator(".chat-conversation textarea").first.fill("First question, edited")
+    page.get_by_role("button", name="Submit").click()
+    versions.get_by_text("your message First question, edited").wait_for()
+    idle(page)
+    assert page.get_by_text("Second question").count() == 0
+    page.reload()  # the whole tree comes back from the browser's storage
+    page.get_by_text("First question, edited").first.wait_for()
+    idle(page)
+    page.get_by_role("button", name="‹").click()  # the old branch, intact
+    page.get_by_text("Second question").first.wait_for()
+    versions.get_by_text("1/2").wait_for()
+    assert page.get_by_text("First question, edited").count() == 0

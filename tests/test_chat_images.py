@@ -7,7 +7,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 from qwen_playground.tasks import chat
-from qwen_playground.tasks.chat_history import files_of
+from qwen_playground.ui.chat_view import files_of, parse
 
 SETTINGS = ("", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 64, 0, "full", False, False)  # system prompt ... alternatives
 
@@ -70,17 +70,20 @@ def test_an_unreadable_image_and_a_server_path_are_refused(app, tmp_path):
 
 def test_images_go_first_in_the_user_turn_within_the_models_pixel_bounds(demo_config, tmp_path):
     Image.new("RGB", (64, 64), "blue").save(tmp_path / "blue.png")
-    inputs = chat.ChatInputs("What is it?", [], "demo-qwen3-vl", images=(str(tmp_path / "blue.png"),))
+    inputs = chat.ChatInputs("What is it?", settings=chat.ChatSettings("demo-qwen3-vl"), images=(str(tmp_path / "blue.png"),))
     job = chat.prepare(demo_config, inputs)
     image, text = job.request.messages[-1]["content"]
     assert image == {"type": "image", "image": str(tmp_path / "blue.png"), "min_pixels": 4 * 32 * 32, "max_pixels": 1280 * 32 * 32}
     assert text["type"] == "text" and "What is it?" in text["text"] and job.image_tokens == 4
     with pytest.raises(chat.TaskError, match="Add a question about the images"):
-        chat.prepare(demo_config, chat.ChatInputs("", [], "demo-qwen3-vl", images=(str(tmp_path / "blue.png"),)))
+        chat.prepare(demo_config, chat.ChatInputs("", settings=chat.ChatSettings("demo-qwen3-vl"), images=(str(tmp_path / "blue.png"),)))
 
 
-def test_retry_and_undo_take_the_last_message_with_its_images(tmp_path):
+def test_retry_and_undo_take_the_last_message_with_its_images(demo_config, tmp_path):
     Image.new("RGB", (64, 64), "blue").save(tmp_path / "blue.png")
     history = [{"role": "user", "content": [{"type": "file", "file": {"path": str(tmp_path / "blue.png")}}, {"type": "text", "text": "What?"}]},
                {"role": "assistant", "content": "Blue."}]
-    assert chat.last_message(history) == ([], "What?", (str(tmp_path / "blue.png"),))
+    kept, text, images = chat.undo(parse(history))
+    assert (kept.path(), text, images) == ([], "What?", (str(tmp_path / "blue.png"),))
+    retried = chat.prepare(demo_config, chat.regenerate(parse(history), chat.ChatSettings("demo-qwen3-vl")), require_message=False)
+    assert retried.request.messages[-1]["content"][0]["image"] == str(tmp_path / "blue.png") and retried.image_tokens == 4

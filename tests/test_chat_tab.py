@@ -16,9 +16,23 @@ def test_sliders_follow_the_model_and_thinking_mode():
 def test_chat_export_writes_markdown_and_json_files():
     import json
 
-    from qwen_playground.ui.chat_tab import export_conversation
+    from qwen_playground.ui.chat_tab import export_files
+    from qwen_playground.ui.chat_view import import_json
 
     history = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
-    md = open(export_conversation(history, "demo-qwen3", "", True, "md"), encoding="utf-8").read()
-    data = json.load(open(export_conversation(history, "demo-qwen3", "", True, "json"), encoding="utf-8"))
+    md_path, json_path = export_files(history, None, "demo-qwen3", "", True)
+    md, data = open(md_path, encoding="utf-8").read(), json.load(open(json_path, encoding="utf-8"))
     assert "- **model:** demo-qwen3" in md and data["messages"][1]["content"] == "A" and data["settings"]["thinking"] is True
+    assert [m.text for m in import_json(open(json_path, encoding="utf-8").read()).path()] == ["Q", "A"]
+    assert export_files([], None, "demo-qwen3", "", True) == [None, None]
+
+
+def test_an_import_that_is_not_a_conversation_is_refused_with_what_to_pick():
+    import pytest
+
+    from qwen_playground.tasks import TaskError
+    from qwen_playground.ui.chat_view import import_json
+
+    for text in ("not json", '{"tree": {"messages": 3}}', '[{"role": "robot"}]', "42"):
+        with pytest.raises(TaskError, match="Export JSON"):
+            import_json(text)

@@ -4,7 +4,7 @@ import pytest
 
 from qwen_playground.backends.demo import load_tokenizer
 from qwen_playground.core.config import builtin_families
-from qwen_playground.tasks.chat_history import export_json, export_markdown
+from qwen_playground.ui.chat_view import export_json, export_markdown
 
 FAMILIES = builtin_families()
 
@@ -49,8 +49,11 @@ def test_thinking_budget_through_chat(app):
 
 
 def test_conversation_export():
-    history = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "thought", "metadata": {"title": "💭 Thinking"}},
-               {"role": "assistant", "content": "A"}, {"role": "assistant", "content": "", "metadata": {"title": "📊 1 tok/s"}}]
-    md = export_markdown(history, {"model": "m"})
-    assert "- **model:** m" in md and "<summary>💭 Thinking</summary>" in md and "**assistant:**\n\nA" in md and "*📊 1 tok/s*" in md
-    assert __import__("json").loads(export_json(history, {"model": "m"}))["messages"][2]["content"] == "A"
+    from qwen_playground.core.generation import Metrics
+    from qwen_playground.tasks.conversation import AssistantTurn, Conversation, Message
+
+    turn = AssistantTurn("thought", "A", thinking_s=0.5, metrics=Metrics(5, 1, 1, 0.1, 1.0, 0.5, 1.0))
+    conversation = Conversation.of([Message.user("Q"), Message.assistant(turn)])
+    md = export_markdown(conversation, {"model": "m"})
+    assert "- **model:** m" in md and "<summary>💭 Thinking</summary>" in md and "**assistant:**\n\nA" in md and "*📊 first token" in md
+    assert __import__("json").loads(export_json(conversation, {"model": "m"}))["messages"][2]["content"] == "A"

@@ -5,6 +5,7 @@ import random
 import pytest
 from PIL import Image
 
+from qwen_playground.ui.chat_view import parse
 from qwen_playground.arena_store import ArenaStore
 from qwen_playground.tasks import TaskError, arena, chat, code, compare, math, multilingual, vision
 
@@ -28,7 +29,7 @@ def every_tab(config, text, tmp_path):
     """Each tab's request builder with `text` where its person types, and the input a refusal should name."""
     store = ArenaStore(tmp_path / "arena.sqlite3")
     return {
-        "chat": (lambda: chat.prepare(config, chat.ChatInputs(text, [], "demo-qwen3")), "message"),
+        "chat": (lambda: chat.prepare(config, chat.ChatInputs(text, settings=chat.ChatSettings("demo-qwen3"))), "message"),
         "math": (lambda: math.prepare(config, text, "", "demo-qwen2.5"), "problem"),
         "code": (lambda: code.prepare(config, text, "Python", "", "", "demo-qwen2.5"), "task"),
         "multilingual": (lambda: multilingual.prepare(config, text, ["English"], "demo-qwen2.5"), "prompt"),
@@ -62,7 +63,7 @@ def test_the_advice_fits_the_tab(small):
     config = type(small)(small.registry, small.settings.model_copy(update={"max_message_tokens": 4096}), small.demo)
     history = [{"role": "user", "content": LONG}, {"role": "assistant", "content": "ok"}]
     with pytest.raises(TaskError, match="Trim oldest turns to fit"):
-        chat.prepare(config, chat.ChatInputs("next", history, "demo-qwen3"))
-    assert chat.prepare(config, chat.ChatInputs("next", history, "demo-qwen3", trim_history=True)).dropped == 1
+        chat.prepare(config, chat.ChatInputs("next", parse(history), chat.ChatSettings("demo-qwen3")))
+    assert chat.prepare(config, chat.ChatInputs("next", parse(history), chat.ChatSettings("demo-qwen3", trim_history=True))).dropped == 1
     with pytest.raises(TaskError, match=r"clear the panes \(pane 1 is over\)"):
-        compare.prepare(config, "next", [{"model": "demo-qwen3", "history": history}, {"model": "demo-qwen2.5"}])
+        compare.prepare(config, "next", [{"model": "demo-qwen3", "history": parse(history)}, {"model": "demo-qwen2.5"}])

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from qwen_playground.backends.local import LocalBackend
 from qwen_playground.core.config import load_config
 from qwen_playground.core.generation import Done, Error, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
-from qwen_playground.tasks.chat_history import ChatTurn, normalize_history, to_model_messages
+from qwen_playground.tasks.conversation import AssistantTurn, Conversation, Message, model_messages
 
 from .conftest import break_forward, stop_at_first_text
 
@@ -60,11 +60,11 @@ def test_thinking_off_gives_no_thinking(backend):
 
 def test_second_turn_prompt_holds_the_answer_without_its_thinking(backend):
     first = [{"role": "user", "content": "Hi"}]
-    turn = ChatTurn()
+    turn = AssistantTurn()
     for event in backend.stream(Request("demo-qwen3", first, GREEDY.model_copy(update={"max_new_tokens": 100}), thinking=True), threading.Event()):
         turn.apply(event)
-    history = normalize_history(first + turn.messages + [{"role": "user", "content": "And now?"}])
-    messages = to_model_messages(history, "", ("<think>", "</think>"))
+    conversation = Conversation.of([Message.user("Hi"), Message.assistant(turn), Message.user("And now?")])
+    messages = model_messages(conversation.path(), "", ("<think>", "</think>"))
     tok = backend.cache.get("demo-qwen3", 0, None).tokenizer
     prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, enable_thinking=True)
     assert "Hello from a little demo network!" in prompt and "scripted" not in prompt

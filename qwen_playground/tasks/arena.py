@@ -16,6 +16,7 @@ from ..backends import Backend
 from ..core.config import AppConfig
 from ..core.generation import Request
 from . import TaskError, refuse_if_too_long, require_text, resolve
+from .conversation import Message
 from .streaming import stream_turns
 
 
@@ -50,15 +51,15 @@ def prepare(config: AppConfig, store: ArenaStore, pool: list[str], prompt: objec
 
 @dataclass(frozen=True)
 class BattleView:
-    a: list[dict]
-    b: list[dict]
+    a: list[Message]  # the prompt and model A's answer
+    b: list[Message]
     done: bool = False
 
 
 def run(backend: Backend, battle: Battle) -> Iterator[BattleView]:
-    user = {"role": "user", "content": battle.prompt}
+    user = Message.user(battle.prompt)
     for state in stream_turns(backend, battle.requests):
-        yield BattleView([user, *state.turns[0].bubbles], [user, *state.turns[1].bubbles], state.done)
+        yield BattleView([user, Message.assistant(state.turns[0])], [user, Message.assistant(state.turns[1])], state.done)
 
 
 def vote(store: ArenaStore, battle_id: object, choice: object) -> str:

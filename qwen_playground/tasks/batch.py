@@ -32,7 +32,7 @@ from ..mathcheck import check_answer
 from ..mathtext import extract_boxed
 from ..service.lengths import count_tokens
 from . import TaskError, chat, code, math, one_of
-from .chat_history import ChatTurn
+from .conversation import AssistantTurn
 from .datafile import read_records, shipped_sets, source
 
 EXAMPLES_DIR = PROMPTS_DIR / "batches"
@@ -133,7 +133,8 @@ def request_for(config: AppConfig, row: Row, model: str, template: str, precisio
             return math.prepare(config, row.prompt, row.expected, model_id, precision, user).request
         if template == "code":
             return code.prepare(config, row.prompt, "Python", "", "", model_id, precision, user).request
-        return chat.prepare(config, chat.ChatInputs(row.prompt, [], model_id, row.system, precision=precision), user).request
+        settings = chat.ChatSettings(model_id, row.system, precision=precision)
+        return chat.prepare(config, chat.ChatInputs(row.prompt, settings=settings), user).request
     except TaskError as e:
         where = "models" if e.field == "model" else "file"
         raise TaskError(f"{e}" if where == "models" else f"Line {row.line} ({row.id}): {e}", where) from None
@@ -244,8 +245,8 @@ class BatchView:
         return rows
 
 
-def _generate(backend: Backend, request: Request, cancel: threading.Event) -> ChatTurn:
-    turn = ChatTurn()
+def _generate(backend: Backend, request: Request, cancel: threading.Event) -> AssistantTurn:
+    turn = AssistantTurn()
     try:
         for event in backend.stream(request, cancel):
             turn.apply(event)
@@ -295,13 +296,13 @@ def run(backend: Backend, job: BatchJob, stop: threading.Event | None = None, wo
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _fill(result: Result, turn: ChatTurn, template: str) -> None:
+def _fill(result: Result, turn: AssistantTurn, template: str) -> None:
     """A finished row: scored, unless it failed or was stopped half-way (kept, marked, not scored)."""
-    result.answer, result.metrics, result.error, result.done = turn.answer_text, turn.metrics, turn.error, True
+    result.answer, result.metrics, result.error, result.done = turn.answer, turn.metrics, turn.error, True
     if turn.finish_reason == "cancelled":
         result.error = "stopped before the end"
     elif turn.error is None:
-        result.correct = score(template, result.row.expected, turn.answer_text)
+        result.correct = score(template, result.row.expected, turn.answer)
 
 
 def to_csv(records: list[dict]) -> str:

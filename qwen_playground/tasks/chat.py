@@ -1,14 +1,18 @@
 """The Chat task: one turn of a multi-turn conversation, with thinking, presets, trimming and a budget.
 
-`prepare` turns a turn's `ChatInputs` (the tab's and the `/chat` API's
-values) into the request it sends and the history to show; `run` streams the
-answer into the conversation. The inspector calls `prepare` too.
+`prepare` turns a turn's `ChatInputs` (the message, the `Conversation` so far,
+the tab's `ChatSettings`) into the request it sends and the conversation with
+the new message and an empty answer; `run` streams the answer into it. A new
+message goes at the end of the conversation, or (`after`) under an earlier
+message, as a sibling of what was there: that is how an edit branches. With
+no message, the answer is regenerated under the last person's message. The
+inspector calls `prepare` too.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -19,16 +23,17 @@ from ..core.config import AppConfig
 from ..core.generation import TOP_ALTERNATIVES, Request, SamplingParams
 from ..core.prompts import load_template
 from ..core.registry import ModelSpec
-from ..mathtext import protect_math, protect_typed
 from ..service.lengths import conversation_tokens, trim_history
 from ..vision import UploadRejected, check_image, image_cost
 from . import TaskError, refuse_if_too_long, resolve
-from .chat_history import THINKING_TITLE, files_of, is_helper, normalize_history, split_last_turn, to_model_messages, user_content, with_files
+from .conversation import Conversation, Message, model_messages, user_content
 from .streaming import stream_turns
 
 MAX_IMAGES = 8  # per message
 IMAGE_TOKENS = 1280  # at most this many tokens per image (the Vision tab's default), in the model's own token side
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "max_new_tokens")
+# the settings in the order the tab and the `/chat` API give them, after the message and the history
+SETTINGS = ("model", "system_prompt", "thinking", *SAMPLING_FIELDS, "thinking_budget", "precision", "trim_history", "alternatives")
 
 
 def preset_values(spec: ModelSpec, thinking: bool) -> list:
@@ -46,19 +51,10 @@ def sampling_of(*values) -> SamplingParams:
         raise TaskError(f"Invalid {first['loc'][0]}: {first['msg']}.", str(first["loc"][0])) from None
 
 
-def history_of(history: object) -> list[dict]:
-    try:
-        return normalize_history(history)
-    except ValueError as e:
-        raise TaskError(str(e), "history") from None
-
-
 @dataclass(frozen=True)
-class ChatInputs:
-    """One turn's inputs, as the Chat tab shows them; `from_api` reads them in the `/chat` API's order."""
+class ChatSettings:
+    """How the Chat tab answers: the model and everything it is asked with."""
 
-    message: object
-    history: object
     model: str
     system_prompt: str = ""
     thinking: bool = False
@@ -67,27 +63,37 @@ class ChatInputs:
     precision: str = "full"
     trim_history: bool = False
     alternatives: bool = False  # record each token's probability and its top alternatives ("why this token?")
-    images: tuple[str, ...] = ()  # image files attached to this message (models that see: Qwen3.5, Qwen3-VL)
 
     @classmethod
-    def from_api(cls, message: object, history: object, model: str, system_prompt: str, thinking: bool, temperature: float, top_p: float,
-                 top_k: int, min_p: float, repetition_penalty: float, presence_penalty: float, max_new_tokens: int,
-                 thinking_budget: int = 0, precision: str = "full", trim_history: bool = False, alternatives: bool = False,
-                 images: object = None) -> ChatInputs:
-        """The positional values the tab and `/chat` send (sampling as its seven sliders, in SAMPLING_FIELDS order)."""
+    def from_values(cls, model: str, system_prompt: str, thinking: bool, temperature: float, top_p: float, top_k: int, min_p: float,
+                    repetition_penalty: float, presence_penalty: float, max_new_tokens: int, thinking_budget: int = 0,
+                    precision: str = "full", trim_history: bool = False, alternatives: bool = False) -> ChatSettings:
+        """The values in SETTINGS order, as the tab's widgets and the `/chat` API give them (sampling as seven sliders)."""
         sampling = sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens)
-        return cls(message, history, model, system_prompt or "", bool(thinking), sampling, thinking_budget, precision, bool(trim_history),
-                   bool(alternatives), paths_of(images))
+        return cls(model, system_prompt or "", bool(thinking), sampling, int(thinking_budget or 0), precision, bool(trim_history),
+                   bool(alternatives))
+
+
+@dataclass(frozen=True)
+class ChatInputs:
+    """One turn: a message (and its images) for a conversation, asked with `settings`."""
+
+    message: object
+    conversation: Conversation = field(default_factory=Conversation)
+    settings: ChatSettings = field(default_factory=lambda: ChatSettings(""))
+    images: tuple[str, ...] = ()  # image files attached to this message (models that see: Qwen3.5, Qwen3-VL)
+    after: str | None = None  # the message it follows (a ROOT or earlier id: an edit's branch); None: the conversation's end
 
 
 @dataclass(frozen=True)
 class ChatJob:
     request: Request
-    before: list[dict]  # the conversation before this message (given back to edit when nothing was produced)
-    shown: list[dict]  # the conversation with this message, as the answer streams in below it
-    dropped: int = 0  # oldest exchanges trimmed to fit
+    before: Conversation  # the conversation as it was (given back when nothing was produced)
+    conversation: Conversation  # with this message and its answer, which fills in as it streams
+    answer_id: str
+    dropped: int = 0  # oldest exchanges left out of the prompt to fit
     stripped_thoughts: int = 0  # earlier thoughts shown in the chat but not sent back (Qwen's multi-turn advice)
-    image_tokens: int = 0  # what this message's images cost, in the model's own token side
+    image_tokens: int = 0  # what the answered message's images cost, in the model's own token side
 
     @property
     def requests(self) -> list[Request]:
@@ -130,53 +136,92 @@ def check_images(spec: ModelSpec, paths: tuple[str, ...], history_has_images: bo
     return bounds, sum(costs)
 
 
+def path_to(conversation: Conversation, after: str | None) -> list[Message]:
+    """The conversation's messages up to and including `after` (None: all of them; ROOT: none)."""
+    path = conversation.path()
+    if after is None:
+        return path
+    ids = [m.id for m in path]
+    if after and after not in ids:
+        raise TaskError("That message is no longer in the conversation shown; pick it again.")
+    return path[:ids.index(after) + 1] if after else []
+
+
 def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_message: bool = True) -> ChatJob:
     """The next turn: the conversation so far (answers without thinking), then the message (and its images) through the
-    chat template."""
+    chat template; with no message, a new answer to the last person's message."""
+    settings = inputs.settings
     text = inputs.message.strip() if isinstance(inputs.message, str) else ""
     if require_message and not text:
         raise TaskError("Type a message first." if not inputs.images else "Add a question about the images.", "message")
-    spec, before, template = resolve(config.registry, inputs.model), history_of(inputs.history), load_template("chat")
-    bounds, image_tokens = check_images(spec, inputs.images, any(files_of(m["content"]) for m in before))
+    spec, before, template = resolve(config.registry, settings.model), path_to(inputs.conversation, inputs.after), load_template("chat")
+    answered = Message.user(template.render_user(message=text), inputs.images) if text else next(
+        (m for m in before[-1:] if m.role == "user"), None)
+    bounds, image_tokens = check_images(spec, tuple(answered.files) if answered else (), any(m.files for m in before))
+    history = model_messages(before, "", spec.family.thinking_tags, bounds)
     dropped = 0
-    if inputs.trim_history and text:
+    if settings.trim_history and text:
         budget = config.settings.max_input_tokens - conversation_tokens(
-            [{"role": "system", "content": inputs.system_prompt}, {"role": "user", "content": template.render_user(message=text)}])
-        before, dropped = trim_history(before, max(0, budget))
-    messages = to_model_messages(before, inputs.system_prompt, spec.family.thinking_tags, bounds)
+            [{"role": "system", "content": settings.system_prompt}, {"role": "user", "content": answered.text}])
+        history, dropped = trim_history(history, max(0, budget))
+    messages = model_messages([], settings.system_prompt, spec.family.thinking_tags) + history
     if text:
-        messages.append({"role": "user", "content": user_content(template.render_user(message=text), list(inputs.images), bounds)})
+        messages.append({"role": "user", "content": user_content(answered.text, answered.files, bounds)})
+    if answered is not None:
         refuse_if_too_long(config, spec, messages, TOO_LONG_ADVICE, "message")
-    think = spec.family.thinks(inputs.thinking)
-    request = Request(spec.id, messages, inputs.sampling or spec.preset(think), think, int(inputs.thinking_budget or 0) or None,
-                      inputs.precision, user, TOP_ALTERNATIVES if inputs.alternatives else 0)
-    stripped = sum(1 for m in before if is_helper(m) and m["metadata"]["title"] == THINKING_TITLE)
-    shown = [{"role": "user", "content": with_files(protect_typed(text), list(inputs.images))}] if text else []
-    return ChatJob(request, before, before + shown, dropped, stripped, image_tokens)
+    think = spec.family.thinks(settings.thinking)
+    request = Request(spec.id, messages, settings.sampling or spec.preset(think), think, settings.thinking_budget or None,
+                      settings.precision, user, TOP_ALTERNATIVES if settings.alternatives else 0)
+    conversation = inputs.conversation.copy()
+    question = conversation.add(Message.user(text, inputs.images), before[-1].id if before else "") if text else answered
+    answer = Message.assistant()
+    answer.turn.images, answer.turn.image_tokens = (len(answered.files), image_tokens) if image_tokens else (0, 0)
+    if question is not None:
+        conversation.add(answer, question.id)
+    stripped = sum(1 for m in before if m.turn is not None and m.turn.thinking)
+    return ChatJob(request, inputs.conversation, conversation, answer.id, dropped, stripped, image_tokens)
 
 
-def last_message(history: object) -> tuple[list[dict], str, tuple[str, ...]]:
-    """(the conversation before its last user message, that message, the images it had): for retry and undo."""
-    everything = history_of(history)
-    before, text = split_last_turn(everything)
-    if text is None:
+def regenerate(conversation: Conversation, settings: ChatSettings) -> ChatInputs:
+    """A new answer to the last person's message, beside the one it has (which stays, one arrow away)."""
+    question = next((m for m in reversed(conversation.path()) if m.role == "user"), None)
+    if question is None:
         raise TaskError("Nothing to retry yet.")
-    return before, text, tuple(files_of(everything[len(before)]["content"]))
+    return ChatInputs("", conversation, settings, after=question.id)
+
+
+def edit(conversation: Conversation, message_id: str, text: object, settings: ChatSettings) -> ChatInputs:
+    """An earlier message said differently: a new branch from there (the old one stays, one arrow away)."""
+    message = conversation.messages.get(message_id)
+    if message is None or message.role != "user":
+        raise TaskError("Only your own messages can be edited.")
+    if not isinstance(text, str) or not text.strip():
+        raise TaskError("An edited message needs some text; to take a message back, use Undo.", "message")
+    return ChatInputs(text, conversation, settings, tuple(message.files), after=message.parent)
+
+
+def undo(conversation: Conversation) -> tuple[Conversation, str, tuple[str, ...]]:
+    """(the conversation without its last exchange, that message, the images it had): to edit and send again."""
+    question = next((m for m in reversed(conversation.path()) if m.role == "user"), None)
+    if question is None:
+        raise TaskError("Nothing to undo yet.")
+    kept = conversation.copy()
+    kept.remove(question.id)
+    return kept, question.text, tuple(question.files)
 
 
 @dataclass(frozen=True)
 class ChatView:
-    history: list[dict]
+    conversation: Conversation
     error: str | None = None
     produced_output: bool = False
 
 
 def run(backend: Backend, job: ChatJob, stop: threading.Event | None = None) -> Iterator[ChatView]:
-    """The conversation as the answer streams in (the metrics line saying what this message's images cost); the last
-    view carries any error."""
+    """The conversation as the answer streams in; the last view carries any error."""
+    answer = job.conversation.messages[job.answer_id]
     for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
-        if job.image_tokens and turn.metrics and turn.footer and "🖼" not in turn.footer["metadata"]["title"]:
-            count = len(files_of(job.shown[-1]["content"]))
-            turn.footer["metadata"]["title"] += f" · 🖼 {count} image{'s' if count > 1 else ''}: {job.image_tokens} of the prompt tokens"
-        yield ChatView(job.shown + [dict(m, content=protect_math(m["content"])) for m in turn.messages], turn.error, turn.produced_output)
+        turn.images, turn.image_tokens = answer.turn.images, answer.turn.image_tokens
+        answer.turn = turn
+        yield ChatView(job.conversation, turn.error, turn.produced_output)

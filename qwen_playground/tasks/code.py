@@ -16,6 +16,7 @@ from ..core.config import AppConfig
 from ..core.generation import Request
 from ..core.prompts import load_template
 from . import TaskError, one_of, refuse_if_too_long, require_text, resolve
+from .conversation import Message
 from .streaming import stream_turns
 
 # Language shown to the model -> (fence names it may use, gr.Code highlighting)
@@ -58,20 +59,20 @@ def prepare(config: AppConfig, task: object, language: str, context: str, constr
 
 @dataclass(frozen=True)
 class CodeView:
-    conversation: list[dict]
+    conversation: list[Message]  # the composed prompt and the answer
     code: str
     metrics: str
     error: str | None = None
 
 
 def run(backend: Backend, job: CodeJob, stop: threading.Event | None = None) -> Iterator[CodeView]:
-    shown = [job.request.messages[-1]]
+    prompt = Message.user(job.request.messages[-1]["content"])
     for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
-        code, metrics = code_for(turn.answer_text, job.language), turn.metrics_line
+        code, metrics = code_for(turn.answer, job.language), turn.metrics_line
         if state.done and not code and not turn.error:
             metrics = f"No {job.language} code block in this answer, so the code panel is empty." + (f" · {metrics}" if metrics else "")
-        yield CodeView(shown + turn.bubbles, code, metrics, turn.error)
+        yield CodeView([prompt, Message.assistant(turn)], code, metrics, turn.error)
 
 
 def run_in_sandbox(code: object, language: str = "Python") -> sandbox.RunResult:

@@ -23,9 +23,9 @@ from ..core.generation import TOP_ALTERNATIVES, Request, precision_named
 from ..core.prompts import load_template
 from ..core.registry import Family, ModelSpec, Registry
 from ..mathcheck import check_answer
-from ..mathtext import extract_boxed, protect_math, protect_typed
+from ..mathtext import extract_boxed
 from . import TaskError, one_of, refuse_if_too_long, require_text, resolve, token_choices
-from .chat_history import ChatTurn, normalize_history, to_model_messages
+from .conversation import AssistantTurn, Conversation, Message, model_messages
 from .streaming import stream_turns
 
 MAX_PANES = 4
@@ -33,9 +33,9 @@ TEMPLATES = {"Chat": ("chat", "message"), "Math (step by step, \\boxed{} answer)
 
 
 class PaneSetup(BaseModel):
-    """One pane: what it runs, and its conversation so far (Gradio chat messages)."""
+    """One pane: what it runs, and its conversation so far."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     model: str
     thinking: bool = False
@@ -43,7 +43,7 @@ class PaneSetup(BaseModel):
     max_new_tokens: int | None = Field(None, ge=1)
     precision: str = Field("full", validation_alias=AliasChoices("precision", "weights"))  # local models; "weights": its name before 0.2
     alternatives: bool = False  # each token's probability and top alternatives ("why this token?")
-    history: tuple = ()
+    history: Conversation = Field(default_factory=Conversation)
 
     @field_validator("precision")
     @classmethod
@@ -191,15 +191,15 @@ def pane_setups(panes: object) -> list[PaneSetup]:
 class CompareJob:
     text: str
     setups: list[PaneSetup]
-    histories: list[list[dict]]
+    histories: list[list[Message]]  # each pane's conversation before this prompt
     requests: list[Request]
 
 
-def pane_messages(spec: ModelSpec, history: list[dict], template: str, text: str) -> list[dict]:
+def pane_messages(spec: ModelSpec, history: list[Message], template: str, text: str) -> list[dict]:
     """A pane's next request: its own conversation, then the prompt through the chosen template."""
     template_name, variable = TEMPLATES[template]
     prompt_template = load_template(template_name)
-    return to_model_messages(history, prompt_template.render_system(), spec.family.thinking_tags) + [
+    return model_messages(history, prompt_template.render_system(), spec.family.thinking_tags) + [
         {"role": "user", "content": prompt_template.render_user(**{variable: text})}]
 
 
@@ -208,10 +208,7 @@ def prepare(config: AppConfig, prompt: object, panes: object, template: str = "C
     one_of(template, TEMPLATES, "template", "template")
     setups = pane_setups(panes)
     specs = [resolve(config.registry, s.model) for s in setups]
-    try:
-        histories = [normalize_history(list(s.history)) for s in setups]
-    except ValueError as e:
-        raise TaskError(str(e)) from None
+    histories = [s.history.path() for s in setups]
     requests = []
     for spec, setup, history in zip(specs, setups, histories, strict=True):
         think = spec.family.thinks(setup.thinking)
@@ -225,7 +222,7 @@ def prepare(config: AppConfig, prompt: object, panes: object, template: str = "C
 
 @dataclass
 class CompareView:
-    chats: list[list[dict]]  # each pane's conversation
+    chats: list[list[Message]]  # each pane's conversation
     lines: list[str]  # each pane's metrics line (or its error)
     notice: str = ""  # why the panes run one after another, when they do
     agreement: str | None = None  # set once all are done
@@ -233,17 +230,17 @@ class CompareView:
 
 
 def run(backend: Backend, job: CompareJob, stop: threading.Event | None = None) -> Iterator[CompareView]:
-    shown_user = {"role": "user", "content": protect_typed(job.text)}
+    prompt = Message.user(job.text)
     for state in stream_turns(backend, job.requests, stop):
-        chats = [history + [shown_user] + [dict(m, content=protect_math(m["content"])) for m in turn.bubbles]
+        chats = [[*history, prompt, Message.assistant(turn)]
                  for history, turn in zip(job.histories, state.turns, strict=True)]
         lines = [f"⚠️ {turn.error}" if turn.error else turn.metrics_line for turn in state.turns]
         if not state.done:
             yield CompareView(chats, lines, state.notice)
     results = [pane_result(setup, turn) for setup, turn in zip(job.setups, state.turns, strict=True)]
-    yield CompareView(chats, lines, state.notice, agreement([t.answer_text for t in state.turns]), results)
+    yield CompareView(chats, lines, state.notice, agreement([t.answer for t in state.turns]), results)
 
 
-def pane_result(setup: PaneSetup, turn: ChatTurn) -> PaneResult:
-    return PaneResult(setup, turn.answer_text, turn.thinking_text, {"metrics": turn.metrics_line} if turn.metrics else {}, turn.error,
+def pane_result(setup: PaneSetup, turn: AssistantTurn) -> PaneResult:
+    return PaneResult(setup, turn.answer, turn.thinking, {"metrics": turn.metrics_line} if turn.metrics else {}, turn.error,
                       token_choices.to_records(turn.choices), turn.choices.note if turn.choices else "")

@@ -14,8 +14,9 @@ from ..core.config import AppConfig
 from ..core.generation import Request
 from ..core.prompts import load_template
 from ..mathcheck import check_answer
-from ..mathtext import extract_boxed, protect_math, protect_typed
+from ..mathtext import extract_boxed
 from . import TaskError, refuse_if_too_long, require_text, resolve
+from .conversation import Message
 from .streaming import stream_turns
 
 
@@ -48,7 +49,7 @@ def prepare(config: AppConfig, problem: object, expected: object, model_id: str,
 
 @dataclass(frozen=True)
 class MathView:
-    conversation: list[dict]
+    conversation: list[Message]  # the problem and the solution
     final: str
     verdict: str
     metrics: str
@@ -56,12 +57,12 @@ class MathView:
 
 
 def run(backend: Backend, job: MathJob, stop: threading.Event | None = None) -> Iterator[MathView]:
-    """The solution as it streams (math protected for display), then the boxed answer and its check."""
-    shown = [{"role": "user", "content": protect_typed(job.problem)}]
+    """The solution as it streams, then the boxed answer and its check."""
+    problem = Message.user(job.problem)
     for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
-        view = shown + [dict(m, content=protect_math(m["content"])) for m in turn.bubbles]
-        boxed = extract_boxed(turn.answer_text)
+        view = [problem, Message.assistant(turn)]
+        boxed = extract_boxed(turn.answer)
         if not state.done:
             yield MathView(view, boxed or "", "", turn.metrics_line, turn.error)
     verdict = check_answer(job.expected, boxed).message if job.expected else ""

@@ -18,7 +18,7 @@ from ..core.prompts import load_template
 from ..core.registry import ModelSpec
 from ..languages import Detection, LanguageInfo, detect, get_language, matches, token_costs
 from . import TaskError, refuse_if_too_long, require_text, resolve
-from .chat_history import ChatTurn
+from .conversation import AssistantTurn
 from .inspect import tokenizer_for
 from .streaming import stream_turns
 
@@ -63,9 +63,9 @@ def prepare(config: AppConfig, prompt: object, languages: object, model_id: str,
     return MultilingualJob(spec, infos, requests)
 
 
-def pane_markdown(info: LanguageInfo, turn: ChatTurn, detection: Detection | None) -> str:
+def pane_markdown(info: LanguageInfo, turn: AssistantTurn, detection: Detection | None) -> str:
     """One language's pane: answer, then (once finished) the detected language and metrics."""
-    lines = [f"### {info.label}", turn.answer_text or ("*thinking…*" if turn.thinking else "*waiting…*")]
+    lines = [f"### {info.label}", turn.answer or ("*thinking…*" if turn.thinking else "*waiting…*")]
     if turn.error:
         lines.append(f"**⚠️ {turn.error}**")
     elif detection is not None:
@@ -89,25 +89,25 @@ def run(backend: Backend, job: MultilingualJob, cache_dir: Path, stop: threading
     for state in stream_turns(backend, job.requests, stop):
         for info, turn in zip(job.languages, state.turns, strict=True):
             if turn.finish_reason and info.name not in detections:
-                detections[info.name] = detect(turn.answer_text)
+                detections[info.name] = detect(turn.answer)
         panes = {info.name: pane_markdown(info, turn, detections.get(info.name)) for info, turn in zip(job.languages, state.turns, strict=True)}
         if not state.done:
             yield MultilingualView(panes)
     yield MultilingualView(panes, cost_table(job, state.turns, cache_dir), summary(job, state.turns, detections))
 
 
-def cost_table(job: MultilingualJob, turns: list[ChatTurn], cache_dir: Path) -> list[list]:
+def cost_table(job: MultilingualJob, turns: list[AssistantTurn], cache_dir: Path) -> list[list]:
     names = [info.name for info in job.languages]
     rows = token_costs(tokenizer_for(job.spec, cache_dir)[0], names)
     return [[row[c] for c in COST_COLUMNS[:-1]] + [turn.metrics.answer_tokens if turn.metrics else None]
             for row, turn in zip(rows, turns, strict=True)]
 
 
-def summary(job: MultilingualJob, turns: list[ChatTurn], detections: dict[str, Detection]) -> dict:
+def summary(job: MultilingualJob, turns: list[AssistantTurn], detections: dict[str, Detection]) -> dict:
     result = {}
     for info, turn in zip(job.languages, turns, strict=True):
         found = detections.get(info.name)
-        result[info.name] = {"answer": turn.answer_text, "error": turn.error, "detected": found.language if found else None,
+        result[info.name] = {"answer": turn.answer, "error": turn.error, "detected": found.language if found else None,
                              "confidence": round(found.confidence, 3) if found else None,
                              "matches": matches(found, info) if found else False,
                              "answer_tokens": turn.metrics.answer_tokens if turn.metrics else None}

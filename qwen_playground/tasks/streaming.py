@@ -20,7 +20,7 @@ from typing import Iterator
 
 from ..backends import Backend
 from ..core.generation import Error, Event, Request, TextDelta, ThinkingDelta
-from .chat_history import ChatTurn
+from .conversation import AssistantTurn
 
 log = logging.getLogger("qwen_playground")
 
@@ -92,7 +92,7 @@ class Pacer:
 class Turns:
     """The requests' turns as they stand; `done` on the last state, `notice` when they ran one after another."""
 
-    turns: list[ChatTurn]
+    turns: list[AssistantTurn]
     notice: str = ""
     done: bool = False
 
@@ -104,7 +104,7 @@ def stream_turns(backend: Backend, requests: list[Request], stop: threading.Even
     notice = backend.fit_problem([(r.model_id, r.precision) for r in requests]) if len(requests) > 1 else None
     together = notice is None and len(requests) > 1
     events = (stream_all if together else stream_in_turn)(backend, requests, stop)
-    state, pacer = Turns([ChatTurn() for _ in requests], notice or ""), Pacer()
+    state, pacer = Turns([AssistantTurn() for _ in requests], notice or ""), Pacer()
     try:
         yield state
         for index, event in events:

@@ -1,6 +1,6 @@
 """Why this token? An answer's tokens as a person reads them: shaded by probability, alternatives beside each.
 
-`to_markdown` is what the "🔎 Why this token?" bubble under an answer shows
+`to_markdown` is what the "why this token?" fold under an answer shows
 (Chat and each Compare pane) and what the Markdown export keeps: a strip of
 the answer's tokens, each shaded by how likely the model found it (hover or
 tap for its alternatives), then a table with every token's top alternatives.
@@ -70,12 +70,6 @@ def to_markdown(choices: TokenChoices) -> str:
     if choices.note:
         lines += ["", f"*{choices.note}*"]
     return "\n".join(lines)
-
-
-def bubble(choices: TokenChoices) -> dict:
-    """The helper bubble under an answer: folded, titled with the token count."""
-    return {"role": "assistant", "content": to_markdown(choices),
-            "metadata": {"title": f"{TITLE} · {len(choices.steps)} tokens", "status": "done"}}
 
 
 def to_records(choices: TokenChoices | None) -> list[dict]:

@@ -21,6 +21,7 @@ from ..core.registry import ModelSpec
 from ..vision import (CheckedImage, Cost, UploadRejected, check_image, check_video, draw_boxes, image_cost, looks_like_video, parse_boxes, read_video,
                       video_support)
 from . import TaskError, refuse_if_too_long, require_text, resolve
+from .conversation import Message
 from .streaming import stream_turns
 
 MAX_FILES = 8
@@ -55,7 +56,7 @@ class VisionJob:
     images: list[tuple[CheckedImage, Cost]]
     rows: list[list]  # the token-cost table
     notes: list[str]  # what was done to the uploads
-    shown: list[dict]  # the question as the conversation shows it
+    shown: list[Message]  # the question, with its files
 
     @property
     def requests(self) -> list[Request]:
@@ -105,13 +106,13 @@ def prepare(config: AppConfig, paths: list[Path], question: object, system_promp
     refuse_if_too_long(config, spec, messages, "Shorten the question or the system prompt.", "question")  # the images' tokens come on top
     think = spec.family.thinks(False)  # a Thinking model (Qwen3-VL-Thinking) always thinks; the others answer at once here
     request = Request(spec.id, messages, spec.preset(think), thinking=think, precision=precision, user=user)
-    shown = [{"role": "user", "content": f"🖼 {len(paths)} file{'s' if len(paths) > 1 else ''}: {text}"}]
+    shown = [Message.user(text, [str(p) for p in paths])]
     return VisionJob(spec, request, images, rows, notes, shown)
 
 
 @dataclass
 class VisionView:
-    conversation: list[dict]
+    conversation: list[Message]  # the question (with its files) and the answer
     metrics: str
     notes: str
     boxes: list[tuple[Image.Image, str]] | None = None  # set once the answer is complete
@@ -124,10 +125,10 @@ def run(backend: Backend, job: VisionJob, stop: threading.Event | None = None) -
     for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
         if not state.done:
-            yield VisionView(job.shown + turn.bubbles, turn.metrics_line, notes, None, turn.error, job.rows)
-    found = parse_boxes(turn.answer_text)
+            yield VisionView([*job.shown, Message.assistant(turn)], turn.metrics_line, notes, None, turn.error, job.rows)
+    found = parse_boxes(turn.answer)
     grounding = job.spec.family.vision.grounding
     drawn = [(draw_boxes(image.image, found, cost, grounding), image.name) for image, cost in job.images[:1]] if found else []
     if found:
         notes += f"\n- {len(found)} box{'es' if len(found) > 1 else ''} found in the answer, drawn on the first image"
-    yield VisionView(job.shown + turn.bubbles, turn.metrics_line, notes, drawn, turn.error, job.rows)
+    yield VisionView([*job.shown, Message.assistant(turn)], turn.metrics_line, notes, drawn, turn.error, job.rows)

@@ -13,6 +13,7 @@ from ..arena_store import CHOICES, MIN_VOTES, ArenaStore, ArenaUnavailable, lead
 from ..core.config import AppConfig
 from ..service import Service
 from ..tasks import arena as task
+from .chat_view import render
 from .common import admitted, refusals, when_valid
 
 COLUMNS = ["rank", "model", "rating", "95% interval", "votes", "wins", "losses", "ties / both bad"]
@@ -50,7 +51,7 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> l
             current = task.prepare(config, store, pool, prompt, user)
         for view in task.run(service, current):
             ready = view.done
-            yield view.a, view.b, current.battle_id, "**Your vote?**" if ready else "", *[gr.Button(interactive=ready)] * len(buttons)
+            yield render(view.a, protect=False, footer=False), render(view.b, protect=False, footer=False), current.battle_id, "**Your vote?**" if ready else "", *[gr.Button(interactive=ready)] * len(buttons)
 
     def arena_vote(battle_id: str, choice: str) -> str:
         """Vote on a battle (choice: a, b, tie or bad); returns which models A and B were."""

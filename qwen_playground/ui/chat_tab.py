@@ -1,8 +1,11 @@
-"""The Chat tab: multi-turn streamed chat with thinking, presets, retry/undo/clear, stop and export.
+"""The Chat tab: multi-turn streamed chat with thinking, presets, retry/undo/clear, stop, branches and export.
 
-The send event is the `/chat` API endpoint: (message, history, model, system
-prompt, thinking, sampling..., thinking budget, precision, trim, alternatives,
-images) -> streamed (history, cleared textbox). What a turn sends is `tasks.chat.prepare`.
+The send event is the `/chat` API endpoint: (message, history, then the
+settings in `tasks.chat.SETTINGS` order, images) -> streamed (history, cleared
+textbox). What a turn sends is `tasks.chat.prepare`. The page keeps the whole
+conversation tree in a State beside the Chatbot (which shows one branch of it):
+editing a message or retrying an answer adds a branch, and ‹ › under the
+conversation switch between a message's versions.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from ..core.config import AppConfig
 from ..core.prompts import load_template
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
-from ..tasks import chat, conversations
-from ..tasks.chat_history import export_json, export_markdown, files_of
+from ..tasks import TaskError, chat, conversations
+from ..tasks.conversation import Conversation
 from . import uploads
+from .chat_view import conversation_for, export_json, export_markdown, import_json, owner, parse, render
 from .common import (Stops, browser_secret, describe, follows_registry, on_page_load, precision_picker, refusals, refuse, start_job,
                      thinking_settings, when_valid)
 from .inspector_tab import inspect_chat, inspector_outputs
@@ -27,22 +31,18 @@ THINKING_INFO = {"switch": "Reasons in <think> before answering; switch it off f
                  "always": "This model always thinks before it answers", "none": "This model has no thinking mode"}
 
 
-def export_conversation(history, model_id: str, system_prompt: str, think: bool, kind: str) -> str:
-    """Write the conversation as Markdown ("md") or JSON ("json") to a temporary file; returns its path."""
-    if not history:
-        raise refuse("Nothing to export yet: chat first.")
-    settings = {"model": model_id, "system prompt": system_prompt or "(model default)", "thinking": bool(think)}
-    body = export_markdown(history, settings) if kind == "md" else export_json(history, settings)
-    path = Path(tempfile.mkdtemp(prefix="qp-chat-")) / f"conversation.{kind}"
-    path.write_text(body, encoding="utf-8")
-    return str(path)
-
-
-def export_files(history, model_id: str, system_prompt: str, think: bool) -> list:
-    """Both export files, written before the click so that one click downloads; none while the chat is empty."""
-    if not history:
+def export_files(history, tree, model_id: str, system_prompt: str, think: bool) -> list:
+    """Both export files (Markdown, and JSON with every branch), written before the click so that one click
+    downloads; none while the chat is empty."""
+    conversation = conversation_for(history, tree)
+    if not conversation.messages:
         return [None, None]
-    return [export_conversation(history, model_id, system_prompt, think, kind) for kind in ("md", "json")]
+    settings = {"model": model_id, "system prompt": system_prompt or "(model default)", "thinking": bool(think)}
+    folder = Path(tempfile.mkdtemp(prefix="qp-chat-"))
+    paths = [folder / "conversation.md", folder / "conversation.json"]
+    paths[0].write_text(export_markdown(conversation, settings), encoding="utf-8")
+    paths[1].write_text(export_json(conversation, settings), encoding="utf-8")
+    return [str(p) for p in paths]
 
 
 def thinking_toggle(spec) -> dict:
@@ -51,6 +51,7 @@ def thinking_toggle(spec) -> dict:
 
 
 def layout(config: AppConfig, service: Service) -> dict:
+    """The tab's widgets, keyed by the names `tasks.chat.SETTINGS` gives the settings."""
     specs = config.registry.choices("chat")
     first = specs[0]
     preset = first.preset(first.starts_thinking)
@@ -59,7 +60,11 @@ def layout(config: AppConfig, service: Service) -> dict:
         with gr.Column(scale=3):
             c["chatbot"] = gr.Chatbot(label="Conversation", height="62vh", min_height=360, buttons=["copy", "copy_all"],
                                       latex_delimiters=LATEX_DELIMITERS, elem_classes="chat-conversation",  # prices stay text
-                                      placeholder="Ask Qwen anything.")  # the window's height, with the message box below it
+                                      editable="user", placeholder="Ask Qwen anything.")  # the window's height, message box below
+            with gr.Row(visible=False, elem_classes="chat-versions") as c["versions"]:  # a message's versions: edits, retries
+                c["older"] = gr.Button("‹", size="sm", min_width=40, scale=0)
+                c["newer"] = gr.Button("›", size="sm", min_width=40, scale=0)
+                c["version"] = gr.Markdown()
             with gr.Row():
                 c["message"] = gr.Textbox(label="Message", show_label=False, placeholder="Message Qwen… (Enter to send, Shift+Enter for a new line)",
                                           scale=8, lines=1, max_lines=8)
@@ -74,69 +79,98 @@ def layout(config: AppConfig, service: Service) -> dict:
                                           lambda: [s.id for s in config.registry.choices("chat")])
             c["model_info"] = gr.Markdown(describe(first))
             c["precision"] = precision_picker(service.capabilities())
-            c["trim"] = gr.Checkbox(False, label="Trim oldest turns to fit",
-                                    info=f"When the conversation passes {config.settings.max_input_tokens:,} tokens, drop its oldest exchanges")
+            c["trim_history"] = gr.Checkbox(False, label="Trim oldest turns to fit",
+                                            info=f"When the conversation passes {config.settings.max_input_tokens:,} tokens, "
+                                                 "leave its oldest exchanges out of the prompt")
             c["thinking"] = gr.Checkbox(label="Thinking mode", **thinking_toggle(first))
-            c["why"] = gr.Checkbox(False, label="🔎 Why this token?",
-                                   info="Under each answer: every token's probability and the 5 the model found most likely")
+            c["alternatives"] = gr.Checkbox(False, label="🔎 Why this token?",
+                                            info="Under each answer: every token's probability and the 5 the model found most likely")
             c["system_prompt"] = gr.Textbox(load_template("chat").render_system(), label="System prompt", lines=3,
                                             placeholder="Empty: the model's own default")
             with gr.Accordion("Sampling (Qwen's recommended settings)", open=False):
-                c["sliders"] = [
-                    gr.Slider(0, 2, preset.temperature, step=0.05, label="Temperature", info="0 = greedy"),
-                    gr.Slider(0.01, 1, preset.top_p, step=0.01, label="Top-p"),
-                    gr.Slider(0, 200, preset.top_k, step=1, label="Top-k", info="0 = off"),
-                    gr.Slider(0, 1, preset.min_p, step=0.01, label="Min-p"),
-                    gr.Slider(1, 2, preset.repetition_penalty, step=0.01, label="Repetition penalty"),
-                    gr.Slider(0, 2, preset.presence_penalty, step=0.05, label="Presence penalty",
-                              info="Minus this for every token already in the answer (Qwen3.5: 1.5 against endless repetition)"),
-                    gr.Slider(16, 32768, preset.max_new_tokens, step=16, label="Max new tokens"),
-                ]
-                c["budget"] = gr.Slider(0, 8192, 0, step=16, label="Thinking budget (tokens, 0 = no cap)",
-                                        info="Caps a thinking model's thought on local models, then asks it to answer (Qwen's recipe)")
+                c["temperature"] = gr.Slider(0, 2, preset.temperature, step=0.05, label="Temperature", info="0 = greedy")
+                c["top_p"] = gr.Slider(0.01, 1, preset.top_p, step=0.01, label="Top-p")
+                c["top_k"] = gr.Slider(0, 200, preset.top_k, step=1, label="Top-k", info="0 = off")
+                c["min_p"] = gr.Slider(0, 1, preset.min_p, step=0.01, label="Min-p")
+                c["repetition_penalty"] = gr.Slider(1, 2, preset.repetition_penalty, step=0.01, label="Repetition penalty")
+                c["presence_penalty"] = gr.Slider(0, 2, preset.presence_penalty, step=0.05, label="Presence penalty",
+                                                  info="Minus this for every token already in the answer (Qwen3.5: 1.5 against endless repetition)")
+                c["max_new_tokens"] = gr.Slider(16, 32768, preset.max_new_tokens, step=16, label="Max new tokens")
+                c["thinking_budget"] = gr.Slider(0, 8192, 0, step=16, label="Thinking budget (tokens, 0 = no cap)",
+                                                 info="Caps a thinking model's thought on local models, then asks it to answer (Qwen's recipe)")
             c["status"] = gr.Markdown(service.status())
             with gr.Row():
                 c["export_md"] = gr.DownloadButton("Export Markdown", size="sm")
                 c["export_json"] = gr.DownloadButton("Export JSON", size="sm")
+                c["import"] = gr.UploadButton("Import JSON", file_types=[".json"], size="sm")
     with gr.Accordion("🔍 What the model sees (prompt inspector)", open=False):
         c["inspect"] = gr.Button("Inspect this conversation + message", size="sm")
         c["inspected"] = inspector_outputs()
     return c
 
 
+def chat_inputs(message, history, *values, tree=None) -> chat.ChatInputs:
+    """The `/chat` API's positional values after the history (the settings in `chat.SETTINGS` order, then the images) as
+    the task's inputs: the one place their order is read."""
+    settings, images = values[:len(chat.SETTINGS)], values[len(chat.SETTINGS):]
+    return chat.ChatInputs(message, conversation_for(history, tree), chat.ChatSettings.from_values(*settings),
+                           chat.paths_of(images[0] if images else None))
+
+
 def handlers(config: AppConfig, service: Service, stops: Stops):
-    """(respond, retry, prepare): the generating handlers, whose signatures are the API's, and the turn they send."""
+    """(respond, retry, edit, prepare): the generating handlers, whose signatures are the API's, and the turn they send."""
 
     def prepare(*values, user=""):
-        return chat.prepare(config, chat.ChatInputs.from_api(*values), user)
+        *values, tree = values
+        return chat.prepare(config, chat_inputs(*values, tree=tree), user)
 
-    def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
-                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, images=None,
-                request: gr.Request = None):
-        with refusals():
-            attached = chat.paths_of(images)
-            uploads.require_uploaded([*attached, *(f for m in chat.history_of(history) for f in files_of(m["content"]))])
-        job = start_job(service, request, prepare, message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p,
-                        repetition_penalty, presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives,
-                        attached)
+    def answer(inputs: chat.ChatInputs, request: gr.Request | None, box=gr.skip(), require_message: bool = True):
+        """Stream the answer to `inputs` into the conversation; `box`: the message box while it streams (cleared for a
+        sent message), which gets the message back when nothing came of it."""
+        try:
+            job = start_job(service, request, lambda user: chat.prepare(config, inputs, user, require_message))
+        except gr.Error:  # refused: the conversation as it is (an edit shown in the Chatbot is not in it)
+            yield render(inputs.conversation.path()), gr.skip(), inputs.conversation
+            raise
         if job.dropped:
-            gr.Info(f"Dropped the {job.dropped} oldest exchange{'s' if job.dropped > 1 else ''} to fit "
+            gr.Info(f"Left the {job.dropped} oldest exchange{'s' if job.dropped > 1 else ''} out of the prompt to fit "
                     f"{config.settings.max_input_tokens:,} tokens.")
-        yield job.shown, ""
+        yield render(job.conversation.path()), box, job.conversation
         with stops.running(request) as stop:
             for view in chat.run(service, job, stop):
-                yield view.history, ""
+                yield render(view.conversation.path()), box, view.conversation
         if view.error:
-            if not view.produced_output:  # nothing to keep: give the message back to edit
-                yield job.before, message
+            if not view.produced_output:  # nothing to keep: the conversation as it was, the message back to edit
+                yield render(job.before.path()), inputs.message or gr.skip(), job.before
             raise refuse(view.error)
 
-    def retry(request: gr.Request, history, *settings):  # Gradio passes the request first here, with *settings
+    def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
+                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, images=None, tree=None,
+                request: gr.Request = None):
         with refusals():
-            before, text, images = chat.last_message(history)
-        yield from respond(text, before, *settings, images, request=request)
+            inputs = chat_inputs(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
+                                 presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives, images, tree=tree)
+            uploads.require_uploaded([*inputs.images, *(f for m in inputs.conversation.path() for f in m.files)])
+        yield from answer(inputs, request, "")
 
-    return respond, retry, prepare
+    def retry(request: gr.Request, history, *values):  # Gradio passes the request first here, with *values (settings, tree)
+        *settings, tree = values
+        with refusals():
+            inputs = chat.regenerate(conversation_for(history, tree), chat.ChatSettings.from_values(*settings))
+        yield from answer(inputs, request, require_message=False)
+
+    def edit(request: gr.Request, data: gr.EditData, history, *values):
+        *settings, tree = values
+        conversation = tree if isinstance(tree, Conversation) else parse(history)  # the Chatbot already shows the edit
+        try:
+            message = owner(conversation, data.index if isinstance(data.index, int) else data.index[0])
+            inputs = chat.edit(conversation, message.id if message else "", data.value, chat.ChatSettings.from_values(*settings))
+        except TaskError as e:  # the conversation as it was, the refusal as a note
+            yield render(conversation.path()), gr.skip(), conversation
+            raise refuse(str(e)) from None
+        yield from answer(inputs, request)
+
+    return respond, retry, edit, prepare
 
 
 def on_model_change(config: AppConfig, model_id: str) -> list:
@@ -144,11 +178,43 @@ def on_model_change(config: AppConfig, model_id: str) -> list:
     return [describe(spec), gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking)]
 
 
+def versions(tree, focus: str | None) -> list:
+    """The ‹ n/m › row: for the chosen message (`focus`) when it has versions, else the last message that has."""
+    conversation = tree if isinstance(tree, Conversation) else Conversation()
+    path = conversation.path()
+    branched = [m for m in path if conversation.siblings(m.id)[1] > 1]
+    shown = next((m for m in branched if m.id == focus), branched[-1] if branched else None)
+    if shown is None:
+        return [gr.Row(visible=False), ""]
+    n, count = conversation.siblings(shown.id)
+    what = "your message" if shown.role == "user" else "the answer"
+    excerpt = " ".join(shown.text.split())[:40]
+    return [gr.Row(visible=True), f"**{n}/{count}**: {what} *{excerpt}*"
+            + (" · click another message to switch its versions" if len(branched) > 1 else "")]
+
+
+def switch_version(tree, focus: str | None, step: int) -> tuple:
+    """Follow the previous (-1) or next (1) version of the message the row shows."""
+    if not isinstance(tree, Conversation):
+        return gr.skip(), gr.skip()
+    conversation = tree.copy()
+    path = conversation.path()
+    branched = [m for m in path if conversation.siblings(m.id)[1] > 1]
+    shown = next((m for m in branched if m.id == focus), branched[-1] if branched else None)
+    if shown is None:
+        return gr.skip(), gr.skip()
+    conversation.switch(shown.id, step)
+    chosen = conversation.path()[path.index(shown)]  # the version now followed, at the same depth
+    return render(conversation.path()), conversation, chosen.id
+
+
 def conversation_panel(c: dict, secret: str) -> None:
     """Saved conversations, kept in this browser's storage (nothing on the server): open, start anew, rename, delete.
     `secret` encrypts them there, the same across restarts of this install."""
     c["saved"] = gr.BrowserState([], storage_key="qwen-playground-conversations", secret=secret)
     c["current"] = gr.State(None)  # the open conversation's id; None: a new one, saved with its first answer
+    c["tree"] = gr.State(None)  # the open conversation with every branch (a tasks.conversation.Conversation)
+    c["focus"] = gr.State(None)  # the message whose versions ‹ › switch (the last one clicked)
     with gr.Accordion("💬 Conversations (kept in this browser)", open=False):
         c["open"] = gr.Dropdown([], value=None, label="Open a saved conversation", allow_custom_value=False)
         with gr.Row():
@@ -159,24 +225,46 @@ def conversation_panel(c: dict, secret: str) -> None:
             c["rename"] = gr.Button("Rename", size="sm", scale=1)
 
 
-def bind_conversations(c: dict, changed: list) -> None:
-    """Save after every answer and edit (`changed` events); reopen the newest on page load."""
-    private = {"api_visibility": "private", "queue": False}
-    saved, current, picker, chatbot = c["saved"], c["current"], c["open"], c["chatbot"]
+def saved_tree(entry: dict | None) -> Conversation:
+    """A saved conversation with its branches (one saved before conversations were trees: its one branch)."""
+    if entry is None:
+        return Conversation()
+    try:
+        return conversations.tree_of(entry) or parse(entry.get("messages"))
+    except ValueError:
+        return Conversation()
 
-    def stored(saved_list, current_id, history):
-        saved_list, current_id = conversations.save(saved_list, current_id, chat.history_of(history))
-        return saved_list, current_id, gr.Dropdown(choices=conversations.choices(saved_list), value=current_id)
+
+def bind_conversations(c: dict, changed: list) -> list:
+    """Save after every answer and edit (`changed` events); reopen the newest on page load. Returns the events that
+    put another conversation on the page."""
+    private = {"api_visibility": "private", "queue": False}
+    saved, current, picker, chatbot, tree = c["saved"], c["current"], c["open"], c["chatbot"], c["tree"]
+
+    def stored(saved_list, current_id, history, tree_value):
+        with refusals():
+            conversation = conversation_for(history, tree_value)
+        saved_list, current_id = conversations.save(saved_list, current_id, conversation)
+        return saved_list, current_id, gr.Dropdown(choices=conversations.choices(saved_list), value=current_id), conversation
 
     def opened(saved_list, conversation_id):
         found = conversations.find(saved_list, conversation_id)
-        return (found["messages"], conversation_id, found["title"]) if found else (gr.skip(), gr.skip(), gr.skip())
+        if not found:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        conversation = saved_tree(found)
+        return render(conversation.path()), conversation_id, found["title"], conversation
 
     def on_load(saved_list):
         newest = conversations.choices(saved_list)[:1]
         found = conversations.find(saved_list, newest[0][1]) if newest else None
-        return (gr.Dropdown(choices=conversations.choices(saved_list), value=found and found["id"]), found["messages"] if found else [],
-                found and found["id"], found["title"] if found else "")
+        conversation = saved_tree(found)
+        return (gr.Dropdown(choices=conversations.choices(saved_list), value=found and found["id"]), render(conversation.path()),
+                found and found["id"], found["title"] if found else "", conversation, *versions(conversation, None))
+
+    def imported(file):
+        with refusals():
+            conversation = import_json(Path(file).read_text(encoding="utf-8"))
+        return render(conversation.path()), conversation, None, None, ""
 
     def changed_list(action):
         def run(saved_list, current_id, *args):
@@ -186,42 +274,46 @@ def bind_conversations(c: dict, changed: list) -> None:
         return run
 
     for event in changed:
-        event.then(stored, [saved, current, chatbot], [saved, current, picker], **private)
-    picker.input(opened, [saved, picker], [chatbot, current, c["title"]], **private)
-    c["new"].click(lambda: ([], None, None, ""), None, [chatbot, current, picker, c["title"]], **private)
-    c["clear"].click(lambda: (None, None, ""), None, [current, picker, c["title"]], **private)  # Clear starts a new one too
+        event.then(stored, [saved, current, chatbot, tree], [saved, current, picker, tree], **private)
     c["rename"].click(changed_list(conversations.rename), [saved, current, c["title"]], [saved, picker], **private)
-    c["delete"].click(changed_list(conversations.delete), [saved, current], [saved, picker], **private).then(
-        lambda: ([], None, ""), None, [chatbot, current, c["title"]], **private)
-    on_page_load(on_load, [saved], [picker, chatbot, current, c["title"]])
+    on_page_load(on_load, [saved], [picker, chatbot, current, c["title"], tree, c["versions"], c["version"]])
+    return [picker.input(opened, [saved, picker], [chatbot, current, c["title"], tree], **private),
+            c["new"].click(lambda: ([], None, None, "", None), None, [chatbot, current, picker, c["title"], tree], **private),
+            c["clear"].click(lambda: (None, None, "", None), None, [current, picker, c["title"], tree], **private),  # starts anew
+            c["delete"].click(changed_list(conversations.delete), [saved, current], [saved, picker], **private).then(
+                lambda: ([], None, "", None), None, [chatbot, current, c["title"], tree], **private),
+            c["import"].upload(imported, c["import"], [chatbot, tree, current, picker, c["title"]], **private).success(
+                stored, [saved, current, chatbot, tree], [saved, current, picker, tree], **private)]
 
 
 ENGINE_WAIT_S = 300  # how long a page that opened during start-up waits to replace "Starting the engine" with the status
 
 
-def undo(history):
+def undo(history, tree):
     """The conversation without its last exchange; that message (and its images) back in the box to edit."""
     with refusals():
-        before, text, images = chat.last_message(history)
-    return before, text, list(images) or None
+        kept, text, images = chat.undo(conversation_for(history, tree))
+    return render(kept.path()), text, list(images) or None, kept
 
 
 def build_chat_tab(config: AppConfig, service: Service) -> dict:
     c = layout(config, service)
     stops = Stops()
-    respond, retry, prepare = handlers(config, service, stops)
+    respond, retry, edit, prepare = handlers(config, service, stops)
 
-    chatbot, message, sliders = c["chatbot"], c["message"], c["sliders"]
-    settings = [c["model"], c["system_prompt"], c["thinking"], *sliders, c["budget"], c["precision"], c["trim"], c["why"]]
+    chatbot, message, tree = c["chatbot"], c["message"], c["tree"]
+    sliders = [c[name] for name in chat.SAMPLING_FIELDS]
+    settings = [c[name] for name in chat.SETTINGS]
     private = {"api_visibility": "private", "queue": False}
-    inputs = [message, chatbot, *settings, c["images"]]
-    events = [when_valid(c["send"].click, respond, prepare, inputs, [chatbot, message], api_name="chat", concurrency_id="generate"),
-              when_valid(message.submit, respond, prepare, inputs, [chatbot, message], concurrency_id="generate"),
-              chatbot.retry(retry, [chatbot, *settings], [chatbot, message], api_visibility="private", concurrency_id="generate")]
-    export_inputs, exports = [chatbot, c["model"], c["system_prompt"], c["thinking"]], [c["export_md"], c["export_json"]]
-    edits = [chatbot.undo(undo, chatbot, [chatbot, message, c["images"]], **private),
+    inputs, outputs = [message, chatbot, *settings, c["images"], tree], [chatbot, message, tree]
+    events = [when_valid(c["send"].click, respond, prepare, inputs, outputs, api_name="chat", concurrency_id="generate"),
+              when_valid(message.submit, respond, prepare, inputs, outputs, concurrency_id="generate"),
+              chatbot.retry(retry, [chatbot, *settings, tree], outputs, api_visibility="private", concurrency_id="generate"),
+              chatbot.edit(edit, [chatbot, *settings, tree], outputs, api_visibility="private", concurrency_id="generate")]
+    export_inputs, exports = [chatbot, tree, c["model"], c["system_prompt"], c["thinking"]], [c["export_md"], c["export_json"]]
+    edits = [chatbot.undo(undo, [chatbot, tree], [chatbot, message, c["images"], tree], **private),
              c["clear"].click(lambda: ([], "", None), None, [chatbot, message, c["images"]], **private)]
-    stops.bind(c["stop"], respond, retry)
+    stops.bind(c["stop"], respond, retry, edit)
     for event in events:
         event.then(service.status, None, c["status"], **private)
     def status_once_started() -> str:  # a page opened during start-up shows "Starting the engine" until it has
@@ -233,12 +325,31 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
         event.success(lambda: None, None, c["images"], **private)
     for event in events + edits:
         event.then(export_files, export_inputs, exports, api_visibility="private")
-    bind_conversations(c, events + edits[:1])
+    bind_versions(c, events + edits + bind_conversations(c, events + edits[:1]))
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
     c["thinking"].change(lambda m, t: chat.preset_values(config.registry.get(m), t), [c["model"], c["thinking"]], sliders, **private)
     inspect = inspect_chat(config)
     c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"]],
                        list(c["inspected"]), api_visibility="private")
-    return {"message": message, "chatbot": chatbot, "model": c["model"], "system_prompt": c["system_prompt"], "thinking": c["thinking"],
-            **dict(zip(chat.SAMPLING_FIELDS, sliders, strict=True)), "thinking_budget": c["budget"], "alternatives": c["why"],
+    return {"message": message, "chatbot": chatbot, **{name: c[name] for name in chat.SETTINGS if name not in ("precision", "trim_history")},
             "images": c["images"]}
+
+
+def bind_versions(c: dict, changed: list) -> None:
+    """‹ › switch the versions of the message last clicked (or of the last message that has versions); the row follows
+    every change of the conversation."""
+    private = {"api_visibility": "private", "queue": False}
+    tree, focus, chatbot, row = c["tree"], c["focus"], c["chatbot"], [c["versions"], c["version"]]
+
+    def clicked(tree_value, data: gr.SelectData):
+        if not isinstance(tree_value, Conversation):
+            return gr.skip()
+        message = owner(tree_value, data.index if isinstance(data.index, int) else data.index[0])
+        return message.id if message else gr.skip()
+
+    chatbot.select(clicked, tree, focus, **private).then(versions, [tree, focus], row, **private)
+    for button, step in ((c["older"], -1), (c["newer"], 1)):
+        button.click(lambda t, f, s=step: switch_version(t, f, s), [tree, focus], [chatbot, tree, focus], **private).then(
+            versions, [tree, focus], row, **private)
+    for event in changed:
+        event.then(versions, [tree, focus], row, **private)

@@ -13,6 +13,7 @@ import gradio as gr
 from ..core.config import AppConfig
 from ..service import Service
 from ..tasks import code as code_task
+from .chat_view import render
 from .common import Stops, admitted, model_picker, precision_picker, refusals, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
@@ -67,7 +68,7 @@ def build_code_tab(config: AppConfig, service: Service) -> dict:
         job = start_job(service, request, prepare, task, language, context, constraints, model, precision)
         with stops.running(request) as stop:
             for view in code_task.run(service, job, stop):
-                yield view.conversation, view.code, view.metrics
+                yield render(view.conversation, protect=False, footer=False), view.code, view.metrics
         if view.error:
             raise refuse(view.error)
 

@@ -21,6 +21,7 @@ from ..core.config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import compare as task
+from .chat_view import conversation_for, render
 from .common import Stops, admitted, follows_registry, precision_picker, refusals, thinking_settings, when_valid
 from .inspector_tab import inspector_panel, show_inspection
 
@@ -95,10 +96,18 @@ def panes_of(count, values: tuple) -> list[dict]:
     return [dict(zip(PANE_FIELDS, settings[i * size:(i + 1) * size], strict=True), history=histories[i] or []) for i in range(n)]
 
 
+def with_conversations(panes: object) -> object:
+    """The API's panes with each pane's history (Chatbot messages) read as a Conversation; anything else as given,
+    for the task to refuse."""
+    if not isinstance(panes, (list, tuple)):
+        return panes
+    return [dict(p, history=conversation_for(p.get("history"))) if isinstance(p, dict) else p for p in panes]
+
+
 def stream_compare(config: AppConfig, service: Service, prompt, panes, template, thinking_budget, user: str,
                    stop=None) -> Iterator[task.CompareView]:
     with refusals():
-        job = task.prepare(config, prompt, panes, template, thinking_budget, user)
+        job = task.prepare(config, prompt, with_conversations(panes), template, thinking_budget, user)
     yield from task.run(service, job, stop)
 
 
@@ -108,7 +117,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     panes, skip, stops = c["panes"], [gr.skip()], Stops()
 
     def job_of(prompt, count, template, budget, *values):
-        return task.prepare(config, prompt, panes_of(count, values), template, budget)
+        return task.prepare(config, prompt, with_conversations(panes_of(count, values)), template, budget)
 
     def send(request: gr.Request, prompt, count, template, budget, *values):  # Gradio passes the request first here, with *values
         user = admitted(service, request)
@@ -117,7 +126,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
         with stops.running(request) as stop:
             for view in stream_compare(config, service, prompt, chosen, template, budget, user, stop):
                 fill = skip * (task.MAX_PANES - len(view.chats))
-                yield (*view.chats, *fill, *view.lines, *fill, skip[0] if view.agreement is None else view.agreement, view.notice,
+                yield (*(render(chat, footer=False) for chat in view.chats), *fill, *view.lines, *fill, skip[0] if view.agreement is None else view.agreement, view.notice,
                        skip[0] if view.results is None else [str(prompt).strip(), view.results])
 
     def compare(prompt: str, panes: list[dict], template: str = "Chat", thinking_budget: int = 0,
@@ -125,7 +134,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
         """Send one prompt to 2-4 panes; each pane is {model, thinking, temperature, max_new_tokens, precision, alternatives, history}."""
         user = admitted(service, request)
         for view in stream_compare(config, service, prompt, panes, template, thinking_budget, user):
-            shown = [{"messages": chat, "metrics": line} for chat, line in zip(view.chats, view.lines, strict=True)]
+            shown = [{"messages": render(chat, footer=False), "metrics": line} for chat, line in zip(view.chats, view.lines, strict=True)]
             for pane, result in zip(shown, view.results or []):
                 pane |= {"tokens": result.tokens, "tokens_note": result.tokens_note} if result.setup.alternatives else {}
             yield {"panes": shown, "notice": view.notice, "agreement": view.agreement}
@@ -143,7 +152,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     def inspect_compare(prompt: str, panes: list[dict], template: str = "Chat", thinking_budget: int = 0) -> tuple[list, str, dict]:
         """What pane 1 would receive for these panes (as `/compare` takes them): highlighted pieces, notes, token counts."""
         with refusals():
-            job = task.prepare(config, prompt, panes, template, thinking_budget)
+            job = task.prepare(config, prompt, with_conversations(panes), template, thinking_budget)
         return show_inspection(config, job)
 
     gr.api(inspect_compare, api_name="inspect_compare")

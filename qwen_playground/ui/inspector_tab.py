@@ -19,9 +19,9 @@ from ..core.registry import TABS
 from ..languages import languages
 from ..tasks import chat
 from ..tasks import guide as guide_task
-from ..tasks.chat_history import files_of
 from ..tasks.inspect import explain
 from . import uploads
+from .chat_view import conversation_for
 from .common import refusals
 
 HIGHLIGHT_COLORS = {"special": "#f59e0b", "tag": "#8b5cf6"}
@@ -44,8 +44,9 @@ def inspect_chat(config: AppConfig) -> Callable:
 
     def inspect_conversation(message, history, model, system_prompt, thinking, images=None):
         with refusals():
-            inputs = chat.ChatInputs(message, history, model, system_prompt or "", bool(thinking), images=chat.paths_of(images))
-            uploads.require_uploaded([*inputs.images, *(f for m in chat.history_of(history) for f in files_of(m["content"]))])
+            inputs = chat.ChatInputs(message, conversation_for(history), chat.ChatSettings(model, system_prompt or "", bool(thinking)),
+                                     chat.paths_of(images))
+            uploads.require_uploaded([*inputs.images, *(f for m in inputs.conversation.path() for f in m.files)])
             job = chat.prepare(config, inputs, require_message=False)
         return show_inspection(config, job)
 

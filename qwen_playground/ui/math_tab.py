@@ -12,6 +12,7 @@ from ..core.config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import math as math_task
+from .chat_view import render
 from .common import Stops, model_picker, precision_picker, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
@@ -41,7 +42,7 @@ def build_math_tab(config: AppConfig, service: Service) -> dict:
         job = start_job(service, request, prepare, problem, expected, model, precision)
         with stops.running(request) as stop:
             for view in math_task.run(service, job, stop):
-                yield view.conversation, view.final, view.verdict, view.metrics
+                yield render(view.conversation, footer=False), view.final, view.verdict, view.metrics
         if view.error:
             raise refuse(view.error)
 

@@ -15,6 +15,7 @@ from ..core.config import AppConfig
 from ..service import Service
 from ..tasks import vision as task
 from . import uploads
+from .chat_view import render
 from .common import Stops, model_picker, precision_picker, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
@@ -78,7 +79,7 @@ def build_vision_tab(config: AppConfig, service: Service) -> dict:
         job = start_job(service, request, prepare, files, camera, question, system_prompt, model, min_tokens, max_tokens, precision)
         with stops.running(request) as stop:
             for view in task.run(service, job, stop):
-                yield view.conversation, view.rows, gr.skip() if view.boxes is None else view.boxes, view.notes, view.metrics
+                yield render(view.conversation, protect=False, footer=False, files_as_count=True), view.rows, gr.skip() if view.boxes is None else view.boxes, view.notes, view.metrics
         if view.error:
             raise refuse(view.error)
 
