@@ -329,7 +329,7 @@ def _app_default(folder: Path, cache: Path, new_tokens: int) -> dict:
         local = app.router.local
         app.chat("bench", 16)  # converts (once) and loads
         best = max((app.chat("bench", new_tokens) for _ in range(2)), key=lambda r: r["tokens_per_s"])
-        return {"engine": local.engine_for(local.registry.get("bench")), "tokens_per_s": best["tokens_per_s"]}
+        return {"engine": local.engine_for(local.registry.get("bench")).name, "tokens_per_s": best["tokens_per_s"]}
     finally:
         app.close()
 

@@ -3,7 +3,7 @@
 import threading
 
 from qwen_playground.backends.batching import supports
-from qwen_playground.backends.local import LocalBackend
+from qwen_playground.backends.local import CacheKey, LocalBackend
 from qwen_playground.core.generation import Done, Error, Request, SamplingParams, TextDelta
 
 from .conftest import break_forward
@@ -45,7 +45,7 @@ def test_simultaneous_users_share_a_batch_and_get_their_own_answers(demo_config)
     assert [text(events) for events in together] == alone  # no stream saw another's tokens
     assert len(set(alone)) > 1
     assert all(isinstance(events[-1], Done) for events in together)
-    assert backend.cache.get("tiny-random", 0, None).runner.in_flight == 0
+    assert backend.cache.get(CacheKey("tiny-random"), 0, None).runner.in_flight == 0
 
 
 def test_cancelling_one_user_leaves_the_others_running(demo_config):
@@ -70,7 +70,7 @@ def test_the_batch_recovers_after_a_failure(demo_config, monkeypatch):
     backend = float32_backend(demo_config)
     request = Request("tiny-random", [{"role": "user", "content": "go"}], GREEDY)
     before = text(list(backend.stream(request, threading.Event())))
-    model = backend.cache.get("tiny-random", 0, None).model
+    model = backend.cache.get(CacheKey("tiny-random"), 0, None).model
     real_forward = break_forward(monkeypatch, model, after=0)
     failed = list(backend.stream(request, threading.Event()))
     assert isinstance(failed[-1], Error) and "device fell over" in failed[-1].message

@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from qwen_playground.backends.local import CacheKey
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -44,7 +46,7 @@ def test_a_model_that_fails_to_load_is_reported_and_the_app_serves_on(app):
 def test_generation_failing_mid_stream_keeps_the_partial_answer_then_recovers(app, monkeypatch):
     client, local = app
     chat(client, model="demo-qwen2.5")  # loaded
-    model = local.cache.get("demo-qwen2.5", 0, None).model
+    model = local.cache.get(CacheKey("demo-qwen2.5"), 0, None).model
     real_forward = break_forward(monkeypatch, model, after=4)
     job = client.submit("Hello", [], "demo-qwen2.5", "", False, 0.7, 0.8, 20, 0.0, 1.05, 0.0, 64, api_name="/chat")
     with pytest.raises(AppError, match="Generation failed: RuntimeError: device fell over"):
@@ -172,7 +174,7 @@ def test_input_gradio_refuses_is_one_log_line_and_no_traceback(app, caplog, capf
 def test_an_app_fault_logs_its_full_traceback(app, monkeypatch, caplog):
     client, local = app
     chat(client, model="demo-qwen2.5")
-    model = local.cache.get("demo-qwen2.5", 0, None).model
+    model = local.cache.get(CacheKey("demo-qwen2.5"), 0, None).model
     break_forward(monkeypatch, model, after=2, message="a bug in the engine")
     caplog.set_level("INFO", logger="qwen_playground")
     with pytest.raises(AppError, match="Generation failed: RuntimeError: a bug in the engine"):

@@ -13,7 +13,7 @@ import yaml
 from gradio_client.exceptions import AppError
 
 from qwen_playground.backends import engines, gguf_files, llamacpp
-from qwen_playground.backends.local import LLAMA_CPP, TRANSFORMERS, LocalBackend
+from qwen_playground.backends.local import LLAMA_CPP, TRANSFORMERS, CacheKey, LocalBackend
 from qwen_playground.core.config import load_config
 from qwen_playground.core.generation import Done, Error, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta, TokenChoices
 from qwen_playground.tasks.inspect import explain
@@ -43,7 +43,7 @@ def texts(events, kind):
 
 
 def runner(backend, model_id, precision="full"):
-    return backend.cache.get(backend.cache_key(model_id, precision, LLAMA_CPP), 0, None).runner
+    return backend.cache.get(CacheKey(model_id, precision, LLAMA_CPP), 0, None).runner
 
 
 @contextlib.contextmanager
@@ -78,17 +78,17 @@ def greedy_ids(path, prompt, n):
 
 def test_text_runs_on_llamacpp_and_images_and_fine_tunes_stay_on_transformers(engine, cache_dir, config_file):
     registry = engine.registry
-    assert engine.engine_for(registry.get("demo-qwen3")) == LLAMA_CPP
-    assert engine.engine_for(registry.get("demo-qwen3.5")) == LLAMA_CPP
-    assert engine.engine_for(registry.get("demo-qwen3.5"), has_media=True) == TRANSFORMERS  # a photo needs the vision tower
-    assert engine.engine_for(registry.get("demo-qwen3-vl")) == TRANSFORMERS  # a vision family llama.cpp does not run here
+    assert engine.engine_for(registry.get("demo-qwen3")).name == LLAMA_CPP
+    assert engine.engine_for(registry.get("demo-qwen3.5")).name == LLAMA_CPP
+    assert engine.engine_for(registry.get("demo-qwen3.5"), has_media=True).name == TRANSFORMERS  # a photo needs the vision tower
+    assert engine.engine_for(registry.get("demo-qwen3-vl")).name == TRANSFORMERS  # a vision family llama.cpp does not run here
     tuned = registry.get("demo-qwen3").with_adapter("x", "/nowhere")
-    assert engine.engine_for(tuned) == TRANSFORMERS  # the LoRA is merged into transformers weights
+    assert engine.engine_for(tuned).name == TRANSFORMERS  # the LoRA is merged into transformers weights
     assert engine.capabilities().engine == LLAMA_CPP and engine.capabilities().precisions["4-bit"] is None
     off = load_config(config_file, demo=True, cache_dir=cache_dir, engine="transformers")
-    assert LocalBackend(off.registry, off.settings).engine_for(registry.get("demo-qwen3")) == TRANSFORMERS
+    assert LocalBackend(off.registry, off.settings).engine_for(registry.get("demo-qwen3")).name == TRANSFORMERS
     auto = load_config(config_file, demo=True, cache_dir=cache_dir, device="cpu")
-    assert LocalBackend(auto.registry, auto.settings).engine_for(registry.get("demo-qwen3")) == LLAMA_CPP  # the default on a CPU
+    assert LocalBackend(auto.registry, auto.settings).engine_for(registry.get("demo-qwen3")).name == LLAMA_CPP  # the default on a CPU
 
 
 def test_streamed_text_equals_the_engines_own_greedy_tokens(engine):
@@ -96,7 +96,7 @@ def test_streamed_text_equals_the_engines_own_greedy_tokens(engine):
     messages = [{"role": "user", "content": "Count to five."}]
     events = collect(engine, Request("tiny-random", messages, GREEDY))
     assert any(isinstance(e, Progress) and "Converting tiny-random to GGUF" in e.message for e in events)
-    path, tokenizer = runner(engine, "tiny-random").path, engine.cache.get("tiny-random@llama.cpp", 0, None).tokenizer
+    path, tokenizer = runner(engine, "tiny-random").path, engine.cache.get(CacheKey("tiny-random", engine=LLAMA_CPP), 0, None).tokenizer
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
     reference = greedy_ids(path, prompt, 40)  # llama-cpp-python's own generate, no processors
     expected = tokenizer.decode(reference, skip_special_tokens=True)
@@ -155,7 +155,7 @@ def test_token_alternatives_are_llamacpps_own_distribution(engine):
     answer = texts(events, TextDelta)
     assert "".join(step.token for step in steps).startswith(answer[:20]) and len(steps) == next(
         e for e in events if isinstance(e, Metrics)).answer_tokens + 1  # the end-of-turn token is a choice too
-    engine_runner, tokenizer = runner(engine, "demo-qwen2.5"), engine.cache.get("demo-qwen2.5@llama.cpp", 0, None).tokenizer
+    engine_runner, tokenizer = runner(engine, "demo-qwen2.5"), engine.cache.get(CacheKey("demo-qwen2.5", engine=LLAMA_CPP), 0, None).tokenizer
     prompt = tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=True, return_dict=False)
     with reference_llama(engine_runner.path) as llama:
         llamacpp.apart(llama.eval, prompt)  # the prompt's last position, straight from llama.cpp
@@ -219,7 +219,7 @@ def test_without_llamacpp_the_app_says_why_once_and_runs_transformers(monkeypatc
     monkeypatch.setattr(engines, "llama_cpp_problem", lambda: "llama-cpp-python is not usable (ImportError: no library)")
     config = load_config(config_file, demo=True, cache_dir=cache_dir, device="cpu")
     local = LocalBackend(config.registry, config.settings)
-    assert local.engine_for(config.registry.get("demo-qwen3")) == TRANSFORMERS
+    assert local.engine_for(config.registry.get("demo-qwen3")).name == TRANSFORMERS
     assert "llama.cpp unavailable: llama-cpp-python is not usable" in local.status()  # the start-up summary's line
     assert local.capabilities().precisions["4-bit"] is not None  # no 4-bit on this CPU then
     events = collect(local, Request("demo-qwen2.5", [{"role": "user", "content": "Hi"}], GREEDY))
@@ -395,7 +395,7 @@ def test_a_prompt_that_starts_like_another_users_shares_its_cache(engine):
     """A class shares its system prompt: a second user's request, arriving while the first is answering, evaluates only
     what differs, and answers as llama.cpp alone does."""
     collect(engine, Request("tiny-random", [{"role": "user", "content": "warm"}], GREEDY.model_copy(update={"max_new_tokens": 2})))
-    engine_runner, tokenizer = runner(engine, "tiny-random"), engine.cache.get("tiny-random@llama.cpp", 0, None).tokenizer
+    engine_runner, tokenizer = runner(engine, "tiny-random"), engine.cache.get(CacheKey("tiny-random", engine=LLAMA_CPP), 0, None).tokenizer
     system = {"role": "system", "content": "You are the teaching assistant of Physics 101. " * 8}
 
     def prompt(question):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from qwen_playground.backends.local import LocalBackend
+from qwen_playground.backends.local import CacheKey, LocalBackend
 from qwen_playground.core.config import load_config
 from qwen_playground.core.generation import Done, Error, Metrics, Progress, Request, SamplingParams, TextDelta, ThinkingDelta
 from qwen_playground.tasks.conversation import AssistantTurn, Conversation, Message, model_messages
@@ -65,7 +65,7 @@ def test_second_turn_prompt_holds_the_answer_without_its_thinking(backend):
         turn.apply(event)
     conversation = Conversation.of([Message.user("Hi"), Message.assistant(turn), Message.user("And now?")])
     messages = model_messages(conversation.path(), "", ("<think>", "</think>"))
-    tok = backend.cache.get("demo-qwen3", 0, None).tokenizer
+    tok = backend.cache.get(CacheKey("demo-qwen3"), 0, None).tokenizer
     prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, enable_thinking=True)
     assert "Hello from a little demo network!" in prompt and "scripted" not in prompt
 
@@ -74,7 +74,7 @@ def test_models_are_reused_across_requests(backend):
     collect(backend, Request("demo-qwen2.5", [{"role": "user", "content": "a"}], GREEDY))
     again = collect(backend, Request("demo-qwen2.5", [{"role": "user", "content": "b"}], GREEDY))
     assert not any(isinstance(e, Progress) for e in again)
-    assert "demo-qwen2.5" in backend.cache.keys()
+    assert CacheKey("demo-qwen2.5") in backend.cache.keys()
 
 
 @pytest.mark.parametrize("path", ["continuous batch", "generate"])
@@ -82,7 +82,7 @@ def test_stop_takes_effect_at_the_next_token(backend, monkeypatch, path):
     """Counted in decode steps after Stop (text reaches the screen a few tokens late, so counting text would not test Stop)."""
     sampling = GREEDY.model_copy(update={"max_new_tokens": 2000, "repetition_penalty": 1.0 if path == "continuous batch" else 1.1})
     collect(backend, Request("tiny-random", [{"role": "user", "content": "warm"}], sampling.model_copy(update={"max_new_tokens": 2})))
-    model = backend.cache.get("tiny-random", 0, None).model
+    model = backend.cache.get(CacheKey("tiny-random"), 0, None).model
     steps, real_forward = [], model.forward
 
     def counting_forward(*args, **kwargs):
@@ -129,7 +129,7 @@ def test_a_model_folder_without_weights_fails_clearly(backend):
 
 def test_an_error_mid_generation_keeps_what_was_streamed(backend, monkeypatch):
     collect(backend, Request("tiny-random", [{"role": "user", "content": "warm"}], GREEDY))
-    break_forward(monkeypatch, backend.cache.get("tiny-random", 0, None).model, after=5)
+    break_forward(monkeypatch, backend.cache.get(CacheKey("tiny-random"), 0, None).model, after=5)
     events = collect(backend, Request("tiny-random", [{"role": "user", "content": "go"}], GREEDY))
     assert texts(events, TextDelta)  # the partial answer arrived
     assert isinstance(events[-1], Error) and "device fell over" in events[-1].message
@@ -140,7 +140,7 @@ def test_memory_budget_evicts_the_least_recently_used(cache_dir, config_file):
     local = LocalBackend(config.registry, config.settings)
     for model_id in ("demo-qwen3", "demo-qwen2.5"):
         collect(local, Request(model_id, [{"role": "user", "content": "x"}], GREEDY))
-    assert local.cache.keys() == ["demo-qwen2.5"]  # two would not fit in 0.1 GiB at float32
+    assert local.cache.keys() == [CacheKey("demo-qwen2.5")]  # two would not fit in 0.1 GiB at float32
     assert local.cache.used_bytes <= local.cache.budget_bytes
 
 
@@ -161,7 +161,7 @@ def test_thinking_budget_cuts_the_thought_and_still_answers(backend):
     events = collect(backend, request)
     thought, answer = texts(events, ThinkingDelta), texts(events, TextDelta)
     own_thought = thought.split("Considering the limited time")[0]
-    tok = backend.cache.get("demo-qwen3", 0, None).tokenizer
+    tok = backend.cache.get(CacheKey("demo-qwen3"), 0, None).tokenizer
     assert "Considering the limited time by the user" in thought
     assert len(tok("<think>" + own_thought, add_special_tokens=False).input_ids) <= 5 + 1  # the cap (plus the opening tag)
     assert answer == "Hello from a little demo network! Install real weights for useful answers."
@@ -184,7 +184,7 @@ def test_models_loaded_at_the_same_time_each_get_the_precision_asked_for(demo_co
         models = {}
 
         def load(model_id):
-            models[model_id] = local._load_now(demo_config.registry.get(model_id), "full", lambda _: None)[0].model
+            models[model_id] = local.engines[-1].load(demo_config.registry.get(model_id), "full", lambda _: None)[0].model  # transformers
 
         threads = [threading.Thread(target=load, args=(m,)) for m in ("demo-qwen3", "demo-qwen2.5", "demo-qwen3-instruct-2507")]
         [t.start() for t in threads]

@@ -6,7 +6,7 @@ import threading
 import pytest
 import yaml
 
-from qwen_playground.backends.local import LocalBackend
+from qwen_playground.backends.local import CacheKey, LocalBackend
 from qwen_playground.core.config import load_config
 from qwen_playground.core.generation import Done, Error, Metrics, Request, SamplingParams, TextDelta, ThinkingDelta
 
@@ -105,8 +105,8 @@ def test_stop_and_the_thinking_budget_in_the_families_that_open_the_thought(back
 def test_qwen35_takes_the_one_request_path_because_the_batch_cannot_cache_linear_attention(backend):
     list(backend.stream(Request("demo-qwen3.5", [{"role": "user", "content": "Hi"}], GREEDY), threading.Event()))
     list(backend.stream(Request("demo-qwen3", [{"role": "user", "content": "Hi"}], GREEDY), threading.Event()))
-    assert backend.cache.get("demo-qwen3.5", 0, None).runner is None
-    assert backend.cache.get("demo-qwen3", 0, None).runner is not None
+    assert backend.cache.get(CacheKey("demo-qwen3.5"), 0, None).runner is None
+    assert backend.cache.get(CacheKey("demo-qwen3"), 0, None).runner is not None
 
 
 def test_qwen35_presets_carry_the_presence_penalty_into_the_chat_sliders(demo_config):

@@ -91,13 +91,13 @@ def test_stream_turns_folds_events_into_turns_and_runs_in_turn_when_told():
 
     states = []
     for final in stream_turns(_Slow(), [Request("slow", []), Request("fast", [])]):  # one state object, updated in place
-        states.append((final.done, [t.answer_text for t in final.turns]))
+        states.append((final.done, [t.answer for t in final.turns]))
     assert states[0] == (False, ["", ""]) and len(states) > 2  # an empty first state at once, then growing turns
-    assert final.done and final.notice == "" and [t.answer_text for t in final.turns] == ["01234", "01234"]
+    assert final.done and final.notice == "" and [t.answer for t in final.turns] == ["01234", "01234"]
     *_, crowded = stream_turns(_Crowded(), [Request("slow", []), Request("fast", [])])
     assert crowded.notice.startswith("too big together") and crowded.turns[1].finish_reason == "stop"
     *_, lone = stream_turns(_Crowded(), [Request("fast", [])])
-    assert lone.notice == "" and lone.turns[0].answer_text == "01234"  # one request is never "in turn"
+    assert lone.notice == "" and lone.turns[0].answer == "01234"  # one request is never "in turn"
 
 
 def test_closing_stream_turns_cancels_its_requests():
@@ -115,6 +115,6 @@ def test_a_stop_flag_ends_every_request_with_its_closing_events():
 
     stop = threading.Event()
     for state in stream_turns(_Slow(), [Request("slow", []), Request("slow", [])], stop):
-        if any(t.answer_text for t in state.turns):
+        if any(t.answer for t in state.turns):
             stop.set()
-    assert state.done and all(len(t.answer_text) < 5 for t in state.turns)  # stopped early, and the stream still ended itself
+    assert state.done and all(len(t.answer) < 5 for t in state.turns)  # stopped early, and the stream still ended itself

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from qwen_playground.backends import precision
-from qwen_playground.backends.local import LocalBackend
+from qwen_playground.backends.local import CacheKey, LocalBackend
 from qwen_playground.core.generation import Error, Metrics, Request, SamplingParams, TextDelta
 from qwen_playground.tasks.compare import presets
 
@@ -44,7 +44,7 @@ def test_8_bit_weights_load_beside_full_precision_and_use_less_memory(demo_confi
     full_m, int8_m = (next(e for e in events if isinstance(e, Metrics)) for events in (full, int8))
     assert int8_m.precision == "8-bit" and int8_m.weights_bytes < full_m.weights_bytes
     assert "weights" in int8_m.summary() and "8-bit" in int8_m.summary()
-    assert set(backend.cache.keys()) >= {"demo-qwen2.5", "demo-qwen2.5@8-bit"}
+    assert set(backend.cache.keys()) >= {CacheKey("demo-qwen2.5"), CacheKey("demo-qwen2.5", "8-bit")}
 
 
 def test_a_choice_this_machine_cannot_run_is_refused_with_the_reason(backend):

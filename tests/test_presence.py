@@ -3,6 +3,8 @@
 import threading
 
 import pytest
+
+from qwen_playground.backends.local import CacheKey
 import torch
 
 from qwen_playground.backends.presence import PresencePenalty
@@ -30,7 +32,7 @@ def test_the_sampling_settings_take_it_from_zero_to_two():
 @torch.no_grad()
 def reference(backend, request: Request, steps: int) -> str:
     """Greedy decoding by hand: the whole sequence through the model at every step, the penalty as specified."""
-    loaded = backend.cache.get("tiny-random", 0, None)
+    loaded = backend.cache.get(CacheKey("tiny-random"), 0, None)
     spec = backend.registry.get(request.model_id)
     ids = backend.encode(spec, loaded, request)["input_ids"]
     answer: list[int] = []
@@ -54,7 +56,7 @@ def test_penalised_greedy_decoding_matches_the_definition_on_both_paths(demo_con
     request = Request("tiny-random", [{"role": "user", "content": "Hi"}], plain.model_copy(update={"presence_penalty": 2.0}))
     unpenalised = answer(backend, Request(request.model_id, request.messages, plain))
     penalised = answer(backend, request)
-    loaded = backend.cache.get("tiny-random", 0, None)
+    loaded = backend.cache.get(CacheKey("tiny-random"), 0, None)
     assert (loaded.runner is not None) == (path == "continuous batch")
     assert penalised == reference(backend, request, 24)
     assert penalised != unpenalised  # the random model repeats itself without it

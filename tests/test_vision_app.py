@@ -5,6 +5,8 @@ import threading
 import av
 import numpy as np
 import pytest
+
+from qwen_playground.backends.local import CacheKey
 from gradio_client import handle_file
 from PIL import Image
 from qwen_vl_utils import process_vision_info
@@ -26,7 +28,7 @@ def test_qwen3_vl_sees_in_32_pixel_tokens(backend):
     images = [Image.new("RGB", (640, 480), "red"), Image.new("RGB", (300, 200), "blue")]
     messages, events = ask(backend, images, 4 * 32 * 32, 1024 * 32 * 32, model="demo-qwen3-vl")
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == QWEN3_VL_REPLY
-    processor = backend.cache.get("demo-qwen3-vl", 0, None).processor
+    processor = backend.cache.get(CacheKey("demo-qwen3-vl"), 0, None).processor
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     enc = processor(text=[text], images=process_vision_info(messages, image_patch_size=16)[0], return_tensors="pt")
     costs = [image_cost(im, 4 * 32 * 32, 1024 * 32 * 32, 32).tokens for im in images]
@@ -40,7 +42,7 @@ def test_one_and_two_images_through_the_tiny_vl_model(backend, count):
     messages, events = ask(backend, images)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == REPLY
     metrics = next(e for e in events if isinstance(e, Metrics))
-    processor = backend.cache.get("demo-qwen2.5-vl", 0, None).processor
+    processor = backend.cache.get(CacheKey("demo-qwen2.5-vl"), 0, None).processor
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     enc = processor(text=[text], images=process_vision_info(messages)[0], return_tensors="pt")
     image_tokens = int((enc["input_ids"] == 151655).sum())

@@ -2,7 +2,8 @@
 
 A backend turns a `Request` into a stream of events (see `generation.py`) and
 says what it can do (`capabilities`, `health`); callers never test engine
-types, they only call these methods. `local.LocalBackend` runs models in-process
+types, they only call these methods. A `ModelBackend` serves a registry's models (and is the one place that refuses a
+model it does not know): `local.LocalBackend` runs models in-process
 (transformers, or llama.cpp for text on a CPU), `openai_compat.OpenAICompatBackend` talks to a server, and
 `router.Router` sends each model's requests to the engine that serves it.
 Nothing here knows about the UI.
@@ -15,7 +16,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ..core.generation import Event, Request
+from ..core.generation import Error, Event, Request
+from ..core.registry import ModelSpec, Registry, RegistryError
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,23 @@ class Backend(ABC):
     def status(self) -> str:
         """A short human line about what this backend holds (loaded models, memory)."""
         return ""
+
+
+class ModelBackend(Backend):
+    """A backend for the models of a registry: `stream` refuses a model the registry does not know (the one place that
+    does), then `serve`s the request with the model's facts."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
+        try:
+            spec = self.registry.get(request.model_id)
+        except RegistryError as e:
+            yield Error(str(e))
+            return
+        yield from self.serve(spec, request, cancel)
+
+    @abstractmethod
+    def serve(self, spec: ModelSpec, request: Request, cancel: threading.Event) -> Iterator[Event]:
+        """Yield events for `request` to the model `spec`. Setting `cancel` ends generation within a token or two."""

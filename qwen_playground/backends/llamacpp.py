@@ -7,7 +7,7 @@ with kernels made for that (bench/run.py measures the share of the limit).
 The glass box stays whole because this engine only turns token ids into token
 ids: the app applies the chat template and tokenizes (`encoding.py`, the same
 ids the inspector shows), and decodes, splits thoughts, applies the thinking
-budget and counts (`local.py`). The repetition and presence penalties and the
+budget and counts (`local/turn.py`). The repetition and presence penalties and the
 "why this token?" record run as the transformers engine's logits processors on
 llama.cpp's logits, and the token is drawn as transformers draws it
 (`sampling.py`), so both engines mean the same by every setting.
@@ -17,7 +17,7 @@ Several users at once: llama.cpp decodes a batch of sequences in one step, so
 by a token per step and feeds new prompts in beside them (continuous
 batching, in this process: no second copy of the weights, no server to
 build or babysit). `LlamaCppRunner.run` has the transformers continuous
-batch's contract, so `local.py` runs either.
+batch's contract: both are a `Runner` (`local/engine.py`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
-from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+from transformers import LogitsProcessorList
 
 from ..core.generation import SamplingParams
-from .alternatives import RecordAlternatives, TokenRecorder
-from .presence import PresencePenalty
+from .alternatives import TokenRecorder
+from .processors import logits_processors
 from .sampling import choose
 
 log = logging.getLogger(__name__)
@@ -81,19 +81,6 @@ def repacking_crashes() -> bool:
     import llama_cpp
 
     return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
-
-
-def logits_processors(sampling: SamplingParams, prompt_length: int, recorder: TokenRecorder | None) -> LogitsProcessorList:
-    """The transformers engine's penalties and recorder, in its order: repetition (prompt included), presence (the
-    answer only), then the record of what the model wanted."""
-    processors = LogitsProcessorList()
-    if sampling.repetition_penalty != 1.0:
-        processors.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
-    if sampling.presence_penalty:
-        processors.append(PresencePenalty(sampling.presence_penalty, prompt_length))
-    if recorder is not None:
-        processors.append(RecordAlternatives(recorder, prompt_length))
-    return processors
 
 
 class EngineFailed(RuntimeError):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import gc
 import threading
 from collections import OrderedDict
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Hashable, TypeVar
 
+K = TypeVar("K", bound=Hashable)  # what names an entry (the local backend's CacheKey)
 T = TypeVar("T")
 
 
@@ -19,15 +20,15 @@ class ModelTooLarge(MemoryError):
     pass
 
 
-class ModelCache(Generic[T]):
-    def __init__(self, budget_bytes: int, on_evict: Callable[[str, T], None] = lambda key, value: None):
+class ModelCache(Generic[K, T]):
+    def __init__(self, budget_bytes: int, on_evict: Callable[[K, T], None] = lambda key, value: None):
         self.budget_bytes = budget_bytes
-        self._entries: OrderedDict[str, tuple[T, int]] = OrderedDict()
+        self._entries: OrderedDict[K, tuple[T, int]] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
+        self._loading: dict[K, threading.Lock] = {}
         self._on_evict = on_evict
 
-    def get(self, key: str, estimate_bytes: int, load: Callable[[], tuple[T, int]]) -> T:
+    def get(self, key: K, estimate_bytes: int, load: Callable[[], tuple[T, int]]) -> T:
         """The cached object for `key`, loading it (after making room) if needed."""
         with self._lock:
             if key in self._entries:
@@ -46,7 +47,7 @@ class ModelCache(Generic[T]):
                 self._make_room(key, 0)  # the estimate may have been low
             return value
 
-    def _make_room(self, key: str, needed: int) -> None:
+    def _make_room(self, key: K, needed: int) -> None:
         if needed > self.budget_bytes:
             raise ModelTooLarge(
                 f"'{key}' needs about {needed / 2**30:.1f} GiB but the memory budget is {self.budget_bytes / 2**30:.1f} GiB. "
@@ -66,16 +67,16 @@ class ModelCache(Generic[T]):
     def used_bytes(self) -> int:
         return sum(size for _, size in self._entries.values())
 
-    def keys(self) -> list[str]:
+    def keys(self) -> list[K]:
         """Cached keys, least recently used first."""
         with self._lock:
             return list(self._entries)
 
-    def values(self) -> dict[str, T]:
+    def values(self) -> dict[K, T]:
         """Cached values by key, without touching their order."""
         with self._lock:
             return {k: value for k, (value, _) in self._entries.items()}
 
-    def sizes(self) -> dict[str, int]:
+    def sizes(self) -> dict[K, int]:
         with self._lock:
             return {k: size for k, (_, size) in self._entries.items()}

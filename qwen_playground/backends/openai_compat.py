@@ -31,8 +31,8 @@ import openai
 from PIL import Image
 
 from ..core.generation import Candidate, Done, Error, Event, Metrics, Request, ThinkingDelta, TokenChoices, TokenStep
-from ..core.registry import Endpoint, Family, ModelSpec, Registry, RegistryError
-from . import Backend
+from ..core.registry import Endpoint, Family, ModelSpec, Registry
+from . import ModelBackend
 from .encoding import defuse_messages, encode_chat
 from .thinking import ThinkingParser
 
@@ -118,11 +118,11 @@ def family_tokenizer(family: Family, cache_dir: Path | None):
         return _tokenizers[family.name]
 
 
-class OpenAICompatBackend(Backend):
+class OpenAICompatBackend(ModelBackend):
     def __init__(self, endpoint: Endpoint, registry: Registry, cache_dir: Path | None = None):
         """`cache_dir`: where a converted tokenizer is kept (Qwen3.5's), for counting tokens a server does not report."""
+        super().__init__(registry)
         self.endpoint = endpoint
-        self.registry = registry
         self.cache_dir = cache_dir
         self.client = openai.OpenAI(
             base_url=endpoint.base_url,
@@ -151,12 +151,7 @@ class OpenAICompatBackend(Backend):
                 "stream_options": {"include_usage": True}, "temperature": sampling.temperature, "top_p": sampling.top_p,
                 "max_tokens": sampling.max_new_tokens, "extra_body": extra}
 
-    def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
-        try:
-            spec = self.registry.get(request.model_id)
-        except RegistryError as e:
-            yield Error(str(e))
-            return
+    def serve(self, spec: ModelSpec, request: Request, cancel: threading.Event) -> Iterator[Event]:
         if request.precision != "full":
             yield Error(f"{spec.id} runs on a server that chooses its own precision: set precision to 'full' for it.")
             return
@@ -214,16 +209,8 @@ class OpenAICompatBackend(Backend):
             self._count_here(spec, request, "".join(written), thinking_pieces + answer_pieces)
         reasoning_tokens = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None) if usage else None
         thinking_tokens = reasoning_tokens if reasoning_tokens is not None else min(thinking_pieces, generated)
-        yield Metrics(
-            prompt_tokens=prompt_tokens,
-            counted_with=counted_with,
-            answer_tokens=max(generated - thinking_tokens, 0),
-            thinking_tokens=thinking_tokens,
-            time_to_first_token_s=(first - start) if first else None,
-            tokens_per_s=(generated - 1) / (end - first) if first and generated > 1 and end > first else None,
-            thinking_s=((thinking_end or end) - start) if thinking_tokens else None,
-            total_s=end - start,
-        )
+        yield Metrics.timed(prompt_tokens, max(generated - thinking_tokens, 0), thinking_tokens, generated, start, first, thinking_end, end,
+                            counted_with=counted_with)
         yield Done({"length": "length", "cancelled": "cancelled"}.get(finish, "stop"))
 
     def _count_here(self, spec: ModelSpec, request: Request, written: str, pieces: int) -> tuple[int, int, str]:

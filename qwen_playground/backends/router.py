@@ -14,17 +14,17 @@ from typing import Iterator
 
 from ..core.config import AppConfig
 from ..core.devices import on_zero_gpu
-from ..core.generation import Error, Event, Request
-from ..core.registry import RegistryError
-from . import Backend, Capabilities
+from ..core.generation import Event, Request
+from ..core.registry import ModelSpec
+from . import Capabilities, ModelBackend
 from .local import LocalBackend
 from .openai_compat import OpenAICompatBackend
 from .zerogpu import on_lent_gpu
 
 
-class Router(Backend):
+class Router(ModelBackend):
     def __init__(self, config: AppConfig, local: LocalBackend | None = None):
-        self.registry = config.registry
+        super().__init__(config.registry)
         self.local = local or LocalBackend(config.registry, config.settings)
         self.remotes = {eid: OpenAICompatBackend(endpoint, config.registry, config.settings.cache_dir)
                         for eid, endpoint in config.registry.endpoints.items()}
@@ -34,16 +34,8 @@ class Router(Backend):
             self.local_stream = on_lent_gpu(self.local, config.registry, seconds)
             self.lent_note = f"ZeroGPU: each answer runs on a GPU lent for it (at most {seconds} s), where its model loads · "
 
-    def backend_for(self, model_id: str) -> Backend:
-        spec = self.registry.get(model_id)
-        return self.remotes[spec.endpoint] if spec.endpoint else self.local
-
-    def stream(self, request: Request, cancel: threading.Event) -> Iterator[Event]:
-        try:
-            backend = self.backend_for(request.model_id)
-        except RegistryError as e:
-            yield Error(str(e))
-            return
+    def serve(self, spec: ModelSpec, request: Request, cancel: threading.Event) -> Iterator[Event]:
+        backend = self.remotes[spec.endpoint] if spec.endpoint else self.local
         yield from (self.local_stream if backend is self.local else backend.stream)(request, cancel)
 
     def capabilities(self) -> Capabilities:

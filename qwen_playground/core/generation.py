@@ -97,6 +97,18 @@ class Metrics:
     engine: str = ""  # the local engine that answered ("transformers", "llama.cpp"); "" for a server
     counted_with: str = ""  # a server that reported no token counts: the tokenizer that counted them here
 
+    @classmethod
+    def timed(cls, prompt_tokens: int, answer_tokens: int, thinking_tokens: int, generated: int, start: float, first: float | None,
+              thinking_end: float | None, end: float, load_s: float = 0.0, **facts) -> Metrics:
+        """The numbers of one answer from its clock readings (`time.perf_counter`): `start` when generation began, `first`
+        the first token (None: there was none), `thinking_end` the first answer text (None: the thought never ended),
+        `end`; `generated` tokens in all. The one formula every backend uses; `facts` are the other fields."""
+        return cls(prompt_tokens, answer_tokens, thinking_tokens,
+                   time_to_first_token_s=(first - start) if first else None,
+                   tokens_per_s=(generated - 1) / (end - first) if first and generated > 1 and end > first else None,
+                   thinking_s=((thinking_end or end) - start) if thinking_tokens else None,
+                   total_s=end - start + load_s, load_s=load_s, **facts)
+
     def summary(self) -> str:
         """One human line, e.g. for the metrics line under an answer."""
         parts = []

@@ -22,7 +22,7 @@ from ..service import Service
 from ..tasks import TaskError, chat, conversations
 from ..tasks.conversation import Conversation
 from . import uploads
-from .chat_view import conversation_for, export_json, export_markdown, import_json, owner, parse, render
+from .chat_view import View, conversation_for, export_json, export_markdown, import_json, owner, parse, render
 from .common import (Stops, browser_secret, describe, follows_registry, on_page_load, precision_picker, refusals, refuse, start_job,
                      thinking_settings, when_valid)
 from .inspector_tab import inspect_chat, inspector_outputs
@@ -124,24 +124,25 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
         *values, tree = values
         return chat.prepare(config, chat_inputs(*values, tree=tree), user)
 
-    def answer(inputs: chat.ChatInputs, request: gr.Request | None, box=gr.skip(), require_message: bool = True):
+    def answer(inputs: chat.ChatInputs, request: gr.Request | None, box=gr.skip(), require_message: bool = True, shown=None):
         """Stream the answer to `inputs` into the conversation; `box`: the message box while it streams (cleared for a
-        sent message), which gets the message back when nothing came of it."""
+        sent message), which gets the message back when nothing came of it; `shown`: how the Chatbot shows it."""
+        shown = shown or (lambda conversation: render(conversation.path()))
         try:
             job = start_job(service, request, lambda user: chat.prepare(config, inputs, user, require_message))
         except gr.Error:  # refused: the conversation as it is (an edit shown in the Chatbot is not in it)
-            yield render(inputs.conversation.path()), gr.skip(), inputs.conversation
+            yield shown(inputs.conversation), gr.skip(), inputs.conversation
             raise
         if job.dropped:
             gr.Info(f"Left the {job.dropped} oldest exchange{'s' if job.dropped > 1 else ''} out of the prompt to fit "
                     f"{config.settings.max_input_tokens:,} tokens.")
-        yield render(job.conversation.path()), box, job.conversation
+        yield shown(job.conversation), box, job.conversation
         with stops.running(request) as stop:
             for view in chat.run(service, job, stop):
-                yield render(view.conversation.path()), box, view.conversation
+                yield shown(view.conversation), box, view.conversation
         if view.error:
             if not view.produced_output:  # nothing to keep: the conversation as it was, the message back to edit
-                yield render(job.before.path()), inputs.message or gr.skip(), job.before
+                yield shown(job.before), inputs.message or gr.skip(), job.before
             raise refuse(view.error)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
@@ -151,7 +152,7 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
             inputs = chat_inputs(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
                                  presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives, images, tree=tree)
             uploads.require_uploaded([*inputs.images, *(f for m in inputs.conversation.path() for f in m.files)])
-        yield from answer(inputs, request, "")
+        yield from answer(inputs, request, "", shown=View(history, inputs.conversation))
 
     def retry(request: gr.Request, history, *values):  # Gradio passes the request first here, with *values (settings, tree)
         *settings, tree = values

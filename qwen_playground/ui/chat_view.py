@@ -137,6 +137,32 @@ def parse(history: object) -> Conversation:
     return Conversation.of(messages)
 
 
+def normalized(history: object) -> list[dict]:
+    """Chatbot messages as given, in one shape: role, content (the text, or its files then the text), metadata."""
+    shown = []
+    for m in history or []:
+        files = files_of(m.get("content")) if m.get("role") == "user" else []
+        shown.append({"role": m["role"], "content": with_files(text_of(m.get("content")), files)} | (
+            {"metadata": dict(m["metadata"])} if m.get("metadata") else {}))
+    return shown
+
+
+class View:
+    """What a Chatbot shows of a conversation after a message is added: the messages it showed, as they were (an API
+    caller gets its history back with every bubble it sent), then the messages added since, rendered; the whole
+    conversation rendered once an earlier message changed."""
+
+    def __init__(self, history: object, conversation: Conversation):
+        """`conversation`: the one behind `history` (`conversation_for`)."""
+        self.before, self.ids = normalized(history), [m.id for m in conversation.path()]
+
+    def __call__(self, conversation: Conversation) -> list[dict]:
+        path = conversation.path()
+        if [m.id for m in path[:len(self.ids)]] == self.ids:
+            return self.before + render(path[len(self.ids):])
+        return render(path)
+
+
 def signature(conversation: Conversation) -> list[tuple]:
     """What a Chatbot's value says of a conversation's path: who said what, with which files."""
     return [(m.role, m.text.strip(), tuple(Path(f).name for f in m.files)) for m in conversation.path()]

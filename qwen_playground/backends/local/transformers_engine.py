@@ -1,0 +1,154 @@
+"""The transformers engine: every local model (GPUs, images, fine-tuned models), and text where llama.cpp does not run.
+
+Text requests to a model whose layers the continuous batch can cache join it
+(`batching.py`), so many users share each decode step; vision requests and
+settings the batch cannot honour run `generate` alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import torch
+import transformers
+from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, StoppingCriteria,
+                          StoppingCriteriaList)
+
+from ...core.config import Settings
+from ...core.devices import model_build_lock
+from ...core.generation import SamplingParams
+from ...core.registry import ModelSpec
+from ..alternatives import TokenRecorder
+from ..batching import ContinuousBatcher, batchable
+from ..cpu_dtype import cpu_dtype
+from .. import download, engines
+from ..engines import LLAMA_CPP, TRANSFORMERS
+from ..precision import GGUF_TYPES, bytes_per_param, transformers_config, unavailable_reason, weight_bytes
+from ..processors import logits_processors
+from .engine import LoadedModel, Report, eos_ids_of, run_on_runner
+
+
+def pick_dtype(device: str, setting: str, cache_dir: Path) -> tuple[torch.dtype, str]:
+    """The weights' dtype for transformers, and why where it was measured (a CPU's choice, `cpu_dtype.py`)."""
+    if setting != "auto":
+        return getattr(torch, setting), ""
+    if device == "cuda":
+        return (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16), ""
+    if device == "mps":
+        return torch.float16, ""
+    choice = cpu_dtype(cache_dir)
+    return choice.torch_dtype, choice.why()
+
+
+def default_budget_bytes(device: str) -> int:
+    """Most of the memory that is free now: what a laptop can give to models."""
+    if device == "cuda":
+        return int(0.85 * torch.cuda.get_device_properties(0).total_memory)
+    return int(0.6 * psutil.virtual_memory().available)
+
+
+def sampling_kwargs(sampling: SamplingParams) -> dict:
+    """`generate` keyword arguments; temperature 0 means greedy decoding."""
+    kwargs = {"max_new_tokens": sampling.max_new_tokens, "repetition_penalty": sampling.repetition_penalty}
+    if sampling.temperature == 0:
+        return kwargs | {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    kwargs |= {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k}
+    if sampling.min_p > 0:
+        kwargs["min_p"] = sampling.min_p
+    return kwargs
+
+
+def transformers_problem(spec: ModelSpec) -> str | None:
+    """Why the installed transformers cannot load this model's family, naming the release that can (None: it can)."""
+    family = spec.family
+    if spec.demo or family.model_type is None or family.model_type in CONFIG_MAPPING:
+        return None
+    release = family.requires_transformers
+    needed, command = (f"transformers {release} or newer", f'pip install -U "transformers>={release}"') if release else \
+        ("a newer transformers", "pip install -U transformers")
+    return (f"{spec.id} is a {family.label} model (model type '{family.model_type}'), which transformers {transformers.__version__} "
+            f"cannot load: it needs {needed}. Run: {command}")
+
+
+class _StopOn(StoppingCriteria):
+    """Stops `generate` at the next token once any of the flags is set."""
+
+    def __init__(self, *flags: threading.Event):
+        self.flags = flags
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        stop = any(f.is_set() for f in self.flags)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class TransformersEngine:
+    name = TRANSFORMERS
+
+    def __init__(self, settings: Settings, device: str, dtype: torch.dtype):
+        self.settings, self.device, self.dtype = settings, device, dtype
+        # llama.cpp runs this machine's text, so the quantized precisions a CPU offers are its, not this engine's
+        self.llama_cpp_beside = engines.text_engine(settings.engine, device) == LLAMA_CPP
+
+    @staticmethod
+    def here(settings: Settings, device: str) -> bool:
+        return True
+
+    def runs(self, spec: ModelSpec, has_media: bool) -> bool:
+        return True
+
+    def unavailable(self, spec: ModelSpec, precision: str) -> str | None:
+        if problem := transformers_problem(spec):
+            return problem
+        if reason := unavailable_reason(precision, self.device):
+            if self.llama_cpp_beside and precision in GGUF_TYPES:  # 4-bit on this CPU is llama.cpp's; this request cannot use it
+                reason = "on this CPU 4-bit weights come from llama.cpp, which runs text (not images) and not fine-tuned models"
+            return f"{precision} weights are unavailable on {self.device}: {reason}. Choose another precision."
+        return None
+
+    def estimate_bytes(self, spec: ModelSpec, precision: str) -> int:
+        return int(spec.params_b * 1e9 * bytes_per_param(precision, self.dtype.itemsize))
+
+    def load(self, spec: ModelSpec, precision: str, report: Report) -> tuple[LoadedModel, int]:
+        start = time.perf_counter()
+        folder = download.fetch(spec, self.settings.cache_dir, report)
+        described = str(self.dtype).removeprefix("torch.") + ("" if precision == "full" else f", weights {precision}")
+        report(f"Loading {spec.id} into memory ({described} on {self.device})…")
+        options = {"dtype": self.dtype, "device_map": self.device, "quantization_config": transformers_config(precision, self.device, self.dtype)}
+        processor = None
+        if spec.family.vision is not None and not spec.adapter:  # a fine-tuned model is its text side, as it was trained
+            processor = AutoProcessor.from_pretrained(folder)
+            if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
+                raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
+            tokenizer, model_class = processor.tokenizer, AutoModelForImageTextToText
+        else:
+            tokenizer, model_class = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM
+        with model_build_lock:  # transformers sets torch's process-wide default dtype while it builds (devices.py)
+            model = model_class.from_pretrained(folder, **options)
+        if spec.adapter:  # a fine-tuned model: its LoRA merged into the base weights, so it runs like any other
+            from peft import PeftModel
+
+            report(f"Applying the LoRA adapter {Path(spec.adapter).name}…")
+            model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload()
+        model.eval()
+        loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, eos_ids_of(model.generation_config, tokenizer), processor)
+        if processor is None and self.settings.batching and batchable(model.config):
+            loaded.runner = ContinuousBatcher(model, loaded.eos_ids, tokenizer.pad_token_id)
+        loaded.weights_bytes = weight_bytes(model)
+        return loaded, loaded.weights_bytes
+
+    def generate(self, loaded: LoadedModel, inputs: dict, sampling: SamplingParams, max_new_tokens: int, stop_ids: list[int],
+                 recorder: TokenRecorder | None, answer_start: int, streamer, flags) -> list[int]:
+        if loaded.runner is not None and loaded.runner.supports(sampling):
+            return run_on_runner(loaded, inputs, sampling, max_new_tokens, stop_ids, recorder, streamer, flags)
+        kwargs = sampling_kwargs(sampling) | {"max_new_tokens": max_new_tokens}
+        # `generate` applies the repetition penalty itself (its keyword), then ours
+        if processors := logits_processors(sampling, answer_start, recorder, inputs["input_ids"].shape[1], repetition=False):
+            kwargs["logits_processor"] = processors
+        if stop_ids:
+            kwargs["eos_token_id"] = sorted(loaded.eos_ids | set(stop_ids))
+        inputs = {k: v.to(loaded.model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        output = loaded.model.generate(**inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopOn(*flags)]), **kwargs)
+        return output[0, inputs["input_ids"].shape[1]:].tolist()
