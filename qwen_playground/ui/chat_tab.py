@@ -189,7 +189,8 @@ def versions(tree, focus: str | None) -> list:
         return [gr.Row(visible=False), ""]
     n, count = conversation.siblings(shown.id)
     what = "your message" if shown.role == "user" else "the answer"
-    excerpt = " ".join(shown.text.split())[:40]
+    words = " ".join(shown.text.split())
+    excerpt = words if len(words) <= 40 else words[:40].rsplit(" ", 1)[0] + "…"
     return [gr.Row(visible=True), f"**{n}/{count}**: {what} *{excerpt}*"
             + (" · click another message to switch its versions" if len(branched) > 1 else "")]
 
