@@ -231,7 +231,7 @@ class App:
         start, first, last, history = time.perf_counter(), None, None, []
         if not hasattr(self.pages, "page"):
             self.pages.page = Page(self.url)
-        for history, _ in self.pages.page.stream("chat", prompt, [], model, "", False, 0.0, 1.0, 0, 0.0, 1.0, 0.0, new_tokens, 0, precision):
+        for history, *_ in self.pages.page.stream("chat", prompt, [], model, "", False, 0.0, 1.0, 0, 0.0, 1.0, 0.0, new_tokens, 0, precision):
             answer = [m for m in history[1:] if m["role"] == "assistant" and not m.get("metadata") and _text(m)]
             if answer:
                 last = time.perf_counter()
