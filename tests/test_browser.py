@@ -517,3 +517,28 @@ def test_retry_and_edit_keep_the_old_versions_one_arrow_away_after_a_reload(page
     page.get_by_text("Second question").first.wait_for()
     versions.get_by_text("1/2").wait_for()
     assert page.get_by_text("First question, edited").count() == 0
+
+
+def test_a_typed_name_in_any_dropdown_leaves_no_error_badge_and_keeps_the_message(page):
+    open_app(page)
+    page.get_by_placeholder("Message Qwen").fill("keep me")
+    tabs, typed = [t.inner_text().strip() for t in page.get_by_role("tab").all()], 0
+    for tab in tabs:
+        page.get_by_role("tab", name=tab, exact=True).click()
+        idle(page)
+        for dropdown in page.locator("input[role=combobox]:visible").all():
+            dropdown.click()
+            page.keyboard.type("mascot")
+            page.keyboard.press("Enter")
+            page.keyboard.press("Tab")
+            idle(page)
+            assert no_error_badge(page), f"{tab}: {dropdown.get_attribute('aria-label')}"
+            typed += 1
+    assert typed >= 10  # every tab's pickers: models, templates, examples, languages, presets
+    page.get_by_role("tab", name="Chat", exact=True).click()
+    assert page.get_by_placeholder("Message Qwen").input_value() == "keep me"
+    page.get_by_label("Model", exact=True).first.click()
+    page.keyboard.type("mascot")
+    page.keyboard.press("Enter")
+    page.get_by_text("Pick one from the list").first.wait_for()  # the note under the picker says what to do
+    assert no_error_badge(page)

@@ -23,8 +23,8 @@ from ..tasks import TaskError, chat, conversations
 from ..tasks.conversation import Conversation
 from . import uploads
 from .chat_view import View, conversation_for, export_json, export_markdown, import_json, owner, parse, render
-from .common import (Stops, browser_secret, describe, follows_registry, on_page_load, precision_picker, refusals, refuse, start_job,
-                     thinking_settings, when_valid)
+from .common import (Stops, browser_secret, describe, described, follows_registry, on_page_load, precision_picker, refusals, refuse,
+                     start_job, thinking_settings, when_known, when_valid)
 from .inspector_tab import inspect_chat, inspector_outputs
 
 THINKING_INFO = {"switch": "Reasons in <think> before answering; switch it off for quick answers",
@@ -175,8 +175,11 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
 
 
 def on_model_change(config: AppConfig, model_id: str) -> list:
-    spec = config.registry.get(model_id)
-    return [describe(spec), gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking)]
+    """The model's facts, its thinking box and Qwen's sampling for it; a typed name that is no model: a note, the rest kept."""
+    note = described(config.registry, model_id)
+    settings = when_known(config.registry, lambda spec: [gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking)],
+                          1 + len(chat.SAMPLING_FIELDS))(model_id)
+    return [note, *settings]
 
 
 def versions(tree, focus: str | None) -> list:
@@ -329,7 +332,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
         event.then(export_files, export_inputs, exports, api_visibility="private")
     bind_versions(c, events + edits + bind_conversations(c, events + edits[:1]))
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
-    c["thinking"].change(lambda m, t: chat.preset_values(config.registry.get(m), t), [c["model"], c["thinking"]], sliders, **private)
+    c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
     inspect = inspect_chat(config)
     c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"]],
                        list(c["inspected"]), api_visibility="private")

@@ -15,7 +15,7 @@ import gradio as gr
 
 from ..backends import Capabilities
 from ..core.generation import precision_named
-from ..core.registry import ModelSpec, Registry
+from ..core.registry import ModelSpec, Registry, RegistryError
 from ..service import Service
 from ..service.guard import RateLimited
 from ..tasks import TaskError
@@ -42,7 +42,29 @@ def follows_registry(dropdown: gr.Dropdown, choices: Callable[[], list]) -> gr.D
     name against the registry instead, with a "did you mean"."""
     dropdown.registry_choices = choices
     dropdown.allow_custom_value = True
+    dropdown.constructor_args["allow_custom_value"] = True  # kept when an update rebuilds the page's copy of the picker
     return dropdown
+
+
+def described(registry: Registry, model_id: str) -> str:
+    """A picker's line of facts; for a name that is no model here (typed into the picker), a note saying what to pick."""
+    try:
+        return describe(registry.get(model_id))
+    except RegistryError as e:
+        return f"⚠️ {e} Pick one from the list."
+
+
+def when_known(registry: Registry, handler: Callable, outputs: int = 1) -> Callable:
+    """`handler(spec, *rest)` for the model a picker names; for a typed name that is no model here, every one of its
+    `outputs` keeps what it shows (the picker's note or the send's refusal says why), with no error over the page."""
+    def run(model_id, *rest):
+        try:
+            spec = registry.get(model_id)
+        except RegistryError:
+            return gr.skip() if outputs == 1 else [gr.skip()] * outputs
+        return handler(spec, *rest)
+
+    return run
 
 
 def refresh_pickers(blocks: gr.Blocks) -> tuple[list, Callable[[], list]]:
@@ -89,7 +111,7 @@ def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown
     dropdown = follows_registry(gr.Dropdown([s.id for s in specs], value=specs[0].id, label="Model"),
                                 lambda: [s.id for s in registry.choices(tab)])
     info = gr.Markdown(describe(specs[0]))
-    dropdown.change(lambda model_id: describe(registry.get(model_id)), dropdown, info, api_visibility="private", queue=False)
+    dropdown.change(lambda model_id: described(registry, model_id), dropdown, info, api_visibility="private", queue=False)
     return dropdown, info
 
 

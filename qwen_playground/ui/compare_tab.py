@@ -22,7 +22,7 @@ from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import compare as task
 from .chat_view import conversation_for, render
-from .common import Stops, admitted, follows_registry, precision_picker, refusals, thinking_settings, when_valid
+from .common import Stops, admitted, follows_registry, precision_picker, refusals, thinking_settings, when_known, when_valid
 from .inspector_tab import inspector_panel, show_inspection
 
 PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "precision", "alternatives")
@@ -57,9 +57,11 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
         p["chat"] = gr.Chatbot(label=f"Pane {index + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
         p["line"] = gr.Markdown(label=f"Pane {index + 1} metrics")
     private = {"api_visibility": "private", "queue": False}
-    p["model"].change(lambda m: gr.Checkbox(**thinking_settings(config.registry.get(m), False)), p["model"], p["thinking"], **private)
+    p["model"].change(when_known(config.registry, lambda spec: gr.Checkbox(**thinking_settings(spec, False))), p["model"], p["thinking"],
+                      **private)
     # Qwen's preset for the mode, as Chat does: thinking 0.6, non-thinking 0.7 for Qwen3
-    p["thinking"].change(lambda m, t: config.registry.get(m).preset(bool(t)).temperature, [p["model"], p["thinking"]], p["temperature"], **private)
+    p["thinking"].change(when_known(config.registry, lambda spec, t: spec.preset(bool(t)).temperature), [p["model"], p["thinking"]],
+                         p["temperature"], **private)
     return p
 
 

@@ -16,7 +16,7 @@ from ..service import Service
 from ..tasks import vision as task
 from . import uploads
 from .chat_view import render
-from .common import Stops, model_picker, precision_picker, refuse, start_job, when_valid
+from .common import Stops, model_picker, precision_picker, refuse, start_job, when_known, when_valid
 from .inspector_tab import inspector_panel
 
 GROUNDING_HINT = "Outline the position of each object and output all the coordinates in JSON format."
@@ -90,7 +90,8 @@ def build_vision_tab(config: AppConfig, service: Service) -> dict:
     event.then(lambda found: gr.Gallery(visible=bool(found)), c["boxes"], c["boxes"], api_visibility="private", queue=False)
     c["files"].upload(screen, c["files"], [c["files"], c["preview"]], api_visibility="private")
     c["files"].clear(lambda: gr.Gallery(value=None, visible=False), None, c["preview"], api_visibility="private", queue=False)
-    c["model"].change(lambda m: [gr.Slider(info=i) for i in token_side_note(config, m)], c["model"], [c["min_tokens"], c["max_tokens"]],
+    c["model"].change(when_known(config.registry, lambda spec: [gr.Slider(info=i) for i in token_side_note(config, spec.id)], 2), c["model"],
+                      [c["min_tokens"], c["max_tokens"]],
                       api_visibility="private", queue=False)
     gr.Markdown("In the inspector below, each image's tokens show as one `<|image_pad|>` piece with its count: the processor "
                 "repeats the pad once per image token, as many as the cost table above shows.")
