@@ -170,3 +170,31 @@ def test_adapters_in_a_folder_named_in_the_config_are_offered(own_config, traine
     fresh = load_config(config_file, demo=True, cache_dir=tmp_path / "empty-cache", adapter_dirs=[elsewhere], engine="transformers")
     assert fresh.registry.get("tiny-random+memo").adapter == str(elsewhere / "memo-copy")
     assert "tiny-random+memo" in [s.id for s in fresh.registry.choices("chat")]
+
+
+def test_the_picker_offers_what_can_train_here_and_a_model_without_weights_is_a_note(own_config, monkeypatch):
+    offered = [s.id for s in finetune.bases(own_config.registry)]
+    assert "tiny-random" in offered and "demo-qwen3" in offered
+    assert "qwen2.5-0.5b-instruct" not in offered  # offline, not cached: it could not start here
+    with pytest.raises(TaskError, match="weights are not on this machine") as refused:
+        finetune.prepare(own_config, None, "mascot", "qwen2.5-0.5b-instruct", {"name": "x"})
+    assert refused.value.field == "base"  # the note goes beside the picker
+    job = finetune.prepare(own_config, None, "mascot", "tiny-random", {"name": "gone"})
+
+    def vanished(*args):
+        raise OSError("the folder went away")
+
+    monkeypatch.setattr(finetune.download, "fetch", vanished)
+    views = [(v.status, v.message) for v in finetune.Trainings(own_config).run(job)]
+    assert views[-1][0] == "failed" and "Could not get tiny-random's weights (OSError: the folder went away)" in views[-1][1]
+
+
+def test_the_trainers_clock_moves_before_its_first_step(own_config, monkeypatch):
+    monkeypatch.setattr(finetune, "HEARTBEAT_S", 0.05)
+    job = finetune.prepare(own_config, None, "mascot", "tiny-random", {"name": "clock", "max_steps": 1})
+    before_step = []
+    for view in finetune.Trainings(own_config).run(job):
+        if view.status == "training" and view.step == 0:
+            before_step.append((view.elapsed_s, view.message))
+    assert len({elapsed for elapsed, _ in before_step}) >= 3  # the seconds counted while the worker loads the model
+    assert "loading tiny-random in the training worker" in before_step[0][1]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -32,7 +33,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..backends import download
-from ..core import adapters
+from ..core import adapters, availability
 from ..core.config import AppConfig
 from ..core.devices import pick_device
 from ..core.prompts import PROMPTS_DIR
@@ -51,6 +52,7 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"  # an adapter name: letters, digits, 
 class Example:
     messages: tuple[dict, ...]  # the conversation; the last message is the assistant's answer to learn
     line: int = 0
+HEARTBEAT_S = 1.0  # how often the page hears from a training that has not reported a step yet
 
 
 def _example(values: dict, line: int, name: str) -> Example:
@@ -145,6 +147,11 @@ def trainable(spec: ModelSpec) -> bool:
     return not (spec.endpoint or spec.family.specialty == "vision" or spec.adapter)
 
 
+def bases(registry) -> list[ModelSpec]:
+    """The models a LoRA can be trained on here now: trainable, with weights on disk, buildable (demo) or downloadable."""
+    return [spec for spec in registry.models.values() if trainable(spec) and availability.available(spec)]
+
+
 def training_bytes(spec: ModelSpec, device: str, qlora: bool) -> int:
     """Memory a run needs, roughly: the base's weights (float32 on a CPU, bf16 or 4-bit on CUDA), plus half again for
     activations, the LoRA's gradients and its optimiser state."""
@@ -171,9 +178,15 @@ def prepare(config: AppConfig, file: str | Path | None, example_set: str | None,
         first = e.errors()[0]
         raise TaskError(f"Invalid {first['loc'][0]}: {first['msg']}." + (" Use letters, digits, - and _ (up to 40)." if first["loc"][0] == "name" else ""),
                         str(first["loc"][0])) from None
-    spec = resolve(config.registry, base)
+    try:
+        spec = resolve(config.registry, base)
+    except TaskError as e:
+        raise TaskError(str(e), "base") from None
     if not trainable(spec):
-        raise TaskError(f"{spec.id} cannot be fine-tuned here: pick a local text model (not a remote, vision or fine-tuned one).", "model")
+        raise TaskError(f"{spec.id} cannot be fine-tuned here: pick a local text model (not a remote, vision or fine-tuned one).", "base")
+    if not availability.available(spec):
+        raise TaskError(f"{spec.id}'s weights are not on this machine and the Hugging Face Hub cannot be reached: pick a model from "
+                        "the list (each can train here), or connect once so that it can be downloaded.", "base")
     device = pick_device(config.settings.device)
     if plan.qlora and device != "cuda":
         raise TaskError("QLoRA (a 4-bit base) needs a CUDA GPU; untick it to train in float32 on this machine.", "qlora")
@@ -183,7 +196,7 @@ def prepare(config: AppConfig, file: str | Path | None, example_set: str | None,
     need, have = training_bytes(spec, device, plan.qlora), available_bytes(device)
     if need > have:
         raise TaskError(f"Training {spec.id} needs about {need / 2**30:.1f} GiB; {have / 2**30:.1f} GiB is free on {device}. "
-                        "Pick a smaller base" + (" or tick QLoRA." if device == "cuda" and not plan.qlora else "."), "model")
+                        "Pick a smaller base" + (" or tick QLoRA." if device == "cuda" and not plan.qlora else "."), "base")
     return FinetuneJob(spec, examples, plan, device)
 
 
@@ -243,7 +256,12 @@ class Trainings:
         try:
             view.message = f"Getting {job.base.id}'s weights…"
             yield view
-            folder = download.fetch(job.base, self.config.settings.cache_dir, on_progress)
+            try:
+                folder = download.fetch(job.base, self.config.settings.cache_dir, on_progress)
+            except Exception as e:  # offline, a gated or missing model: said on the page, the app serves on
+                view.status, view.message = "failed", f"Could not get {job.base.id}'s weights ({type(e).__name__}: {e}). Pick another base."
+                yield view
+                return
             yield from self._follow(job, folder, staging, view, start)
             if view.status == "done":
                 staging.rename(final)  # only a finished adapter is ever listed
@@ -270,11 +288,26 @@ class Trainings:
             self._process = process
         process.stdin.write(json.dumps(spec))
         process.stdin.close()
-        view.status, view.message = "training", "Starting the trainer…"
+        view.status, view.message = "training", f"Starting the trainer: loading {job.base.id} in the training worker…"
         yield view
-        errors = []
+        errors, lines = [], queue.Queue()
         threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True).start()  # drained, kept for a failure
-        for line in process.stdout:
+
+        def read() -> None:  # the worker's lines, then None when it closes its output
+            for line in process.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        while True:
+            try:
+                line = lines.get(timeout=HEARTBEAT_S)
+            except queue.Empty:  # the worker is still loading: the clock keeps moving
+                view.elapsed_s = time.perf_counter() - start
+                yield view
+                continue
+            if line is None:
+                break
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:

@@ -40,8 +40,9 @@ def progress_html(view: task.TrainingView) -> str:
 
 
 def layout(config: AppConfig, device: str) -> dict:
-    bases = [s.id for s in config.registry.models.values() if task.trainable(s)]
-    default = next((s.id for s in config.registry.choices("chat") if task.trainable(s)), bases[0] if bases else None)
+    bases = [s.id for s in task.bases(config.registry)]
+    default = next((s.id for s in config.registry.choices("chat") if s.id in bases), bases[0] if bases else None)
+    hidden = sum(task.trainable(s) for s in config.registry.models.values()) - len(bases)
     sets = task.example_sets()
     demo_rate = config.demo  # tiny random demo networks need a far larger rate than real models to move in a few steps
     c: dict = {}
@@ -55,8 +56,10 @@ def layout(config: AppConfig, device: str) -> dict:
         c["preview"] = gr.Markdown("Counting the examples' tokens…")
     c["rows"] = gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, label="Examples", max_height=220, wrap=True)
     with gr.Row():
-        c["base"] = follows_registry(gr.Dropdown(bases, value=default, label="Base model (local text models)"),
-                                     lambda: [s.id for s in config.registry.models.values() if task.trainable(s)])
+        c["base"] = follows_registry(gr.Dropdown(bases, value=default, label="Base model (local text models)",
+                                                 info=f"The models that can train here now; {hidden} more need their weights downloaded "
+                                                      "(connect once)" if hidden else "The models that can train here now"),
+                                     lambda: [s.id for s in task.bases(config.registry)])
         c["name"] = gr.Textbox(next(iter(sets)), label="Adapter name", info="The tuned model is listed as <base>+<name>")
     with gr.Accordion("Training settings (the guide's defaults)", open=False):
         with gr.Row():
