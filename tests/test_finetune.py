@@ -159,7 +159,7 @@ def test_a_base_that_would_not_fit_in_memory_is_refused(own_config, monkeypatch)
     monkeypatch.setattr(finetune, "available_bytes", lambda device: 10 * 2**20)  # 10 MiB free
     with pytest.raises(TaskError, match=r"Training tiny-random needs about [\d.]+ GiB; 0.0 GiB is free on cpu") as refused:
         finetune.prepare(own_config, None, "mascot", "tiny-random", {"name": "big"})
-    assert refused.value.field == "model"
+    assert refused.value.field == "base"
 
 
 def test_adapters_in_a_folder_named_in_the_config_are_offered(own_config, trained, config_file, tmp_path):
