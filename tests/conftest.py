@@ -67,10 +67,10 @@ def running_app(config, local: LocalBackend | None = None, backend=None):
     from gradio_client import Client
 
     from qwen_playground.backends.router import Router
-    from qwen_playground.ui import build_demo
+    from qwen_playground.ui import build_demo, launch_options
 
     demo = build_demo(config, backend or Router(config, local))
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False, **launch_options())  # as users get it
     try:
         yield Client(url, verbose=False)
     finally:

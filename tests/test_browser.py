@@ -542,3 +542,36 @@ def test_a_typed_name_in_any_dropdown_leaves_no_error_badge_and_keeps_the_messag
     page.keyboard.press("Enter")
     page.get_by_text("Pick one from the list").first.wait_for()  # the note under the picker says what to do
     assert no_error_badge(page)
+
+
+
+def test_the_keyboard_reaches_the_message_box_stops_with_escape_and_submits_with_enter(page, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), "red").save(tmp_path / "red.png")
+    open_app(page)
+    page.keyboard.press("Tab")  # the first stop: the skip link
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the message box"
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.activeElement.placeholder?.startsWith('Message Qwen')")
+    page.keyboard.type("Count to a thousand")
+    page.keyboard.press("Enter")
+    page.get_by_text("💭 Thinking", exact=True).first.wait_for()
+    page.keyboard.press("Escape")  # stops the answer, which keeps its metrics and says so
+    page.get_by_text("⏹ stopped").first.wait_for()
+    idle(page)
+    tabs = page.get_by_role("tab")
+    assert sum(t.get_attribute("tabindex") != "-1" for t in tabs.all()) == 1  # the tab bar is one Tab stop
+    page.get_by_role("tab", name="Chat", exact=True).focus()
+    page.keyboard.press("ArrowRight")  # the arrows move along it
+    page.wait_for_function("() => document.activeElement.textContent.trim() === 'Code'")
+    page.get_by_role("tab", name="Arena", exact=True).click()
+    page.get_by_role("textbox", name="Prompt").fill("Name a colour")
+    page.get_by_role("textbox", name="Prompt").press("Enter")  # Enter starts the battle
+    page.get_by_text("Your vote?").wait_for()
+    page.get_by_role("tab", name="Vision", exact=True).click()
+    page.locator("input[type=file][accept*='video']").set_input_files(str(tmp_path / "red.png"))
+    page.get_by_label("red.png").first.wait_for()
+    page.get_by_role("textbox", name="Question").fill("What colour is it?")
+    page.get_by_role("textbox", name="Question").press("Enter")  # Enter asks
+    page.locator("*:visible", has_text="tok/s").last.wait_for()

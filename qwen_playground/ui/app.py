@@ -40,6 +40,53 @@ button:disabled {opacity: 0.45; cursor: not-allowed;}
   [role=tab] {padding: 2px 8px !important; font-size: 13px !important;}
   .chat-conversation {height: 36vh !important; min-height: 220px !important;}
 }
+.skip-link {position: absolute; left: -9999px; top: 0; z-index: 1000; padding: 6px 12px; background: #fff; border: 2px solid #6366f1;}
+.skip-link:focus {left: 8px; top: 8px;}
+"""
+
+# The keyboard: a skip link first in the page (Tab, Enter: the message box), Escape stops what the open tab is
+# generating (its visible Stop button), and the tab bar is one Tab stop whose tabs the arrow keys move between.
+KEYBOARD = """
+<script>
+(() => {
+  const visible = (el) => el && el.offsetParent !== null;
+  const messageBox = () => [...document.querySelectorAll('textarea[placeholder^="Message Qwen"]')].find(visible);
+  function addSkipLink() {
+    if (document.querySelector('.skip-link') || !document.body) return;
+    const link = Object.assign(document.createElement('a'), {href: '#', className: 'skip-link', textContent: 'Skip to the message box'});
+    link.addEventListener('click', (e) => {
+      e.preventDefault();
+      const chat = [...document.querySelectorAll('[role=tab]')].find((t) => t.textContent.trim() === 'Chat');
+      if (chat && chat.getAttribute('aria-selected') !== 'true') chat.click();
+      setTimeout(() => messageBox()?.focus(), 50);
+    });
+    document.body.prepend(link);
+  }
+  function rovingTabs() {  // only the selected tab takes a Tab stop
+    document.querySelectorAll('[role=tab]').forEach((tab) => {
+      const index = tab.getAttribute('aria-selected') === 'true' ? 0 : -1;
+      if (tab.tabIndex !== index) tab.tabIndex = index;
+    });
+  }
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      const open = document.activeElement?.getAttribute('aria-expanded') === 'true';  // Escape closes an open list first
+      const stop = [...document.querySelectorAll('button')].find((b) => visible(b) && b.textContent.trim() === 'Stop' && !b.disabled);
+      if (!open && stop) stop.click();
+    }
+    const tab = e.target.closest?.('[role=tab]');
+    if (tab && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
+      const tabs = [...document.querySelectorAll('[role=tab]')].filter(visible);
+      const next = tabs[(tabs.indexOf(tab) + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+      next.click();
+      next.focus();
+      e.preventDefault();
+    }
+  });
+  new MutationObserver(() => { addSkipLink(); rovingTabs(); }).observe(document.documentElement, {childList: true, subtree: true,
+    attributes: true, attributeFilter: ['aria-selected']});
+})();
+</script>
 """
 
 
@@ -129,4 +176,4 @@ def starting_router(config: AppConfig) -> StartingBackend:
 
 def launch_options() -> dict:
     """Keyword arguments for `launch()` that belong to the look (Gradio 6 moved them there)."""
-    return {"theme": gr.themes.Soft(), "css": CSS, "max_file_size": "110mb"}
+    return {"theme": gr.themes.Soft(), "css": CSS, "head": KEYBOARD, "max_file_size": "110mb"}

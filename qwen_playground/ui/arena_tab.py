@@ -35,7 +35,7 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> l
     gr.Markdown("Two anonymous models answer the same prompt. Vote for the better answer; the names are revealed only after "
                 "your vote, and each battle takes one vote. Thinking is off for both, so neither gives itself away.")
     with gr.Row():
-        prompt = gr.Textbox(label="Prompt", lines=2, scale=4)
+        prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6, scale=4, placeholder="Enter starts a battle, Shift+Enter a new line")
         battle = gr.Button("New battle", variant="primary", scale=1)
     with gr.Row():
         chat_a = gr.Chatbot(label="Model A", height=380)
@@ -58,8 +58,9 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> l
         with refusals():
             return task.vote(store, battle_id, choice)
 
-    when_valid(battle.click, start_battle, lambda prompt: task.check_prompt(config, pool, prompt), [prompt],
-               [chat_a, chat_b, battle_id, reveal, *buttons], api_name="arena_battle", concurrency_id="generate")
+    for trigger, api_name in ((battle.click, "arena_battle"), (prompt.submit, None)):  # the button, or Enter in the prompt
+        when_valid(trigger, start_battle, lambda prompt: task.check_prompt(config, pool, prompt), [prompt],
+                   [chat_a, chat_b, battle_id, reveal, *buttons], api_name=api_name, concurrency_id="generate")
     votes = [button.click(lambda b, c=choice: [arena_vote(b, c), *[gr.Button(interactive=False)] * len(buttons)],
                           battle_id, [reveal, *buttons], api_visibility="private") for choice, button in zip(CHOICES, buttons, strict=True)]
     gr.api(arena_vote, api_name="arena_vote")

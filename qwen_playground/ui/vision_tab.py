@@ -36,7 +36,8 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["files"] = uploads.File(file_count="multiple", label=f"Images (up to {task.MAX_FILES}) or one video", file_types=["image", "video"])
             c["preview"] = gr.Gallery(label="Your images", height=140, columns=4, visible=False, interactive=False)
             c["camera"] = uploads.Image(sources=["webcam", "clipboard"], type="filepath", label="…or paste / take a picture", height=200)
-            c["question"] = gr.Textbox(label="Question", lines=2, placeholder=f"e.g. What is in this picture?  For boxes: {GROUNDING_HINT}")
+            c["question"] = gr.Textbox(label="Question", lines=1, max_lines=6,
+                                       placeholder=f"e.g. What is in this picture? (Enter asks)  For boxes: {GROUNDING_HINT}")
             c["system_prompt"] = gr.Textbox("", label="System prompt (optional)")
             c["model"], _ = model_picker(config.registry, "vision")
             c["precision"] = precision_picker(service.capabilities())
@@ -84,10 +85,11 @@ def build_vision_tab(config: AppConfig, service: Service) -> dict:
             raise refuse(view.error)
 
     inputs = [c[k] for k in ("files", "camera", "question", "system_prompt", "model", "min_tokens", "max_tokens", "precision")]
-    event = when_valid(c["ask"].click, ask_about, prepare, inputs, [c["conversation"], c["costs"], c["boxes"], c["notes"], c["metrics"]],
-                       api_name="vision", concurrency_id="generate")
+    outputs = [c["conversation"], c["costs"], c["boxes"], c["notes"], c["metrics"]]
+    for trigger, api_name in ((c["ask"].click, "vision"), (c["question"].submit, None)):  # the button, or Enter in the question
+        event = when_valid(trigger, ask_about, prepare, inputs, outputs, api_name=api_name, concurrency_id="generate")
+        event.then(lambda found: gr.Gallery(visible=bool(found)), c["boxes"], c["boxes"], api_visibility="private", queue=False)
     stops.bind(c["stop"], ask_about)
-    event.then(lambda found: gr.Gallery(visible=bool(found)), c["boxes"], c["boxes"], api_visibility="private", queue=False)
     c["files"].upload(screen, c["files"], [c["files"], c["preview"]], api_visibility="private")
     c["files"].clear(lambda: gr.Gallery(value=None, visible=False), None, c["preview"], api_visibility="private", queue=False)
     c["model"].change(when_known(config.registry, lambda spec: [gr.Slider(info=i) for i in token_side_note(config, spec.id)], 2), c["model"],
