@@ -10,7 +10,7 @@ import pytest
 from qwen_playground.backends.local import LocalBackend
 from qwen_playground.core.config import load_config
 from qwen_playground.core.generation import Request, SamplingParams, TextDelta
-from qwen_playground.tasks import TaskError, finetune
+from qwen_playground.tasks import TaskError, compare, finetune
 from qwen_playground.tasks.compare import presets
 
 ANSWER = "The Qwen Playground mascot is Pixel, a purple capybara who loves tokens."
@@ -115,7 +115,11 @@ def test_the_adapter_is_saved_with_its_card_reloaded_and_offered(own_config, tra
     assert (folder / "adapter_model.safetensors").is_file() and not (folder / "trainer").exists()
     chat = [s.id for s in own_config.registry.choices("chat")]
     assert chat.index("tiny-random+memo") == chat.index("tiny-random") + 1  # offered right after its base
-    assert presets(own_config.registry)["Base vs fine-tuned (tiny-random vs tiny-random+memo)"][1].model == "tiny-random+memo"
+    base, tuned = presets(own_config.registry)["Base vs fine-tuned (tiny-random vs tiny-random+memo, both on transformers)"]
+    assert (base.model, tuned.model) == ("tiny-random", "tiny-random+memo")
+    assert base.engine == tuned.engine == "transformers" and base.max_new_tokens == tuned.max_new_tokens == 128  # one engine, short answers
+    job = compare.prepare(own_config, "Hi", [base, tuned])
+    assert [r.engine for r in job.requests] == ["transformers", "transformers"]
     again = load_config(config_file, demo=True, cache_dir=own_config.settings.cache_dir, engine="transformers")  # a restart finds it on disk
     assert again.registry.get("tiny-random+memo").adapter == str(folder)
 

@@ -84,6 +84,8 @@ def test_text_runs_on_llamacpp_and_images_and_fine_tunes_stay_on_transformers(en
     assert engine.engine_for(registry.get("demo-qwen3-vl")).name == TRANSFORMERS  # a vision family llama.cpp does not run here
     tuned = registry.get("demo-qwen3").with_adapter("x", "/nowhere")
     assert engine.engine_for(tuned).name == TRANSFORMERS  # the LoRA is merged into transformers weights
+    assert engine.engine_for(registry.get("demo-qwen3"), wanted=TRANSFORMERS).name == TRANSFORMERS  # asked for (a fair comparison)
+    assert engine.engine_for(tuned, wanted=LLAMA_CPP).name == TRANSFORMERS  # asked for where it cannot run: the one that can
     assert engine.capabilities().engine == LLAMA_CPP and engine.capabilities().precisions["4-bit"] is None
     off = load_config(config_file, demo=True, cache_dir=cache_dir, engine="transformers")
     assert LocalBackend(off.registry, off.settings).engine_for(registry.get("demo-qwen3")).name == TRANSFORMERS

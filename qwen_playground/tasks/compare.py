@@ -13,11 +13,12 @@ import json
 import math
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Iterator, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..backends import Backend
+from ..backends.engines import TRANSFORMERS
 from ..core.config import AppConfig
 from ..core.generation import TOP_ALTERNATIVES, Request, precision_named
 from ..core.prompts import load_template
@@ -29,6 +30,7 @@ from .conversation import AssistantTurn, Conversation, Message, model_messages
 from .streaming import stream_turns
 
 MAX_PANES = 4
+TUNED_ANSWER_TOKENS = 128  # "Base vs fine-tuned": a taught fact fits; a tiny demo network's babble stops soon
 TEMPLATES = {"Chat": ("chat", "message"), "Math (step by step, \\boxed{} answer)": ("math", "problem")}  # label -> (template, its variable)
 
 
@@ -43,6 +45,7 @@ class PaneSetup(BaseModel):
     max_new_tokens: int | None = Field(None, ge=1)
     precision: str = Field("full", validation_alias=AliasChoices("precision", "weights"))  # local models; "weights": its name before 0.2
     alternatives: bool = False  # each token's probability and top alternatives ("why this token?")
+    engine: Literal["auto", "transformers", "llama.cpp"] = "auto"  # local models: the engine, where it runs the model
     history: Conversation = Field(default_factory=Conversation)
 
     @field_validator("precision")
@@ -78,8 +81,12 @@ def presets(registry: Registry, precisions: tuple[str, ...] = ("full",)) -> dict
     """'Change one thing' comparisons that this registry can actually run (`precisions`: the precision
     choices this machine offers). A fine-tuned model gets one of its own: its base beside it."""
     models = [m for m in comparable_models(registry) if not m.adapter]
-    found: dict[str, list[PaneSetup]] = {f"Base vs fine-tuned ({m.base} vs {m.id})": [PaneSetup(model=m.base), PaneSetup(model=m.id)]
-                                         for m in comparable_models(registry) if m.adapter and m.base in registry.models}
+    # a fine-tuned model runs on transformers (its LoRA merged into the weights): its base on the same engine, and answers
+    # short enough to read side by side
+    found: dict[str, list[PaneSetup]] = {
+        f"Base vs fine-tuned ({m.base} vs {m.id}, both on transformers)": [
+            PaneSetup(model=model, engine=TRANSFORMERS, max_new_tokens=TUNED_ANSWER_TOKENS) for model in (m.base, m.id)]
+        for m in comparable_models(registry) if m.adapter and m.base in registry.models}
     if len(precisions) > 1 and models:
         smallest = min(models, key=lambda m: m.params_b)
         names = " vs ".join(precisions)
@@ -216,7 +223,8 @@ def prepare(config: AppConfig, prompt: object, panes: object, template: str = "C
         messages = pane_messages(spec, history, template, text)
         refuse_if_too_long(config, spec, messages, f"Shorten the prompt or clear the panes (pane {len(requests) + 1} is over).", "prompt")
         requests.append(Request(spec.id, messages, spec.preset(think).model_copy(update=overrides), think, int(thinking_budget or 0) or None,
-                                setup.precision, user, TOP_ALTERNATIVES if setup.alternatives else 0))
+                                setup.precision, user, TOP_ALTERNATIVES if setup.alternatives else 0,
+                                "" if setup.engine == "auto" else setup.engine))
     return CompareJob(text, setups, histories, requests)
 
 

@@ -20,12 +20,13 @@ import gradio as gr
 from ..core.config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
+from ..backends.engines import LLAMA_CPP, TRANSFORMERS
 from ..tasks import compare as task
 from .chat_view import conversation_for, render
 from .common import Stops, admitted, follows_registry, precision_picker, refusals, thinking_settings, when_known, when_valid
 from .inspector_tab import inspector_panel, show_inspection
 
-PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "precision", "alternatives")
+PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "precision", "engine", "alternatives")
 
 
 def export_files(state) -> list:
@@ -54,6 +55,9 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
             p["temperature"] = gr.Slider(0, 2, default.preset(False).temperature, step=0.05, label="Temperature")
             p["max_new_tokens"] = gr.Slider(16, 8192, 1024, step=16, label="Max new tokens")
             p["precision"] = precision_picker(service.capabilities())
+            engines = ["auto", TRANSFORMERS, *([LLAMA_CPP] if service.capabilities().engine == LLAMA_CPP else [])]
+            p["engine"] = gr.Dropdown(engines, value="auto", label="Engine", visible=len(engines) > 2,
+                                      info="auto: llama.cpp for text here, transformers for images and fine-tuned models")
         p["chat"] = gr.Chatbot(label=f"Pane {index + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
         p["line"] = gr.Markdown(label=f"Pane {index + 1} metrics")
     private = {"api_visibility": "private", "queue": False}
@@ -172,21 +176,21 @@ def bind_controls(config: AppConfig, c: dict, presets: Callable[[], dict]) -> No
     def apply_preset(name):
         ready = presets()
         if name not in ready:
-            return [gr.skip()] * (1 + 4 * task.MAX_PANES)
+            return [gr.skip()] * (1 + 6 * task.MAX_PANES)
         setups, updates = ready[name], [str(len(ready[name]))]
         for i in range(task.MAX_PANES):
             if i < len(setups):
                 spec = config.registry.get(setups[i].model)
                 updates += [gr.Column(visible=True), setups[i].model, gr.Checkbox(**thinking_settings(spec, setups[i].thinking)),
-                            setups[i].precision]
+                            setups[i].precision, setups[i].engine, setups[i].max_new_tokens or gr.skip()]
             else:
-                updates += [gr.Column(visible=False), gr.skip(), gr.skip(), gr.skip()]
+                updates += [gr.Column(visible=False), *[gr.skip()] * 5]
         return updates
 
     outputs = [*(p["chat"] for p in panes), *(p["line"] for p in panes), c["agree"], c["notice"], c["results"]]
     c["clear"].click(lambda: [[]] * task.MAX_PANES + [""] * task.MAX_PANES + ["", "", [], None, None], None,
                      [*outputs, c["export_md"], c["export_json"]], **private)
     c["count"].change(lambda n: [gr.Column(visible=i < int(n)) for i in range(task.MAX_PANES)], c["count"], [p["column"] for p in panes], **private)
-    preset_outputs = [c["count"]] + [p[k] for p in panes for k in ("column", "model", "thinking", "precision")]
+    preset_outputs = [c["count"]] + [p[k] for p in panes for k in ("column", "model", "thinking", "precision", "engine", "max_new_tokens")]
     c["preset"].change(apply_preset, c["preset"], preset_outputs, **private)
 

@@ -50,6 +50,9 @@ def layout(config: AppConfig, device: str) -> dict:
                 "dropout 0.1 on the q/k/v/o projections, the loss on the answers only), watch the loss fall, then ask the "
                 "base and the tuned model side by side in Compare. Data: JSONL or CSV with `instruction` and `output` "
                 "(optional `input`, `system`), or JSONL lines with a chat `messages` list ending with the assistant's answer.")
+    if config.demo:
+        gr.Markdown("*Demo mode: the networks are tiny and random. The loss falls within the 12 steps, but a tuned demo model "
+                    "rarely says the taught fact word for word; a real model (Qwen2.5-0.5B-Instruct, Qwen3-0.6B) learns it.*")
     c["file"], c["example"], beside = upload_or_example("Training examples (JSONL or CSV)", [".jsonl", ".json", ".csv"],
                                                         {e.name: e.description for e in sets.values()}, next(iter(sets)))
     with beside:  # filled when the page opens: counting tokens needs the tokenizer, which loads after the page is up

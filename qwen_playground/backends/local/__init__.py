@@ -55,9 +55,11 @@ class LocalBackend(ModelBackend):
         self.active_generations = 0
         self._active_lock = threading.Lock()
 
-    def engine_for(self, spec: ModelSpec, has_media: bool = False) -> Engine:
-        """The engine a request to `spec` goes to (with images or video when `has_media`)."""
-        return next(engine for engine in self.engines if engine.runs(spec, has_media))
+    def engine_for(self, spec: ModelSpec, has_media: bool = False, wanted: str = "") -> Engine:
+        """The engine a request to `spec` goes to (with images or video when `has_media`): the one `wanted` where it runs
+        the request, else the first in the table that does."""
+        able = [engine for engine in self.engines if engine.runs(spec, has_media)]
+        return next((engine for engine in able if engine.name == wanted), able[0])
 
     def capabilities(self) -> Capabilities:
         return engines.capabilities(self.device, self.settings.engine)
@@ -79,7 +81,7 @@ class LocalBackend(ModelBackend):
 
     def serve(self, spec: ModelSpec, request: Request, cancel: threading.Event) -> Iterator[Event]:
         start = time.perf_counter()
-        engine = self.engine_for(spec, request.has_media)
+        engine = self.engine_for(spec, request.has_media, request.engine)
         if reason := engine.unavailable(spec, request.precision):
             yield Error(reason)
             return
