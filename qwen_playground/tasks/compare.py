@@ -182,7 +182,7 @@ def to_markdown(prompts: list[str], results: list[PaneResult]) -> str:
 def pane_setups(panes: object) -> list[PaneSetup]:
     """Panes from the API's list of dicts (or PaneSetups), validated with a message that names the pane."""
     if not isinstance(panes, (list, tuple)) or not 2 <= len(panes) <= MAX_PANES:
-        raise TaskError(f"Give between 2 and {MAX_PANES} panes, each {{model, thinking, temperature, max_new_tokens, precision, alternatives, "
+        raise TaskError(f"Give between 2 and {MAX_PANES} panes, each {{model, thinking, temperature, max_new_tokens, precision, engine, alternatives, "
                         "history}.")
     setups = []
     for n, pane in enumerate(panes, 1):

@@ -137,7 +137,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
 
     def compare(prompt: str, panes: list[dict], template: str = "Chat", thinking_budget: int = 0,
                 request: gr.Request = None) -> Iterator[dict]:
-        """Send one prompt to 2-4 panes; each pane is {model, thinking, temperature, max_new_tokens, precision, alternatives, history}."""
+        """Send one prompt to 2-4 panes; each pane is {model, thinking, temperature, max_new_tokens, precision, engine, alternatives, history}."""
         user = admitted(service, request)
         for view in stream_compare(config, service, prompt, panes, template, thinking_budget, user):
             shown = [{"messages": render(chat, footer=False), "metrics": line} for chat, line in zip(view.chats, view.lines, strict=True)]
