@@ -2,7 +2,7 @@
 
 Endpoint `/compare` (prompt, panes, template, thinking_budget): `panes` is a
 list of 2-4 {model, thinking, temperature, max_new_tokens, precision,
-alternatives, history} -> streamed {"panes": [{"messages", "metrics"}],
+engine, alternatives, history} -> streamed {"panes": [{"messages", "metrics"}],
 "notice", "agreement"}; the last update adds each pane's "tokens" (with
 alternatives on: every token's probability and top 5).
 The tab's Send builds the same panes from its controls; `/inspect_compare`
