@@ -113,8 +113,8 @@ def resolve(lesson: Lesson, fields: dict[str, dict[str, FieldSpec]]) -> tuple[st
                 notes.append(f"{key}: {', '.join(str(v) for v in value if v not in spec.choices)} not offered here, left out")
         elif spec.choices is not None and value not in spec.choices:
             instead = (spec.substitute(value, spec.choices) if spec.substitute else None) or spec.default
-            notes.append(f"{key}: this lesson uses **{value}**, which this server lacks; using **{instead}** instead "
-                         "(add it to your config file to follow the lesson exactly)")
+            notes.append(f"The lesson asks for **{value}** ({key.replace('_', ' ')}), which this server does not have, so **{instead}** "
+                         "stands in. (Whoever runs the server can add it to its config file to follow the lesson exactly.)")
             values[key] = instead
         else:
             values[key] = value

@@ -73,7 +73,9 @@ def test_a_lesson_link_opens_its_tab_filled_in_and_names_what_is_missing(page):
     prompt.wait_for()
     page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => t.value === 'Who is the second oldest?')")
     assert prompt.is_visible()  # the Compare tab is the one showing
-    page.get_by_text("which this server lacks").first.wait_for()
+    banner = page.locator(".lesson-banner").first  # above the tab it opened: what the lesson is, and what stands in
+    banner.get_by_text("Lesson: Link lesson").wait_for()
+    assert "which this server does not have" in banner.inner_text() and banner.is_visible()
 
 
 def inspect_in_tab(page, tab: str, fill, expect: str) -> None:

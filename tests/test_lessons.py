@@ -45,7 +45,7 @@ def test_damaged_lessons_say_so():
 def test_a_lesson_naming_a_missing_model_opens_anyway_and_says_so(demo_fields):
     tab, values, notes = resolve(load_lessons()["math-answer-check"], demo_fields)
     assert tab == "math" and values["expected"] == "3/28" and values["model"] == "demo-qwen2.5"
-    assert "qwen2.5-math-1.5b-instruct" in notes[0] and "lacks" in notes[0]
+    assert "qwen2.5-math-1.5b-instruct" in notes[0] and "does not have" in notes[0]
 
 
 def test_missing_languages_are_left_out_with_a_note(demo_fields):
@@ -72,6 +72,6 @@ def test_a_missing_model_is_replaced_by_the_most_alike_one_offered():
         "prompt": FieldSpec(""), "panes": FieldSpec("2", ["2", "3", "4"]), "template": FieldSpec("Chat", ["Chat"]),
         "thinking_1": FieldSpec(False), "thinking_2": FieldSpec(False)}}
     _, values, notes = resolve(load_lessons()["thinking-on-vs-off"], fields)
-    assert values["model_1"] == values["model_2"] == "demo-qwen3" and "using **demo-qwen3** instead" in notes[0]
+    assert values["model_1"] == values["model_2"] == "demo-qwen3" and "**demo-qwen3** stands in" in notes[0]
     assert closest_model(registry, "qwen2.5-coder-7b-instruct", offered) == "demo-qwen2.5"  # no coder here: alike in thinking
     assert closest_model(registry, "not-a-model", offered) is None

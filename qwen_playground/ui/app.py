@@ -40,6 +40,7 @@ button:disabled {opacity: 0.45; cursor: not-allowed;}
   [role=tab] {padding: 2px 8px !important; font-size: 13px !important;}
   .chat-conversation {height: 36vh !important; min-height: 220px !important;}
 }
+.lesson-banner {border-left: 4px solid #6366f1; padding: 0.4em 0.8em; background: rgba(99, 102, 241, 0.08);}
 .skip-link {position: absolute; left: -9999px; top: 0; z-index: 1000; padding: 6px 12px; background: #fff; border: 2px solid #6366f1;}
 .skip-link:focus {left: 8px; top: 8px;}
 """
@@ -124,6 +125,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 check = gr.Button("Check again", size="sm")
             check.click(lambda: endpoints_markdown(config, service), None, health, api_visibility="private")
             demo.load(lambda: endpoints_markdown(config, service), None, health, api_visibility="private")
+        lesson_banner = gr.Markdown(visible=False, elem_classes="lesson-banner")  # the lesson a link or file opened
         current = gr.State("chat")  # the content tab a lesson is saved from
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # every tab in reach on a phone too, no overflow menu
             fields = {}
@@ -150,7 +152,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 build_monitor_tab(service)
             with gr.Tab("Lessons", id="lessons") as lessons_tab:
                 lesson_fields = {tab: {k: c for k, c in group.items() if k != "chatbot"} for tab, group in fields.items()}
-                open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current, config.registry, lessons_tab)
+                open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current, config.registry, lessons_tab, lesson_banner)
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
         pickers, choices = refresh_pickers(demo)  # fine-tuned models join every model picker: after a training, on each page load
         demo.load(choices, None, pickers, api_visibility="private", queue=False)

@@ -33,10 +33,12 @@ def opening(lesson: Lesson, specs: dict, flat: list) -> list:
     for note in notes:  # toasts: seen from whichever tab the lesson opens
         gr.Warning(note.replace("**", ""))
     if tab is None:
-        return [gr.skip(), notes[0], gr.skip(), gr.skip(), *[gr.skip()] * len(flat)]
+        return [gr.skip(), notes[0], gr.Markdown(f"⚠️ {notes[0]}", visible=True), gr.skip(), gr.skip(), *[gr.skip()] * len(flat)]
     message = f"Opened **{html.escape(lesson.title)}**. {html.escape(lesson.description)}" + "".join(f"\n\n⚠️ {n}" for n in notes)
+    banner = f"📘 **Lesson: {html.escape(lesson.title)}**" + (f"  \n{html.escape(lesson.description)}" if lesson.description else "") + \
+        "".join(f"  \n⚠️ {n}" for n in notes)
     replaced = {k: v for k, v in values.items() if lesson.values.get(k) != v}
-    return [gr.Tabs(selected=tab), message, tab, (lesson, replaced),
+    return [gr.Tabs(selected=tab), message, gr.Markdown(banner, visible=True), tab, (lesson, replaced),
             *[values[key] if t == tab and key in values else gr.skip() for t, key, _ in flat]]
 
 
@@ -82,14 +84,14 @@ def field_specs(fields: Fields, registry: Registry) -> dict[str, dict[str, Field
                   for key, component in group.items()} for tab, group in fields.items()}
 
 
-def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State, registry: Registry, shown: gr.Tab) -> list:
-    """Build the tab (`shown` is the Lessons tab itself); returns the (function, outputs) pair used to open a lesson link
-    on page load."""
+def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State, registry: Registry, shown: gr.Tab, banner: gr.Markdown) -> list:
+    """Build the tab (`shown` is the Lessons tab itself; `banner`, above every tab, shows the open lesson); returns the
+    (function, outputs) pair used to open a lesson link on page load."""
     shipped = load_lessons()
     flat = [(tab, key, component) for tab, group in fields.items() for key, component in group.items()]
     c = layout(shipped)
     opened = gr.State(None)  # (the lesson as written, {field: the value put in its place here})
-    outputs = [tabs, c["notice"], current, opened, *(component for _, _, component in flat)]
+    outputs = [tabs, c["notice"], banner, current, opened, *(component for _, _, component in flat)]
     specs = field_specs(fields, registry)
 
     def apply(lesson: Lesson) -> list:
@@ -114,7 +116,8 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State, registry
             return apply(from_link(packed))
         except ValueError as e:
             gr.Warning(str(e))
-            return [gr.skip(), f"⚠️ {e}", gr.skip(), gr.skip(), *[gr.skip()] * len(flat)]
+            return [gr.skip(), f"⚠️ {e}", gr.Markdown(f"⚠️ This lesson link could not be read: {e}", visible=True), gr.skip(), gr.skip(),
+                    *[gr.skip()] * len(flat)]
 
     def link_for(request: gr.Request, tab, title_text, was, *values):
         page = (request.headers.get("referer") if request else None) or f"{request.url.scheme}://{request.url.netloc}/"
