@@ -166,7 +166,8 @@ class Standing:
 
 
 def leaderboard(votes: list[tuple[str, str, str]], resamples: int = 200, seed: int = 0) -> list[Standing]:
-    """Standings, best first, with 95% bootstrap intervals over the votes."""
+    """Standings with 95% bootstrap intervals over the votes: the models with enough votes best first, then the ones
+    with too few (whose rating means little), best first too."""
     ratings = bradley_terry(votes)
     rng = random.Random(seed)
     samples: dict[str, list[float]] = {m: [] for m in ratings}
@@ -182,4 +183,4 @@ def leaderboard(votes: list[tuple[str, str, str]], resamples: int = 200, seed: i
         won = sum(1 for a, b, c in played if (c == "a" and a == m) or (c == "b" and b == m))
         tied = sum(1 for *_, c in played if c in ("tie", "bad"))
         standings.append(Standing(m, rating, low, high, len(played), won, len(played) - won - tied, tied))
-    return sorted(standings, key=lambda s: -s.rating)
+    return sorted(standings, key=lambda s: (not s.settled, -s.rating))

@@ -253,3 +253,19 @@ def test_the_board_says_when_a_rating_rests_on_too_few_votes(tmp_path):
         store.vote(store.new_battle("m1", "m2"), "a")
     low, high = (int(x) for x in standings_table(store)[0][3].split(" – "))
     assert low <= standings_table(store)[0][2] <= high
+
+
+def test_a_model_with_too_few_votes_is_listed_after_the_ranked_ones():
+    settled = [("A", "B", "a")] * 6 + [("B", "A", "a")] * 5  # A and B: 11 votes each
+    lucky = [("C", "B", "a")]  # C: one vote, won: the highest rating, and it means little
+    board = leaderboard(settled + lucky)
+    assert [s.model for s in board][-1] == "C" and board[-1].rating > board[0].rating and not board[-1].settled
+    from qwen_playground.arena_store import ArenaStore
+    from qwen_playground.ui.arena_tab import standings_table
+
+    class Store(ArenaStore):
+        def votes(self):
+            return settled + lucky
+
+    rows = standings_table(Store(":memory:"))
+    assert [r[0] for r in rows] == [1, 2, "–"] and rows[-1][1] == "C"

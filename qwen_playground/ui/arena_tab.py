@@ -25,8 +25,10 @@ def standings_table(store: ArenaStore) -> list[list]:
     except ArenaUnavailable as e:
         gr.Warning(str(e))
         return []
-    return [[rank, s.model, round(s.rating), f"{round(s.low)} – {round(s.high)}" if s.settled else f"too few votes (under {MIN_VOTES})",
-             s.votes, s.wins, s.losses, s.ties] for rank, s in enumerate(leaderboard(votes), 1)]
+    board = leaderboard(votes)  # the models with too few votes come last, unranked
+    return [[rank if s.settled else "–", s.model, round(s.rating),
+             f"{round(s.low)} – {round(s.high)}" if s.settled else f"too few votes (under {MIN_VOTES})", s.votes, s.wins, s.losses, s.ties]
+            for rank, s in enumerate(board, 1)]
 
 
 def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> list:
@@ -34,6 +36,9 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> l
     pool = config.settings.arena_pool or [m.id for m in config.registry.choices("chat")]
     gr.Markdown("Two anonymous models answer the same prompt. Vote for the better answer; the names are revealed only after "
                 "your vote, and each battle takes one vote. Thinking is off for both, so neither gives itself away.")
+    if config.demo:
+        gr.Markdown("*Demo mode: each tiny model always says its own scripted greeting, so once you have seen them you can tell "
+                    "who is who. With real models the answers do not give the names away.*")
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6, scale=4, placeholder="Enter starts a battle, Shift+Enter a new line")
         battle = gr.Button("New battle", variant="primary", scale=1)
