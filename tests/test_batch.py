@@ -40,6 +40,9 @@ def test_csv_and_jsonl_read_the_same_rows(demo_config, tmp_path):
                                                                          '{"prompt": "Two"}\n'), None)
     assert [(r.id, r.prompt, r.expected, r.line) for r in from_csv] == [("1", "Hi, you", "x", 2), ("2", "Two", "", 4)]
     assert [(r.id, r.prompt, r.expected) for r in from_jsonl] == [("1", "Hi, you", "x"), ("2", "Two", "")]
+    for sep in (";", "\t", "|"):  # a spreadsheet in another locale: its separator is found in the header
+        other = batch.load_rows(demo_config, write(tmp_path, "b.csv", f'id{sep}prompt{sep}expected\n1{sep}"Hi, you"{sep}x\n\n2{sep}Two{sep}\n'), None)
+        assert [(r.id, r.prompt, r.expected, r.line) for r in other] == [("1", "Hi, you", "x", 2), ("2", "Two", "", 4)], sep
     assert {r.name for r in batch.examples().values()} == {"arithmetic", "general"}
     assert len(batch.load_rows(demo_config, None, "arithmetic")) == 20 and len(batch.load_rows(demo_config, None, "general")) == 10
 
@@ -98,6 +101,10 @@ def test_one_row_per_prompt_and_model_with_accuracy_counted_right(demo_config, b
     summary = {s["model"]: s for s in view.summary(job.models)}
     assert summary["demo-qwen2.5"]["right"] == 1 and summary["demo-qwen2.5"]["scored"] == 3 and summary["demo-qwen2.5"]["accuracy"] == 0.333
     assert summary["demo-qwen3"]["answer_tokens"] > 0 and summary["demo-qwen3"]["mean_tokens_per_s"] > 0
+    loads = {r.model: r.metrics.load_s for r in view.results if r.metrics}
+    timed = [r.metrics for r in view.results if r.model == "demo-qwen3" and r.metrics]
+    assert summary["demo-qwen3"]["load_s"] == round(sum(m.load_s for m in timed), 1) and loads  # loading reported apart
+    assert summary["demo-qwen3"]["mean_s"] == round(sum(m.total_s - m.load_s for m in timed) / len(timed), 2)
     assert view.progress["done"] == view.progress["total"] == 8
 
 

@@ -342,8 +342,8 @@ def test_code_and_multilingual_main_actions(page):
 def test_a_batch_from_an_uploaded_file_fills_the_table_and_downloads(page, tmp_path):
     quiz = tmp_path / "quiz.csv"
     # the default models are the Qwen3.5 and Qwen3 demos: q1 expects the first one's scripted answer
-    quiz.write_text("id,prompt,expected\nq1,Say hi,good day from a small demo network; install real weights for useful answers\n"
-                    "q2,Capital of France?,Paris\n")
+    quiz.write_text("id;prompt;expected\nq1;Say hi;\"good day from a small demo network; install real weights for useful answers\"\n"
+                    "q2;Capital of France?;Paris\n")  # a spreadsheet's semicolons: the separator is found
     open_app(page)
     page.get_by_role("tab", name="Batch", exact=True).click()
     bad = tmp_path / "bad.csv"
@@ -359,6 +359,14 @@ def test_a_batch_from_an_uploaded_file_fills_the_table_and_downloads(page, tmp_p
     idle(page)
     page.locator("td:visible, [role=gridcell]:visible", has_text="✓").first.wait_for()  # q1 is right for the Qwen3.5 demo
     page.locator("td:visible, [role=gridcell]:visible", has_text="1 / 2").first.wait_for()  # its accuracy line
+    for header in ("expected", "correct"):  # the verdict in view beside the answer, not off to the right
+        box = page.locator("th:visible", has_text=header).last.bounding_box()
+        assert box["x"] + box["width"] <= 1400, header
+    page.set_viewport_size({"width": 390, "height": 844})
+    idle(page)
+    heights = {h.inner_text(): h.bounding_box()["height"] for h in page.locator("th:visible").all()}
+    assert max(heights.values()) < 80, heights  # on a phone the headers read as words, not a letter per line
+    page.set_viewport_size({"width": 1400, "height": 1000})
     with page.expect_download() as download:
         page.locator("button:visible, a:visible", has_text="Download CSV").first.click()
     saved = open(download.value.path(), encoding="utf-8").read()

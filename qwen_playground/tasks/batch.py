@@ -227,8 +227,9 @@ class BatchView:
         return {"done": done, "total": total, "elapsed_s": round(elapsed, 1), "eta_s": None if eta is None else round(eta, 1)}
 
     def summary(self, models: list[str]) -> list[dict]:
-        """Per model: rows answered, right of those with an expected answer, accuracy, mean tokens/s, mean time per answer,
-        answer tokens generated (what it cost), errors, and the seconds until its last row finished."""
+        """Per model: rows answered, right of those with an expected answer, accuracy, mean tokens/s, mean time per answer
+        (without loading the model), the seconds spent loading it, answer tokens generated (what it cost), errors, and the
+        seconds until its last row finished."""
         rows = []
         for model in models:
             mine = [r for r in self.done if r.model == model]
@@ -239,7 +240,8 @@ class BatchView:
                          "right": sum(1 for r in scored if r.correct), "scored": len(scored),
                          "accuracy": round(sum(1 for r in scored if r.correct) / len(scored), 3) if scored else None,
                          "mean_tokens_per_s": round(sum(speeds) / len(speeds), 2) if speeds else None,
-                         "mean_s": round(sum(r.metrics.total_s for r in timed) / len(timed), 2) if timed else None,
+                         "mean_s": round(sum(r.metrics.total_s - r.metrics.load_s for r in timed) / len(timed), 2) if timed else None,
+                         "load_s": round(sum(r.metrics.load_s for r in timed), 1),
                          "answer_tokens": sum(r.metrics.answer_tokens + r.metrics.thinking_tokens for r in timed),
                          "total_s": round(max((r.finished_s for r in mine), default=0.0), 1)})
         return rows

@@ -61,6 +61,19 @@ def read_records(data: bytes, name: str, fields: tuple[str, ...], csv_required: 
     return records
 
 
+SEPARATORS = ",;\t|"
+
+
+def separator(text: str) -> str:
+    """The CSV's cell separator, from its header line: a comma, or the semicolon, tab or bar a spreadsheet in another
+    locale writes."""
+    header = text.split("\n", 1)[0]
+    try:
+        return csv.Sniffer().sniff(header, delimiters=SEPARATORS).delimiter
+    except csv.Error:  # one column, or no separator it can tell: a comma
+        return ","
+
+
 def _jsonl(text: str, name: str) -> list[Record]:
     records = []
     for line, raw in enumerate(text.splitlines(), 1):
@@ -77,7 +90,7 @@ def _jsonl(text: str, name: str) -> list[Record]:
 
 
 def _csv(text: str, name: str, required: tuple[str, ...]) -> list[Record]:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), delimiter=separator(text))
     header = [h.strip() for h in reader.fieldnames or []]
     if missing := [column for column in required if column not in header]:
         raise TaskError(f"{name}: line 1 (the header) has no '{missing[0]}' column; it has: {', '.join(header) or 'nothing'}.", "file")

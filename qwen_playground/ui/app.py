@@ -40,6 +40,7 @@ button:disabled {opacity: 0.45; cursor: not-allowed;}
   [role=tab] {padding: 2px 8px !important; font-size: 13px !important;}
   .chat-conversation {height: 36vh !important; min-height: 220px !important;}
 }
+.wide-table table {min-width: 1100px;}  /* a narrow screen scrolls the table sideways instead of a letter per line */
 .lesson-banner {border-left: 4px solid #6366f1; padding: 0.4em 0.8em; background: rgba(99, 102, 241, 0.08);}
 .skip-link {position: absolute; left: -9999px; top: 0; z-index: 1000; padding: 6px 12px; background: #fff; border: 2px solid #6366f1;}
 .skip-link:focus {left: 8px; top: 8px;}

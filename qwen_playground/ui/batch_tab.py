@@ -21,8 +21,10 @@ from ..tasks.compare import comparable_models
 from .common import Stops, follows_registry, on_page_load, precision_picker, refusals, upload_or_example, user_of, when_valid
 
 PREVIEW_COLUMNS = ["id", "prompt", "expected", "system", "tokens"]
-SUMMARY_COLUMNS = ["model", "answered", "right / scored", "accuracy", "mean tokens/s", "mean s per answer", "total s", "answer tokens",
+SUMMARY_COLUMNS = ["model", "answered", "right / scored", "accuracy", "tokens/s", "s per answer", "load s", "total s", "answer tokens",
                    "errors"]
+# the results' columns as shares of the width: the verdict and the expected answer in view beside the answer at 1400 px
+RESULT_WIDTHS = ["5%", "17%", "11%", "24%", "11%", "6%", "7%", "7%", "6%", "6%"]
 
 
 def progress_html(progress: dict, view: task.BatchView) -> str:
@@ -36,8 +38,8 @@ def progress_html(progress: dict, view: task.BatchView) -> str:
 
 def summary_table(summary: list[dict]) -> pd.DataFrame:
     rows = [[s["model"], s["answered"], f"{s['right']} / {s['scored']}" if s["scored"] else "—",
-             "—" if s["accuracy"] is None else f"{100 * s['accuracy']:.0f}%", s["mean_tokens_per_s"], s["mean_s"], s["total_s"], s["answer_tokens"],
-             s["errors"]] for s in summary]
+             "—" if s["accuracy"] is None else f"{100 * s['accuracy']:.0f}%", s["mean_tokens_per_s"], s["mean_s"], s["load_s"], s["total_s"],
+             s["answer_tokens"], s["errors"]] for s in summary]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -47,7 +49,8 @@ def chart(summary: list[dict]) -> gr.BarPlot:
     measure = "accuracy %" if scored else "tokens/s"
     values = [100 * (s["accuracy"] or 0) if scored else s["mean_tokens_per_s"] or 0 for s in summary]
     frame = pd.DataFrame({"model": [s["model"] for s in summary], measure: values})
-    return gr.BarPlot(frame, x="model", y=measure, y_lim=[0, 100] if scored else None)
+    title = ("Accuracy per model (%)" + (": no answer right yet" if not any(values) else "")) if scored else "Tokens per second per model"
+    return gr.BarPlot(frame, x="model", y=measure, y_lim=[0, 100] if scored else None, title=title)
 
 
 def export_files(report: dict | None) -> list:
@@ -73,7 +76,7 @@ def layout(config: AppConfig, service: Service) -> dict:
                                                         {e.name: e.description for e in sets.values()}, "general")
     with beside:  # filled when the page opens: counting tokens needs the tokenizer, which loads after the page is up
         c["preview"] = gr.Markdown("Counting the example set's tokens…")
-    c["rows"] = gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, label="Prompts", max_height=260, wrap=True)
+    c["rows"] = gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, label="Prompts", max_height=260, wrap=True, elem_classes="wide-table")
     with gr.Row():
         c["models"] = follows_registry(
             gr.Dropdown(models, value=models[:2], multiselect=True, max_choices=task.MAX_MODELS, allow_custom_value=True,
@@ -87,10 +90,10 @@ def layout(config: AppConfig, service: Service) -> dict:
         c["run"] = gr.Button("Run the batch", variant="primary")
         c["stop"] = gr.Button("Stop", variant="stop")
     c["progress"] = gr.HTML()
-    with gr.Row():
-        c["summary"] = gr.Dataframe(headers=SUMMARY_COLUMNS, interactive=False, label="Per model", scale=3)
-        c["chart"] = gr.BarPlot(x="model", y="accuracy %", label="Per model", height=220, scale=2)
-    c["results"] = gr.Dataframe(headers=task.COLUMNS, interactive=False, label="Results", max_height=420, wrap=True)
+    c["summary"] = gr.Dataframe(headers=SUMMARY_COLUMNS, interactive=False, label="Per model", wrap=True, elem_classes="wide-table")  # the page's width: every column
+    c["chart"] = gr.BarPlot(x="model", y="accuracy %", label="Per model", height=220)
+    c["results"] = gr.Dataframe(headers=task.COLUMNS, interactive=False, label="Results", max_height=420, wrap=True,
+                                column_widths=RESULT_WIDTHS, elem_classes="wide-table")
     with gr.Row():
         c["csv"] = gr.DownloadButton("Download CSV", value=None)
         c["jsonl"] = gr.DownloadButton("Download JSONL", value=None)
