@@ -585,3 +585,11 @@ def test_the_keyboard_reaches_the_message_box_stops_with_escape_and_submits_with
     page.get_by_role("textbox", name="Question").fill("What colour is it?")
     page.get_by_role("textbox", name="Question").press("Enter")  # Enter asks
     page.locator("*:visible", has_text="tok/s").last.wait_for()
+
+
+def test_the_inspector_tab_shows_chats_next_prompt_as_it_opens(page):
+    open_app(page)
+    page.get_by_placeholder("Message Qwen").fill("What would you see?")
+    page.get_by_role("tab", name="Inspector", exact=True).click()
+    page.locator("*:visible", has_text="go into").last.wait_for()  # its notes: "N tokens go into <model>", with no click
+    assert page.get_by_text("What would you see?").count() >= 2 and no_error_badge(page)

@@ -145,8 +145,8 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 table = build_leaderboard_tab(store)
             for vote in votes:
                 vote.then(lambda: standings_table(store), None, table, api_visibility="private")
-            with gr.Tab("Inspector", id="inspector"):
-                build_inspector_tab(config, {**fields["chat"], "images": chat_images})
+            with gr.Tab("Inspector", id="inspector") as inspector_tab:
+                build_inspector_tab(config, {**fields["chat"], "images": chat_images}, inspector_tab)
             with gr.Tab("Model guide", id="guide"):
                 build_guide_tab(config, service.capabilities().runnable_precisions)
             with gr.Tab("Monitor", id="monitor"):

@@ -79,8 +79,9 @@ def inspector_outputs() -> tuple[gr.HighlightedText, gr.Markdown]:
     return text, notes
 
 
-def build_inspector_tab(config: AppConfig, chat_fields: dict) -> None:
-    """Inspect the Chat tab's current conversation, settings and unsent message."""
+def build_inspector_tab(config: AppConfig, chat_fields: dict, shown: gr.Tab) -> None:
+    """Inspect the Chat tab's current conversation, settings and unsent message: at once when the tab (`shown`) opens,
+    and again on the button."""
     gr.Markdown("The exact prompt the Chat tab would send next: the conversation so far (answers without their thinking), "
                 "your unsent message, the system prompt and thinking mode, after the model's chat template. "
                 "Orange: special tokens; purple: tags such as `<think>`.")
@@ -88,7 +89,16 @@ def build_inspector_tab(config: AppConfig, chat_fields: dict) -> None:
     text, notes = inspector_outputs()
     counts = gr.JSON(label="Token counts and ids")
     inputs = [chat_fields[k] for k in ("message", "chatbot", "model", "system_prompt", "thinking", "images")]
-    go.click(inspect_chat(config), inputs, [text, notes, counts], api_name="inspect")
+    inspect = inspect_chat(config)
+    go.click(inspect, inputs, [text, notes, counts], api_name="inspect")
+
+    def on_show(*values):  # nothing to inspect yet is a line in the notes, not an error over the tab
+        try:
+            return inspect(*values)
+        except gr.Error as e:
+            return [], f"*{e.message}*", {}
+
+    shown.select(on_show, inputs, [text, notes, counts], api_visibility="private")
 
 
 def guide_table(config: AppConfig, runnable: tuple[str, ...], task, memory_gib, context_tokens, chosen_languages) -> list[list]:
