@@ -176,6 +176,7 @@ def test_vision_screens_uploads_and_shows_thumbnails(page, tmp_path):
     page.get_by_text("fake.png is not an image this app can read").first.wait_for()  # refused at upload
     page.get_by_text("Your images").first.wait_for()
     assert page.get_by_alt_text("blue.png").first.is_visible()  # the accepted image is shown as a thumbnail
+    assert page.get_by_alt_text("blue.png").first.evaluate("i => getComputedStyle(i).objectFit") == "contain"  # whole, not cropped
     assert page.get_by_alt_text("fake.png").count() == 0
     page.get_by_label("blue.png").first.wait_for()
     assert page.get_by_label("fake.png").count() == 0  # the refused file left the list
@@ -493,6 +494,7 @@ def test_an_image_attached_in_chat_shows_in_the_conversation_with_its_cost(page,
     open_app(page)
     page.locator(".chat-images input[type=file]").set_input_files(str(tmp_path / "red.png"))
     page.get_by_text("red.png").first.wait_for()  # uploaded
+    page.locator(".chat-thumbs img").first.wait_for()  # and seen before it is sent
     page.get_by_placeholder("Message Qwen").fill("What colour is this?")
     page.keyboard.press("Enter")
     page.get_by_text("1 image: 300 of the prompt tokens").first.wait_for()

@@ -73,6 +73,8 @@ def layout(config: AppConfig, service: Service) -> dict:
                 c["clear"] = gr.Button("Clear", scale=1, min_width=80)
             c["images"] = uploads.File(file_count="multiple", file_types=["image"], label="📎 Images for this message (models that see)",
                                        height=90, elem_classes="chat-images")
+            c["thumbs"] = gr.Gallery(height=96, columns=8, object_fit="contain", visible=False, interactive=False, show_label=False,
+                                     elem_classes="chat-thumbs")  # what is attached, seen before it is sent
         with gr.Column(scale=1, min_width=300, elem_classes="sidebar"):  # scrolls on its own beside the conversation
             conversation_panel(c, browser_secret(config.settings.cache_dir))
             c["model"] = follows_registry(gr.Dropdown([s.id for s in specs], value=first.id, label="Model"),
@@ -102,7 +104,7 @@ def layout(config: AppConfig, service: Service) -> dict:
             with gr.Row():
                 c["export_md"] = gr.DownloadButton("Export Markdown", size="sm")
                 c["export_json"] = gr.DownloadButton("Export JSON", size="sm")
-                c["import"] = gr.UploadButton("Import JSON", file_types=[".json"], size="sm")
+                c["import"] = uploads.UploadButton("Import JSON", file_types=[".json"], size="sm")
     with gr.Accordion("🔍 What the model sees (prompt inspector)", open=False):
         c["inspect"] = gr.Button("Inspect this conversation + message", size="sm")
         c["inspected"] = inspector_outputs()
@@ -331,6 +333,8 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     for event in events + edits:
         event.then(export_files, export_inputs, exports, api_visibility="private")
     bind_versions(c, events + edits + bind_conversations(c, events + edits[:1]))
+    c["images"].change(lambda files: gr.Gallery(value=list(chat.paths_of(files)) or None, visible=bool(files)), c["images"], c["thumbs"],
+                       **private)
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
     c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
     inspect = inspect_chat(config)

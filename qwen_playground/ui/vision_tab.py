@@ -34,7 +34,8 @@ def layout(config: AppConfig, service: Service) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
             c["files"] = uploads.File(file_count="multiple", label=f"Images (up to {task.MAX_FILES}) or one video", file_types=["image", "video"])
-            c["preview"] = gr.Gallery(label="Your images", height=140, columns=4, visible=False, interactive=False)
+            c["preview"] = gr.Gallery(label="Your images", height=140, columns=4, visible=False, interactive=False,
+                                      object_fit="contain")  # the whole picture, not a crop
             c["camera"] = uploads.Image(sources=["webcam", "clipboard"], type="filepath", label="…or paste / take a picture", height=200)
             c["question"] = gr.Textbox(label="Question", lines=1, max_lines=6,
                                        placeholder=f"e.g. What is in this picture? (Enter asks)  For boxes: {GROUNDING_HINT}")
