@@ -385,17 +385,28 @@ def test_a_short_training_shows_progress_and_loss_then_the_adapter_is_in_chats_p
             open_app(page, client.src)
             page.get_by_role("tab", name="Fine-tune", exact=True).click()
             page.get_by_text("30 examples").first.wait_for()  # the example set's preview
+            page.get_by_label("Base model (local text models)").click()  # it offers what can train here, offline too
+            offered = [o.inner_text() for o in page.get_by_role("option").all()]
+            assert "demo-qwen3" in offered and "qwen2.5-0.5b-instruct" not in offered, offered
+            page.keyboard.press("Escape")
             page.get_by_role("textbox", name="Adapter name").fill("browser")
             page.locator("button:visible", has_text="Training settings").first.click()
             page.get_by_label("Max steps (0: as the epochs take)").fill("2")
             page.get_by_role("button", name="Train", exact=True).click()
+            # the clock moves while the worker loads the model, before step 1
+            page.wait_for_function("() => /loading demo-qwen3.5 in the training worker… · [1-9]/.test(document.body.innerText)")
             page.get_by_text("Saved demo-qwen3.5+browser").wait_for(timeout=180_000)
+            assert no_error_badge(page)
             # the progress bar counted every step
             page.wait_for_function("() => [...document.querySelectorAll('progress')].some(p => p.max > 1 && p.value === p.max)")
             page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for()  # the loss plot is drawn
             page.get_by_role("tab", name="Chat", exact=True).click()
             page.get_by_label("Model").first.click()
             page.get_by_role("option", name="demo-qwen3.5+browser").wait_for()  # in Chat's picker without a reload
+            page.keyboard.press("Escape")
+            page.get_by_role("tab", name="Compare", exact=True).click()
+            page.get_by_label("Change one thing").click()  # its preset runs base and tuned on one engine
+            page.get_by_role("option", name="Base vs fine-tuned (demo-qwen3.5 vs demo-qwen3.5+browser, both on transformers)").wait_for()
         finally:
             page.close()
 
