@@ -66,7 +66,9 @@ def test_chat_in_the_browser_streams_thinking_answer_and_metrics(page):
     assert page.get_by_placeholder("Message Qwen").input_value() == ""
 
 
-def test_a_lesson_link_opens_its_tab_filled_in_and_names_what_is_missing(page):
+@pytest.mark.parametrize("width", [1400, 390])  # desktop and phone
+def test_a_lesson_link_opens_its_tab_filled_in_and_names_what_is_missing(page, width):
+    page.set_viewport_size({"width": width, "height": 900})
     lesson = Lesson(title="Link lesson", tab="compare", values={"prompt": "Who is the second oldest?", "model_1": "qwen3-1.7b"})
     page.goto(to_link(lesson, page.base_url))
     prompt = page.get_by_role("textbox", name="Prompt (sent to every pane)")
@@ -542,7 +544,9 @@ def test_retry_and_edit_keep_the_old_versions_one_arrow_away_after_a_reload(page
     assert page.get_by_text("First question, edited").count() == 0
 
 
-def test_a_typed_name_in_any_dropdown_leaves_no_error_badge_and_keeps_the_message(page):
+@pytest.mark.parametrize("width", [1400, 390])  # desktop and phone
+def test_a_typed_name_in_any_dropdown_leaves_no_error_badge_and_keeps_the_message(page, width):
+    page.set_viewport_size({"width": width, "height": 900})
     open_app(page)
     page.get_by_placeholder("Message Qwen").fill("keep me")
     tabs, typed = [t.inner_text().strip() for t in page.get_by_role("tab").all()], 0
