@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gradio as gr
+from fastapi.middleware import Middleware
+from fastapi.middleware.gzip import GZipMiddleware
 
 from .. import mathcheck
 from ..arena_store import ArenaStore
@@ -177,6 +179,12 @@ def starting_router(config: AppConfig) -> StartingBackend:
     return StartingBackend(build, engines.capabilities(pick_device(config.settings.device), config.settings.engine))
 
 
+COMPRESS_FROM_BYTES = 1024  # smaller responses cost more to compress than they save
+
+
 def launch_options() -> dict:
-    """Keyword arguments for `launch()` that belong to the look (Gradio 6 moved them there)."""
-    return {"theme": gr.themes.Soft(), "css": CSS, "head": KEYBOARD, "max_file_size": "110mb"}
+    """Keyword arguments for `launch()` that belong to the page (Gradio 6 moved the look there): its look, and the
+    page and API responses gzipped (the page's HTML carries the whole app's config: 678 KiB, a tenth of it
+    compressed). Streamed answers (server-sent events) pass through uncompressed, token by token."""
+    compress = Middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES)
+    return {"theme": gr.themes.Soft(), "css": CSS, "head": KEYBOARD, "max_file_size": "110mb", "app_kwargs": {"middleware": [compress]}}
