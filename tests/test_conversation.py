@@ -134,3 +134,23 @@ def test_the_page_keeps_its_tree_while_the_chatbot_shows_it():
     assert conversation_for(shown, conversation) is conversation  # branches kept
     other = conversation_for([{"role": "user", "content": "Something else"}], conversation)  # an API caller's own history
     assert [m.text for m in other.path()] == ["Something else"]
+
+
+def test_edit_regenerate_and_undo_refuse_what_they_cannot_do():
+    from qwen_playground.tasks import TaskError, chat
+
+    settings = chat.ChatSettings("demo-qwen3")
+    conversation = Conversation.of([Message.user("Q"), Message.assistant(AssistantTurn(answer="A"))])
+    question, answer = conversation.path()
+    with pytest.raises(TaskError, match="needs some text"):
+        chat.edit(conversation, question.id, "  ", settings)
+    with pytest.raises(TaskError, match="Only your own messages"):
+        chat.edit(conversation, answer.id, "new", settings)
+    with pytest.raises(TaskError, match="Nothing to retry"):
+        chat.regenerate(Conversation(), settings)
+    with pytest.raises(TaskError, match="Nothing to undo"):
+        chat.undo(Conversation())
+    edited = chat.edit(conversation, question.id, "Q, again", settings)
+    assert edited.after == question.parent and edited.message == "Q, again"  # a sibling of the first question
+    kept, text, files = chat.undo(conversation)
+    assert kept.path() == [] and text == "Q" and conversation.path() == [question, answer]  # the original untouched

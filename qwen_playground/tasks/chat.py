@@ -184,7 +184,7 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
 
 def regenerate(conversation: Conversation, settings: ChatSettings) -> ChatInputs:
     """A new answer to the last person's message, beside the one it has (which stays, one arrow away)."""
-    question = next((m for m in reversed(conversation.path()) if m.role == "user"), None)
+    question = conversation.last_question()
     if question is None:
         raise TaskError("Nothing to retry yet.")
     return ChatInputs("", conversation, settings, after=question.id)
@@ -202,7 +202,7 @@ def edit(conversation: Conversation, message_id: str, text: object, settings: Ch
 
 def undo(conversation: Conversation) -> tuple[Conversation, str, tuple[str, ...]]:
     """(the conversation without its last exchange, that message, the images it had): to edit and send again."""
-    question = next((m for m in reversed(conversation.path()) if m.role == "user"), None)
+    question = conversation.last_question()
     if question is None:
         raise TaskError("Nothing to undo yet.")
     kept = conversation.copy()

@@ -117,10 +117,11 @@ class AssistantTurn:
     @classmethod
     def from_dict(cls, data: dict) -> AssistantTurn:
         metrics, choices = data.get("metrics"), data.get("choices")
-        return cls(str(data.get("thinking") or ""), str(data.get("answer") or ""), data.get("thinking_s"), "",
-                   token_choices.from_records(choices["steps"], choices.get("note", "")) if choices else None,
-                   Metrics(**metrics) if metrics else None, data.get("error"), data.get("finish_reason"), int(data.get("images") or 0),
-                   int(data.get("image_tokens") or 0), list(data.get("tool_calls") or []))
+        return cls(thinking=str(data.get("thinking") or ""), answer=str(data.get("answer") or ""), thinking_s=data.get("thinking_s"),
+                   choices=token_choices.from_records(choices["steps"], choices.get("note", "")) if choices else None,
+                   metrics=Metrics(**metrics) if metrics else None, error=data.get("error"), finish_reason=data.get("finish_reason"),
+                   images=int(data.get("images") or 0), image_tokens=int(data.get("image_tokens") or 0),
+                   tool_calls=list(data.get("tool_calls") or []))
 
 
 def _new_id() -> str:
@@ -215,6 +216,10 @@ class Conversation:
                 self.selected[parent] = rest[-1].id
             else:
                 self.selected.pop(parent)
+
+    def last_question(self) -> Message | None:
+        """The last person's message the conversation shows."""
+        return next((m for m in reversed(self.path()) if m.role == "user"), None)
 
     def copy(self) -> Conversation:
         return copy.deepcopy(self)

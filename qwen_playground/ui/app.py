@@ -87,8 +87,12 @@ KEYBOARD = """
       e.preventDefault();
     }
   });
-  new MutationObserver(() => { addSkipLink(); rovingTabs(); }).observe(document.documentElement, {childList: true, subtree: true,
-    attributes: true, attributeFilter: ['aria-selected']});
+  let queued = false;  // the page changes with every streamed token: look at the tabs once a frame at most
+  new MutationObserver(() => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; addSkipLink(); rovingTabs(); });
+  }).observe(document.documentElement, {childList: true, subtree: true, attributes: true, attributeFilter: ['aria-selected']});
 })();
 </script>
 """

@@ -20,7 +20,7 @@ from ..core.prompts import load_template
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import TaskError, chat, conversations
-from ..tasks.conversation import Conversation
+from ..tasks.conversation import Conversation, Message
 from . import uploads
 from .chat_view import View, conversation_for, export_json, export_markdown, import_json, owner, parse, render
 from .common import (Stops, browser_secret, describe, described, follows_registry, on_page_load, precision_picker, refusals, refuse,
@@ -166,7 +166,7 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
         *settings, tree = values
         conversation = tree if isinstance(tree, Conversation) else parse(history)  # the Chatbot already shows the edit
         try:
-            message = owner(conversation, data.index if isinstance(data.index, int) else data.index[0])
+            message = owner(conversation, bubble_index(data))
             inputs = chat.edit(conversation, message.id if message else "", data.value, chat.ChatSettings.from_values(*settings))
         except TaskError as e:  # the conversation as it was, the refusal as a note
             yield render(conversation.path()), gr.skip(), conversation
@@ -174,6 +174,11 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
         yield from answer(inputs, request)
 
     return respond, retry, edit, prepare
+
+
+def bubble_index(data: gr.EventData) -> int:
+    """The Chatbot bubble an edit or a click concerns (Gradio gives (message, part) for a multi-part message)."""
+    return data.index if isinstance(data.index, int) else data.index[0]
 
 
 def on_model_change(config: AppConfig, model_id: str) -> list:
@@ -184,12 +189,17 @@ def on_model_change(config: AppConfig, model_id: str) -> list:
     return [note, *settings]
 
 
+def with_versions(conversation: Conversation, focus: str | None) -> tuple[Message | None, int]:
+    """(the message whose versions the ‹ › row switches, how many shown messages have versions): the chosen one
+    (`focus`) when it has versions, else the last shown message that has."""
+    branched = [m for m in conversation.path() if conversation.siblings(m.id)[1] > 1]
+    return next((m for m in branched if m.id == focus), branched[-1] if branched else None), len(branched)
+
+
 def versions(tree, focus: str | None) -> list:
-    """The ‹ n/m › row: for the chosen message (`focus`) when it has versions, else the last message that has."""
+    """The ‹ n/m › row for the message `with_versions` picks; hidden when no shown message has versions."""
     conversation = tree if isinstance(tree, Conversation) else Conversation()
-    path = conversation.path()
-    branched = [m for m in path if conversation.siblings(m.id)[1] > 1]
-    shown = next((m for m in branched if m.id == focus), branched[-1] if branched else None)
+    shown, branched = with_versions(conversation, focus)
     if shown is None:
         return [gr.Row(visible=False), ""]
     n, count = conversation.siblings(shown.id)
@@ -197,21 +207,18 @@ def versions(tree, focus: str | None) -> list:
     words = " ".join(shown.text.split())
     excerpt = words if len(words) <= 40 else words[:40].rsplit(" ", 1)[0] + "…"
     return [gr.Row(visible=True), f"**{n}/{count}**: {what} *{excerpt}*"
-            + (" · click another message to switch its versions" if len(branched) > 1 else "")]
+            + (" · click another message to switch its versions" if branched > 1 else "")]
 
 
 def switch_version(tree, focus: str | None, step: int) -> tuple:
     """Follow the previous (-1) or next (1) version of the message the row shows."""
-    if not isinstance(tree, Conversation):
-        return gr.skip(), gr.skip()
-    conversation = tree.copy()
-    path = conversation.path()
-    branched = [m for m in path if conversation.siblings(m.id)[1] > 1]
-    shown = next((m for m in branched if m.id == focus), branched[-1] if branched else None)
+    conversation = tree.copy() if isinstance(tree, Conversation) else Conversation()
+    shown, _ = with_versions(conversation, focus)
     if shown is None:
-        return gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip()
+    depth = [m.id for m in conversation.path()].index(shown.id)
     conversation.switch(shown.id, step)
-    chosen = conversation.path()[path.index(shown)]  # the version now followed, at the same depth
+    chosen = conversation.path()[depth]  # the version now followed
     return render(conversation.path()), conversation, chosen.id
 
 
@@ -353,7 +360,7 @@ def bind_versions(c: dict, changed: list) -> None:
     def clicked(tree_value, data: gr.SelectData):
         if not isinstance(tree_value, Conversation):
             return gr.skip()
-        message = owner(tree_value, data.index if isinstance(data.index, int) else data.index[0])
+        message = owner(tree_value, bubble_index(data))
         return message.id if message else gr.skip()
 
     chatbot.select(clicked, tree, focus, **private).then(versions, [tree, focus], row, **private)
