@@ -33,6 +33,7 @@ from .alternatives import BatchedAlternatives, TokenRecorder
 from .presence import BatchedPresencePenalty
 
 _POLL_S = 0.05  # how often a waiting request looks at its stop flags
+_HANDOVER_S = 1.0  # how long a request whose loop died waits for its own error
 PAGE = 256  # tokens per KV-cache block
 
 
@@ -175,7 +176,9 @@ class ContinuousBatcher:
                 if any(f.is_set() for f in flags):
                     break
                 if self._closed.is_set() or not self.manager.is_running():
-                    raise RuntimeError(self._loop_error())
+                    if not pending.done.wait(_HANDOVER_S):  # the dispatcher may still be handing over this request's own error
+                        raise RuntimeError(self._loop_error())
+                    break
             if any(f.is_set() for f in flags) and not pending.finished:
                 self.manager.cancel_request(request_id)
             if pending.error:
