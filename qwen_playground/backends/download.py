@@ -6,17 +6,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Callable
 
-from huggingface_hub import snapshot_download
+from huggingface_hub import snapshot_download, try_to_load_from_cache
 from tqdm.auto import tqdm
 
 from ..core import ml_stack
 from ..core.availability import cached
-from ..core.registry import ModelSpec
+from ..core.registry import Family, ModelSpec
 
 ProgressFn = Callable[[str], None]
+RECIPE_VERSION = 2  # of the demo builds (`demo.build`): bump when the build code changes, so cached builds are rebuilt
 TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.jinja", "*.model"]  # config, tokenizer, chat template: no weights, no remote code
 WEIGHT_PATTERNS = [*TOKENIZER_PATTERNS, "*.safetensors"]
 
@@ -54,6 +56,25 @@ def fetch(spec: ModelSpec, cache_dir: Path, on_progress: ProgressFn = lambda _: 
         on_progress(f"Downloading {spec.hub_id} from the Hugging Face Hub…")
     return Path(snapshot_download(spec.hub_id, allow_patterns=WEIGHT_PATTERNS if weights else TOKENIZER_PATTERNS,
                                   tqdm_class=_progress_bar(on_progress, spec.hub_id)))
+
+
+def demo_folder(family: Family, cache_dir: Path) -> Path:
+    """Where `family`'s demo model is built (`demo.ensure`): named after its recipe, so a changed recipe gets a new
+    build. Here, without torch, so the app can tell what is made before it starts the engine."""
+    recipe = family.demo.model_dump_json() + family.tokenizer + (family.chat_template or "") + str(RECIPE_VERSION)
+    return Path(cache_dir).expanduser() / "demo" / f"{family.name}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
+
+
+def local_folder(spec: ModelSpec, cache_dir: Path) -> Path | None:
+    """The model's folder where it is on disk already (nothing downloaded or built), else None."""
+    if spec.demo:
+        folder = demo_folder(spec.family, cache_dir)
+    elif spec.path:
+        folder = Path(spec.path).expanduser()
+    else:
+        hit = try_to_load_from_cache(spec.hub_id, "config.json")
+        folder = Path(hit).parent if isinstance(hit, str) else None
+    return folder if folder is not None and (folder / "config.json").is_file() else None
 
 
 def fetch_gguf(repo: str, gguf_type: str, on_progress: ProgressFn = lambda _: None) -> Path | None:

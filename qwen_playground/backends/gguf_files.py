@@ -15,10 +15,14 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
+from filelock import FileLock
+
+from ..core.processes import child_env, end_with_parent, run_only_when_idle
 from ..core.registry import ModelSpec
 from . import download, engines
 from .download import ProgressFn
@@ -43,19 +47,34 @@ def fetch(spec: ModelSpec, precision: str, cache_dir: Path, on_progress: Progres
 
 def converted(spec: ModelSpec, folder: Path, gguf_type: str, cache_dir: Path, on_progress: ProgressFn = lambda _: None) -> Path:
     """The weights in `folder` as a GGUF file of `gguf_type`, converted (and quantized) on first use."""
-    home = Path(cache_dir).expanduser() / "gguf" / f"{spec.id.replace('/', '--')}-{_fingerprint(folder)}"
-    target = home / f"{gguf_type}.gguf"
+    target = converted_path(spec, folder, gguf_type, cache_dir)
     if target.is_file():
         return target
+    home = target.parent
     home.mkdir(parents=True, exist_ok=True)
-    full = home / f"{GGUF_TYPES['full']}.gguf"
-    if not full.is_file():
-        on_progress(f"Converting {spec.id} to GGUF for llama.cpp (once; kept in {home})…")
-        _convert(folder, full, spec.family.gguf.convert_args if spec.family.gguf else ())
-    if target != full:
-        on_progress(f"Quantizing {spec.id} to {gguf_type} (once)…")
-        quantize(full, target, gguf_type)
+    with FileLock(home / ".lock"):  # one converter per model across processes (the app and its start-up helper)
+        full = home / f"{GGUF_TYPES['full']}.gguf"
+        if not full.is_file():
+            on_progress(f"Converting {spec.id} to GGUF for llama.cpp (once; kept in {home})…")
+            _convert(folder, full, spec.family.gguf.convert_args if spec.family.gguf else ())
+        if not target.is_file():
+            on_progress(f"Quantizing {spec.id} to {gguf_type} (once)…")
+            quantize(full, target, gguf_type)
     return target
+
+
+def converted_path(spec: ModelSpec, folder: Path, gguf_type: str, cache_dir: Path) -> Path:
+    """Where the weights in `folder` converted to `gguf_type` are kept (made or not)."""
+    return Path(cache_dir).expanduser() / "gguf" / f"{spec.id.replace('/', '--')}-{_fingerprint(folder)}" / f"{gguf_type}.gguf"
+
+
+def converts_first(spec: ModelSpec, precision: str, cache_dir: Path) -> bool:
+    """Whether `fetch` must first convert weights (minutes for a large model): no GGUF file of the user's or from
+    Qwen's repository is named, and no conversion of these weights at this precision is on disk yet."""
+    if spec.gguf:  # a file of the user's, or Qwen's own repository: taken as it is
+        return False
+    folder = download.local_folder(spec, cache_dir)
+    return folder is None or not converted_path(spec, folder, GGUF_TYPES[precision], cache_dir).is_file()
 
 
 def _fingerprint(folder: Path) -> str:
@@ -66,11 +85,12 @@ def _fingerprint(folder: Path) -> str:
 
 
 def _convert(folder: Path, target: Path, extra_args: tuple[str, ...]) -> None:
-    """llama.cpp's converter, in a child process (it imports half of transformers and holds the weights twice)."""
+    """llama.cpp's converter, in a child process (it imports half of transformers and holds the weights twice) on the
+    CPU time that answers leave (a model answers on transformers meanwhile: `LocalBackend._stand_in`)."""
     partial = target.with_suffix(".partial")
-    command = [sys.executable, "-m", "convert_hf_to_gguf", str(folder), "--outfile", str(partial), "--outtype", "bf16", *extra_args]
+    command = [sys.executable, "-m", __name__, str(folder), "--outfile", str(partial), "--outtype", "bf16", *extra_args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S, env=os.environ.copy())
+        done = subprocess.run(command, capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S, env=child_env())
     except subprocess.TimeoutExpired:
         partial.unlink(missing_ok=True)
         raise RuntimeError(f"llama.cpp's converter did not finish in {CONVERT_TIMEOUT_S // 60} minutes") from None
@@ -95,3 +115,10 @@ def quantize(source: Path, target: Path, gguf_type: str) -> None:
         partial.unlink(missing_ok=True)
         raise RuntimeError(f"llama.cpp could not quantize {source.name} to {gguf_type}")
     partial.replace(target)
+
+
+if __name__ == "__main__":  # llama.cpp's converter (`convert_hf_to_gguf`, its arguments), yielding the CPU to answers
+    run_only_when_idle()
+    end_with_parent()
+    sys.argv[0] = "convert_hf_to_gguf"
+    runpy.run_module("convert_hf_to_gguf", run_name="__main__", alter_sys=True)

@@ -38,6 +38,11 @@ class Router(ModelBackend):
         backend = self.remotes[spec.endpoint] if spec.endpoint else self.local
         yield from (self.local_stream if backend is self.local else backend.stream)(request, cancel)
 
+    def warm(self, spec: ModelSpec) -> None:
+        """Load a local model in the background before its first request (not where a GPU is lent per answer)."""
+        if not spec.endpoint and not on_zero_gpu():
+            self.local.warm(spec)
+
     def capabilities(self) -> Capabilities:
         return self.local.capabilities()
 

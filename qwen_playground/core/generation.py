@@ -96,6 +96,7 @@ class Metrics:
     weights_bytes: int | None = None  # memory the model's weights occupy (local models)
     precision: str = "full"
     engine: str = ""  # the local engine that answered ("transformers", "llama.cpp"); "" for a server
+    preferred_engine: str = ""  # the engine that runs this model best, where another answered while it converted the weights
     counted_with: str = ""  # a server that reported no token counts: the tokenizer that counted them here
 
     @classmethod
@@ -126,6 +127,8 @@ class Metrics:
         if self.weights_bytes:
             precision = "" if self.precision == "full" else f", {self.precision}"
             engine = f" on {self.engine}" if self.engine else ""
+            if self.preferred_engine:
+                engine += f" ({self.preferred_engine} was still converting the weights)"
             parts.append(f"weights {self.weights_bytes / 2**30:.2f} GiB{precision}{engine}")
         if self.load_s >= 0.05:
             parts.append(f"model load {self.load_s:.1f} s")

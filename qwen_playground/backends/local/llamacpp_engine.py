@@ -49,6 +49,9 @@ class LlamaCppEngine:
         """Its weights, and at most its shared KV cache's budget."""
         return int(spec.params_b * 1e9 * bytes_per_param(precision, 2, gguf=True)) + int(self.settings.llama_cpp_cache_gb * 2**30)
 
+    def converts_first(self, spec: ModelSpec, precision: str) -> bool:
+        return gguf_files.converts_first(spec, precision, self.settings.cache_dir)
+
     def load(self, spec: ModelSpec, precision: str, report: Report) -> tuple[LoadedModel, int]:
         """The model's GGUF file in llama.cpp, with its own tokenizer and template from the transformers files."""
         start = time.perf_counter()

@@ -99,6 +99,9 @@ class TransformersEngine:
     def runs(self, spec: ModelSpec, has_media: bool) -> bool:
         return True
 
+    def converts_first(self, spec: ModelSpec, precision: str) -> bool:
+        return False  # it reads the weights as they are
+
     def unavailable(self, spec: ModelSpec, precision: str) -> str | None:
         if problem := transformers_problem(spec):
             return problem
@@ -113,18 +116,21 @@ class TransformersEngine:
 
     def load(self, spec: ModelSpec, precision: str, report: Report) -> tuple[LoadedModel, int]:
         start = time.perf_counter()
+        vision = spec.family.vision is not None and not spec.adapter  # a fine-tuned model is its text side, as it was trained
+        model_class = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+        _import_model_code(model_class, spec.family.model_type)  # seconds for some families: before waiting on the weights
         folder = download.fetch(spec, self.settings.cache_dir, report)
         described = str(self.dtype).removeprefix("torch.") + ("" if precision == "full" else f", weights {precision}")
         report(f"Loading {spec.id} into memory ({described} on {self.device})…")
         options = {"dtype": self.dtype, "device_map": self.device, "quantization_config": transformers_config(precision, self.device, self.dtype)}
         processor = None
-        if spec.family.vision is not None and not spec.adapter:  # a fine-tuned model is its text side, as it was trained
+        if vision:
             processor = AutoProcessor.from_pretrained(folder)
             if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
                 raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
-            tokenizer, model_class = processor.tokenizer, AutoModelForImageTextToText
+            tokenizer = processor.tokenizer
         else:
-            tokenizer, model_class = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM
+            tokenizer = AutoTokenizer.from_pretrained(folder)
         with model_build_lock:  # transformers sets torch's process-wide default dtype while it builds (devices.py)
             model = model_class.from_pretrained(folder, **options)
         if spec.adapter:  # a fine-tuned model: its LoRA merged into the base weights, so it runs like any other
@@ -152,3 +158,13 @@ class TransformersEngine:
         inputs = {k: v.to(loaded.model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
         output = loaded.model.generate(**inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopOn(*flags)]), **kwargs)
         return output[0, inputs["input_ids"].shape[1]:].tolist()
+
+
+def _import_model_code(model_class: type, model_type: str | None) -> None:
+    """Import the transformers module of `model_type` for `model_class` (an Auto class) now: it takes seconds for
+    some families (Qwen3.5's pulls in torch's compiler), which can pass while the weights download or build."""
+    if model_type and model_type in CONFIG_MAPPING:
+        try:
+            model_class._model_mapping[CONFIG_MAPPING[model_type]]
+        except KeyError:  # this Auto class has no model for the type; loading says so
+            pass
