@@ -254,9 +254,12 @@ def check_answer(expected: str, answer: str | None, timeout_s: float = CHECK_TIM
     return _checker.check(expected, answer, timeout_s)
 
 
-def warm_up() -> None:
-    """Start the helper in the background now, so the first check (a Math solve, a Compare agreement) does not wait."""
-    threading.Thread(target=_checker.start, name="math-checker-start", daemon=True).start()
+def warm_up(after_s: float = 0.0) -> None:
+    """Start the helper in the background (in `after_s`), so the first check (a Math solve, a Compare agreement) does
+    not wait; a check before then starts it itself."""
+    timer = threading.Timer(after_s, _checker.start)
+    timer.daemon = True
+    timer.start()
 
 
 def main() -> None:

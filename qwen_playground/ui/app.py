@@ -29,6 +29,8 @@ from .monitor_tab import build_monitor_tab
 from .multilingual_tab import build_multilingual_tab
 from .vision_tab import build_vision_tab
 
+MATH_CHECKER_AFTER_S = 20.0  # the page, the engine and Chat's first answer share a small machine's cores before this
+
 # Tabs whose state a lesson can hold: (label, id, builder returning its fields)
 CONTENT_TABS = (("Chat", "chat", build_chat_tab), ("Code", "code", build_code_tab), ("Math", "math", build_math_tab),
                 ("Multilingual", "multilingual", build_multilingual_tab), ("Vision", "vision", build_vision_tab),
@@ -133,7 +135,8 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
     router over this config's engines, started in the background (`service.wait_started()` starts it; a request
     starts it too); the service layer (limits, monitor, log) always wraps it."""
     service = Service(backend or starting_router(config), config.settings)
-    mathcheck.warm_up()  # the answer checker's helper takes seconds to start: not on the first Math solve
+    # the answer checker's helper takes seconds of CPU to start: not on the first Math solve, nor beside the first answer
+    mathcheck.warm_up(after_s=MATH_CHECKER_AFTER_S)
     store = ArenaStore(config.settings.arena_db_path)
     with gr.Blocks(title="Qwen Playground") as demo:
         gr.Markdown("# Qwen Playground\nTry, teach and compare Alibaba's Qwen models.")
