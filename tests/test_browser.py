@@ -80,6 +80,18 @@ def test_a_lesson_link_opens_its_tab_filled_in_and_names_what_is_missing(page, w
     assert "which this server does not have" in banner.inner_text() and banner.is_visible()
 
 
+def test_the_page_opens_on_the_tab_last_used_unless_a_lesson_link_names_one(page):
+    open_app(page)
+    page.get_by_role("tab", name="Math", exact=True).click()
+    page.reload()
+    page.get_by_role("tab", name="Math", selected=True).wait_for()  # back where the student left off
+    lesson = Lesson(title="Link lesson", tab="compare", values={"prompt": "Which is larger?"})
+    page.goto(to_link(lesson, page.base_url))
+    page.get_by_role("textbox", name="Prompt (sent to every pane)").wait_for()  # the link's tab, not the last used
+    page.wait_for_timeout(1000)
+    assert page.get_by_role("tab", name="Compare", selected=True).count() == 1
+
+
 def inspect_in_tab(page, tab: str, fill, expect: str) -> None:
     """Open a tab, fill what it needs, open its inspector panel, click Inspect and wait for what the model sees."""
     page.get_by_role("tab", name=tab, exact=True).click()

@@ -51,7 +51,7 @@ button:disabled {opacity: 0.45; cursor: not-allowed;}
 .dark .legend-item {color: #fff !important;}  /* a highlight legend's black text on its colours over the dark page: 2.6:1 */
 """
 
-# The keyboard: a skip link first in the page (Tab, Enter: the message box), Escape stops what the open tab is
+# The page opens on the tab last used in this browser (a lesson link opens its own). The keyboard: a skip link first in the page (Tab, Enter: the message box), Escape stops what the open tab is
 # generating (its visible Stop button), and the tab bar is one Tab stop whose tabs the arrow keys move between. And
 # what Gradio's own markup gets wrong for screen readers (axe-core: serious or critical), mended where it appears: an
 # empty plot's or JSON's "Empty value" label on an element with no role, an upload area named other than its visible
@@ -94,6 +94,19 @@ PAGE_SCRIPT = """
       e.preventDefault();
     }
   });
+  const LAST_TAB = 'qwen-playground-tab';  // the page opens on the tab last used here, unless a lesson link names one
+  let opened = new URLSearchParams(location.search).has('lesson');
+  function openLastTab() {
+    const tabs = [...document.querySelectorAll('[role=tab]')];
+    if (opened || !tabs.length) return;
+    opened = true;
+    const last = tabs.find((tab) => tab.textContent.trim() === localStorage.getItem(LAST_TAB));
+    if (last && last.getAttribute('aria-selected') !== 'true') last.click();
+  }
+  document.addEventListener('click', (e) => {
+    const tab = e.target.closest?.('[role=tab]');
+    if (tab) localStorage.setItem(LAST_TAB, tab.textContent.trim());
+  });
   function mendNames() {
     document.querySelectorAll('div.empty[aria-label]:not([role])').forEach((box) => box.setAttribute('role', 'img'));
     document.querySelectorAll('button.upload-container[aria-label]').forEach((area) => {
@@ -108,7 +121,7 @@ PAGE_SCRIPT = """
   new MutationObserver(() => {
     if (queued) return;
     queued = true;
-    requestAnimationFrame(() => { queued = false; addSkipLink(); rovingTabs(); mendNames(); });
+    requestAnimationFrame(() => { queued = false; addSkipLink(); rovingTabs(); openLastTab(); mendNames(); });
   }).observe(document.documentElement, {childList: true, subtree: true, attributes: true, attributeFilter: ['aria-selected']});
 })();
 </script>
