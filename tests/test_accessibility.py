@@ -1,9 +1,11 @@
 """Accessibility in a real browser: axe-core's WCAG 2.1 A/AA rules over every tab in both themes and over a
 conversation, names a screen reader reads, and the keyboard path to the message box."""
 
+from contextlib import contextmanager
+
 import pytest
 
-from .test_browser import browser, idle, new_page, open_app, pytestmark  # noqa: F401 (fixtures and the chromium skip)
+from .test_browser import browser, idle, new_page, open_app, pytestmark  # noqa: F401,F811 (fixtures and the chromium skip)
 
 WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 
@@ -16,12 +18,21 @@ def serious_faults(page) -> list[str]:
     return [f"{v['id']}: {node['html'][:160]}" for v in violations if v["impact"] in ("serious", "critical") for node in v["nodes"]]
 
 
-@pytest.mark.parametrize("theme", ["light", "dark"])
-def test_no_serious_accessibility_fault_on_any_tab(browser, app, theme):
+@contextmanager
+def opened(browser, app, query: str = ""):
+    """A fresh page on the app, ready for a person; closed afterwards."""
     client, _ = app
     page = new_page(browser)
     try:
-        open_app(page, f"{client.src}?__theme={theme}")
+        open_app(page, client.src + query)
+        yield page
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_no_serious_accessibility_fault_on_any_tab(browser, app, theme):
+    with opened(browser, app, f"?__theme={theme}") as page:
         faults = {}
         for tab in [t.inner_text().strip() for t in page.get_by_role("tab").all()]:
             page.get_by_role("tab", name=tab, exact=True).click()
@@ -30,15 +41,10 @@ def test_no_serious_accessibility_fault_on_any_tab(browser, app, theme):
             if found := serious_faults(page):
                 faults[tab] = found
         assert not faults, faults
-    finally:
-        page.close()
 
 
 def test_a_conversation_says_who_spoke_and_its_panels_are_named_controls(browser, app):
-    client, _ = app
-    page = new_page(browser)
-    try:
-        open_app(page, client.src)
+    with opened(browser, app) as page:
         box = page.get_by_placeholder("Message Qwen")
         box.fill("Hello there")
         box.press("Enter")
@@ -56,15 +62,10 @@ def test_a_conversation_says_who_spoke_and_its_panels_are_named_controls(browser
         thought.focus()
         page.keyboard.press("Enter")  # the keyboard opens and closes the panel
         thinking.wait_for(state="hidden" if shown else "visible")
-    finally:
-        page.close()
 
 
 def test_tab_reaches_the_message_box_first_and_enter_sends(browser, app):
-    client, _ = app
-    page = new_page(browser)
-    try:
-        open_app(page, client.src)
+    with opened(browser, app) as page:
         page.keyboard.press("Tab")  # the first Tab of a page just loaded
         assert page.evaluate("document.activeElement.textContent") == "Skip to the message box"
         page.keyboard.press("Enter")
@@ -73,5 +74,3 @@ def test_tab_reaches_the_message_box_first_and_enter_sends(browser, app):
         page.keyboard.press("Enter")
         page.locator("[aria-label^=\"user's message: Hi from the keyboard\"]").wait_for()
         idle(page)
-    finally:
-        page.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +30,6 @@ from ..core import tokenizer_files
 from ..core.registry import ModelSpec
 from . import download, engines, gguf_files
 from .precision import GGUF_TYPES
-
-log = logging.getLogger(__name__)
 
 
 def start(config: AppConfig) -> subprocess.Popen | None:

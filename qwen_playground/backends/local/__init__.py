@@ -58,6 +58,7 @@ class LocalBackend(ModelBackend):
         self.active_generations = 0
         self._active_lock = threading.Lock()
         self._warming: set[CacheKey] = set()  # loads running in the background
+        self._warming_lock = threading.Lock()
 
     def engine_for(self, spec: ModelSpec, has_media: bool = False, wanted: str = "") -> Engine:
         """The engine a request to `spec` goes to (with images or video when `has_media`): the one `wanted` where it runs
@@ -122,8 +123,9 @@ class LocalBackend(ModelBackend):
 
     def _load_in_background(self, engines: list[Engine], spec: ModelSpec, precision: str) -> None:
         """Load `spec` on each engine in turn on a thread of its own; a failure is logged (the next request says it)."""
-        todo = [(engine, key) for engine in engines if (key := CacheKey(spec.id, precision, engine.name)) not in self._warming]
-        self._warming.update(key for _, key in todo)
+        with self._warming_lock:  # two requests at once start one load, not two
+            todo = [(engine, key) for engine in engines if (key := CacheKey(spec.id, precision, engine.name)) not in self._warming]
+            self._warming.update(key for _, key in todo)
 
         def work():
             for engine, key in todo:
