@@ -92,6 +92,29 @@ def test_the_page_opens_on_the_tab_last_used_unless_a_lesson_link_names_one(page
     assert page.get_by_role("tab", name="Compare", selected=True).count() == 1
 
 
+def test_the_code_editor_and_tables_load_with_their_tab(page):
+    scripts = []
+    page.on("request", lambda request: scripts.append(request.url) if request.resource_type == "script" else None)
+    open_app(page)
+    page.wait_for_timeout(1000)
+    first_page = len(scripts)
+    assert page.locator(".cm-editor").count() == 0 and page.locator("table").count() == 0  # none of it on the first page
+    page.get_by_role("tab", name="Code", exact=True).click()
+    editor = page.locator(".cm-content").first
+    editor.wait_for()  # its code fetched now, on the first open
+    assert len(scripts) > first_page
+    editor.click()
+    page.keyboard.type("print('typed')")
+    assert "print('typed')" in editor.inner_text()
+    page.get_by_role("tab", name="Monitor", exact=True).click()
+    page.get_by_role("tab", name="Monitor", selected=True).wait_for()
+    page.locator("table:visible").first.wait_for()  # a table shows with its tab
+    lesson = Lesson(title="Code lesson", tab="code", values={"task": "Reverse a string"})
+    page.goto(to_link(lesson, page.base_url))  # a lesson opening the Code tab shows its editor too
+    page.get_by_role("tab", name="Code", selected=True).wait_for()
+    page.locator(".cm-content").first.wait_for()
+
+
 def inspect_in_tab(page, tab: str, fill, expect: str) -> None:
     """Open a tab, fill what it needs, open its inspector panel, click Inspect and wait for what the model sees."""
     page.get_by_role("tab", name=tab, exact=True).click()

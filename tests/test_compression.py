@@ -1,4 +1,5 @@
-"""The page and its API responses travel gzipped; streamed answers still arrive token by token."""
+"""A light first page: the page and its API responses travel gzipped (streamed answers still arrive token by token),
+and heavy components load with their tab."""
 
 import json
 import os
@@ -16,6 +17,15 @@ def test_the_page_is_sent_compressed(app):
     assert int(packed.headers["content-length"]) * 3 < len(plain.content)  # at most a third of the bytes
     config = httpx.get(client.src + "config", headers={"Accept-Encoding": "gzip"}, timeout=60)
     assert config.headers["content-encoding"] == "gzip"
+
+
+def test_the_first_page_fetches_no_code_editor_no_table_and_no_raw_html(app):
+    """Gradio fetches the code of each component type visible in the page's configuration, whichever tab it is in."""
+    client, _ = app
+    components = httpx.get(client.src + "config", timeout=60).json()["components"]
+    heavy = [c for c in components if c["type"] in ("code", "dataframe")]
+    assert len(heavy) >= 9 and not any(c["props"]["visible"] for c in heavy)  # shown when their tab opens
+    assert not any(c["type"] == "html" for c in components)
 
 
 def test_a_streamed_answer_still_arrives_token_by_token(app):

@@ -20,6 +20,7 @@ from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
 from .common import refresh_pickers
 from .compare_tab import build_compare_tab
+from .deferred import show_with_tabs
 from .finetune_tab import build_finetune_tab
 from .input_checks import refuse_bad_input
 from .inspector_tab import build_guide_tab, build_inspector_tab
@@ -166,31 +167,33 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
         lesson_banner = gr.Markdown(visible=False, elem_classes="lesson-banner")  # the lesson a link or file opened
         current = gr.State("chat")  # the content tab a lesson is saved from
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # every tab in reach on a phone too, no overflow menu
-            fields = {}
+            fields, tab_by_id = {}, {}
             for label, tab_id, build in CONTENT_TABS:
-                with gr.Tab(label, id=tab_id) as tab:
+                with gr.Tab(label, id=tab_id) as tab_by_id[tab_id]:
                     fields[tab_id] = build(config, service)
-                tab.select(lambda t=tab_id: t, None, current, api_visibility="private", queue=False)
+                # through the queue: only then does `current` announce its change (which shows the tab's deferred parts)
+                tab_by_id[tab_id].select(lambda t=tab_id: t, None, current, api_visibility="private")
             chat_images = fields["chat"].pop("images")  # uploads: the inspector reads them, a lesson does not carry them
-            with gr.Tab("Batch", id="batch"):
+            with gr.Tab("Batch", id="batch") as tab_by_id["batch"]:
                 build_batch_tab(config, service)
-            with gr.Tab("Fine-tune", id="finetune"):
+            with gr.Tab("Fine-tune", id="finetune") as tab_by_id["finetune"]:
                 trained = build_finetune_tab(config, service)
-            with gr.Tab("Arena", id="arena"):
+            with gr.Tab("Arena", id="arena") as tab_by_id["arena"]:
                 votes = build_arena_tab(config, service, store)
-            with gr.Tab("Leaderboard", id="leaderboard"):
+            with gr.Tab("Leaderboard", id="leaderboard") as tab_by_id["leaderboard"]:
                 table = build_leaderboard_tab(store)
             for vote in votes:
                 vote.then(lambda: standings_table(store), None, table, api_visibility="private")
-            with gr.Tab("Inspector", id="inspector") as inspector_tab:
-                build_inspector_tab(config, {**fields["chat"], "images": chat_images}, inspector_tab)
-            with gr.Tab("Model guide", id="guide"):
+            with gr.Tab("Inspector", id="inspector") as tab_by_id["inspector"]:
+                build_inspector_tab(config, {**fields["chat"], "images": chat_images}, tab_by_id["inspector"])
+            with gr.Tab("Model guide", id="guide") as tab_by_id["guide"]:
                 build_guide_tab(config, service.capabilities().runnable_precisions)
-            with gr.Tab("Monitor", id="monitor"):
+            with gr.Tab("Monitor", id="monitor") as tab_by_id["monitor"]:
                 build_monitor_tab(service)
-            with gr.Tab("Lessons", id="lessons") as lessons_tab:
+            with gr.Tab("Lessons", id="lessons") as tab_by_id["lessons"]:
                 lesson_fields = {tab: {k: c for k, c in group.items() if k != "chatbot"} for tab, group in fields.items()}
-                open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current, config.registry, lessons_tab, lesson_banner)
+                open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current, config.registry, tab_by_id["lessons"], lesson_banner)
+        show_with_tabs(tab_by_id, current, followed={tab_id for _, tab_id, _ in CONTENT_TABS})  # heavy parts load with their tab
         demo.load(lambda: standings_table(store), None, table, api_visibility="private")
         pickers, choices = refresh_pickers(demo)  # fine-tuned models join every model picker: after a training, on each page load
         demo.load(choices, None, pickers, api_visibility="private", queue=False)
