@@ -184,3 +184,5 @@ def test_the_qwen35_tokenizer_file_is_the_one_transformers_converter_makes(tmp_p
     for token in expected["added_tokens"]:
         token["special"] = token["content"].startswith("<|")
     assert json.loads((tmp_path / "tokenizer.json").read_text(encoding="utf-8")) == expected
+    listed = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))["added_tokens_decoder"]  # spares a parse
+    assert {int(i): (t["content"], t["special"]) for i, t in listed.items()} == {t["id"]: (t["content"], t["special"]) for t in expected["added_tokens"]}

@@ -28,7 +28,7 @@ def test_qwen3_vl_sees_in_32_pixel_tokens(backend):
     images = [Image.new("RGB", (640, 480), "red"), Image.new("RGB", (300, 200), "blue")]
     messages, events = ask(backend, images, 4 * 32 * 32, 1024 * 32 * 32, model="demo-qwen3-vl")
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == QWEN3_VL_REPLY
-    processor = backend.cache.get(CacheKey("demo-qwen3-vl"), 0, None).processor
+    processor = backend.cache.get(CacheKey("demo-qwen3-vl"), 0, None).media_processor()
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     enc = processor(text=[text], images=process_vision_info(messages, image_patch_size=16)[0], return_tensors="pt")
     costs = [image_cost(im, 4 * 32 * 32, 1024 * 32 * 32, 32).tokens for im in images]
@@ -42,7 +42,7 @@ def test_one_and_two_images_through_the_tiny_vl_model(backend, count):
     messages, events = ask(backend, images)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == REPLY
     metrics = next(e for e in events if isinstance(e, Metrics))
-    processor = backend.cache.get(CacheKey("demo-qwen2.5-vl"), 0, None).processor
+    processor = backend.cache.get(CacheKey("demo-qwen2.5-vl"), 0, None).media_processor()
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     enc = processor(text=[text], images=process_vision_info(messages)[0], return_tensors="pt")
     image_tokens = int((enc["input_ids"] == 151655).sum())
@@ -114,3 +114,17 @@ def test_a_broken_video_is_refused_with_a_message(app, tmp_path):
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)  # an MP4 signature, no video inside
     with pytest.raises(Exception, match="could not be decoded as a video"):
         client.predict([handle_file(str(broken))], None, "What?", "", "demo-qwen3-vl", 4, 256, api_name="/vision")
+
+
+def test_a_vision_models_processor_comes_with_its_first_image(demo_config):
+    """A text turn to a vision model loads its tokenizer only: the image libraries' seconds wait for the first image."""
+    from qwen_playground.backends.local import LocalBackend
+
+    fresh = LocalBackend(demo_config.registry, demo_config.settings)
+    text = list(fresh.stream(Request("demo-qwen3-vl", [{"role": "user", "content": "Hello"}]), threading.Event()))
+    assert "".join(e.text for e in text if isinstance(e, TextDelta)) == QWEN3_VL_REPLY
+    loaded = fresh.cache.get(CacheKey("demo-qwen3-vl"), 0, None)
+    assert loaded.processor is None
+    _, events = ask(fresh, [Image.new("RGB", (320, 240), "red")], 4 * 32 * 32, 256 * 32 * 32, model="demo-qwen3-vl")
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == QWEN3_VL_REPLY
+    assert loaded.processor is not None and loaded.media_processor() is loaded.processor  # made once

@@ -18,7 +18,7 @@ from ..core.availability import cached
 from ..core.registry import Family, ModelSpec
 
 ProgressFn = Callable[[str], None]
-RECIPE_VERSION = 2  # of the demo builds (`demo.build`): bump when the build code changes, so cached builds are rebuilt
+RECIPE_VERSION = 3  # of the demo builds (`demo.build`): bump when the build code changes, so cached builds are rebuilt
 TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.jinja", "*.model"]  # config, tokenizer, chat template: no weights, no remote code
 WEIGHT_PATTERNS = [*TOKENIZER_PATTERNS, "*.safetensors"]
 

@@ -79,7 +79,7 @@ def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizer
 @functools.lru_cache(maxsize=4)
 def processor_for(spec: ModelSpec, cache_dir: Path):
     """The model's image processor (which expands each image into its tokens), or None when it cannot be had."""
-    ml_stack.load()
+    ml_stack.load_media()
     from transformers import AutoProcessor
 
     own = _own_files(spec, cache_dir)

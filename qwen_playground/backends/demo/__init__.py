@@ -30,7 +30,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageText
 from ...core.devices import model_build_lock
 from ...core.registry import Family
 from ...core.cache_files import made_once
-from ...core.tokenizer_files import tokenizer_dir
+from ...core.tokenizer_files import list_added_tokens, tokenizer_dir
 from ..download import demo_folder as folder_for
 
 @functools.cache
@@ -72,6 +72,7 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0,
         _processor(recipe.processor, tok, family.vision.patch_size).save_pretrained(folder)
     else:
         tok.save_pretrained(folder)
+    list_added_tokens(folder, tok.added_tokens_decoder)  # as a real checkpoint's files: loads in half the time
     return folder
 
 

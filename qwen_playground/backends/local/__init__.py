@@ -141,7 +141,7 @@ class LocalBackend(ModelBackend):
 
     def encode(self, spec: ModelSpec, loaded: LoadedModel, request: Request) -> dict:
         """The model inputs for a request (the same function the inspector uses)."""
-        return encode_request(spec, request, loaded.tokenizer, loaded.processor)
+        return encode_request(spec, request, loaded.tokenizer, loaded.media_processor() if request.has_media else None)
 
     def _load(self, engine: Engine, spec: ModelSpec, precision: str) -> Iterator[Event]:
         """Load (or reuse) in a worker thread, yielding progress lines while it works; returns (via StopIteration) the

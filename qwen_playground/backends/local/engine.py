@@ -11,15 +11,22 @@ on every engine and lives in `turn.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
+
+import threading
 
 import torch
-from transformers import GenerationConfig, PreTrainedTokenizerBase, ProcessorMixin
+from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from ...core.config import Settings
 from ...core.generation import SamplingParams
 from ...core.registry import ModelSpec
 from ..alternatives import TokenRecorder
+
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin  # imports the image libraries
+
+_processor_lock = threading.Lock()  # two first image requests at once make one processor
 
 Report = Callable[[str], None]  # a progress line while a model downloads or loads
 
@@ -48,10 +55,19 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     load_s: float
     eos_ids: frozenset[int]  # the ids that end a turn
-    processor: ProcessorMixin | None = None  # vision models: images and videos go through it
+    processor: ProcessorMixin | None = None  # vision models: images and videos go through it (`media_processor`)
+    make_processor: Callable[[], ProcessorMixin] | None = None  # makes it on the first request with images or video
     runner: Runner | None = None
     context_tokens: int | None = None  # the engine's context when smaller than the model's
     weights_bytes: int = 0  # its weights (the memory it holds may be more: llama.cpp's KV cache)
+
+    def media_processor(self) -> ProcessorMixin | None:
+        """The processor for a request with images or video, made on the first one: its imports (image and video
+        libraries) and loading take seconds that a text turn, a fresh machine's first answer above all, need not wait."""
+        with _processor_lock:
+            if self.processor is None and self.make_processor is not None:
+                self.processor = self.make_processor()
+        return self.processor
 
 
 class Engine(Protocol):

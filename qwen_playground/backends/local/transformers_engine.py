@@ -7,6 +7,7 @@ settings the batch cannot honour run `generate` alone.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from pathlib import Path
@@ -14,9 +15,10 @@ from pathlib import Path
 import psutil
 import torch
 import transformers
-from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, StoppingCriteria,
+from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, StoppingCriteria,
                           StoppingCriteriaList)
 
+from ...core import ml_stack
 from ...core.config import Settings
 from ...core.devices import model_build_lock
 from ...core.generation import SamplingParams
@@ -84,6 +86,17 @@ class _StopOn(StoppingCriteria):
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
+def media_processor(folder: Path):
+    """The image and video processor of the vision model in `folder`."""
+    ml_stack.load_media()  # the image and video libraries: seconds, one importing thread at a time
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(folder)
+    if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
+        raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
+    return processor
+
+
 class TransformersEngine:
     name = TRANSFORMERS
 
@@ -123,14 +136,7 @@ class TransformersEngine:
         described = str(self.dtype).removeprefix("torch.") + ("" if precision == "full" else f", weights {precision}")
         report(f"Loading {spec.id} into memory ({described} on {self.device})…")
         options = {"dtype": self.dtype, "device_map": self.device, "quantization_config": transformers_config(precision, self.device, self.dtype)}
-        processor = None
-        if vision:
-            processor = AutoProcessor.from_pretrained(folder)
-            if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
-                raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
-            tokenizer = processor.tokenizer
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)  # a vision model's processor comes with its first image
         with model_build_lock:  # transformers sets torch's process-wide default dtype while it builds (devices.py)
             model = model_class.from_pretrained(folder, **options)
         if spec.adapter:  # a fine-tuned model: its LoRA merged into the base weights, so it runs like any other
@@ -139,8 +145,9 @@ class TransformersEngine:
             report(f"Applying the LoRA adapter {Path(spec.adapter).name}…")
             model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload()
         model.eval()
-        loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, eos_ids_of(model.generation_config, tokenizer), processor)
-        if processor is None and self.settings.batching and batchable(model.config):
+        loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, eos_ids_of(model.generation_config, tokenizer),
+                             make_processor=functools.partial(media_processor, folder) if vision else None)
+        if not vision and self.settings.batching and batchable(model.config):
             loaded.runner = ContinuousBatcher(model, loaded.eos_ids, tokenizer.pad_token_id)
         loaded.weights_bytes = weight_bytes(model)
         return loaded, loaded.weights_bytes
