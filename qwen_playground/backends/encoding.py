@@ -17,6 +17,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from transformers import ProcessorMixin
 
     from ..core.generation import Request
@@ -82,6 +84,19 @@ def defuse_messages(messages: list[dict]) -> list[dict]:
                        for part in content]
         out.append({**message, "content": content})
     return out
+
+
+def media_processor(folder: "str | Path") -> "ProcessorMixin":
+    """The image and video processor of the vision model in `folder`; raises where the folder has none."""
+    from ..core import ml_stack
+
+    ml_stack.load_media()  # the image and video libraries: seconds, one importing thread at a time
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(folder)
+    if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
+        raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
+    return processor
 
 
 def encode_request(spec: "ModelSpec", request: "Request", tokenizer: PreTrainedTokenizerBase,

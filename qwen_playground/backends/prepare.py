@@ -22,11 +22,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..core import tokenizer_files
 from ..core.availability import cached
 from ..core.config import AppConfig
 from ..core.devices import pick_device
 from ..core.processes import child_env, end_with_parent
-from ..core import tokenizer_files
 from ..core.registry import ModelSpec
 from . import download, engines, gguf_files
 from .precision import GGUF_TYPES

@@ -89,19 +89,23 @@ def _save_qwen35_tokenizer(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     backend.save(str(folder / "tokenizer.json"))
     config = {"backend": "tokenizers", "eos_token": "<|im_end|>", "model_max_length": 262144, "pad_token": "<|endoftext|>",
-              "tokenizer_class": "TokenizersBackend"}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    list_added_tokens(folder, backend.get_added_tokens_decoder())
+              "tokenizer_class": "TokenizersBackend", "added_tokens_decoder": _listed(backend.get_added_tokens_decoder())}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def list_added_tokens(folder: Path, added: dict) -> None:
-    """List the added tokens (id -> AddedToken) in `folder`'s tokenizer_config.json, as Qwen's own files do (transformers
-    5 saves none): without the list, loading parses the whole tokenizer.json in Python to find them, 1.3 s for Qwen3.5's."""
+    """List the added tokens (id -> AddedToken) in the tokenizer_config.json saved in `folder`, as Qwen's own files
+    do (transformers 5 saves none): without the list, loading parses the whole tokenizer.json in Python to find
+    them, 1.3 s for Qwen3.5's."""
     path = folder / "tokenizer_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
-    config["added_tokens_decoder"] = {str(i): {"content": t.content, "lstrip": t.lstrip, "normalized": t.normalized, "rstrip": t.rstrip,
-                                               "single_word": t.single_word, "special": t.special} for i, t in sorted(added.items())}
+    config["added_tokens_decoder"] = _listed(added)
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _listed(added: dict) -> dict:
+    fields = ("content", "lstrip", "normalized", "rstrip", "single_word", "special")
+    return {str(i): {name: getattr(token, name) for name in fields} for i, token in sorted(added.items())}
 
 
 def _translate(token: bytes, table: dict[int, str]) -> str:

@@ -79,12 +79,15 @@ def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizer
 @functools.lru_cache(maxsize=4)
 def processor_for(spec: ModelSpec, cache_dir: Path):
     """The model's image processor (which expands each image into its tokens), or None when it cannot be had."""
-    ml_stack.load_media()
-    from transformers import AutoProcessor
+    from ..backends.encoding import media_processor
 
     own = _own_files(spec, cache_dir)
-    processor = AutoProcessor.from_pretrained(own[0]) if own and spec.family.vision else None
-    return processor if hasattr(processor, "image_processor") else None
+    if not (own and spec.family.vision):
+        return None
+    try:
+        return media_processor(own[0])
+    except RuntimeError:  # files without an image processor
+        return None
 
 
 def inspect(tokenizer: PreTrainedTokenizerBase, messages: list[dict], family: Family, thinking: bool = False) -> Inspection:

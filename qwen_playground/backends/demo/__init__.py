@@ -27,9 +27,9 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, GenerationConfig, PreTrainedTokenizerBase
 
+from ...core.cache_files import made_once
 from ...core.devices import model_build_lock
 from ...core.registry import Family
-from ...core.cache_files import made_once
 from ...core.tokenizer_files import list_added_tokens, tokenizer_dir
 from ..download import demo_folder as folder_for
 

@@ -10,10 +10,9 @@ on every engine and lives in `turn.py`.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol
-
-import threading
 
 import torch
 from transformers import GenerationConfig, PreTrainedTokenizerBase

@@ -18,7 +18,6 @@ import transformers
 from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, StoppingCriteria,
                           StoppingCriteriaList)
 
-from ...core import ml_stack
 from ...core.config import Settings
 from ...core.devices import model_build_lock
 from ...core.generation import SamplingParams
@@ -26,6 +25,7 @@ from ...core.registry import ModelSpec
 from ..alternatives import TokenRecorder
 from ..batching import ContinuousBatcher, batchable
 from ..cpu_dtype import cpu_dtype
+from ..encoding import media_processor
 from .. import download, engines
 from ..engines import LLAMA_CPP, TRANSFORMERS
 from ..precision import GGUF_TYPES, bytes_per_param, transformers_config, unavailable_reason, weight_bytes
@@ -84,17 +84,6 @@ class _StopOn(StoppingCriteria):
     def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
         stop = any(f.is_set() for f in self.flags)
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
-
-
-def media_processor(folder: Path):
-    """The image and video processor of the vision model in `folder`."""
-    ml_stack.load_media()  # the image and video libraries: seconds, one importing thread at a time
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(folder)
-    if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
-        raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
-    return processor
 
 
 class TransformersEngine:
