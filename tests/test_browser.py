@@ -618,21 +618,8 @@ def test_the_keyboard_reaches_the_message_box_stops_with_escape_and_submits_with
     page.wait_for_function("() => document.activeElement.placeholder?.startsWith('Message Qwen')")
     page.keyboard.type("Count to a thousand")
     page.keyboard.press("Enter")
-    page.get_by_text("💭 Thinking", exact=True).first.wait_for()  # Enter sent it
-    idle(page)
-    # Escape stops the answer, which keeps its metrics and says so: a model that rambles (random weights, up to 4000
-    # tokens), as a scripted greeting can end before the key's stop reaches a busy server
-    page.get_by_label("Model").first.click()
-    page.get_by_role("option", name="tiny-random").click()
-    page.get_by_text("Sampling (Qwen's recommended settings)").click()
-    page.wait_for_function("() => document.querySelector('[aria-label=\"number input for Max new tokens\"]')?.value === '64'")
-    page.get_by_label("number input for Max new tokens").fill("4000")
-    page.get_by_label("number input for Max new tokens").press("Enter")
-    page.get_by_placeholder("Message Qwen").fill("Ramble on")
-    page.get_by_placeholder("Message Qwen").press("Enter")
-    page.wait_for_function("() => { const bots = [...document.querySelectorAll('.bot, [data-testid=bot]')]; const last = bots.at(-1)?.innerText ?? '';"
-                           " return last.length > 20 && !last.includes('Good day') && !last.includes('Loading') && !last.includes('Building'); }")
-    page.keyboard.press("Escape")
+    page.get_by_text("💭 Thinking", exact=True).first.wait_for()
+    page.keyboard.press("Escape")  # stops the answer, which keeps its metrics and says so
     page.get_by_text("⏹ stopped").first.wait_for()
     idle(page)
     tabs = page.get_by_role("tab")
