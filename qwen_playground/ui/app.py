@@ -18,7 +18,7 @@ from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
 from .batch_tab import build_batch_tab
 from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
-from .common import refresh_pickers
+from .common import on_page_load, refresh_pickers
 from .compare_tab import build_compare_tab
 from .deferred import show_with_tabs
 from .finetune_tab import build_finetune_tab
@@ -38,6 +38,7 @@ CONTENT_TABS = (("Chat", "chat", build_chat_tab), ("Code", "code", build_code_ta
                 ("Compare", "compare", build_compare_tab))
 
 CSS = """
+html {scrollbar-gutter: stable;}  /* the page grows past the window as it renders: no sideways jump when the scrollbar comes */
 .demo-banner {border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; background: rgba(245, 158, 11, 0.08);}
 @media (min-width: 900px) {.sidebar {max-height: 78vh; overflow-y: auto; flex-wrap: nowrap;} .sidebar > * {flex-shrink: 0;}}
 button:disabled {opacity: 0.45; cursor: not-allowed;}
@@ -163,7 +164,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 health = gr.Markdown("Checking…")
                 check = gr.Button("Check again", size="sm")
             check.click(lambda: endpoints_markdown(config, service), None, health, api_visibility="private")
-            demo.load(lambda: endpoints_markdown(config, service), None, health, api_visibility="private")
+            on_page_load(lambda: endpoints_markdown(config, service), None, health, queue=True)
         lesson_banner = gr.Markdown(visible=False, elem_classes="lesson-banner")  # the lesson a link or file opened
         current = gr.State("chat")  # the content tab a lesson is saved from
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # every tab in reach on a phone too, no overflow menu
@@ -194,12 +195,12 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
                 lesson_fields = {tab: {k: c for k, c in group.items() if k != "chatbot"} for tab, group in fields.items()}
                 open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current, config.registry, tab_by_id["lessons"], lesson_banner)
         show_with_tabs(tab_by_id, current, followed={tab_id for _, tab_id, _ in CONTENT_TABS})  # heavy parts load with their tab
-        demo.load(lambda: standings_table(store), None, table, api_visibility="private")
+        on_page_load(lambda: standings_table(store), None, table, queue=True)
         pickers, choices = refresh_pickers(demo)  # fine-tuned models join every model picker: after a training, on each page load
-        demo.load(choices, None, pickers, api_visibility="private", queue=False)
+        on_page_load(choices, None, pickers)
         if trained is not None:
             trained.then(choices, None, pickers, api_visibility="private", queue=False)
-        demo.load(open_link, None, link_outputs, api_visibility="private")
+        on_page_load(open_link, None, link_outputs, queue=True)
     demo.queue(default_concurrency_limit=config.settings.concurrency, max_size=config.settings.queue_size)
     refuse_bad_input(demo)  # Gradio's checks of a caller's input refuse in one log line, not a traceback
     demo.service = service  # for the start-up summary and scripts that drive the app in-process

@@ -100,9 +100,17 @@ def browser_secret(cache_dir: Path) -> str:
         return key
 
 
-def on_page_load(fn: Callable, inputs: list, outputs: list) -> None:
-    """Run `fn` when a page opens, from inside a tab's builder (Gradio's `Blocks.load` on the app being built)."""
-    gr.context.Context.root_block.load(fn, inputs, outputs, api_visibility="private", queue=False)
+def on_page_load(fn: Callable, inputs: list | None, outputs: list | gr.components.Component, *, queue: bool = False) -> None:
+    """Run `fn` when a page opens (Gradio's `Blocks.load` on the app being built), from app.py or a tab's builder.
+
+    No spinner on its outputs: Gradio's page keeps the loading status of every component an event ever showed one
+    on and re-sends it to each of them at every later event, walking the layout each time; with a page load's
+    dozens of outputs that cost a third of a second before the first keystroke. The progress goes to one state
+    that is not on the page instead."""
+    root = gr.context.Context.root_block
+    if not hasattr(root, "quiet_progress"):
+        root.quiet_progress = gr.State()  # made wherever the first call is: a state never shows
+    root.load(fn, inputs, outputs, api_visibility="private", queue=queue, show_progress="hidden", show_progress_on=root.quiet_progress)
 
 
 def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown]:
