@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from .test_browser import browser, idle, new_page, open_app, pytestmark  # noqa: F401,F811 (fixtures and the chromium skip)
+from .test_browser import browser, idle, new_page, open_app, open_tab, pytestmark  # noqa: F401,F811 (fixtures and the chromium skip)
 
 WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 
@@ -35,8 +35,7 @@ def test_no_serious_accessibility_fault_on_any_tab(browser, app, theme):
     with opened(browser, app, f"?__theme={theme}") as page:
         faults = {}
         for tab in [t.inner_text().strip() for t in page.get_by_role("tab").all()]:
-            page.get_by_role("tab", name=tab, exact=True).click()
-            idle(page)
+            open_tab(page, tab)
             page.wait_for_timeout(500)  # the page script mends Gradio's names once a frame
             if found := serious_faults(page):
                 faults[tab] = found

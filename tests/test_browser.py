@@ -39,6 +39,13 @@ def idle(page) -> None:
     page.wait_for_function("() => document.querySelectorAll('.generating, .pending').length === 0")
 
 
+def open_tab(page, name: str) -> None:
+    """Click a tab and wait until what it holds is on the page (every tab but Chat is put there when first opened)."""
+    page.get_by_role("tab", name=name, exact=True).click()
+    page.wait_for_function("() => [...document.querySelectorAll('[role=tabpanel]')].some(p => p.offsetParent && p.querySelector('.block'))")
+    idle(page)
+
+
 def open_app(page, url: str | None = None) -> None:
     """Open the app and wait until it is ready for a person: the page built and its load events answered (an upload
     or a click sent earlier could race them on a busy machine)."""
@@ -75,6 +82,7 @@ def test_a_lesson_link_opens_its_tab_filled_in_and_names_what_is_missing(page, w
     prompt.wait_for()
     page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => t.value === 'Who is the second oldest?')")
     assert prompt.is_visible()  # the Compare tab is the one showing
+    assert page.get_by_label("Pane 1 model", exact=True).input_value() == "demo-qwen3"  # the stand-in, not the default
     banner = page.locator(".lesson-banner").first  # above the tab it opened: what the lesson is, and what stands in
     banner.get_by_text("Lesson: Link lesson").wait_for()
     assert "which this server does not have" in banner.inner_text() and banner.is_visible()
@@ -586,8 +594,7 @@ def test_a_typed_name_in_any_dropdown_leaves_no_error_badge_and_keeps_the_messag
     page.get_by_placeholder("Message Qwen").fill("keep me")
     tabs, typed = [t.inner_text().strip() for t in page.get_by_role("tab").all()], 0
     for tab in tabs:
-        page.get_by_role("tab", name=tab, exact=True).click()
-        idle(page)
+        open_tab(page, tab)
         for dropdown in page.locator("input[role=combobox]:visible").all():
             dropdown.click()
             page.keyboard.type("mascot")

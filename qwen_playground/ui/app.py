@@ -20,9 +20,9 @@ from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
 from .common import on_page_load, refresh_pickers
 from .compare_tab import build_compare_tab
-from .deferred import show_with_tabs
 from .finetune_tab import build_finetune_tab
 from .input_checks import refuse_bad_input
+from .lazy import LazyBlocks, later
 from .inspector_tab import build_guide_tab, build_inspector_tab
 from .lessons_tab import build_lessons_tab
 from .math_tab import build_math_tab
@@ -153,7 +153,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
     # the answer checker's helper takes seconds of CPU to start: not on the first Math solve, nor beside the first answer
     mathcheck.warm_up(after_s=MATH_CHECKER_AFTER_S)
     store = ArenaStore(config.settings.arena_db_path)
-    with gr.Blocks(title="Qwen Playground") as demo:
+    with LazyBlocks(title="Qwen Playground") as demo:
         gr.Markdown("# Qwen Playground\nTry, teach and compare Alibaba's Qwen models.")
         if config.demo:
             with gr.Accordion("Demo mode: tiny offline models that only say a scripted greeting (open for why and what to do)",
@@ -172,7 +172,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
             for label, tab_id, build in CONTENT_TABS:
                 with gr.Tab(label, id=tab_id) as tab_by_id[tab_id]:
                     fields[tab_id] = build(config, service)
-                # through the queue: only then does `current` announce its change (which shows the tab's deferred parts)
+                # through the queue: only then does `current` announce its change (which puts a tab on the page)
                 tab_by_id[tab_id].select(lambda t=tab_id: t, None, current, api_visibility="private")
             chat_images = fields["chat"].pop("images")  # uploads: the inspector reads them, a lesson does not carry them
             with gr.Tab("Batch", id="batch") as tab_by_id["batch"]:
@@ -194,7 +194,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
             with gr.Tab("Lessons", id="lessons") as tab_by_id["lessons"]:
                 lesson_fields = {tab: {k: c for k, c in group.items() if k != "chatbot"} for tab, group in fields.items()}
                 open_link, link_outputs = build_lessons_tab(tabs, lesson_fields, current, config.registry, tab_by_id["lessons"], lesson_banner)
-        show_with_tabs(tab_by_id, current, followed={tab_id for _, tab_id, _ in CONTENT_TABS})  # heavy parts load with their tab
+        opening_later(tab_by_id, current, content={tab_id for _, tab_id, _ in CONTENT_TABS})
         on_page_load(lambda: standings_table(store), None, table, queue=True)
         pickers, choices = refresh_pickers(demo)  # fine-tuned models join every model picker: after a training, on each page load
         on_page_load(choices, None, pickers)
@@ -205,6 +205,19 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
     refuse_bad_input(demo)  # Gradio's checks of a caller's input refuse in one log line, not a traceback
     demo.service = service  # for the start-up summary and scripts that drive the app in-process
     return demo
+
+
+def opening_later(tab_by_id: dict[str, gr.Tab], current: gr.State, content: set[str]) -> None:
+    """Every tab but the opening one (Chat) is put on the page when it first opens: on its select, or for a content
+    tab when `current` names it (a lesson opens it so). Through the queue: a state announces its change (which puts
+    the tab on the page) only then."""
+    for tab_id, tab in tab_by_id.items():
+        if tab_id == "chat":
+            continue
+        opened = later(tab)
+        tab.select(lambda: True, None, opened, api_visibility="private")
+        if tab_id in content:
+            current.change(lambda now, t=tab_id: True if now == t else gr.skip(), current, opened, api_visibility="private")
 
 
 def starting_router(config: AppConfig) -> StartingBackend:

@@ -15,7 +15,6 @@ from ..service import Service
 from ..tasks import arena as task
 from .chat_view import render
 from .common import admitted, refusals, when_valid
-from .deferred import deferred
 
 COLUMNS = ["rank", "model", "rating", "95% interval", "votes", "wins", "losses", "ties / both bad"]
 
@@ -78,7 +77,7 @@ def build_leaderboard_tab(store: ArenaStore) -> gr.Dataframe:
                 "+400 = ten-to-one odds of being preferred). The 95% interval comes from resampling the votes: "
                 f"a wide interval or few votes means the rating is not to be trusted yet (under {MIN_VOTES} votes the board says so). "
                 "Ties and \"both bad\" count half to each. The board updates after every vote.")
-    table = deferred(gr.Dataframe(headers=COLUMNS, interactive=False, label="Leaderboard"))
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Leaderboard")
     refresh = gr.Button("Refresh")
     refresh.click(lambda: standings_table(store), None, table, api_name="leaderboard")
     return table

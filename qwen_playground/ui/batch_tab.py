@@ -19,7 +19,6 @@ from ..tasks import TaskError
 from ..tasks import batch as task
 from ..tasks.compare import comparable_models
 from .common import Stops, follows_registry, on_page_load, precision_picker, refusals, upload_or_example, user_of, when_valid
-from .deferred import deferred
 
 PREVIEW_COLUMNS = ["id", "prompt", "expected", "system", "tokens"]
 SUMMARY_COLUMNS = ["model", "answered", "right / scored", "accuracy", "tokens/s", "s per answer", "load s", "total s", "answer tokens",
@@ -77,7 +76,7 @@ def layout(config: AppConfig, service: Service) -> dict:
                                                         {e.name: e.description for e in sets.values()}, "general")
     with beside:  # filled when the page opens: counting tokens needs the tokenizer, which loads after the page is up
         c["preview"] = gr.Markdown("Counting the example set's tokens…")
-    c["rows"] = deferred(gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, label="Prompts", max_height=260, wrap=True, elem_classes="wide-table"))
+    c["rows"] = gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, label="Prompts", max_height=260, wrap=True, elem_classes="wide-table")
     with gr.Row():
         c["models"] = follows_registry(
             gr.Dropdown(models, value=models[:2], multiselect=True, max_choices=task.MAX_MODELS, allow_custom_value=True,
@@ -91,10 +90,10 @@ def layout(config: AppConfig, service: Service) -> dict:
         c["run"] = gr.Button("Run the batch", variant="primary")
         c["stop"] = gr.Button("Stop", variant="stop")
     c["progress"] = gr.Markdown()  # a <progress> bar and a line (gr.HTML's code is 35 KiB more)
-    c["summary"] = deferred(gr.Dataframe(headers=SUMMARY_COLUMNS, interactive=False, label="Per model", wrap=True, elem_classes="wide-table"))  # the page's width: every column
+    c["summary"] = gr.Dataframe(headers=SUMMARY_COLUMNS, interactive=False, label="Per model", wrap=True, elem_classes="wide-table")  # the page's width: every column
     c["chart"] = gr.BarPlot(x="model", y="accuracy %", label="Per model", height=220)
-    c["results"] = deferred(gr.Dataframe(headers=task.COLUMNS, interactive=False, label="Results", max_height=420, wrap=True,
-                                column_widths=RESULT_WIDTHS, elem_classes="wide-table"))
+    c["results"] = gr.Dataframe(headers=task.COLUMNS, interactive=False, label="Results", max_height=420, wrap=True,
+                                column_widths=RESULT_WIDTHS, elem_classes="wide-table")
     with gr.Row():
         c["csv"] = gr.DownloadButton("Download CSV", value=None)
         c["jsonl"] = gr.DownloadButton("Download JSONL", value=None)

@@ -15,7 +15,6 @@ from ..service import Service
 from ..tasks import code as code_task
 from .chat_view import render
 from .common import Stops, admitted, model_picker, precision_picker, refusals, refuse, start_job, when_valid
-from .deferred import deferred
 from .inspector_tab import inspector_panel
 
 RUN_DISABLED = ("Running code is turned off on this server. An operator can enable it by starting the app with "
@@ -49,7 +48,7 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["metrics"] = gr.Markdown(label="Metrics")
     with gr.Row():
         with gr.Column(scale=3):
-            c["code"] = deferred(gr.Code(label="Code panel (editable)", language="python", interactive=True, lines=12))
+            c["code"] = gr.Code(label="Code panel (editable)", language="python", interactive=True, lines=12)
             c["run"] = gr.Button("▶ Run in sandbox" if allow_run else "▶ Run (disabled on this server)", variant="secondary",
                                  interactive=allow_run)
         with gr.Column(scale=2):

@@ -70,7 +70,16 @@ def when_known(registry: Registry, handler: Callable, outputs: int = 1) -> Calla
 def refresh_pickers(blocks: gr.Blocks) -> tuple[list, Callable[[], list]]:
     """(every marked picker in `blocks`, a function giving each its current choices, keeping what is chosen)."""
     pickers = [block for block in blocks.blocks.values() if hasattr(block, "registry_choices")]
-    return pickers, lambda: [gr.Dropdown(choices=picker.registry_choices()) for picker in pickers]
+
+    def choices() -> list:  # only what changed: a page load sends nothing when no model was fine-tuned
+        return [gr.Dropdown(choices=now) if _as_choices(now) != picker.choices else gr.skip()
+                for picker in pickers for now in [picker.registry_choices()]]
+
+    return pickers, choices
+
+
+def _as_choices(choices: list) -> list[tuple]:
+    return [tuple(c) if isinstance(c, (tuple, list)) else (c, c) for c in choices]
 
 
 def upload_or_example(label: str, file_types: list[str], sets: dict[str, str], default: str) -> tuple[gr.File, gr.Dropdown, gr.Column]:

@@ -16,7 +16,6 @@ from ..service import Service
 from ..tasks import TaskError
 from ..tasks import finetune as task
 from .common import follows_registry, on_page_load, refusals, upload_or_example, user_of, when_valid
-from .deferred import deferred
 
 PREVIEW_COLUMNS = ["line", "conversation", "answer to learn", "tokens"]
 
@@ -58,7 +57,7 @@ def layout(config: AppConfig, device: str) -> dict:
                                                         {e.name: e.description for e in sets.values()}, next(iter(sets)))
     with beside:  # filled when the page opens: counting tokens needs the tokenizer, which loads after the page is up
         c["preview"] = gr.Markdown("Counting the examples' tokens…")
-    c["rows"] = deferred(gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, label="Examples", max_height=220, wrap=True))
+    c["rows"] = gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, label="Examples", max_height=220, wrap=True)
     with gr.Row():
         c["base"] = follows_registry(gr.Dropdown(bases, value=default, label="Base model (local text models)",
                                                  info=f"The models that can train here now; {hidden} more need their weights downloaded "

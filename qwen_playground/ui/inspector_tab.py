@@ -23,7 +23,6 @@ from ..tasks.inspect import explain
 from . import uploads
 from .chat_view import conversation_for
 from .common import refusals
-from .deferred import deferred
 
 HIGHLIGHT_COLORS = {"special": "#f59e0b", "tag": "#8b5cf6"}
 GUIDE_COLUMNS = ["model", "params (B)", *(f"{q} (GiB)" for q in PRECISIONS), "KV cache (GiB)", "best fit", "why"]
@@ -118,5 +117,5 @@ def build_guide_tab(config: AppConfig, runnable: tuple[str, ...]) -> None:
         context = gr.Slider(1024, 131072, 8192, step=1024, label="Context length (tokens)")
     chosen = gr.CheckboxGroup(list(languages()), value=["English"], label="Languages you need")
     go = gr.Button("Rank the models", variant="primary")
-    table = deferred(gr.Dataframe(headers=GUIDE_COLUMNS, interactive=False, label="Model guide", wrap=True))
+    table = gr.Dataframe(headers=GUIDE_COLUMNS, interactive=False, label="Model guide", wrap=True)
     go.click(functools.partial(guide_table, config, runnable), [task, memory, context, chosen], table, api_name="guide")

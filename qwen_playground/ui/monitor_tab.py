@@ -12,7 +12,6 @@ import gradio as gr
 import pandas as pd
 
 from ..service import Service
-from .deferred import deferred
 
 COLUMNS = ["model", "requests", "errors", "error rate", "first token p50 (s)", "first token p95 (s)", "tokens/s", "weights (GiB)"]
 
@@ -52,7 +51,7 @@ def build_monitor_tab(service: Service) -> None:
     gr.Markdown(f"Figures over the last {service.monitor.window_s / 60:g} minutes, from every tab and API call. "
                 "Refreshes every 5 seconds. The same verdict is served as JSON at the `/health` API endpoint.")
     status = gr.Markdown()
-    table = deferred(gr.Dataframe(headers=COLUMNS, interactive=False, label="Per model"))
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Per model")
     with gr.Row():
         ttft_plot = gr.LinePlot(x="time", y="first token (s)", color="model", title="Time to first token", height=260)
         speed_plot = gr.LinePlot(x="time", y="tokens/s", color="model", title="Decode speed", height=260)

@@ -14,7 +14,6 @@ from ..languages import languages as offered_languages
 from ..service import Service
 from ..tasks import multilingual as task
 from .common import Stops, model_picker, precision_picker, start_job, when_valid
-from .deferred import deferred
 from .inspector_tab import inspector_panel
 
 DEFAULT = ["English", "Chinese", "Spanish"]
@@ -36,7 +35,7 @@ def build_multilingual_tab(config: AppConfig, service: Service) -> dict:
         panes = [gr.Markdown(visible=n in DEFAULT, min_height=120, container=True, label=n, elem_classes="language-pane") for n in names]
     gr.Markdown("**What each script costs.** The same sentence, tokenized by the model's tokenizer: "
                 "scripts the vocabulary covers less well need more tokens for the same meaning.")
-    costs = deferred(gr.Dataframe(label="Token cost", headers=task.COST_COLUMNS, interactive=False))
+    costs = gr.Dataframe(label="Token cost", headers=task.COST_COLUMNS, interactive=False)
     results = gr.JSON(label="Results", visible=False)
 
     def prepare(prompt, languages, model, precision="full", user=""):

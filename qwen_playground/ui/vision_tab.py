@@ -17,7 +17,6 @@ from ..tasks import vision as task
 from . import uploads
 from .chat_view import render
 from .common import Stops, model_picker, precision_picker, refuse, start_job, when_known, when_valid
-from .deferred import deferred
 from .inspector_tab import inspector_panel
 
 GROUNDING_HINT = "Outline the position of each object and output all the coordinates in JSON format."
@@ -53,7 +52,7 @@ def layout(config: AppConfig, service: Service) -> dict:
         with gr.Column(scale=3):
             c["conversation"] = gr.Chatbot(label="Answer", height=360)
             c["metrics"] = gr.Markdown(label="Metrics")
-            c["costs"] = deferred(gr.Dataframe(headers=task.COST_COLUMNS, label="What each image costs", interactive=False))
+            c["costs"] = gr.Dataframe(headers=task.COST_COLUMNS, label="What each image costs", interactive=False)
             c["boxes"] = gr.Gallery(label="Boxes from the answer", height=260, visible=False)
             c["notes"] = gr.Markdown(label="Notes")
     return c
