@@ -87,15 +87,15 @@ def defuse_messages(messages: list[dict]) -> list[dict]:
 
 
 def media_processor(folder: "str | Path") -> "ProcessorMixin":
-    """The image and video processor of the vision model in `folder`; raises where the folder has none."""
+    """The processor of the vision or audio model in `folder` (images and video, or sound); raises where it has none."""
     from ..core import ml_stack
 
-    ml_stack.load_media()  # the image and video libraries: seconds, one importing thread at a time
+    ml_stack.load_media()  # the image, video and audio libraries: seconds, one importing thread at a time
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(folder)
-    if not hasattr(processor, "image_processor"):  # an incomplete folder can yield a bare tokenizer
-        raise RuntimeError(f"{folder} has no image processor (preprocessor_config.json or processor_config.json)")
+    if not (hasattr(processor, "image_processor") or hasattr(processor, "feature_extractor")):  # an incomplete folder: a bare tokenizer
+        raise RuntimeError(f"{folder} has no image processor or feature extractor (preprocessor_config.json or processor_config.json)")
     return processor
 
 
@@ -107,9 +107,11 @@ def encode_request(spec: "ModelSpec", request: "Request", tokenizer: PreTrainedT
     if processor is None or not request.has_media:
         _, ids = encode_chat(tokenizer, request.messages, **spec.family.template_kwargs(request.thinking))
         return {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+    messages = defuse_messages(request.messages)  # the processor tokenizes its own text: see above
+    if spec.family.audio is not None:
+        return _encode_audio(spec, messages, processor, request.thinking)
     from qwen_vl_utils import process_vision_info  # imports torchvision
 
-    messages = defuse_messages(request.messages)  # the processor tokenizes its own text: see above
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                          **spec.family.template_kwargs(request.thinking))
     vision = spec.family.vision
@@ -124,3 +126,28 @@ def encode_request(spec: "ModelSpec", request: "Request", tokenizer: PreTrainedT
     else:
         images, videos = process_vision_info(messages, image_patch_size=vision.patch_size)
     return dict(processor(text=[text], images=images, videos=videos, return_tensors="pt", **extra))
+
+
+def templated_text(spec: "ModelSpec", messages: list[dict], processor: "ProcessorMixin", thinking: bool = False) -> str:
+    """The processor's chat template over `messages`, each medium still one placeholder. A last assistant message is
+    begun, not closed: the answer continues it (Qwen3-ASR's "language English<asr_text>" forces the language)."""
+    begun = bool(messages) and messages[-1]["role"] == "assistant"
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=not begun, continue_final_message=begun,
+                                         **spec.family.template_kwargs(thinking))
+
+
+def _encode_audio(spec: "ModelSpec", messages: list[dict], processor: "ProcessorMixin", thinking: bool) -> dict:
+    """Sound through the audio model's processor: its feature extractor makes the log-mel features and the text's
+    audio placeholder is repeated once per audio token. The clips arrive checked: mono, at the family's rate."""
+    clips = [part["audio"] for m in messages if isinstance(m["content"], list) for part in m["content"]
+             if isinstance(part, dict) and part.get("type") == "audio"]
+    inputs = processor(text=[templated_text(spec, messages, processor, thinking)], audio=clips, sampling_rate=spec.family.audio.sample_rate,
+                       return_tensors="pt")
+    inputs.pop("num_audio_tokens", None)  # the processor's own count, not a model input
+    return dict(inputs)
+
+
+def audio_token_count(spec: "ModelSpec", processor: "ProcessorMixin", samples) -> int:
+    """How many audio tokens the processor makes of this clip for `spec`: its placeholder's repeats in the ids."""
+    inputs = _encode_audio(spec, [{"role": "user", "content": [{"type": "audio", "audio": samples}]}], processor, False)
+    return int((inputs["input_ids"] == processor.audio_token_id).sum())

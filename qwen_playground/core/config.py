@@ -47,6 +47,8 @@ class Settings(BaseModel):
     requests_per_minute: int = Field(20, ge=1, description="per browser session (8x per IP)")
     tokens_per_hour: int = Field(50_000, ge=1, description="generated tokens per browser session (8x per IP)")
     max_message_tokens: int = Field(4096, gt=0, description="longest single message accepted, in tokens")
+    max_audio_seconds: float = Field(300, gt=0, description="longest sound clip accepted, in seconds (a model's own limit may be lower)")
+    max_audio_mb: float = Field(25, gt=0, description="largest sound file accepted, in MB")
     max_batch_rows: int = Field(100, ge=1, description="prompts in one Batch run")
     max_batch_tokens: int = Field(200_000, ge=1, description="tokens one Batch run may generate: rows x models x max new tokens")
     log_prompts: bool = Field(False, description="write prompt text into the private request log")

@@ -40,6 +40,9 @@ def precision_named(value: str) -> str:
     return PRECISION_ALIASES.get(value, value)
 
 
+MEDIA_PARTS = ("image", "video", "audio")  # message parts a model's processor turns into tokens
+
+
 @dataclass(frozen=True)
 class Request:
     """One generation: which model, the chat messages, how to sample, thinking on or off."""
@@ -61,8 +64,8 @@ class Request:
 
     @property
     def has_media(self) -> bool:
-        """Whether any message carries an image or a video part (what a model's processor is for)."""
-        return any(isinstance(m["content"], list) and any(isinstance(p, dict) and p.get("type") in ("image", "video") for p in m["content"])
+        """Whether any message carries an image, video or audio part (what a model's processor is for)."""
+        return any(isinstance(m["content"], list) and any(isinstance(p, dict) and p.get("type") in MEDIA_PARTS for p in m["content"])
                    for m in self.messages)
 
 

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from .generation import SamplingParams
 
-TABS = ("chat", "code", "math", "multilingual", "vision")
-Tab = Literal["chat", "code", "math", "multilingual", "vision"]
+# routes and the model guide's tasks: the content tabs, and the Audio tab's two (transcribe speech, ask about a recording)
+TABS = ("chat", "code", "math", "multilingual", "vision", "transcribe", "audio")
+Tab = Literal["chat", "code", "math", "multilingual", "vision", "transcribe", "audio"]
 ThinkingKind = Literal["switch", "always", "none"]
 
 
@@ -51,6 +52,24 @@ class Vision(BaseModel):
         return self.token_side // 2
 
 
+class Audio(BaseModel):
+    """How a family hears: the rate its feature extractor takes, what a second of sound costs, and for speech
+    recognition (Qwen3-ASR) how its answer names the language before the transcript."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample_rate: int = Field(16000, gt=0)
+    tokens_per_second: float = Field(gt=0)  # audio tokens per second of sound, for an estimate without the processor's files
+    max_seconds: float = Field(gt=0)  # the longest clip one request takes (the feature extractor's window, or the card's limit)
+    # speech recognition: the answer is "<language_prefix><Language><transcript_marker><text>"; None: a chat model
+    transcript_marker: str | None = None
+    language_prefix: str = "language "
+
+    @property
+    def transcribes(self) -> bool:
+        return self.transcript_marker is not None
+
+
 class Gguf(BaseModel):
     """How llama.cpp runs a family's text models: extra arguments its converter (convert_hf_to_gguf) needs."""
 
@@ -67,7 +86,13 @@ class DemoRecipe(BaseModel):
     model_type: str  # a transformers model type, e.g. "qwen3"
     config: dict[str, Any]  # its config fields (nested text_config / vision_config for vision models)
     reply: str  # the scripted reply; every token in it must be distinct
-    processor: dict[str, str] | None = None  # vision: transformers class names {class, image_processor, video_processor}
+    # transformers class names of its processor: {class, image_processor, video_processor} (vision) or {class, feature_extractor}
+    processor: dict[str, str] | None = None
+    feature_extractor: dict[str, Any] = {}  # the feature extractor's arguments where they differ from its defaults
+    # tokens the family's tokenizer has beyond the bundled one, by id (the ids between them are filled with reserved
+    # names), and the names a processor looks them up by (e.g. audio_token: "<|audio_pad|>")
+    added_tokens: dict[int, str] = {}
+    named_tokens: dict[str, str] = {}
 
 
 class Family(BaseModel):
@@ -78,7 +103,7 @@ class Family(BaseModel):
     name: str
     label: str
     generation: str = ""
-    specialty: Literal["general", "code", "math", "vision"] = "general"
+    specialty: Literal["general", "code", "math", "vision", "speech", "audio"] = "general"
     thinking: ThinkingKind = "none"
     thinking_tags: tuple[str, str] = ("<think>", "</think>")
     opens_thought: bool = False  # when the model thinks, its chat template writes the opening tag into the prompt
@@ -91,9 +116,10 @@ class Family(BaseModel):
     model_type: str | None = None  # the transformers model type of its checkpoints (config.json), e.g. "qwen3_5"
     requires_transformers: str | None = None  # a transformers release that loads that model type
     suits: tuple[Tab, ...] = ()
-    modalities: tuple[Literal["text", "image", "video"], ...] = ("text",)
+    modalities: tuple[Literal["text", "image", "video", "audio"], ...] = ("text",)
     kv_layer_interval: int = Field(1, gt=0)
     vision: Vision | None = None
+    audio: Audio | None = None
     gguf: Gguf | None = None  # llama.cpp runs its text models (None: transformers only)
     presets: Presets | None = None
     demo: DemoRecipe | None = None
@@ -250,7 +276,7 @@ def closest(name: str, candidates) -> str:
 
 
 _KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields,
-                 *Family.model_fields, *Vision.model_fields, *Gguf.model_fields, *DemoRecipe.model_fields}
+                 *Family.model_fields, *Vision.model_fields, *Audio.model_fields, *Gguf.model_fields, *DemoRecipe.model_fields}
 
 
 def _friendly(error: ValidationError, where: str, raw: list, kind: str) -> RegistryError:

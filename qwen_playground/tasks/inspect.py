@@ -78,11 +78,14 @@ def tokenizer_for(spec: ModelSpec, cache_dir: Path) -> tuple[PreTrainedTokenizer
 
 @functools.lru_cache(maxsize=4)
 def processor_for(spec: ModelSpec, cache_dir: Path):
-    """The model's image processor (which expands each image into its tokens), or None when it cannot be had."""
+    """The model's image processor or feature extractor (which expands each image or clip into its tokens), or None when
+    it cannot be had."""
     from ..backends.encoding import media_processor
 
+    if not (spec.family.vision or spec.family.audio):
+        return None
     own = _own_files(spec, cache_dir)
-    if not (own and spec.family.vision):
+    if not own:
         return None
     try:
         return media_processor(own[0])
@@ -193,9 +196,11 @@ def explain(spec: ModelSpec, request: Request, cache_dir: Path, stripped: int = 
     diff = thinking_difference(tokenizer, request.messages, spec.family) if switchable and not media_in else ""
     media = ""
     if media_in:
-        media = ("**Images:** the processor expands each image into its tokens (shown as one piece with its count)." if processor else
-                 "**Images:** without the model's processor files each image shows as a single placeholder here; the model sees "
-                 "as many tokens as the cost table says.")
+        what = "the clip" if spec.family.audio else "each image"
+        media = (f"**{'Audio' if spec.family.audio else 'Images'}:** the processor expands {what} into its tokens (shown as one piece with "
+                 "its count)." if processor else
+                 f"**{'Audio' if spec.family.audio else 'Images'}:** without the model's processor files {what} shows as a single placeholder "
+                 "here; the model sees as many tokens as the cost line says.")
     switch = soft_switch(request.messages) if spec.family.soft_switches else None
     notes = summary_markdown(result, spec, note, diff, switch, stripped, media)
     counts = {"total": result.total, "turns": [{"role": t.role, "tokens": t.tokens} for t in result.turns], "text": result.text, "ids": result.ids}

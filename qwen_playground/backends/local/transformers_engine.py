@@ -15,8 +15,7 @@ from pathlib import Path
 import psutil
 import torch
 import transformers
-from transformers import (CONFIG_MAPPING, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, StoppingCriteria,
-                          StoppingCriteriaList)
+from transformers import CONFIG_MAPPING, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
 from ...core.config import Settings
 from ...core.devices import model_build_lock
@@ -26,6 +25,7 @@ from ..alternatives import TokenRecorder
 from ..batching import ContinuousBatcher, batchable
 from ..cpu_dtype import cpu_dtype
 from ..encoding import media_processor
+from ..model_classes import auto_model_class
 from .. import download, engines
 from ..engines import LLAMA_CPP, TRANSFORMERS
 from ..precision import GGUF_TYPES, bytes_per_param, transformers_config, unavailable_reason, weight_bytes
@@ -118,14 +118,15 @@ class TransformersEngine:
 
     def load(self, spec: ModelSpec, precision: str, report: Report) -> tuple[LoadedModel, int]:
         start = time.perf_counter()
-        vision = spec.family.vision is not None and not spec.adapter  # a fine-tuned model is its text side, as it was trained
-        model_class = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+        # images or sound go through a processor; a fine-tuned model is its text side, as it was trained
+        media = (spec.family.vision is not None or spec.family.audio is not None) and not spec.adapter
+        model_class = auto_model_class(spec.family, text_only=bool(spec.adapter))
         _import_model_code(model_class, spec.family.model_type)  # seconds for some families: before waiting on the weights
         folder = download.fetch(spec, self.settings.cache_dir, report)
         described = str(self.dtype).removeprefix("torch.") + ("" if precision == "full" else f", weights {precision}")
         report(f"Loading {spec.id} into memory ({described} on {self.device})…")
         options = {"dtype": self.dtype, "device_map": self.device, "quantization_config": transformers_config(precision, self.device, self.dtype)}
-        tokenizer = AutoTokenizer.from_pretrained(folder)  # a vision model's processor comes with its first image
+        tokenizer = AutoTokenizer.from_pretrained(folder)  # a vision or audio model's processor comes with its first image or clip
         with model_build_lock:  # transformers sets torch's process-wide default dtype while it builds (devices.py)
             model = model_class.from_pretrained(folder, **options)
         if spec.adapter:  # a fine-tuned model: its LoRA merged into the base weights, so it runs like any other
@@ -135,8 +136,8 @@ class TransformersEngine:
             model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload()
         model.eval()
         loaded = LoadedModel(model, tokenizer, time.perf_counter() - start, eos_ids_of(model.generation_config, tokenizer),
-                             make_processor=functools.partial(media_processor, folder) if vision else None)
-        if not vision and self.settings.batching and batchable(model.config):
+                             make_processor=functools.partial(media_processor, folder) if media else None)
+        if not media and self.settings.batching and batchable(model.config):
             loaded.runner = ContinuousBatcher(model, loaded.eos_ids, tokenizer.pad_token_id)
         loaded.weights_bytes = weight_bytes(model)
         return loaded, loaded.weights_bytes
