@@ -19,6 +19,7 @@ import numpy as np
 from .vision import UploadRejected
 
 SILENT_DBFS = -50.0  # a clip whose loudest sample is quieter than this holds nothing to hear
+SLACK_S = 0.05  # a clip this much over the length limit passes (a recording stopped a moment late)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def check_audio(path: str | Path, max_seconds: float, max_bytes: int, rate: int 
     if size == 0:
         raise UploadRejected(f"{name} is empty: nothing was recorded or uploaded. Record again, or choose another file.")
     if size > max_bytes:
-        raise UploadRejected(f"{name} is {size / 2**20:.1f} MB; a clip may be at most {max_bytes / 2**20:g} MB.")
+        raise UploadRejected(f"{name} is {size / 2**20:.1f} MB; a clip may be at most {max_bytes / 2**20:.3g} MB.")
     too_long = (f"{name} is {{}} long; the limit is {describe_seconds(max_seconds)}. Trim it (or transcribe it in parts) and retry.")
     try:
         with av.open(str(path)) as container:
@@ -67,7 +68,7 @@ def check_audio(path: str | Path, max_seconds: float, max_bytes: int, rate: int 
             stream = container.streams.audio[0]
             source_rate, channels = stream.rate or rate, stream.channels or 1
             declared = float(container.duration) / av.time_base if container.duration else None
-            if declared is not None and declared > max_seconds + 0.5:
+            if declared is not None and declared > max_seconds + SLACK_S:
                 raise UploadRejected(too_long.format(describe_seconds(declared)))
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
             chunks, total = [], 0
@@ -75,7 +76,7 @@ def check_audio(path: str | Path, max_seconds: float, max_bytes: int, rate: int 
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
                     total += out.samples
-                if total > (max_seconds + 0.5) * rate:  # a container without a declared length: stop decoding once over
+                if total > (max_seconds + SLACK_S) * rate:  # a container without a declared length: stop decoding once over
                     raise UploadRejected(too_long.format(f"over {describe_seconds(max_seconds)}"))
             chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     except UploadRejected:
@@ -85,7 +86,7 @@ def check_audio(path: str | Path, max_seconds: float, max_bytes: int, rate: int 
                              "Upload a WAV, MP3, FLAC, Ogg or M4A file.") from None
     samples = np.clip(np.concatenate(chunks) if chunks else np.zeros(0, np.float32), -1.0, 1.0).astype(np.float32)
     clip = CheckedAudio(samples, rate, name, source_rate, channels)
-    if clip.seconds > max_seconds + 0.5:
+    if clip.seconds > max_seconds + SLACK_S:
         raise UploadRejected(too_long.format(describe_seconds(clip.seconds)))
     if clip.seconds < 0.05:
         raise UploadRejected(f"{name} holds no sound ({clip.seconds * 1000:.0f} ms): record again, a little longer.")

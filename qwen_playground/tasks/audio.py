@@ -149,13 +149,13 @@ def prepare_question(config: AppConfig, path: object, question: object, system_p
     return AudioJob(spec, request, clip, clip_cost(config, spec, clip), shown)
 
 
-def prepare(config: AppConfig, task: object, path: object, text: object, language: object, transcribe_model: str, ask_model: str,
-            precision: str = "full", user: str = "") -> AudioJob:
-    """The Audio tab's request for its chosen task: `text` is the context when transcribing, the question when asking."""
+def prepare(config: AppConfig, task: object, path: object, language: object, context: object, transcribe_model: str, question: object,
+            system_prompt: object, ask_model: str, precision: str = "full", user: str = "") -> AudioJob:
+    """The Audio tab's request for its chosen task (what its inspector shows)."""
     if task == TASKS[0]:
-        return prepare_transcription(config, path, language, text, transcribe_model, precision, user)
+        return prepare_transcription(config, path, language, context, transcribe_model, precision, user)
     if task == TASKS[1]:
-        return prepare_question(config, path, text, "", ask_model, precision, user)
+        return prepare_question(config, path, question, system_prompt, ask_model, precision, user)
     raise TaskError(f"Unknown task '{task}'; choose one of: {', '.join(TASKS)}.", "task")
 
 
@@ -204,3 +204,22 @@ def transcribe(backend: Backend, job: AudioJob, stop: threading.Event | None = N
     for view in run(backend, job, stop):
         pass
     return view
+
+
+def dictation_model(config: AppConfig) -> ModelSpec:
+    """The model that turns Chat's spoken messages into text: the transcription route's default for this machine."""
+    choices = config.registry.choices("transcribe")
+    if not choices:
+        raise TaskError("No speech-recognition model is configured (the 'transcribe' route): type the message instead.", "audio")
+    return choices[0]
+
+
+def dictate(config: AppConfig, backend: Backend, path: object, user: str = "") -> tuple[str, AudioView, ModelSpec]:
+    """A spoken message as text for the message box: (the transcript, the finished view, the model that wrote it)."""
+    spec = dictation_model(config)
+    view = transcribe(backend, prepare_transcription(config, path, AUTO, "", spec.id, user=user))
+    if view.error:
+        raise TaskError(f"{spec.id} could not transcribe the recording: {view.error}", "audio")
+    if not view.transcript:
+        raise TaskError(f"{spec.id} heard no speech in the recording; speak a little louder or closer, and record again.", "audio")
+    return view.transcript, view, spec

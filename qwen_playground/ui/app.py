@@ -15,6 +15,7 @@ from ..core.config import AppConfig
 from ..core.devices import pick_device
 from ..service import Service
 from .arena_tab import build_arena_tab, build_leaderboard_tab, standings_table
+from .audio_tab import build_audio_tab
 from .batch_tab import build_batch_tab
 from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
@@ -35,7 +36,7 @@ MATH_CHECKER_AFTER_S = 20.0  # the page, the engine and Chat's first answer shar
 # Tabs whose state a lesson can hold: (label, id, builder returning its fields)
 CONTENT_TABS = (("Chat", "chat", build_chat_tab), ("Code", "code", build_code_tab), ("Math", "math", build_math_tab),
                 ("Multilingual", "multilingual", build_multilingual_tab), ("Vision", "vision", build_vision_tab),
-                ("Compare", "compare", build_compare_tab))
+                ("Audio", "audio", build_audio_tab), ("Compare", "compare", build_compare_tab))
 
 CSS = """
 html {scrollbar-gutter: stable;}  /* the page grows past the window as it renders: no sideways jump when the scrollbar comes */

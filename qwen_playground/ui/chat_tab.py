@@ -19,12 +19,12 @@ from ..core.config import AppConfig
 from ..core.prompts import load_template
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
-from ..tasks import TaskError, chat, conversations
+from ..tasks import TaskError, audio, chat, conversations
 from ..tasks.conversation import Conversation, Message
 from . import uploads
 from .chat_view import View, conversation_for, export_json, export_markdown, import_json, owner, parse, render
-from .common import (Stops, browser_secret, describe, described, follows_registry, on_page_load, precision_picker, refusals, refuse,
-                     start_job, thinking_settings, when_known, when_valid)
+from .common import (Stops, admitted, browser_secret, describe, described, follows_registry, on_page_load, precision_picker, refusals,
+                     refuse, start_job, thinking_settings, when_known, when_valid)
 from .inspector_tab import inspect_chat, inspector_outputs
 
 THINKING_INFO = {"switch": "Reasons in <think> before answering; switch it off for quick answers",
@@ -75,6 +75,9 @@ def layout(config: AppConfig, service: Service) -> dict:
                                        height=90, elem_classes="chat-images")
             c["thumbs"] = gr.Gallery(height=96, columns=8, object_fit="contain", visible=False, interactive=False, show_label=False,
                                      elem_classes="chat-thumbs")  # what is attached, seen before it is sent
+            c["voice"] = uploads.Audio(sources=["microphone"], type="filepath", format=None, elem_classes="chat-voice",
+                                       label="🎤 Speak a message: it is written into the message box, to edit before sending")
+            c["voice_note"] = gr.Markdown(elem_classes="chat-voice-note")
         with gr.Column(scale=1, min_width=300, elem_classes="sidebar"):  # scrolls on its own beside the conversation
             conversation_panel(c, browser_secret(config.settings.cache_dir))
             c["model"] = follows_registry(gr.Dropdown([s.id for s in specs], value=first.id, label="Model"),
@@ -344,11 +347,32 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
                        **private)
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
     c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
+    bind_voice(config, service, c)
     inspect = inspect_chat(config)
     c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"]],
                        list(c["inspected"]), api_visibility="private")
     return {"message": message, "chatbot": chatbot, **{name: c[name] for name in chat.SETTINGS if name not in ("precision", "trim_history")},
             "images": c["images"]}
+
+
+def bind_voice(config: AppConfig, service: Service, c: dict) -> None:
+    """A recording becomes text in the message box (after what is typed there), with the model that heard it named;
+    a recording it cannot use is a note beside the microphone, the box as it was."""
+
+    def dictated(path, message, request: gr.Request = None):
+        if not path:  # cleared, or emptied by the last transcription
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            user = admitted(service, request)
+            text, view, spec = audio.dictate(config, service, path, user)
+        except (gr.Error, TaskError) as e:
+            return gr.skip(), f"⚠️ {getattr(e, 'message', e)}", None
+        heard = f", heard as {view.language}" if view.language else ""
+        return (f"{message.rstrip()} {text}" if (message or "").strip() else text), \
+            f"🎤 Written by **{spec.id}**{heard} ({view.metrics or 'done'}). Edit it, then send.", None
+
+    c["voice"].change(dictated, [c["voice"], c["message"]], [c["message"], c["voice_note"], c["voice"]], api_visibility="private",
+                      concurrency_id="generate", trigger_mode="always_last")
 
 
 def bind_versions(c: dict, changed: list) -> None:

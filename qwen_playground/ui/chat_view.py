@@ -86,8 +86,8 @@ def user_bubble(message: Message, protect: bool = True, files_as_count: bool = F
     (`files_as_count`) after how many there were."""
     text = protect_typed(message.text) if protect else message.text
     if files_as_count and message.files:
-        n = len(message.files)
-        return {"role": message.role, "content": f"🖼 {n} file{'s' if n > 1 else ''}: {text}"}
+        n, sound = len(message.files), all(p.kind == "audio" for p in message.parts if p.kind != "text")
+        return {"role": message.role, "content": f"{'🎧' if sound else '🖼'} {n} {'clip' if sound else 'file'}{'s' if n > 1 else ''}: {text}"}
     return {"role": message.role, "content": with_files(text, message.files)}
 
 

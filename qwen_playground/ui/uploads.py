@@ -40,10 +40,14 @@ class _OnlyUploads:
         except gr.Error:
             raise
         except Exception as e:  # e.g. a text file sent as an image: say so, without internals
-            raise refuse(f"Could not read the uploaded file ({type(e).__name__}). Upload an image or video file.") from None
+            raise refuse(f"Could not read the uploaded file ({type(e).__name__}). Upload a file of the kind this box takes.") from None
 
 
 class Image(_OnlyUploads, gr.Image):
+    pass
+
+
+class Audio(_OnlyUploads, gr.Audio):
     pass
 
 

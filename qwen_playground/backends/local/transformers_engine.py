@@ -152,9 +152,17 @@ class TransformersEngine:
             kwargs["logits_processor"] = processors
         if stop_ids:
             kwargs["eos_token_id"] = sorted(loaded.eos_ids | set(stop_ids))
-        inputs = {k: v.to(loaded.model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        inputs = {k: _on_model(v, loaded.model) for k, v in inputs.items()}
         output = loaded.model.generate(**inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopOn(*flags)]), **kwargs)
         return output[0, inputs["input_ids"].shape[1]:].tolist()
+
+
+def _on_model(value, model):
+    """An input on the model's device; features (an audio clip's log-mel, an image's pixels) in the weights' dtype, as
+    an audio encoder's first convolution needs them (a vision tower casts its own)."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    return value.to(model.device, dtype=model.dtype) if value.is_floating_point() else value.to(model.device)
 
 
 def _import_model_code(model_class: type, model_type: str | None) -> None:
