@@ -14,11 +14,14 @@ precision), which the CPU defaults are chosen from; (7) 16 prompts through the
 Batch tab's /batch vs the same prompts as /chat calls one by one; (8) what
 "why this token?" costs: a request without alternatives on the engine as
 shipped vs an engine without the recorder, and a request that asks; (9) on a CPU, the transformers dtype the app
-chose against both dtypes timed end to end (a typical prompt and answer) on the bench model. Results are
-appended to bench/results.jsonl and the table shows earlier runs beside this one.
+chose against both dtypes timed end to end (a typical prompt and answer) on the bench model; (10) speech to text:
+the real-time factor (seconds of compute per second of sound) of a Qwen3-ASR-0.6B-shaped random model, the audio
+encoder and the decoder's transcript of a typical length. Results are appended to bench/results.jsonl and the table
+shows earlier runs beside this one.
 
     python bench/run.py --skip overhead decode concurrency compare cold_start batch   # (6) alone (~5 min on 2 cores)
     python bench/run.py --skip overhead decode concurrency compare cold_start families  # (7) alone
+    python bench/run.py --quick --skip overhead decode concurrency compare cold_start batch alternatives precision  # (10) alone
 """
 
 from __future__ import annotations
@@ -90,6 +93,48 @@ FAMILY_SHAPES = {
                                         linear_num_value_heads=16, linear_key_head_dim=128, linear_value_head_dim=128,
                                         tie_word_embeddings=True)),
 }
+
+
+# Qwen3-ASR-0.6B's shape (config.json): an 18-layer audio encoder of width 896 before Qwen3-0.6B's decoder
+ASR_SHAPE = {"audio_config": dict(num_mel_bins=128, encoder_layers=18, encoder_attention_heads=14, encoder_ffn_dim=3584, d_model=896,
+                                  output_dim=1024, downsample_hidden_size=480),
+             "text_config": dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+                                 num_key_value_heads=8, head_dim=128, max_position_embeddings=65536, tie_word_embeddings=True)}
+TRANSCRIPT_TOKENS_PER_S = 3.5  # about 150 spoken words a minute, as Qwen's tokenizer cuts English
+CLIP_SECONDS = (5, 20)
+
+
+@torch.no_grad()
+def section_transcription(dtype: torch.dtype, cache: Path) -> list[dict]:
+    """Real-time factor of speech to text on Qwen3-ASR-0.6B's shape: a clip through the app's own encoding (the demo
+    model's real feature extractor and prompt), then the prompt pass (audio encoder included) and a transcript of a
+    typical length for the clip, greedy, timed together."""
+    from transformers import AutoModelForMultimodalLM
+
+    from qwen_playground.backends.encoding import encode_request, media_processor
+    from qwen_playground.core.config import load_config
+    from qwen_playground.core.generation import Request
+
+    registry = load_config(demo=True, cache_dir=cache).registry
+    spec = registry.get("qwen3-asr-0.6b")
+    processor = media_processor(demo.ensure(spec.family, cache))
+    torch.manual_seed(0)
+    model = AutoModelForMultimodalLM.from_config(AutoConfig.for_model("qwen3_asr", **ASR_SHAPE, audio_token_id=151676), dtype=dtype).eval()
+    rows = []
+    for seconds in CLIP_SECONDS:
+        sound = (torch.randn(16000 * seconds) * 0.1).numpy()  # the content does not change the work a random model does
+        inputs = encode_request(spec, Request(spec.id, [{"role": "system", "content": ""},
+                                                        {"role": "user", "content": [{"type": "audio", "audio": sound}]}]),
+                                processor.tokenizer, processor)
+        inputs["input_features"] = inputs["input_features"].to(dtype)
+        words = round(seconds * TRANSCRIPT_TOKENS_PER_S) + 4  # "language English<asr_text>" and the words
+        model.generate(**inputs, max_new_tokens=2, do_sample=False)  # warm-up
+        compute = _timed(lambda: model.generate(**inputs, max_new_tokens=words, min_new_tokens=words, do_sample=False))
+        rows.append({"seconds": seconds, "audio_tokens": int((inputs["input_ids"] == 151676).sum()), "new_tokens": words,
+                     "compute_s": compute, "rtf": compute / seconds, "precision": str(dtype).removeprefix("torch."),
+                     "weights_gib": precision.weight_bytes(model) / 2**30})
+        print(f"    {seconds} s clip: {compute:.2f} s of compute -> real-time factor {compute / seconds:.2f}", flush=True)
+    return rows
 
 
 @torch.no_grad()
@@ -671,6 +716,12 @@ def print_table(run: dict, previous: list[dict]) -> None:
         for r in rows:
             print(f"    {r['family']:<16}{r['weights_gib']:>12.2f}{r['prompt_pass_s']:>15.2f}{r['tokens_per_s']:>14.1f}"
                   f"{r['tokens_per_s'] / rows[0]['tokens_per_s']:>9.2f}x")
+    if rows := run.get("transcription"):
+        print(f"\n(10) Speech to text on Qwen3-ASR-0.6B's shape (random weights, {rows[0]['precision']}, "
+              f"{rows[0]['weights_gib']:.2f} GiB): audio encoder + a transcript of {TRANSCRIPT_TOKENS_PER_S} tokens a second, greedy")
+        for r in rows:
+            print(f"    {r['seconds']:>3} s clip ({r['audio_tokens']} audio tokens, {r['new_tokens']} new): {r['compute_s']:.2f} s -> "
+                  f"real-time factor {r['rtf']:.2f} (target <= 0.5)")
     if previous:
         print("\nTrend (earlier runs, newest last):")
         print(f"    {'when':<20}{'model':<8}{'app/raw':>8}{'+TTFT ms':>9}{'default of limit':>17}{'8 users vs 1':>13}{'page s':>8}")
@@ -690,7 +741,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-bench")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch",
-                                                                        "alternatives", "precision"])
+                                                                        "alternatives", "precision", "transcription"])
     parser.add_argument("--llama-server", type=Path, help="a llama-server binary: (3) measures it beside the app's engines")
     parser.add_argument("--app-default", type=Path, help=argparse.SUPPRESS)  # (2)'s child process: /chat on the app as it starts
     parser.add_argument("--app-concurrency", type=Path, help=argparse.SUPPRESS)  # (3)'s child process: users on llama.cpp
@@ -740,6 +791,8 @@ def main(argv: list[str] | None = None) -> dict:
             run["precision"] = section_precision(folder, app)
         if "families" not in args.skip and not args.quick:
             run["families"] = section_families(dtype)
+        if "transcription" not in args.skip:
+            run["transcription"] = section_transcription(dtype, cache)
     finally:
         app.close()
     if "cold_start" not in args.skip:

@@ -646,6 +646,24 @@ def test_the_keyboard_reaches_the_message_box_stops_with_escape_and_submits_with
     page.locator("*:visible", has_text="tok/s").last.wait_for()
 
 
+@pytest.mark.parametrize("width", [1400, 390])  # desktop and phone
+def test_an_uploaded_clip_is_priced_then_transcribed(page, tmp_path, width):
+    import subprocess
+
+    page.set_viewport_size({"width": width, "height": 900})
+    speech = tmp_path / "hello.wav"
+    subprocess.run(["espeak-ng", "-w", str(speech), "Hello, this is a test of the playground."], check=True, timeout=60)
+    open_app(page)
+    open_tab(page, "Audio")
+    page.locator(".audio-clip input[type=file]").set_input_files(str(speech))
+    page.get_by_text("31 audio tokens").wait_for()  # its cost, before anything is sent
+    assert page.get_by_text("resampled from 22.05 kHz to 16 kHz").is_visible()
+    page.get_by_role("button", name="Transcribe", exact=True).click()
+    page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => t.value.startsWith('Demo mode: tiny random weights'))")
+    page.get_by_text("English (detected by the model)").wait_for()
+    assert page.get_by_text("tok/s").first.is_visible() and no_error_badge(page)
+
+
 def test_the_inspector_tab_shows_chats_next_prompt_as_it_opens(page):
     open_app(page)
     page.get_by_placeholder("Message Qwen").fill("What would you see?")

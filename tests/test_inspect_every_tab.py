@@ -107,6 +107,29 @@ def test_vision_sends_what_its_inspector_shows_image_tokens_included(recorded, t
     assert costs["data"][0][3] == tokens
 
 
+@pytest.mark.parametrize("task, model, api_name, pad", [("Transcribe", "demo-qwen3-asr", "/transcribe", 151676),
+                                                        ("Ask about it", "demo-qwen2-audio", "/ask_audio", 151669)])
+def test_audio_sends_what_its_inspector_shows_audio_tokens_included(recorded, tmp_path, task, model, api_name, pad):
+    """A second of a tone: 13 audio tokens on Qwen3-ASR, 25 on Qwen2-Audio; the same in the cost line, the inspector and
+    the ids generation gets."""
+    import wave
+
+    import numpy as np
+
+    client, backend = recorded
+    with wave.open(str(tmp_path / "tone.wav"), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
+        out.writeframes((np.sin(np.arange(16000) / 5) * 8000).astype("<i2").tobytes())
+    clip = handle_file(str(tmp_path / "tone.wav"))
+    asked = (clip, "French", "Qwen", "demo-qwen3-asr") if task == "Transcribe" else (clip, "What is it?", "", "demo-qwen2-audio")
+    [(_, ids)] = sent_by(backend, lambda: client.predict(*asked, "full", api_name=api_name))
+    pieces, notes, counts = client.predict(task, clip, "French", "Qwen", "demo-qwen3-asr", "What is it?", "", "demo-qwen2-audio", "full",
+                                           api_name="/inspect_audio")
+    tokens = 13 if task == "Transcribe" else 25
+    assert counts["ids"] == ids and ids.count(pad) == tokens and "expands the clip" in notes
+    assert f"→ **{tokens} audio tokens** for {model}" in client.predict(*asked, "full", api_name=api_name)[-3]
+
+
 def test_compare_sends_what_its_inspector_shows(recorded):
     client, backend = recorded
     panes = [{"model": "demo-qwen3", "thinking": True, "temperature": 0.6, "max_new_tokens": 64},

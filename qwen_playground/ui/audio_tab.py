@@ -31,7 +31,8 @@ def layout(config: AppConfig, service: Service) -> dict:
     languages = list(dict.fromkeys(lang for spec in config.registry.choices("transcribe") for lang in spec.languages or ()))
     with gr.Row():
         with gr.Column(scale=2):
-            c["audio"] = uploads.Audio(sources=["microphone", "upload"], type="filepath", format=None, label=CLIP_LABEL)
+            c["audio"] = uploads.Audio(sources=["upload", "microphone"], type="filepath", format=None, label=CLIP_LABEL,
+                                       elem_classes="audio-clip")
             c["cost"] = gr.Markdown("*Record or upload a clip: its length and what it costs the model show here before you send it.*",
                                     label="What the clip costs")
             c["task"] = gr.Radio(list(task.TASKS), value=task.TASKS[0], label="Task")
