@@ -27,31 +27,9 @@ CLIP_LABEL = "Clip: record, or upload a WAV, MP3, FLAC, Ogg or M4A file"
 
 def layout(config: AppConfig, service: Service) -> dict:
     c: dict = {}
-    # every language a transcription model of the route names (a model refuses one it lacks, naming its own)
-    languages = list(dict.fromkeys(lang for spec in config.registry.choices("transcribe") for lang in spec.languages or ()))
     with gr.Row():
         with gr.Column(scale=2):
-            c["audio"] = uploads.Audio(sources=["upload", "microphone"], type="filepath", format=None, label=CLIP_LABEL,
-                                       elem_classes="audio-clip")
-            c["cost"] = gr.Markdown("*Record or upload a clip: its length and what it costs the model show here before you send it.*",
-                                    label="What the clip costs")
-            c["task"] = gr.Radio(list(task.TASKS), value=task.TASKS[0], label="Task")
-            with gr.Column(visible=True) as c["transcribe_group"]:
-                c["language"] = gr.Dropdown([task.AUTO, *languages], value=task.AUTO, label="Language",
-                                            info=f"{task.AUTO}: the model names the language it hears; choosing one makes it write that language")
-                c["context"] = gr.Textbox("", label="Context (optional)", lines=1, max_lines=4,
-                                          placeholder="Names, terms or the topic, so the transcript spells them right (e.g. Qwen, Alibaba)")
-                c["transcribe_model"], _ = model_picker(config.registry, "transcribe")
-            with gr.Column(visible=False) as c["ask_group"]:
-                c["question"] = gr.Textbox(label="Question", lines=1, max_lines=6,
-                                           placeholder="e.g. What is the speaker's mood? What instrument is playing? (Enter asks)")
-                c["system_prompt"] = gr.Textbox("", label="System prompt (optional)")
-                c["ask_model"], _ = model_picker(config.registry, "audio")
-            c["precision"] = precision_picker(service.capabilities())
-            with gr.Row():
-                c["transcribe"] = gr.Button("Transcribe", variant="primary", visible=True)
-                c["ask"] = gr.Button("Ask", variant="primary", visible=False)
-                c["stop"] = gr.Button("Stop", variant="stop")
+            clip_and_task(config, service, c)
         with gr.Column(scale=3):
             c["transcript"] = gr.Textbox(label="Transcript", lines=6, max_lines=20, buttons=["copy"], interactive=False)
             c["detected"] = gr.Markdown(label="Language")
@@ -59,6 +37,32 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["metrics"] = gr.Markdown(label="Metrics")
             c["notes"] = gr.Markdown(label="Notes")
     return c
+
+
+def clip_and_task(config: AppConfig, service: Service, c: dict) -> None:
+    """The clip, what it costs, and each task's own inputs (shown for the task chosen)."""
+    # every language a transcription model of the route names (a model refuses one it lacks, naming its own)
+    languages = list(dict.fromkeys(lang for spec in config.registry.choices("transcribe") for lang in spec.languages or ()))
+    c["audio"] = uploads.Audio(sources=["upload", "microphone"], type="filepath", format=None, label=CLIP_LABEL, elem_classes="audio-clip")
+    c["cost"] = gr.Markdown("*Record or upload a clip: its length and what it costs the model show here before you send it.*",
+                            label="What the clip costs")
+    c["task"] = gr.Radio(list(task.TASKS), value=task.TASKS[0], label="Task")
+    with gr.Column(visible=True) as c["transcribe_group"]:
+        c["language"] = gr.Dropdown([task.AUTO, *languages], value=task.AUTO, label="Language",
+                                    info=f"{task.AUTO}: the model names the language it hears; choosing one makes it write that language")
+        c["context"] = gr.Textbox("", label="Context (optional)", lines=1, max_lines=4,
+                                  placeholder="Names, terms or the topic, so the transcript spells them right (e.g. Qwen, Alibaba)")
+        c["transcribe_model"], _ = model_picker(config.registry, "transcribe")
+    with gr.Column(visible=False) as c["ask_group"]:
+        c["question"] = gr.Textbox(label="Question", lines=1, max_lines=6,
+                                   placeholder="e.g. What is the speaker's mood? What instrument is playing? (Enter asks)")
+        c["system_prompt"] = gr.Textbox("", label="System prompt (optional)")
+        c["ask_model"], _ = model_picker(config.registry, "audio")
+    c["precision"] = precision_picker(service.capabilities())
+    with gr.Row():
+        c["transcribe"] = gr.Button("Transcribe", variant="primary", visible=True)
+        c["ask"] = gr.Button("Ask", variant="primary", visible=False)
+        c["stop"] = gr.Button("Stop", variant="stop")
 
 
 def language_line(view: task.AudioView, forced: str | None) -> str:
@@ -101,32 +105,7 @@ def build_audio_tab(config: AppConfig, service: Service) -> dict:
                    concurrency_id="generate")
     stops.bind(c["stop"], transcribe_clip, ask_about_clip)
 
-    def chosen_task(name):
-        transcribing = name == task.TASKS[0]
-        return [gr.Column(visible=transcribing), gr.Column(visible=not transcribing), gr.Button(visible=transcribing),
-                gr.Button(visible=not transcribing), gr.Textbox(visible=transcribing), gr.Markdown(visible=transcribing),
-                gr.Chatbot(visible=not transcribing)]
-
-    c["task"].change(chosen_task, c["task"], [c["transcribe_group"], c["ask_group"], c["transcribe"], c["ask"], c["transcript"],
-                                              c["detected"], c["conversation"]], api_visibility="private", queue=False)
-
-    def cost_before_sending(name, audio, transcribe_model, ask_model):
-        """The clip's length and audio tokens for the chosen task's model, or why it cannot be used: a note beside it."""
-        if not audio:
-            return gr.skip(), ""
-        try:
-            spec = task.resolve(config.registry, transcribe_model if name == task.TASKS[0] else ask_model)
-            clip = task.checked_clip(config, spec, audio)
-            cost = task.clip_cost(config, spec, clip)
-        except TaskError as e:
-            return f"⚠️ {e}", ""
-        return cost.line(), "\n".join(f"- {clip.name}: {note}" for note in clip.notes)
-
-    c["audio"].change(cost_before_sending, [c["task"], c["audio"], c["transcribe_model"], c["ask_model"]], [c["cost"], c["notes"]],
-                      api_visibility="private", trigger_mode="always_last")
-    for picker in (c["task"], c["transcribe_model"], c["ask_model"]):
-        picker.change(cost_before_sending, [c["task"], c["audio"], c["transcribe_model"], c["ask_model"]], [c["cost"], c["notes"]],
-                      api_visibility="private", trigger_mode="always_last")
+    bind_task_and_cost(config, c)
     forget_uploads(c["audio"])
 
     def inspect_job(task_name, audio, language, context, transcribe_model, question, system_prompt, ask_model, precision="full"):
@@ -137,6 +116,34 @@ def build_audio_tab(config: AppConfig, service: Service) -> dict:
     inspector_panel(config, [c[k] for k in ("task", "audio", "language", "context", "transcribe_model", "question", "system_prompt",
                                             "ask_model", "precision")], inspect_job, "inspect_audio")
     return {k: c[k] for k in ("task", "language", "context", "transcribe_model", "question", "system_prompt", "ask_model")}
+
+
+def bind_task_and_cost(config: AppConfig, c: dict) -> None:
+    """The chosen task shows its own inputs and outputs; the clip's cost for the chosen model shows as soon as there is
+    a clip, or why it cannot be used, as a note beside it."""
+
+    def chosen_task(name):
+        transcribing = name == task.TASKS[0]
+        return [gr.Column(visible=transcribing), gr.Column(visible=not transcribing), gr.Button(visible=transcribing),
+                gr.Button(visible=not transcribing), gr.Textbox(visible=transcribing), gr.Markdown(visible=transcribing),
+                gr.Chatbot(visible=not transcribing)]
+
+    def cost_before_sending(name, audio, transcribe_model, ask_model):
+        if not audio:
+            return gr.skip(), ""
+        try:
+            spec = task.resolve(config.registry, transcribe_model if name == task.TASKS[0] else ask_model)
+            clip = task.checked_clip(config, spec, audio)
+            cost = task.clip_cost(config, spec, clip)
+        except TaskError as e:
+            return f"⚠️ {e}", ""
+        return cost.line(), "\n".join(f"- {clip.name}: {note}" for note in clip.notes)
+
+    c["task"].change(chosen_task, c["task"], [c[k] for k in ("transcribe_group", "ask_group", "transcribe", "ask", "transcript", "detected",
+                                                             "conversation")], api_visibility="private", queue=False)
+    for source in (c["audio"], c["task"], c["transcribe_model"], c["ask_model"]):
+        source.change(cost_before_sending, [c["task"], c["audio"], c["transcribe_model"], c["ask_model"]], [c["cost"], c["notes"]],
+                      api_visibility="private", trigger_mode="always_last")
 
 
 def forget_uploads(audio: gr.Audio) -> None:

@@ -71,13 +71,7 @@ def layout(config: AppConfig, service: Service) -> dict:
                 c["send"] = gr.Button("Send", variant="primary", scale=1, min_width=80)
                 c["stop"] = gr.Button("Stop", variant="stop", scale=1, min_width=80)
                 c["clear"] = gr.Button("Clear", scale=1, min_width=80)
-            c["images"] = uploads.File(file_count="multiple", file_types=["image"], label="📎 Images for this message (models that see)",
-                                       height=90, elem_classes="chat-images")
-            c["thumbs"] = gr.Gallery(height=96, columns=8, object_fit="contain", visible=False, interactive=False, show_label=False,
-                                     elem_classes="chat-thumbs")  # what is attached, seen before it is sent
-            c["voice"] = uploads.Audio(sources=["microphone"], type="filepath", format=None, elem_classes="chat-voice",
-                                       label="🎤 Speak a message: it is written into the message box, to edit before sending")
-            c["voice_note"] = gr.Markdown(elem_classes="chat-voice-note")
+            attachments(c)
         with gr.Column(scale=1, min_width=300, elem_classes="sidebar"):  # scrolls on its own beside the conversation
             conversation_panel(c, browser_secret(config.settings.cache_dir))
             c["model"] = follows_registry(gr.Dropdown([s.id for s in specs], value=first.id, label="Model"),
@@ -112,6 +106,18 @@ def layout(config: AppConfig, service: Service) -> dict:
         c["inspect"] = gr.Button("Inspect this conversation + message", size="sm")
         c["inspected"] = inspector_outputs()
     return c
+
+
+def attachments(c: dict) -> None:
+    """Under the message box: images for the message (seen before they are sent), and a microphone that writes a
+    spoken message into the box."""
+    c["images"] = uploads.File(file_count="multiple", file_types=["image"], label="📎 Images for this message (models that see)",
+                               height=90, elem_classes="chat-images")
+    c["thumbs"] = gr.Gallery(height=96, columns=8, object_fit="contain", visible=False, interactive=False, show_label=False,
+                             elem_classes="chat-thumbs")  # what is attached, seen before it is sent
+    c["voice"] = uploads.Audio(sources=["microphone"], type="filepath", format=None, elem_classes="chat-voice",
+                               label="🎤 Speak a message: it is written into the message box, to edit before sending")
+    c["voice_note"] = gr.Markdown(elem_classes="chat-voice-note")
 
 
 def chat_inputs(message, history, *values, tree=None) -> chat.ChatInputs:
