@@ -62,5 +62,5 @@ def capabilities(device: str, engine_setting: str) -> Capabilities:
     if text_engine(engine_setting, device) == TRANSFORMERS:
         return Capabilities(device, precisions_on(device), TRANSFORMERS)
     kinds = ", ".join(f"{choice} {kind} ({round(GGUF_BYTES_PER_PARAM[choice], 2):g} bytes per parameter)" for choice, kind in GGUF_TYPES.items())
-    note = f"Text models run on llama.cpp here: {kinds}; images and fine-tuned models on transformers."
+    note = f"Text models run on llama.cpp here: {kinds}; images, sound and fine-tuned models on transformers."
     return Capabilities(device, precisions_on(device, llama_cpp=True), LLAMA_CPP, note)

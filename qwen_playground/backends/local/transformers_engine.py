@@ -109,7 +109,7 @@ class TransformersEngine:
             return problem
         if reason := unavailable_reason(precision, self.device):
             if self.llama_cpp_beside and precision in GGUF_TYPES:  # 4-bit on this CPU is llama.cpp's; this request cannot use it
-                reason = "on this CPU 4-bit weights come from llama.cpp, which runs text (not images) and not fine-tuned models"
+                reason = "on this CPU 4-bit weights come from llama.cpp, which runs text (not images or sound) and not fine-tuned models"
             return f"{precision} weights are unavailable on {self.device}: {reason}. Choose another precision."
         return None
 
