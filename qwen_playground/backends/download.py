@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -60,8 +61,11 @@ def fetch(spec: ModelSpec, cache_dir: Path, on_progress: ProgressFn = lambda _: 
 
 def demo_folder(family: Family, cache_dir: Path) -> Path:
     """Where `family`'s demo model is built (`demo.ensure`): named after its recipe, so a changed recipe gets a new
-    build. Here, without torch, so the app can tell what is made before it starts the engine."""
-    recipe = family.demo.model_dump_json() + family.tokenizer + (family.chat_template or "") + str(RECIPE_VERSION)
+    build (its chat template's text included). Here, without torch, so the app can tell what is made before it starts
+    the engine."""
+    template = resources.files(__package__).joinpath(f"demo/chat_templates/{family.chat_template}").read_text(encoding="utf-8") \
+        if family.chat_template else ""
+    recipe = family.demo.model_dump_json() + family.tokenizer + template + str(RECIPE_VERSION)
     return Path(cache_dir).expanduser() / "demo" / f"{family.name}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
 
 

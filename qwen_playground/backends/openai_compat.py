@@ -24,6 +24,7 @@ import math
 import os
 import threading
 import time
+import wave
 from pathlib import Path
 from typing import Iterator
 
@@ -46,16 +47,32 @@ def image_data_url(image: str | Path | Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def audio_wav_base64(samples, rate: int) -> str:
+    """A clip (mono float samples in [-1, 1]) as base64 16-bit PCM WAV, the way OpenAI's `input_audio` carries it."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _openai_part(part: dict) -> dict:
+    if part.get("type") == "image":
+        return {"type": "image_url", "image_url": {"url": image_data_url(part["image"])}}
+    if part.get("type") == "audio":
+        return {"type": "input_audio", "input_audio": {"data": audio_wav_base64(part["audio"], part["sampling_rate"]), "format": "wav"}}
+    return {"type": "text", "text": part.get("text", "")}
+
+
 def to_openai_messages(messages: list[dict]) -> list[dict]:
-    """Our messages (text, or parts with {"type": "image", "image": ...}) in OpenAI's format."""
-    converted = []
-    for message in messages:
-        content = message["content"]
-        if isinstance(content, list):
-            content = [{"type": "image_url", "image_url": {"url": image_data_url(part["image"])}} if part.get("type") == "image"
-                       else {"type": "text", "text": part.get("text", "")} for part in content]
-        converted.append({"role": message["role"], "content": content})
-    return converted
+    """Our messages (text, or parts: {"type": "image", "image": ...}, {"type": "audio", "audio": samples,
+    "sampling_rate": 16000}) in OpenAI's format."""
+    return [{"role": m["role"], "content": [_openai_part(p) for p in m["content"]] if isinstance(m["content"], list) else m["content"]}
+            for m in messages]
 
 
 def token_steps(logprobs, thinking: bool) -> list[TokenStep]:
@@ -146,6 +163,8 @@ class OpenAICompatBackend(ModelBackend):
         optional = {"presence_penalty": sampling.presence_penalty} if sampling.presence_penalty else {}
         if request.alternatives:
             optional |= {"logprobs": True, "top_logprobs": request.alternatives}
+        if request.messages and request.messages[-1]["role"] == "assistant":  # an answer begun (Qwen3-ASR's forced language)
+            extra |= {"continue_final_message": True, "add_generation_prompt": False}  # vLLM's and SGLang's chat options
         # the server templates and tokenizes: typed control-token strings must arrive unreadable as control tokens
         return optional | {"model": spec.remote_model, "messages": to_openai_messages(defuse_messages(request.messages)), "stream": True,
                 "stream_options": {"include_usage": True}, "temperature": sampling.temperature, "top_p": sampling.top_p,

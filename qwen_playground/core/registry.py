@@ -121,6 +121,7 @@ class Family(BaseModel):
     vision: Vision | None = None
     audio: Audio | None = None
     gguf: Gguf | None = None  # llama.cpp runs its text models (None: transformers only)
+    local: bool = True  # False: only an OpenAI-compatible server runs it (the app does not load it: the Omni models)
     presets: Presets | None = None
     demo: DemoRecipe | None = None
 

@@ -105,7 +105,7 @@ class AudioJob:
 
 
 def audio_part(clip: CheckedAudio) -> dict:
-    return {"type": "audio", "audio": clip.samples}
+    return {"type": "audio", "audio": clip.samples, "sampling_rate": clip.rate}
 
 
 def prepare_transcription(config: AppConfig, path: object, language: object, context: object, model_id: str, precision: str = "full",

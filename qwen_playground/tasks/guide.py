@@ -71,7 +71,8 @@ def assess(spec: ModelSpec, memory_gib: float, context_tokens: int, languages: l
     else:
         why = (f"fits at {best} precision: {weights_bytes(spec, best) / GIB:.2f} GiB weights + {kv_text} + 10% overhead "
                f"= {needs[best]:.1f} of {memory_gib:g} GiB")
-    return Fit(spec, needs, kv_gib, None if missing else best, why + context_note)
+    served = "" if spec.family.local else " · on the GPU of an OpenAI-compatible server (vLLM): the app does not load it itself"
+    return Fit(spec, needs, kv_gib, None if missing else best, why + context_note + served)
 
 
 def rank(registry: Registry, task: str, memory_gib: float, context_tokens: int, languages: list[str],

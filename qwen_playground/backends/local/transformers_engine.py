@@ -105,6 +105,9 @@ class TransformersEngine:
         return False  # it reads the weights as they are
 
     def unavailable(self, spec: ModelSpec, precision: str) -> str | None:
+        if not spec.family.local:
+            return (f"{spec.id} runs on an OpenAI-compatible server (vLLM serves {spec.family.label}), not inside this app: add an endpoint "
+                    "that serves it and a model entry naming it (docs/backends.md, 'Audio models on a server').")
         if problem := transformers_problem(spec):
             return problem
         if reason := unavailable_reason(precision, self.device):
