@@ -209,3 +209,16 @@ def test_a_bad_clip_is_refused_and_the_app_serves_on(app, tmp_path, speech):
     with pytest.raises(Exception, match="silent.wav is silent"):
         client.predict(handle_file(str(silent)), task.AUTO, "", "demo-qwen3-asr", "full", api_name="/transcribe")
     assert client.predict(handle_file(str(speech)), task.AUTO, "", "demo-qwen3-asr", "full", api_name="/transcribe")[0] == ASR_REPLY
+
+
+def test_an_omni_model_is_listed_with_its_memory_and_refused_locally_with_where_to_serve_it(demo_config, backend):
+    import threading
+
+    from qwen_playground.core.generation import Error, Request
+    from qwen_playground.tasks import guide
+
+    rows = {row[0]: row for row in guide.table(demo_config.registry, ("full",), "audio", 80, 8192, ["English"])}
+    assert {"qwen2-audio-7b-instruct", "qwen2.5-omni-7b", "qwen3-omni-30b-a3b-instruct"} <= set(rows)
+    assert "OpenAI-compatible server" in rows["qwen2.5-omni-7b"][-1] and "server" not in rows["qwen2-audio-7b-instruct"][-1]
+    events = list(backend.stream(Request("qwen2.5-omni-7b", [{"role": "user", "content": "Hi"}]), threading.Event()))
+    assert isinstance(events[-1], Error) and "runs on an OpenAI-compatible server" in events[-1].message and "docs/backends.md" in events[-1].message

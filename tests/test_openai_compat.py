@@ -305,3 +305,50 @@ def test_a_server_that_reports_no_usage_has_tokens_counted_here_and_says_so(tmp_
     config, router = served
     metrics = next(e for e in collect(router, Request("served-qwen3", HI, SAMPLING)) if isinstance(e, Metrics))
     assert metrics.counted_with == "" and metrics.prompt_tokens > 0 and "counted here" not in metrics.summary()
+
+
+@pytest.fixture(scope="module")
+def served_qwen2_audio(cache_dir):
+    """`transformers serve` with the tiny Qwen2-Audio demo model: a real server that reads OpenAI's input_audio."""
+    from qwen_playground.backends import demo
+    from qwen_playground.core.config import builtin_families
+
+    folder = demo.ensure(builtin_families()["qwen2-audio"], cache_dir)
+    process, base_url = start_transformers_serve(folder)
+    yield base_url, str(folder)
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_a_recording_goes_to_a_server_as_input_audio_and_is_answered(tmp_path, cache_dir, served_qwen2_audio):
+    import wave
+
+    import numpy as np
+
+    from qwen_playground.tasks import audio
+
+    base_url, name = served_qwen2_audio
+    config = make_config(tmp_path, cache_dir, [{"id": "audio-server", "base_url": base_url, "send_sampling_extras": False}],
+                         [{"id": "remote-audio", "endpoint": "audio-server", "remote_model": name, "family": "qwen2-audio", "params_b": 8.4,
+                           "context_length": 8192}])
+    with wave.open(str(tmp_path / "tone.wav"), "wb") as out:
+        out.setnchannels(2), out.setsampwidth(2), out.setframerate(44100)
+        out.writeframes((np.sin(np.arange(2 * 44100) / 7) * 9000).astype("<i2").tobytes())
+    job = audio.prepare_question(config, tmp_path / "tone.wav", "What is it?", "", "remote-audio")
+    kwargs = Router(config).remotes["audio-server"].request_kwargs(job.spec, job.request)
+    [clip, question] = kwargs["messages"][-1]["content"]
+    assert clip["type"] == "input_audio" and clip["input_audio"]["format"] == "wav" and question == {"type": "text", "text": "What is it?"}
+    view = audio.transcribe(Router(config), job)
+    assert view.error is None and view.conversation[-1].turn.answer == \
+        "Hello from the Qwen2-Audio demo model: install real weights to hear about your recordings!"
+
+
+def test_a_begun_answer_is_continued_by_the_server(tmp_path, cache_dir):
+    config = make_config(tmp_path, cache_dir, [{"id": "asr-server", "base_url": "http://127.0.0.1:9/v1"}],
+                         [{"id": "remote-asr", "endpoint": "asr-server", "remote_model": "Qwen/Qwen3-ASR-1.7B", "family": "qwen3-asr",
+                           "params_b": 2.0, "context_length": 65536}])
+    request = Request("remote-asr", [{"role": "user", "content": "…"}, {"role": "assistant", "content": "language French<asr_text>"}])
+    kwargs = Router(config).remotes["asr-server"].request_kwargs(config.registry.get("remote-asr"), request)
+    assert kwargs["extra_body"]["continue_final_message"] is True and kwargs["extra_body"]["add_generation_prompt"] is False
+    plain = Router(config).remotes["asr-server"].request_kwargs(config.registry.get("remote-asr"), Request("remote-asr", HI))
+    assert "continue_final_message" not in plain["extra_body"]
