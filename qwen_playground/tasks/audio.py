@@ -11,7 +11,7 @@ choosing a language begins the answer with that prefix, which forces it.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 

@@ -9,8 +9,6 @@ input of both) -> the inspector's view of the request the task would send.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
 from ..core.config import AppConfig
@@ -106,7 +104,7 @@ def build_audio_tab(config: AppConfig, service: Service) -> dict:
     stops.bind(c["stop"], transcribe_clip, ask_about_clip)
 
     bind_task_and_cost(config, c)
-    forget_uploads(c["audio"])
+    uploads.deleted_with_session(c["audio"])
 
     def inspect_job(task_name, audio, language, context, transcribe_model, question, system_prompt, ask_model, precision="full"):
         return task.prepare(config, task_name, audio, language, context, transcribe_model, question, system_prompt, ask_model, precision)
@@ -144,10 +142,3 @@ def bind_task_and_cost(config: AppConfig, c: dict) -> None:
     for source in (c["audio"], c["task"], c["transcribe_model"], c["ask_model"]):
         source.change(cost_before_sending, [c["task"], c["audio"], c["transcribe_model"], c["ask_model"]], [c["cost"], c["notes"]],
                       api_visibility="private", trigger_mode="always_last")
-
-
-def forget_uploads(audio: gr.Audio) -> None:
-    """Clips a session recorded or uploaded are deleted from the server when the session ends (Gradio deletes a
-    session's state an hour after its page closes), not kept until the app restarts."""
-    kept = gr.State([], delete_callback=lambda paths: [Path(p).unlink(missing_ok=True) for p in paths or []])
-    audio.change(lambda path, paths: [*paths, path] if path else gr.skip(), [audio, kept], kept, api_visibility="private", queue=False)

@@ -379,6 +379,7 @@ def bind_voice(config: AppConfig, service: Service, c: dict) -> None:
 
     c["voice"].change(dictated, [c["voice"], c["message"]], [c["message"], c["voice_note"], c["voice"]], api_visibility="private",
                       concurrency_id="generate", trigger_mode="always_last")
+    uploads.deleted_with_session(c["voice"])
 
 
 def bind_versions(c: dict, changed: list) -> None:

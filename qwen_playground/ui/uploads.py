@@ -9,6 +9,8 @@ before the stock preprocessing runs, for every component that takes files.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 from gradio import utils
 
@@ -57,3 +59,11 @@ class File(_OnlyUploads, gr.File):
 
 class UploadButton(_OnlyUploads, gr.UploadButton):
     pass
+
+
+def deleted_with_session(component: gr.components.Component) -> None:
+    """Files a session recorded or uploaded into `component` are deleted from the server when the session ends
+    (Gradio deletes a session's state an hour after its page closes), not kept until the app restarts."""
+    kept = gr.State([], delete_callback=lambda paths: [Path(p).unlink(missing_ok=True) for p in paths or []])
+    component.change(lambda path, paths: [*paths, path] if path else gr.skip(), [component, kept], kept, api_visibility="private",
+                     queue=False)
