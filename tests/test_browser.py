@@ -665,6 +665,35 @@ def test_an_uploaded_clip_is_priced_then_transcribed(page, tmp_path, width):
     assert no_error_badge(page)
 
 
+def test_a_spoken_chat_message_is_written_into_the_box_to_edit(browser, app, tmp_path):
+    """Chromium's fake microphone plays a WAV file made by espeak-ng: record, stop, and the words land in the box."""
+    import subprocess
+
+    client, _ = app
+    speech = tmp_path / "hello.wav"
+    subprocess.run(["espeak-ng", "-w", str(speech), "Hello, this is a test of the playground."], check=True, timeout=60)
+    fake_microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={speech}"]
+    hearing = browser.browser_type.launch(executable_path=CHROMIUM, args=[*ARGS, *fake_microphone])  # a browser of its own
+    try:
+        page = hearing.new_context(viewport={"width": 1400, "height": 1000}, permissions=["microphone"]).new_page()
+        page.set_default_timeout(WAIT)
+        open_app(page, client.src)
+        box = page.get_by_placeholder("Message Qwen")
+        box.fill("Please:")
+        voice = page.locator(".chat-voice")
+        voice.get_by_role("button", name="Record").click()
+        page.wait_for_timeout(2500)
+        voice.get_by_role("button", name="Stop").first.click()
+        page.get_by_text("Written by").wait_for()
+        idle(page)
+        assert box.input_value() == "Please: Demo mode: tiny random weights, so this transcript is scripted."
+        assert "demo-qwen3-asr, heard as English" in page.locator(".chat-voice-note").last.inner_text()
+        box.press("Enter")  # sent as edited, like any typed message
+        page.get_by_text("Good day from a small demo network").wait_for()
+    finally:
+        hearing.close()
+
+
 def test_the_inspector_tab_shows_chats_next_prompt_as_it_opens(page):
     open_app(page)
     page.get_by_placeholder("Message Qwen").fill("What would you see?")
