@@ -200,6 +200,7 @@ def test_inspect_audio_shows_the_placeholders_with_their_count(app, speech):
                                            "full", api_name="/inspect_audio")
     tokens = [p["token"] for p in pieces]
     assert tokens[tokens.index("<|audio_start|>") + 1] == "<|audio_pad|> ×31" and "**Audio:** the processor expands the clip" in notes
+    assert "**The clip:** **2.4 s** of sound at 16 kHz → **31 audio tokens** for demo-qwen3-asr (13.0 a second" in notes
     assert counts["total"] == len(counts["ids"]) == 46
 
 

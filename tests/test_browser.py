@@ -397,7 +397,7 @@ def test_a_batch_from_an_uploaded_file_fills_the_table_and_downloads(page, tmp_p
     upload = page.locator("input[type=file][accept*='.jsonl']")
     upload.set_input_files(str(bad))
     page.get_by_text("line 1 (the header) has no 'prompt' column").first.wait_for()  # said in place of the preview
-    page.locator("button:visible", has_text="Clear").or_(page.get_by_label("Clear")).first.click()
+    page.locator("button:visible", has_text="Clear").or_(page.get_by_label("Clear").locator("visible=true")).first.click()
     upload.set_input_files(str(quiz))
     page.get_by_text("2 prompts").first.wait_for()  # the preview counts the file's rows and tokens
     page.get_by_role("button", name="Run the batch").click()

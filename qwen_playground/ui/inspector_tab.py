@@ -34,6 +34,8 @@ def show_inspection(config: AppConfig, job) -> tuple:
     with refusals():
         explanation = explain(config.registry.get(request.model_id), request, config.settings.cache_dir, getattr(job, "stripped_thoughts", 0))
     notes = explanation.notes
+    if cost := getattr(job, "cost", None):  # a clip: its length, rate and audio tokens, as the tab's cost line says
+        notes += f"\n\n**The clip:** {cost.line()}"
     if len(job.requests) > 1:
         notes += f"\n\nThis tab sends {len(job.requests)} requests at once; this is the first of them."
     return explanation.pieces, notes, explanation.counts
