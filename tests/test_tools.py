@@ -1,0 +1,128 @@
+"""Tool calls in Qwen's two formats against the official templates, the built-in tools, and a fuzz pass on the parser."""
+
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qwen_playground.backends import demo
+from qwen_playground.core.config import builtin_families
+from qwen_playground.toolcalls import CLOSE, OPEN, BadCall, ToolCall, read_calls, typed, write_call
+from qwen_playground.tools import Tool, ToolFailed, run
+from qwen_playground.tools.builtin import builtin_tools, calculate
+
+TOOLS = builtin_tools(allow_code=False)
+CALL = ToolCall("convert_units", {"value": 26.2, "from_unit": "mile", "to_unit": "km"})
+
+
+@pytest.mark.parametrize("family, fmt", [("qwen3", "json"), ("qwen3.5", "xml"), ("qwen2.5", "json")])
+def test_a_call_round_trips_through_the_official_template(cache_dir, family, fmt):
+    """The family's official template writes the tools block and an earlier call; the call it writes is the one
+    `write_call` writes, and reading it back gives the call."""
+    traits = builtin_families()[family]
+    assert traits.tool_format == fmt
+    tokenizer = demo.load_tokenizer(traits, cache_dir)
+    schema = TOOLS["convert_units"].schema()
+    messages = [{"role": "user", "content": "How far is a marathon in km?"},
+                {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": CALL.name, "arguments": CALL.arguments}}]},
+                {"role": "tool", "content": "26.2 mile = 42.1648128 km"}]
+    text = tokenizer.apply_chat_template(messages, tools=[schema], tokenize=False, add_generation_prompt=True)
+    assert "<tools>\n" + __import__("json").dumps(schema, ensure_ascii=False) + "\n</tools>" in text.replace('", "', '", "')
+    assert write_call(CALL, fmt) in text  # the template writes the call exactly as the model is asked to
+    assert "<tool_response>\n26.2 mile = 42.1648128 km\n</tool_response>" in text
+    answer = text.split("<|im_start|>assistant\n")[1].split("<|im_end|>")[0]
+    _, calls = read_calls(answer, fmt, {"convert_units": TOOLS["convert_units"].parameters})
+    assert calls == [ToolCall(CALL.name, CALL.arguments, calls[0].raw)]
+
+
+@pytest.mark.parametrize("text, fmt, error", [
+    (f'{OPEN}\n{{"name": "calculator", "arguments": {{"expression": "1+"\n{CLOSE}', "json", "not valid JSON"),
+    (f'{OPEN}\n{{"arguments": {{}}}}\n{CLOSE}', "json", 'no "name"'),
+    (f'{OPEN}\n{{"name": "calculator", "arguments": [1, 2]}}\n{CLOSE}', "json", "must be a JSON object"),
+    (f'{OPEN}\n{{"name": "calculator", "arguments": {{"expression": "1+1"}}}}', "json", "was not finished"),
+    (f"{OPEN}\n<parameter=x>\n1\n</parameter>\n{CLOSE}", "xml", "no <function=NAME>"),
+])
+def test_malformed_calls_become_errors_for_the_model(text, fmt, error):
+    before, [call] = read_calls("Thinking aloud. " + text, fmt)
+    assert before == "Thinking aloud. " and isinstance(call, BadCall) and error in call.error
+    assert run(call, TOOLS).content.startswith("Error: ") and not run(call, TOOLS).ok
+
+
+def test_xml_values_take_their_schema_types():
+    assert typed("3", "integer") == 3 and typed("2.5", "number") == 2.5 and typed("true", "boolean") is True
+    assert typed('{"a": 1}', "object") == {"a": 1} and typed("[1]", "array") == [1]
+    assert typed("3", "string") == "3" and typed("three", "integer") == "three"  # left as text: the schema check says why
+    assert typed("true", "integer") == "true"
+
+
+def test_several_calls_in_one_answer_and_text_without_calls():
+    text = write_call(ToolCall("calculator", {"expression": "1+1"}), "json") + "\n" + write_call(CALL, "json")
+    assert [c.name for c in read_calls(text, "json")[1]] == ["calculator", "convert_units"]
+    assert read_calls("The answer is 42.", "json") == ("The answer is 42.", [])
+
+
+@pytest.mark.parametrize("expression, result", [("6*7", "42"), ("0.1 + 0.2", "3/10 (≈ 0.3)"), ("2**100", str(2**100)), ("(3+4)*5^2", "175"),
+                                                ("1/3 + 1/6", "1/2 (≈ 0.5)"), ("-7 // 2", "-4"), ("max(1, 2.5)", "5/2 (≈ 2.5)")])
+def test_the_calculator_is_exact(expression, result):
+    assert calculate(expression) == result
+
+
+@pytest.mark.parametrize("expression, error", [("1/0", "Division by zero"), ("__import__('os').system('ls')", "not arithmetic"),
+                                               ("10**100000", "too large"), ("2**0.5", "whole-number powers"), ("1 +", "not an arithmetic"),
+                                               ("'a' * 3", "not arithmetic"), ("x + 1", "not arithmetic")])
+def test_the_calculator_refuses_what_is_not_arithmetic(expression, error):
+    with pytest.raises(ToolFailed, match=error):
+        calculate(expression)
+
+
+def test_units_time_and_search():
+    assert run(CALL, TOOLS).content == "26.2 mile = 42.1648128 km"
+    assert "37.77777778 degC" in run(ToolCall("convert_units", {"value": 100, "from_unit": "degF", "to_unit": "degC"}), TOOLS).content
+    assert "measure different things" in run(ToolCall("convert_units", {"value": 1, "from_unit": "kg", "to_unit": "km"}), TOOLS).content
+    assert "(Asia/Shanghai, UTC+0800)" in run(ToolCall("current_time", {"timezone": "Asia/Shanghai"}), TOOLS).content
+    assert "Unknown time zone" in run(ToolCall("current_time", {"timezone": "Mars/Olympus"}), TOOLS).content
+    found = run(ToolCall("search_docs", {"query": "Qwen3-ASR audio tokens a second"}), TOOLS).content
+    assert found.startswith("[1] docs/") and "Audio" in found.split("\n")[0]
+
+
+def test_unknown_tools_bad_arguments_failures_and_timeouts_are_messages():
+    assert "no tool named 'weather'" in run(ToolCall("weather", {}), TOOLS).content
+    assert "'expression' is a required property" in run(ToolCall("calculator", {"expr": "1"}), TOOLS).content
+    assert "at value: 'far' is not of type 'number'" in run(ToolCall("convert_units", {"value": "far", "from_unit": "km", "to_unit": "m"}),
+                                                            TOOLS).content
+
+    def broken() -> str:
+        raise KeyError("gone")
+
+    def slow() -> str:
+        time.sleep(2)
+        return "late"
+
+    empty = {"type": "object", "properties": {}}
+    extra = {"broken": Tool("broken", "", empty, broken), "slow": Tool("slow", "", empty, slow, timeout_s=0.2)}
+    failed = run(ToolCall("broken", {}), extra)
+    assert (failed.content, failed.ok) == ("Error: broken failed: KeyError: 'gone'", False)
+    late = run(ToolCall("slow", {}), extra)
+    assert late.content == "Error: slow did not answer within 0.2 s." and not late.ok and late.seconds < 1.5
+
+
+def test_python_is_offered_only_where_code_may_run():
+    assert "run_python" not in builtin_tools(allow_code=False) and "run_python" in builtin_tools(allow_code=True)
+
+
+pieces = st.one_of(st.text(max_size=30), st.sampled_from([OPEN, CLOSE, "<function=calculator>", "</function>", "<parameter=expression>",
+                                                          "</parameter>", '{"name": "calculator"', ', "arguments": ', '{"expression": "1+1"}',
+                                                          "}", "\n", "[", '"', "\\"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(pieces, max_size=25), st.sampled_from(["json", "xml"]))
+def test_no_model_output_breaks_the_parser(parts, fmt):
+    text = "".join(parts)
+    before, calls = read_calls(text, fmt, {"calculator": TOOLS["calculator"].parameters})
+    assert isinstance(before, str) and len(calls) == text.count(OPEN)  # every opened call ends in a call or an error
+    for call in calls:
+        assert isinstance(call, (ToolCall, BadCall))
+        outcome = run(call, TOOLS)
+        assert isinstance(outcome.content, str) and outcome.content
