@@ -99,13 +99,18 @@ def media_processor(folder: "str | Path") -> "ProcessorMixin":
     return processor
 
 
+def template_arguments(spec: "ModelSpec", request: "Request") -> dict:
+    """What the chat template takes beside the messages: the family's thinking switch, and the tools on offer."""
+    return spec.family.template_kwargs(request.thinking) | ({"tools": list(request.tools)} if request.tools else {})
+
+
 def encode_request(spec: "ModelSpec", request: "Request", tokenizer: PreTrainedTokenizerBase,
                    processor: "ProcessorMixin | None" = None) -> dict:
     """The model inputs for `request` (input_ids, attention_mask, and pixel values when it has images): what a
     local model generates from, and what the inspector takes apart. One function, so both see the same ids. Text
     alone goes through the tokenizer also for a model that sees (Qwen3.5), so typed control tokens stay text."""
     if processor is None or not request.has_media:
-        _, ids = encode_chat(tokenizer, request.messages, **spec.family.template_kwargs(request.thinking))
+        _, ids = encode_chat(tokenizer, request.messages, **template_arguments(spec, request))
         return {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
     messages = defuse_messages(request.messages)  # the processor tokenizes its own text: see above
     if spec.family.audio is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import os
 import threading
@@ -34,7 +35,7 @@ from PIL import Image
 from ..core.generation import Candidate, Done, Error, Event, Metrics, Request, ThinkingDelta, TokenChoices, TokenStep
 from ..core.registry import Endpoint, Family, ModelSpec, Registry
 from . import ModelBackend
-from .encoding import defuse_messages, encode_chat
+from .encoding import defuse_messages, encode_chat, template_arguments
 from .thinking import ThinkingParser
 
 
@@ -70,9 +71,38 @@ def _openai_part(part: dict) -> dict:
 
 def to_openai_messages(messages: list[dict]) -> list[dict]:
     """Our messages (text, or parts: {"type": "image", "image": ...}, {"type": "audio", "audio": samples,
-    "sampling_rate": 16000}) in OpenAI's format."""
-    return [{"role": m["role"], "content": [_openai_part(p) for p in m["content"]] if isinstance(m["content"], list) else m["content"]}
-            for m in messages]
+    "sampling_rate": 16000}; an assistant's tool calls with their arguments as a mapping, a tool's result) in OpenAI's
+    format (arguments as a JSON string, each result naming its call's id)."""
+    converted = []
+    for m in messages:
+        content = [_openai_part(p) for p in m["content"]] if isinstance(m["content"], list) else m["content"]
+        message = {"role": m["role"], "content": content}
+        if m.get("tool_calls"):
+            message["tool_calls"] = [{"id": c.get("id", ""), "type": "function",
+                                      "function": {"name": c["function"]["name"], "arguments": json.dumps(c["function"]["arguments"])}}
+                                     for c in m["tool_calls"]]
+        if m["role"] == "tool":
+            message["tool_call_id"] = m.get("tool_call_id", "")
+        converted.append(message)
+    return converted
+
+
+def calls_as_text(pieces: dict[int, dict], fmt: str | None) -> str:
+    """Tool calls a server parsed (OpenAI `tool_calls` deltas, gathered by index) written back in the family's own
+    format, so they are read, shown and fed back like the calls a local model writes."""
+    from ..toolcalls import CLOSE, OPEN, ToolCall, write_call
+
+    text = []
+    for piece in (pieces[i] for i in sorted(pieces)):
+        try:
+            arguments = json.loads(piece["arguments"] or "{}")
+        except json.JSONDecodeError:
+            arguments = None
+        if isinstance(arguments, dict):
+            text.append(write_call(ToolCall(piece["name"], arguments), fmt or "json"))
+        else:  # as the server sent it: the reader then says what is wrong with it
+            text.append(f'{OPEN}\n{{"name": {json.dumps(piece["name"])}, "arguments": {piece["arguments"]}}}\n{CLOSE}')
+    return "\n".join(text)
 
 
 def token_steps(logprobs, thinking: bool) -> list[TokenStep]:
@@ -163,6 +193,8 @@ class OpenAICompatBackend(ModelBackend):
         optional = {"presence_penalty": sampling.presence_penalty} if sampling.presence_penalty else {}
         if request.alternatives:
             optional |= {"logprobs": True, "top_logprobs": request.alternatives}
+        if request.tools:
+            optional["tools"] = list(request.tools)
         if request.messages and request.messages[-1]["role"] == "assistant":  # an answer begun (Qwen3-ASR's forced language)
             extra |= {"continue_final_message": True, "add_generation_prompt": False}  # vLLM's and SGLang's chat options
         # the server templates and tokenizes: typed control-token strings must arrive unreadable as control tokens
@@ -181,6 +213,7 @@ class OpenAICompatBackend(ModelBackend):
         usage = finish = None
         parser = ThinkingParser(spec.family.thinking_tags, starts_inside=spec.family.starts_in_thought(request.thinking))
         steps: list[TokenStep] = []
+        calls: dict[int, dict] = {}  # tool calls the server parsed, gathered by index
         stream = None
         try:
             stream = self.client.chat.completions.create(**self.request_kwargs(spec, request))
@@ -207,6 +240,11 @@ class OpenAICompatBackend(ModelBackend):
                                 answer_pieces += 1
                                 thinking_end = thinking_end or time.perf_counter()
                             yield event
+                    for delta in getattr(choice.delta, "tool_calls", None) or []:
+                        gathered = calls.setdefault(delta.index, {"name": "", "arguments": ""})
+                        if delta.function is not None:
+                            gathered["name"] += delta.function.name or ""
+                            gathered["arguments"] += delta.function.arguments or ""
                     finish = choice.finish_reason or finish
         except Exception as e:  # every failure becomes one clear message
             yield from parser.flush()
@@ -216,6 +254,10 @@ class OpenAICompatBackend(ModelBackend):
             if stream is not None:
                 stream.close()
         yield from parser.flush()
+        if calls:
+            text = calls_as_text(calls, spec.family.tool_format)
+            written.append(text)
+            yield TextDelta(("\n" if answer_pieces else "") + text)
         if finish is None:
             yield Error(f"The stream from {self.endpoint.id} ended before the answer was finished; the partial answer is kept.")
             return
@@ -240,7 +282,7 @@ class OpenAICompatBackend(ModelBackend):
             return 0, pieces, ""
         try:
             tokenizer = family_tokenizer(spec.family, self.cache_dir)
-            _, prompt = encode_chat(tokenizer, defuse_messages(request.messages), **spec.family.template_kwargs(request.thinking))
+            _, prompt = encode_chat(tokenizer, defuse_messages(request.messages), **template_arguments(spec, request))
             answer = tokenizer(written, add_special_tokens=False).input_ids
         except Exception:  # counting is a courtesy: the answer stands without it
             return 0, pieces, ""

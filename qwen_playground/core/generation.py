@@ -56,6 +56,7 @@ class Request:
     user: str = ""  # 'session@ip', named by the UI: rate limits and the private log; never shown
     alternatives: int = 0  # report the this-many most likely tokens at each step ("why this token?"); 0: none
     engine: str = ""  # the local engine wanted ("transformers", "llama.cpp"), where it runs this request; "": the machine's choice
+    tools: tuple[dict, ...] = ()  # the tools the model may call, as chat templates and OpenAI's `tools` take them
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", precision_named(self.precision))

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from .generation import SamplingParams
 
-# routes and the model guide's tasks: the content tabs, and the Audio tab's two (transcribe speech, ask about a recording)
-TABS = ("chat", "code", "math", "multilingual", "vision", "transcribe", "audio")
-Tab = Literal["chat", "code", "math", "multilingual", "vision", "transcribe", "audio"]
+# routes and the model guide's tasks: the content tabs, the Audio tab's two (transcribe speech, ask about a recording), and tools
+TABS = ("chat", "code", "math", "multilingual", "vision", "transcribe", "audio", "tools")
+Tab = Literal["chat", "code", "math", "multilingual", "vision", "transcribe", "audio", "tools"]
 ThinkingKind = Literal["switch", "always", "none"]
 
 
@@ -78,6 +78,18 @@ class Gguf(BaseModel):
     convert_args: tuple[str, ...] = ()
 
 
+class ToolScript(BaseModel):
+    """A demo model's one tool-calling exchange: the question, the call it makes, the result and the answer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message: str
+    tool: str  # a built-in tool's name
+    arguments: dict[str, Any]
+    result: str
+    answer: str
+
+
 class DemoRecipe(BaseModel):
     """How a family's tiny offline model is built (see backends/demo)."""
 
@@ -85,7 +97,8 @@ class DemoRecipe(BaseModel):
 
     model_type: str  # a transformers model type, e.g. "qwen3"
     config: dict[str, Any]  # its config fields (nested text_config / vision_config for vision models)
-    reply: str  # the scripted reply; every token in it must be distinct
+    reply: str = ""  # the scripted reply; every token in it must be distinct
+    tool_script: ToolScript | None = None  # instead of a reply: trained on one tool call and the answer after it
     # transformers class names of its processor: {class, image_processor, video_processor} (vision) or {class, feature_extractor}
     processor: dict[str, str] | None = None
     feature_extractor: dict[str, Any] = {}  # the feature extractor's arguments where they differ from its defaults
@@ -279,7 +292,8 @@ def closest(name: str, candidates) -> str:
 
 
 _KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields,
-                 *Family.model_fields, *Vision.model_fields, *Audio.model_fields, *Gguf.model_fields, *DemoRecipe.model_fields}
+                 *Family.model_fields, *Vision.model_fields, *Audio.model_fields, *Gguf.model_fields, *DemoRecipe.model_fields,
+                 *ToolScript.model_fields}
 
 
 def _friendly(error: ValidationError, where: str, raw: list, kind: str) -> RegistryError:

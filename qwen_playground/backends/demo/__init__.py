@@ -95,7 +95,11 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0,
         model = auto_model_class(family).from_config(config)
     # then the tokenizer, which another process may still be converting (backends/prepare.py); kept beside the model
     tok = load_tokenizer(family, cache_dir or Path(folder).parent)
-    if scripted:
+    if scripted and recipe.tool_script:
+        from .tool_script import train
+
+        train(model, tok, family)
+    elif scripted:
         _script(model, tok, family)
     text = config.get_text_config()
     eos = text.eos_token_id if isinstance(text.eos_token_id, list) else [text.eos_token_id]
