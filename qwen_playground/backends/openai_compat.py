@@ -32,7 +32,7 @@ from typing import Iterator
 import openai
 from PIL import Image
 
-from ..core.generation import Candidate, Done, Error, Event, Metrics, Request, ThinkingDelta, TokenChoices, TokenStep
+from ..core.generation import Candidate, Done, Error, Event, Metrics, Request, TextDelta, ThinkingDelta, TokenChoices, TokenStep
 from ..core.registry import Endpoint, Family, ModelSpec, Registry
 from . import ModelBackend
 from .encoding import defuse_messages, encode_chat, template_arguments
