@@ -29,6 +29,7 @@ from .lessons_tab import build_lessons_tab
 from .math_tab import build_math_tab
 from .monitor_tab import build_monitor_tab
 from .multilingual_tab import build_multilingual_tab
+from .tools_tab import build_tools_tab
 from .vision_tab import build_vision_tab
 
 MATH_CHECKER_AFTER_S = 20.0  # the page, the engine and Chat's first answer share a small machine's cores before this
@@ -36,7 +37,7 @@ MATH_CHECKER_AFTER_S = 20.0  # the page, the engine and Chat's first answer shar
 # Tabs whose state a lesson can hold: (label, id, builder returning its fields)
 CONTENT_TABS = (("Chat", "chat", build_chat_tab), ("Code", "code", build_code_tab), ("Math", "math", build_math_tab),
                 ("Multilingual", "multilingual", build_multilingual_tab), ("Vision", "vision", build_vision_tab),
-                ("Audio", "audio", build_audio_tab), ("Compare", "compare", build_compare_tab))
+                ("Audio", "audio", build_audio_tab), ("Tools", "tools", build_tools_tab), ("Compare", "compare", build_compare_tab))
 
 CSS = """
 html {scrollbar-gutter: stable;}  /* the page grows past the window as it renders: no sideways jump when the scrollbar comes */
