@@ -126,3 +126,91 @@ def test_no_model_output_breaks_the_parser(parts, fmt):
         assert isinstance(call, (ToolCall, BadCall))
         outcome = run(call, TOOLS)
         assert isinstance(outcome.content, str) and outcome.content
+
+
+ASKED = "What is 6 times 7?"
+ANSWER = "6 times 7 is 42: the calculator worked it out (a trained demo network)."
+
+
+def test_the_demo_loop_calls_the_calculator_then_answers_from_its_result(demo_config, backend):
+    from qwen_playground.tasks import tools as task
+
+    job = task.prepare(demo_config, ASKED, ["calculator"], "demo-qwen3-tools", 5)
+    seen = []  # what each update showed (the steps are updated in place)
+    for final in task.run(backend, job):
+        seen.append((len(final.steps), len(final.steps[0].calls), len(final.steps[0].outcomes)))
+    assert final.done and final.error is None and final.note == "" and len(final.steps) == 2
+    first, second = final.steps
+    assert first.calls == [ToolCall("calculator", {"expression": "6 * 7"}, first.calls[0].raw)] and first.outcomes[0].content == "42"
+    assert second.turn.answer == ANSWER and second.calls == []
+    fed = second.request.messages[-2:]  # what the second step saw: the call, then its result
+    assert fed[0]["tool_calls"][0]["function"] == {"name": "calculator", "arguments": {"expression": "6 * 7"}}
+    assert fed[1] == {"role": "tool", "tool_call_id": "call_0_0", "name": "calculator", "content": "42"}
+    assert (1, 1, 0) in seen and (1, 1, 1) in seen  # the call shown once read, then its result once run
+
+
+def test_the_loop_ends_at_the_step_limit_and_at_stop(demo_config, backend):
+    import threading
+
+    from qwen_playground.tasks import tools as task
+
+    limited = list(task.run(backend, task.prepare(demo_config, ASKED, ["calculator"], "demo-qwen3-tools", 1)))[-1]
+    assert len(limited.steps) == 1 and limited.note.startswith("Stopped at the step limit (1)") and limited.steps[0].outcomes
+    stop = threading.Event()
+    views = []
+    for view in task.run(backend, task.prepare(demo_config, ASKED, ["calculator"], "demo-qwen3-tools", 5), stop):
+        views.append(view)
+        if view.steps[0].turn.answer:
+            stop.set()
+    assert views[-1].done and views[-1].note == "Stopped." and len(views[-1].steps) == 1
+    assert views[-1].steps[0].turn.finish_reason == "cancelled" and not views[-1].steps[0].outcomes  # nothing run after Stop
+
+
+def test_an_unreadable_call_goes_back_as_written_beside_its_error():
+    from qwen_playground.core.generation import Request
+    from qwen_playground.tasks.conversation import AssistantTurn
+    from qwen_playground.tasks.tools import Step, fed_back
+
+    text = f'{OPEN}\n{{"name": "calculator", "arguments": {{"expression": \n{CLOSE}'
+    before, calls = read_calls(text, "json")
+    step = Step(Request("m", []), AssistantTurn(answer=text), calls, [run(calls[0], TOOLS)])
+    answer, result = fed_back(step, 0, before)
+    assert answer == {"role": "assistant", "content": text} and "tool_calls" not in answer
+    assert result["role"] == "tool" and result["content"].startswith("Error: The call is not valid JSON")
+
+
+@pytest.mark.parametrize("tools, model, field, message", [([], "demo-qwen3-tools", "tools", "Tick at least one tool"),
+                                                          (["weather"], "demo-qwen3-tools", "tools", "No tool named weather"),
+                                                          (["calculator"], "demo-qwen3-asr", "model", "does not call tools")])
+def test_wrong_choices_are_refused_beside_their_input(demo_config, tools, model, field, message):
+    from qwen_playground.tasks import TaskError
+    from qwen_playground.tasks import tools as task
+
+    with pytest.raises(TaskError, match=message) as refused:
+        task.prepare(demo_config, ASKED, tools, model)
+    assert refused.value.field == field
+
+
+def test_tools_chat_and_its_inspector_through_the_app(app):
+    client, _ = app
+    conversation, steps, notes = client.predict(ASKED, ["calculator"], "demo-qwen3-tools", 5, False, "", "full", api_name="/tools_chat")
+    assert [s["calls"] for s in steps] == [[{"name": "calculator", "arguments": {"expression": "6 * 7"}}], []]
+    assert steps[0]["results"][0]["content"] == "42" and steps[1]["text"] == ANSWER
+    titles = [(b.get("metadata") or {}).get("title") or "" for b in conversation]
+    assert any(t == "🛠 Call: calculator" for t in titles) and any(t.startswith("📤 Result") for t in titles)
+    pieces, notes, counts = client.predict(ASKED, ["calculator", "convert_units"], "demo-qwen3.5", 5, False, "", "full",
+                                           api_name="/inspect_tools")
+    assert '"name": "convert_units"' in counts["text"] and "<function=example_function_name>" in counts["text"]  # Qwen3.5's XML
+
+
+def test_a_servers_parsed_calls_come_back_in_the_familys_own_format():
+    from qwen_playground.backends.openai_compat import calls_as_text, to_openai_messages
+
+    pieces = {0: {"name": "calculator", "arguments": '{"expression": "6 * 7"}'}, 1: {"name": "calculator", "arguments": '{"expression": '}}
+    text = calls_as_text(pieces, "xml")
+    _, calls = read_calls(text, "xml", {"calculator": TOOLS["calculator"].parameters})
+    assert calls[0] == ToolCall("calculator", {"expression": "6 * 7"}, calls[0].raw) and isinstance(calls[1], BadCall)
+    sent = to_openai_messages([{"role": "assistant", "content": "", "tool_calls": [{"id": "call_0_0", "type": "function",
+                                                                                   "function": {"name": "calculator", "arguments": {"x": 1}}}]},
+                               {"role": "tool", "tool_call_id": "call_0_0", "name": "calculator", "content": "42"}])
+    assert sent[0]["tool_calls"][0]["function"]["arguments"] == '{"x": 1}' and sent[1]["tool_call_id"] == "call_0_0"
