@@ -214,3 +214,104 @@ def test_a_servers_parsed_calls_come_back_in_the_familys_own_format():
                                                                                    "function": {"name": "calculator", "arguments": {"x": 1}}}]},
                                {"role": "tool", "tool_call_id": "call_0_0", "name": "calculator", "content": "42"}])
     assert sent[0]["tool_calls"][0]["function"]["arguments"] == '{"x": 1}' and sent[1]["tool_call_id"] == "call_0_0"
+
+
+MCP_SERVER = '''
+import os, time
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("classroom")
+
+
+@server.tool()
+def shout(text: str) -> str:
+    """Say a text louder."""
+    return text.upper() + "!"
+
+
+@server.tool()
+def crash() -> str:
+    """Stop the server in the middle of a call."""
+    os._exit(3)
+
+
+@server.tool()
+def hang(seconds: float = 30) -> str:
+    """Wait before answering."""
+    time.sleep(seconds)
+    return "done"
+
+
+@server.tool()
+def calculator(expression: str) -> str:
+    """A name the built-in tools already have."""
+    return "from MCP: " + expression
+
+
+if __name__ == "__main__":
+    server.run()
+'''
+
+
+@pytest.fixture(scope="module")
+def mcp_config(tmp_path_factory, cache_dir):
+    """A config listing a real MCP server (written with the `mcp` SDK, started over stdio) and one that cannot start."""
+    import sys
+
+    import yaml
+
+    from qwen_playground.core.config import load_config
+
+    folder = tmp_path_factory.mktemp("mcp")
+    (folder / "classroom.py").write_text(MCP_SERVER)
+    path = folder / "playground.yaml"
+    path.write_text(yaml.safe_dump({"mcp_servers": [{"id": "classroom", "command": [sys.executable, str(folder / "classroom.py")], "timeout_s": 5},
+                                                    {"id": "missing", "command": [str(folder / "no-such-server")], "timeout_s": 5}]}))
+    return load_config(path, demo=True, cache_dir=cache_dir, engine="transformers")
+
+
+def test_an_mcp_servers_tools_join_the_built_in_ones_and_answer(mcp_config):
+    from qwen_playground.tasks import tools as task
+
+    offered, problems = task.offered_tools(mcp_config)
+    assert {"calculator", "shout", "crash", "hang", "mcp_calculator"} <= set(offered)
+    assert offered["shout"].source == "MCP: classroom" and offered["shout"].description == "Say a text louder."
+    assert offered["mcp_calculator"].schema()["function"]["name"] == "mcp_calculator"  # the model sees one name per tool
+    assert problems == [f"MCP server 'missing': its tools could not be listed: it failed (FileNotFoundError: [Errno 2] No such file or "
+                        f"directory: '{mcp_config.mcp_servers[1].command[0]}')."]
+    assert run(ToolCall("shout", {"text": "hi"}), offered).content == "HI!"
+    assert run(ToolCall("mcp_calculator", {"expression": "1+1"}), offered).content == "from MCP: 1+1"
+    assert "'text' is a required property" in run(ToolCall("shout", {}), offered).content  # its own schema, checked here
+    job = task.prepare(mcp_config, "Shout hello", ["shout", "calculator"], "demo-qwen3")
+    assert [t["function"]["name"] for t in job.request.tools] == ["shout", "calculator"]
+
+
+def test_an_mcp_server_that_dies_or_hangs_mid_call_is_a_message_and_the_next_call_works(mcp_config):
+    from qwen_playground.tasks import tools as task
+
+    offered = task.available_tools(mcp_config)
+    died = run(ToolCall("crash", {}), offered)
+    assert not died.ok and "The MCP server 'classroom' failed" in died.content and "during the call" in died.content
+    hung = run(ToolCall("hang", {"seconds": 60}), offered)
+    assert not hung.ok and hung.content == "Error: hang did not answer within 5 s."
+    assert run(ToolCall("shout", {"text": "still here"}), offered).content == "STILL HERE!"
+
+
+def test_only_the_hosts_servers_exist_a_visitor_cannot_add_one(tmp_path, cache_dir, mcp_config):
+    """The page and the API offer only configured tools: a tool name from elsewhere, or a server given in a request,
+    is refused; a config entry must be a command or a URL."""
+    import yaml
+
+    from qwen_playground.core.config import load_config
+    from qwen_playground.core.registry import RegistryError
+    from qwen_playground.tasks import TaskError
+    from qwen_playground.tasks import tools as task
+
+    with pytest.raises(TaskError, match="No tool named stdio:/bin/sh"):
+        task.prepare(mcp_config, "Hi", ["stdio:/bin/sh"], "demo-qwen3")
+    public = load_config(demo=True, cache_dir=cache_dir, public=True)
+    assert set(task.available_tools(public)) == set(builtin_tools(allow_code=False))  # nothing but the built-in tools
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"mcp_servers": [{"id": "both", "command": ["x"], "url": "http://127.0.0.1:9/mcp"}]}))
+    with pytest.raises(RegistryError, match="either command .* or url"):
+        load_config(path, demo=True, cache_dir=cache_dir)

@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import availability
 from .adapters import adapter_dirs, register_all
 from .devices import accelerator_memory_bytes, pick_device
-from .registry import Family, Registry, RegistryError, Route, closest, parse_endpoints, parse_families, parse_models, parse_routes
+from .registry import (Family, McpServer, Registry, RegistryError, Route, closest, parse_endpoints, parse_families, parse_mcp_servers,
+                       parse_models, parse_routes)
 
-CONFIG_KEYS = ("families", "models", "routes", "settings", "endpoints")
+CONFIG_KEYS = ("families", "models", "routes", "settings", "endpoints", "mcp_servers")
 
 
 def default_cache_dir() -> Path:
@@ -83,6 +84,7 @@ class AppConfig:
     settings: Settings
     demo: bool
     demo_reason: str = ""
+    mcp_servers: tuple[McpServer, ...] = ()  # the host's MCP servers (the Tools tab offers their tools)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -138,7 +140,7 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
     if demo:
         registry = _with_demo_models(registry, builtin)
     register_all(registry, adapter_dirs(settings.cache_dir, settings.adapter_dirs))  # fine-tuned models beside their bases
-    return AppConfig(registry, settings, demo, reason)
+    return AppConfig(registry, settings, demo, reason, parse_mcp_servers(user.get("mcp_servers"), where))
 
 
 def _for_machine(registry: Registry, device_setting: str) -> dict[str, Route]:

@@ -178,6 +178,26 @@ class Endpoint(BaseModel):
     description: str = ""
 
 
+class McpServer(BaseModel):
+    """An MCP server whose tools the Tools tab offers: a command started over stdio, or a streamable HTTP URL. Only
+    the host's configuration names them; nobody visiting the page can add one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    command: tuple[str, ...] = ()  # e.g. ["python", "weather_server.py"]: started for each call, over stdio
+    url: str | None = Field(None, pattern=r"^https?://")  # e.g. http://127.0.0.1:8000/mcp
+    env: dict[str, str] = {}  # extra environment for a command
+    timeout_s: float = Field(20.0, gt=0)  # longest wait for a listing or a call
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "McpServer":
+        if bool(self.command) == bool(self.url):
+            raise ValueError("give either command (a program started over stdio) or url (a streamable HTTP server), not both")
+        return self
+
+
 class ModelSpec(BaseModel):
     """One model: where its weights come from, its family and the facts the UI needs."""
 
@@ -291,7 +311,7 @@ def closest(name: str, candidates) -> str:
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
-_KNOWN_FIELDS = {*ModelSpec.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields,
+_KNOWN_FIELDS = {*ModelSpec.model_fields, *McpServer.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields,
                  *Family.model_fields, *Vision.model_fields, *Audio.model_fields, *Gguf.model_fields, *DemoRecipe.model_fields,
                  *ToolScript.model_fields}
 
@@ -355,6 +375,14 @@ def parse_models(raw: object, where: str, families: dict[str, Family]) -> list[M
 
 def parse_endpoints(raw: object, where: str) -> list[Endpoint]:
     return _parse_entries(raw, where, "endpoint", Endpoint)
+
+
+def parse_mcp_servers(raw: object, where: str) -> tuple[McpServer, ...]:
+    servers = _parse_entries(raw, where, "mcp_server", McpServer)
+    ids = [server.id for server in servers]
+    if duplicate := next((i for i in ids if ids.count(i) > 1), None):
+        raise RegistryError(f"{where}: duplicate MCP server id '{duplicate}'")
+    return tuple(servers)
 
 
 def parse_routes(raw: object, where: str) -> dict[str, Route]:

@@ -21,6 +21,7 @@ from ..toolcalls import BadCall, ToolCall, read_calls
 from ..tools import Outcome, Tool
 from ..tools import run as run_tool
 from ..tools.builtin import builtin_tools
+from ..tools.mcp import mcp_tools
 from . import TaskError, refuse_if_too_long, require_text, resolve
 from .conversation import AssistantTurn, Message
 from .streaming import stream_turns
@@ -30,8 +31,19 @@ DEFAULT_STEPS = 5
 
 
 def available_tools(config: AppConfig) -> dict[str, Tool]:
-    """Every tool this server offers, by name."""
-    return builtin_tools(allow_code=config.settings.allow_code_execution)
+    """Every tool this server offers, by name: the built-in ones, then the configured MCP servers' (a name taken
+    already gets its server's id in front)."""
+    return offered_tools(config)[0]
+
+
+def offered_tools(config: AppConfig) -> tuple[dict[str, Tool], list[str]]:
+    """(every tool by name, a line for each MCP server whose tools could not be had)."""
+    builtin = builtin_tools(allow_code=config.settings.allow_code_execution)
+    if not config.mcp_servers:
+        return builtin, []
+    found, problems = mcp_tools(config.mcp_servers)
+    renamed = {name if name not in builtin else f"mcp_{name}": tool for name, tool in found.items()}
+    return builtin | {name: replace(tool, name=name) for name, tool in renamed.items()}, problems
 
 
 @dataclass

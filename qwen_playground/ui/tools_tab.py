@@ -28,12 +28,13 @@ EXAMPLE = "What is 6 times 7?"
 
 def layout(config: AppConfig, service: Service) -> dict:
     c: dict = {}
-    offered = task.available_tools(config)
+    offered, problems = task.offered_tools(config)
     with gr.Row():
         with gr.Column(scale=2):
             c["message"] = gr.Textbox(EXAMPLE, label="Message", lines=2, max_lines=8, placeholder="Ask something a tool helps with (Enter runs)")
             c["tools"] = gr.CheckboxGroup(list(offered), value=["calculator"], label="Tools the model may call")
-            gr.Markdown("\n".join(f"- **{t.name}** ({t.source}): {t.description}" for t in offered.values()))
+            gr.Markdown("\n".join([*(f"- **{name}** ({t.source}): {t.description}" for name, t in offered.items()),
+                                   *(f"- ⚠️ {problem}" for problem in problems)]))
             c["model"], _ = model_picker(config.registry, "tools")
             with gr.Row():
                 c["thinking"] = gr.Checkbox(False, label="Thinking mode", info="Qwen3 and Qwen3.5 think before each step")
