@@ -694,6 +694,24 @@ def test_a_spoken_chat_message_is_written_into_the_box_to_edit(browser, app, tmp
         hearing.close()
 
 
+@pytest.mark.parametrize("width", [1400, 390])  # desktop and phone
+def test_the_tools_tab_shows_each_step_of_the_loop(page, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    open_app(page)
+    open_tab(page, "Tools")
+    assert page.get_by_role("textbox", name="Message").first.input_value() == "What is 6 times 7?"  # the demo's own question
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("6 times 7 is 42: the calculator worked it out").wait_for()
+    idle(page)
+    for title in ("Step 1: the model writes", "🛠 Call read from it: calculator", "📤 Result, sent back", "Step 2: the model writes"):
+        assert page.get_by_text(title).first.is_visible(), title
+    page.locator("button:visible", has_text="A step of the last run").first.click()
+    page.get_by_role("spinbutton", name="Step", exact=True).fill("2")
+    page.get_by_role("button", name="Inspect this step").click()
+    page.get_by_text("<tool_response>").first.wait_for()  # step 2's prompt holds the result
+    assert no_error_badge(page)
+
+
 def test_the_inspector_tab_shows_chats_next_prompt_as_it_opens(page):
     open_app(page)
     page.get_by_placeholder("Message Qwen").fill("What would you see?")

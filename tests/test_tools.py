@@ -196,8 +196,8 @@ def test_tools_chat_and_its_inspector_through_the_app(app):
     conversation, steps, notes = client.predict(ASKED, ["calculator"], "demo-qwen3-tools", 5, False, "", "full", api_name="/tools_chat")
     assert [s["calls"] for s in steps] == [[{"name": "calculator", "arguments": {"expression": "6 * 7"}}], []]
     assert steps[0]["results"][0]["content"] == "42" and steps[1]["text"] == ANSWER
-    titles = [(b.get("metadata") or {}).get("title") or "" for b in conversation]
-    assert any(t == "🛠 Call: calculator" for t in titles) and any(t.startswith("📤 Result") for t in titles)
+    texts = [b["content"][0]["text"] if isinstance(b["content"], list) else str(b["content"]) for b in conversation]
+    assert any(t.startswith("**🛠 Call read from it: calculator**") for t in texts) and any(t.startswith("**📤 Result") for t in texts)
     pieces, notes, counts = client.predict(ASKED, ["calculator", "convert_units"], "demo-qwen3.5", 5, False, "", "full",
                                            api_name="/inspect_tools")
     assert '"name": "convert_units"' in counts["text"] and "<function=example_function_name>" in counts["text"]  # Qwen3.5's XML

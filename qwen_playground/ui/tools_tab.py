@@ -53,21 +53,20 @@ def layout(config: AppConfig, service: Service) -> dict:
 
 
 def step_bubbles(number: int, step: task.Step) -> list[dict]:
-    """A step: the model's answer (as written, tags and all, when it calls tools), each call read from it, each result."""
+    """A step, open to read: the model's answer (as written, tags and all, when it calls tools), each call read from
+    it, each result. Thinking folds as in Chat."""
     turn = replace(step.turn, answer=f"```text\n{step.turn.answer.strip()}\n```") if step.calls else step.turn
-    bubbles = [{"role": "assistant", "content": "", "metadata": {"title": f"Step {number}: the model ({step.turn.metrics_line or 'writing'})",
-                                                                  "status": "done" if step.turn.metrics else "pending"}}]
-    bubbles += turn_bubbles(turn, protect=False, footer=False)
+    say = lambda text: {"role": "assistant", "content": text}  # noqa: E731
+    bubbles = [say(f"**Step {number}: the model writes** · {step.turn.metrics_line or 'writing…'}"), *turn_bubbles(turn, protect=False, footer=False)]
     for n, call in enumerate(step.calls):
         if isinstance(call, ToolCall):
-            title, body = f"🛠 Call: {call.name}", f"```json\n{json.dumps(call.arguments, ensure_ascii=False, indent=1)}\n```"
+            bubbles.append(say(f"**🛠 Call read from it: {call.name}**\n```json\n{json.dumps(call.arguments, ensure_ascii=False, indent=1)}\n```"))
         else:
-            title, body = "⚠️ A call that could not be read", call.error
-        bubbles.append({"role": "assistant", "content": body, "metadata": {"title": title, "status": "done"}})
+            bubbles.append(say(f"**⚠️ A call that could not be read:** {call.error}"))
         if n < len(step.outcomes):
             outcome = step.outcomes[n]
-            title = f"📤 Result ({outcome.seconds:.2f} s)" if outcome.ok else "⚠️ The tool's error, sent to the model"
-            bubbles.append({"role": "assistant", "content": f"```text\n{outcome.content}\n```", "metadata": {"title": title, "status": "done"}})
+            title = f"📤 Result, sent back to the model ({outcome.seconds:.2f} s)" if outcome.ok else "⚠️ The tool's error, sent back to the model"
+            bubbles.append(say(f"**{title}**\n```text\n{outcome.content}\n```"))
     return bubbles
 
 
