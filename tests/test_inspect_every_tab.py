@@ -130,6 +130,15 @@ def test_audio_sends_what_its_inspector_shows_audio_tokens_included(recorded, tm
     assert f"→ **{tokens} audio tokens** for {model}" in client.predict(*asked, "full", api_name=api_name)[-3]
 
 
+def test_tools_sends_what_its_inspector_shows_tools_block_included(recorded):
+    client, backend = recorded
+    inputs = ("What is 6 times 7?", ["calculator"], "demo-qwen3-tools", 5, False, "", "full")
+    sent = sent_by(backend, lambda: client.predict(*inputs, api_name="/tools_chat"))
+    assert len(sent) == 2  # the call, then the answer from its result
+    pieces, notes, counts = client.predict(*inputs, api_name="/inspect_tools")
+    assert counts["ids"] == sent[0][1] and "<tools>" in counts["text"] and '"name": "calculator"' in counts["text"]
+
+
 def test_compare_sends_what_its_inspector_shows(recorded):
     client, backend = recorded
     panes = [{"model": "demo-qwen3", "thinking": True, "temperature": 0.6, "max_new_tokens": 64},

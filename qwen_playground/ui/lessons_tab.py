@@ -99,7 +99,7 @@ def build_lessons_tab(tabs: gr.Tabs, fields: Fields, current: gr.State, registry
 
     def lesson_of(tab: str, title_text: str, was, values: tuple) -> Lesson:
         if tab not in fields:
-            raise refuse("Open the tab you want to save (Chat, Code, Math, Multilingual, Vision or Compare) first, then come back here.")
+            raise refuse(f"Open the tab you want to save ({', '.join(t.capitalize() for t in fields)}) first, then come back here.")
         return lesson_from(tab, title_text, was, {key: value for (t, key, _), value in zip(flat, values, strict=True) if t == tab})
 
     def open_file(path):
