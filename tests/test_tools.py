@@ -249,7 +249,12 @@ def calculator(expression: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run()
+    import sys
+
+    if sys.argv[1:2] == ["http"]:  # a streamable HTTP server on 127.0.0.1
+        server.run(transport="streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()
 '''
 
 
@@ -315,3 +320,37 @@ def test_only_the_hosts_servers_exist_a_visitor_cannot_add_one(tmp_path, cache_d
     path.write_text(yaml.safe_dump({"mcp_servers": [{"id": "both", "command": ["x"], "url": "http://127.0.0.1:9/mcp"}]}))
     with pytest.raises(RegistryError, match="either command .* or url"):
         load_config(path, demo=True, cache_dir=cache_dir)
+
+
+def test_an_mcp_server_over_streamable_http(tmp_path, cache_dir):
+    import subprocess
+    import sys
+
+    import httpx
+    import yaml
+
+    from qwen_playground.core.config import load_config
+    from qwen_playground.tasks import tools as task
+
+    from .conftest import free_port
+
+    (tmp_path / "classroom.py").write_text(MCP_SERVER)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(tmp_path / "classroom.py"), "http", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        path = tmp_path / "playground.yaml"
+        path.write_text(yaml.safe_dump({"mcp_servers": [{"id": "web", "url": f"http://127.0.0.1:{port}/mcp", "timeout_s": 10}]}))
+        offered, problems = task.offered_tools(load_config(path, demo=True, cache_dir=cache_dir))
+        assert problems == [] and offered["shout"].source == "MCP: web"
+        assert run(ToolCall("shout", {"text": "over http"}), offered).content == "OVER HTTP!"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

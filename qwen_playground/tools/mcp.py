@@ -22,7 +22,7 @@ RETRY_AFTER_S = 30.0
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
-_listed: dict[str, tuple[float, list[Tool] | str]] = {}  # server id -> (when, its tools or why they could not be had)
+_listed: dict[str, tuple[float, list[Tool] | str]] = {}  # server (as configured) -> (when, its tools or why they could not be had)
 
 
 def _run(coroutine, timeout: float):
@@ -63,7 +63,8 @@ def _problem(server: McpServer, error: BaseException) -> str:
 
 def server_tools(server: McpServer) -> list[Tool] | str:
     """`server`'s tools, or why they could not be had (kept; a failure is tried again after a pause)."""
-    when, found = _listed.get(server.id, (0.0, ""))
+    key = server.model_dump_json()
+    when, found = _listed.get(key, (0.0, ""))
     if isinstance(found, list) or (found and time.monotonic() - when < RETRY_AFTER_S):
         return found
 
@@ -77,7 +78,7 @@ def server_tools(server: McpServer) -> list[Tool] | str:
                       _caller(server, t.name), source=f"MCP: {server.id}", timeout_s=server.timeout_s) for t in listed]
     except Exception as e:  # a server that will not start or answer: said under the picker
         found = f"MCP server '{server.id}': its tools could not be listed: it {_problem(server, e)}."
-    _listed[server.id] = (time.monotonic(), found)
+    _listed[key] = (time.monotonic(), found)
     return found
 
 
