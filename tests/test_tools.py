@@ -354,3 +354,20 @@ def test_an_mcp_server_over_streamable_http(tmp_path, cache_dir):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_chat_answers_with_tools_ticked_and_shows_the_calls_folded(app):
+    """Chat's tools picker (none by default): ticked, the answer runs the loop; its calls and results fold above the
+    answer, and the inspector shows the tools block."""
+    client, _ = app
+    settings = ("demo-qwen3-tools", "", False, 0.0, 0.8, 20, 0.0, 1.0, 0.0, 256, 0, "full", False, False)
+    history, _ = client.predict(ASKED, [], *settings, None, ["calculator"], api_name="/chat")
+    titles = [(m.get("metadata") or {}).get("title") or "" for m in history]
+    assert 'calculator({"expression": "6 * 7"}) → 42' in " ".join(titles)
+    assert history[-1]["content"][0]["text"] == ANSWER or any(m["content"] and m["content"][0]["text"] == ANSWER for m in history)
+    _, notes, counts = client.predict(ASKED, [], "demo-qwen3-tools", "", False, None, ["calculator"], api_name="/inspect")
+    assert "<tools>" in counts["text"]
+    plain, _ = client.predict(ASKED, [], *settings, None, api_name="/chat")  # no tools: a plain answer, as before
+    assert not any("🛠" in ((m.get("metadata") or {}).get("title") or "") for m in plain)
+    with pytest.raises(Exception, match="does not call tools"):
+        client.predict(ASKED, [], "demo-qwen3-asr", *settings[1:], None, ["calculator"], api_name="/chat")

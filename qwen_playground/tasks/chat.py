@@ -12,7 +12,7 @@ inspector calls `prepare` too.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -63,6 +63,7 @@ class ChatSettings:
     precision: str = "full"
     trim_history: bool = False
     alternatives: bool = False  # record each token's probability and its top alternatives ("why this token?")
+    tools: tuple[str, ...] = ()  # tools the model may call (the Tools tab's loop, inside the answer); none: a plain answer
 
     @classmethod
     def from_values(cls, model: str, system_prompt: str, thinking: bool, temperature: float, top_p: float, top_k: int, min_p: float,
@@ -72,6 +73,10 @@ class ChatSettings:
         sampling = sampling_of(temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, max_new_tokens)
         return cls(model, system_prompt or "", bool(thinking), sampling, int(thinking_budget or 0), precision, bool(trim_history),
                    bool(alternatives))
+
+    def with_tools(self, names: object) -> ChatSettings:
+        """These settings with the tools ticked (names, as the tab's picker or the API give them; None: none)."""
+        return replace(self, tools=(names,) if isinstance(names, str) else tuple(names or ()))
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ class ChatJob:
     dropped: int = 0  # oldest exchanges left out of the prompt to fit
     stripped_thoughts: int = 0  # earlier thoughts shown in the chat but not sent back (Qwen's multi-turn advice)
     image_tokens: int = 0  # what the answered message's images cost, in the model's own token side
+    tools: dict = field(default_factory=dict)  # name -> tools.Tool the model may call; empty: a plain answer
+    spec: ModelSpec | None = None  # the model answering (how it writes tool calls)
 
     @property
     def requests(self) -> list[Request]:
@@ -170,8 +177,10 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     if answered is not None:
         refuse_if_too_long(config, spec, messages, TOO_LONG_ADVICE, "message")
     think = spec.family.thinks(settings.thinking)
+    chosen = chosen_tools(config, spec, settings.tools)
     request = Request(spec.id, messages, settings.sampling or spec.preset(think), think, settings.thinking_budget or None,
-                      settings.precision, user, TOP_ALTERNATIVES if settings.alternatives else 0)
+                      settings.precision, user, TOP_ALTERNATIVES if settings.alternatives else 0,
+                      tools=tuple(tool.schema() for tool in chosen.values()))
     conversation = inputs.conversation.copy()
     question = conversation.add(Message.user(text, inputs.images), before[-1].id if before else "") if text else answered
     answer = Message.assistant()
@@ -179,7 +188,21 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     if question is not None:
         conversation.add(answer, question.id)
     stripped = sum(1 for m in before if m.turn is not None and m.turn.thinking)
-    return ChatJob(request, inputs.conversation, conversation, answer.id, dropped, stripped, image_tokens)
+    return ChatJob(request, inputs.conversation, conversation, answer.id, dropped, stripped, image_tokens, chosen, spec)
+
+
+def chosen_tools(config: AppConfig, spec: ModelSpec, names: tuple[str, ...]) -> dict:
+    """The tools ticked for this answer, by name (the Tools tab's own offer), or a refusal naming what is wrong."""
+    if not names:
+        return {}
+    from .tools import available_tools
+
+    if spec.family.tool_format is None:
+        raise TaskError(f"{spec.id} does not call tools: untick the tools, or pick a Qwen3, Qwen3.5 or Qwen2.5 model.", "tools")
+    offered = available_tools(config)
+    if unknown := [n for n in names if n not in offered]:
+        raise TaskError(f"No tool named {', '.join(map(str, unknown))} here; tools: {', '.join(offered)}.", "tools")
+    return {n: offered[n] for n in dict.fromkeys(names)}
 
 
 def regenerate(conversation: Conversation, settings: ChatSettings) -> ChatInputs:
@@ -218,10 +241,28 @@ class ChatView:
 
 
 def run(backend: Backend, job: ChatJob, stop: threading.Event | None = None) -> Iterator[ChatView]:
-    """The conversation as the answer streams in; the last view carries any error."""
+    """The conversation as the answer streams in; the last view carries any error. With tools, the answer is the tool
+    loop's: its calls and results kept in the turn (`tool_calls`), its last step's words as the answer."""
     answer = job.conversation.messages[job.answer_id]
+    if job.tools:
+        yield from _run_with_tools(backend, job, answer, stop)
+        return
     for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
         turn.images, turn.image_tokens = answer.turn.images, answer.turn.image_tokens
         answer.turn = turn
         yield ChatView(job.conversation, turn.error, turn.produced_output)
+
+
+def _run_with_tools(backend: Backend, job: ChatJob, answer: Message, stop: threading.Event | None) -> Iterator[ChatView]:
+    from . import tools
+
+    loop = tools.ToolsJob(job.spec, job.request, job.tools, tools.DEFAULT_STEPS, [])
+    for view in tools.run(backend, loop, stop):
+        turn = view.steps[-1].turn
+        turn.tool_calls = [tools.call_record(call, outcome) for step in view.steps for call, outcome in zip(step.calls, step.outcomes)]
+        turn.thinking = "\n\n".join(step.turn.thinking for step in view.steps if step.turn.thinking)
+        if view.done and view.note and not turn.error and turn.finish_reason != "cancelled":
+            turn.error = view.note  # the step limit: said under what the model wrote
+        answer.turn = turn
+        yield ChatView(job.conversation, turn.error, turn.produced_output or bool(turn.tool_calls))

@@ -103,6 +103,7 @@ def run(backend: Backend, job: ToolsJob, stop: threading.Event | None = None) ->
     """The steps as they happen: each answer as it streams, its calls once read, each result once run."""
     stop = stop or threading.Event()
     messages, steps = list(job.request.messages), []
+    fmt = job.spec.family.tool_format
     schemas = {name: tool.parameters for name, tool in job.tools.items()}
     for number in range(job.max_steps):
         step = Step(replace(job.request, messages=list(messages)))
@@ -116,7 +117,7 @@ def run(backend: Backend, job: ToolsJob, stop: threading.Event | None = None) ->
         if step.turn.error:
             yield ToolsView(steps, True, error=step.turn.error)
             return
-        before, step.calls = read_calls(step.turn.answer, job.spec.family.tool_format, schemas)
+        before, step.calls = read_calls(step.turn.answer, fmt, schemas)
         if not step.calls or stop.is_set():
             yield ToolsView(steps, True, "Stopped." if stop.is_set() else "")
             return
@@ -145,3 +146,9 @@ def fed_back(step: Step, number: int, before: str) -> list[dict]:
                                 for i, c in zip(ids, step.calls)]
     return [answer, *({"role": "tool", "tool_call_id": i, "name": getattr(c, "name", ""), "content": o.content}
                       for i, c, o in zip(ids, step.calls, step.outcomes))]
+
+
+def call_record(call: ToolCall | BadCall, outcome: Outcome) -> dict:
+    """A call and its result as a conversation keeps them (an answer's `tool_calls`)."""
+    said = {"name": call.name, "arguments": call.arguments} if isinstance(call, ToolCall) else {"error": call.error, "raw": call.raw}
+    return said | {"result": outcome.content, "ok": outcome.ok}

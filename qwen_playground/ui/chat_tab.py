@@ -19,7 +19,7 @@ from ..core.config import AppConfig
 from ..core.prompts import load_template
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
-from ..tasks import TaskError, audio, chat, conversations
+from ..tasks import TaskError, audio, chat, conversations, tools
 from ..tasks.conversation import Conversation, Message
 from . import uploads
 from .chat_view import View, conversation_for, export_json, export_markdown, import_json, owner, parse, render
@@ -84,6 +84,7 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["thinking"] = gr.Checkbox(label="Thinking mode", **thinking_toggle(first))
             c["alternatives"] = gr.Checkbox(False, label="🔎 Why this token?",
                                             info="Under each answer: every token's probability and the 5 the model found most likely")
+            c["tools"] = tools_picker(config)
             c["system_prompt"] = gr.Textbox(load_template("chat").render_system(), label="System prompt", lines=3,
                                             placeholder="Empty: the model's own default")
             with gr.Accordion("Sampling (Qwen's recommended settings)", open=False):
@@ -108,6 +109,12 @@ def layout(config: AppConfig, service: Service) -> dict:
     return c
 
 
+def tools_picker(config: AppConfig) -> gr.CheckboxGroup:
+    """Tools the answer may call (none by default): the Tools tab's loop inside Chat's answer, its calls folded above it."""
+    return gr.CheckboxGroup(list(tools.available_tools(config)), value=[], label="🛠 Tools the model may call",
+                            info="None by default. Ticked, the answer may call them (Qwen3, Qwen3.5, Qwen2.5); the Tools tab shows each step")
+
+
 def attachments(c: dict) -> None:
     """Under the message box: images for the message (seen before they are sent), and a microphone that writes a
     spoken message into the box."""
@@ -121,11 +128,12 @@ def attachments(c: dict) -> None:
 
 
 def chat_inputs(message, history, *values, tree=None) -> chat.ChatInputs:
-    """The `/chat` API's positional values after the history (the settings in `chat.SETTINGS` order, then the images) as
-    the task's inputs: the one place their order is read."""
-    settings, images = values[:len(chat.SETTINGS)], values[len(chat.SETTINGS):]
-    return chat.ChatInputs(message, conversation_for(history, tree), chat.ChatSettings.from_values(*settings),
-                           chat.paths_of(images[0] if images else None))
+    """The `/chat` API's positional values after the history (the settings in `chat.SETTINGS` order, then the images,
+    then the tools) as the task's inputs: the one place their order is read."""
+    settings, rest = values[:len(chat.SETTINGS)], values[len(chat.SETTINGS):]
+    return chat.ChatInputs(message, conversation_for(history, tree),
+                           chat.ChatSettings.from_values(*settings).with_tools(rest[1] if len(rest) > 1 else None),
+                           chat.paths_of(rest[0] if rest else None))
 
 
 def handlers(config: AppConfig, service: Service, stops: Stops):
@@ -157,26 +165,27 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
             raise refuse(view.error)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
-                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, images=None, tree=None,
+                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, images=None, tools=None, tree=None,
                 request: gr.Request = None):
         with refusals():
             inputs = chat_inputs(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
-                                 presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives, images, tree=tree)
+                                 presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives, images, tools,
+                                 tree=tree)
             uploads.require_uploaded([*inputs.images, *(f for m in inputs.conversation.path() for f in m.files)])
         yield from answer(inputs, request, "", shown=View(history, inputs.conversation))
 
-    def retry(request: gr.Request, history, *values):  # Gradio passes the request first here, with *values (settings, tree)
-        *settings, tree = values
+    def retry(request: gr.Request, history, *values):  # Gradio passes the request first here, with *values (settings, tools, tree)
+        *settings, tools, tree = values
         with refusals():
-            inputs = chat.regenerate(conversation_for(history, tree), chat.ChatSettings.from_values(*settings))
+            inputs = chat.regenerate(conversation_for(history, tree), chat.ChatSettings.from_values(*settings).with_tools(tools))
         yield from answer(inputs, request, require_message=False)
 
     def edit(request: gr.Request, data: gr.EditData, history, *values):
-        *settings, tree = values
+        *settings, tools, tree = values
         conversation = tree if isinstance(tree, Conversation) else parse(history)  # the Chatbot already shows the edit
         try:
             message = owner(conversation, bubble_index(data))
-            inputs = chat.edit(conversation, message.id if message else "", data.value, chat.ChatSettings.from_values(*settings))
+            inputs = chat.edit(conversation, message.id if message else "", data.value, chat.ChatSettings.from_values(*settings).with_tools(tools))
         except TaskError as e:  # the conversation as it was, the refusal as a note
             yield render(conversation.path()), gr.skip(), conversation
             raise refuse(str(e)) from None
@@ -328,11 +337,11 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     sliders = [c[name] for name in chat.SAMPLING_FIELDS]
     settings = [c[name] for name in chat.SETTINGS]
     private = {"api_visibility": "private", "queue": False}
-    inputs, outputs = [message, chatbot, *settings, c["images"], tree], [chatbot, message, tree]
+    inputs, outputs = [message, chatbot, *settings, c["images"], c["tools"], tree], [chatbot, message, tree]
     events = [when_valid(c["send"].click, respond, prepare, inputs, outputs, api_name="chat", concurrency_id="generate"),
               when_valid(message.submit, respond, prepare, inputs, outputs, concurrency_id="generate"),
-              chatbot.retry(retry, [chatbot, *settings, tree], outputs, api_visibility="private", concurrency_id="generate"),
-              chatbot.edit(edit, [chatbot, *settings, tree], outputs, api_visibility="private", concurrency_id="generate")]
+              chatbot.retry(retry, [chatbot, *settings, c["tools"], tree], outputs, api_visibility="private", concurrency_id="generate"),
+              chatbot.edit(edit, [chatbot, *settings, c["tools"], tree], outputs, api_visibility="private", concurrency_id="generate")]
     export_inputs, exports = [chatbot, tree, c["model"], c["system_prompt"], c["thinking"]], [c["export_md"], c["export_json"]]
     edits = [chatbot.undo(undo, [chatbot, tree], [chatbot, message, c["images"], tree], **private),
              c["clear"].click(lambda: ([], "", None), None, [chatbot, message, c["images"]], **private)]
@@ -355,10 +364,10 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
     bind_voice(config, service, c)
     inspect = inspect_chat(config)
-    c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"]],
+    c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"], c["tools"]],
                        list(c["inspected"]), api_visibility="private")
     return {"message": message, "chatbot": chatbot, **{name: c[name] for name in chat.SETTINGS if name not in ("precision", "trim_history")},
-            "images": c["images"]}
+            "tools": c["tools"], "images": c["images"]}
 
 
 def bind_voice(config: AppConfig, service: Service, c: dict) -> None:

@@ -64,6 +64,10 @@ def turn_bubbles(turn: AssistantTurn, protect: bool = True, footer: bool = True)
     if turn.thinking:
         status = {"status": "done", "duration": turn.thinking_s} if turn.thinking_done else {"status": "pending"}
         bubbles.append({"role": "assistant", "content": show(turn.thinking), "metadata": {"title": THINKING_TITLE, **status}})
+    for call in turn.tool_calls:  # a tool loop inside the answer: each call and its result, folded
+        said = f"{call['name']}({json.dumps(call['arguments'], ensure_ascii=False)})" if "name" in call else "a call it could not read"
+        title = f"🛠 {said} → {' '.join(str(call.get('result', '')).split())[:60]}"
+        bubbles.append({"role": "assistant", "content": f"```text\n{call.get('result', '')}\n```", "metadata": {"title": title, "status": "done"}})
     if turn.answer:
         bubbles.append({"role": "assistant", "content": show(turn.answer)})
     if turn.choices is not None:

@@ -1,6 +1,6 @@
 """The glass box in the UI: the prompt inspector (a tab, and a panel in every task tab) and the model guide.
 
-Endpoints: `/inspect` (message, history, model, system prompt, thinking) ->
+Endpoints: `/inspect` (message, history, model, system prompt, thinking, images, tools) ->
 (highlighted text, notes, counts) for Chat; `/inspect_<tab>` with the tab's
 own inputs for Code, Math, Multilingual, Vision and Compare; `/guide` (task,
 memory GiB, context tokens, languages) -> ranked table.
@@ -44,9 +44,10 @@ def show_inspection(config: AppConfig, job) -> tuple:
 def inspect_chat(config: AppConfig) -> Callable:
     """The Chat inspector: the conversation so far plus the unsent message, as the next request would be."""
 
-    def inspect_conversation(message, history, model, system_prompt, thinking, images=None):
+    def inspect_conversation(message, history, model, system_prompt, thinking, images=None, tools=None):
         with refusals():
-            inputs = chat.ChatInputs(message, conversation_for(history), chat.ChatSettings(model, system_prompt or "", bool(thinking)),
+            settings = chat.ChatSettings(model, system_prompt or "", bool(thinking)).with_tools(tools)
+            inputs = chat.ChatInputs(message, conversation_for(history), settings,
                                      chat.paths_of(images))
             uploads.require_uploaded([*inputs.images, *(f for m in inputs.conversation.path() for f in m.files)])
             job = chat.prepare(config, inputs, require_message=False)
@@ -90,7 +91,7 @@ def build_inspector_tab(config: AppConfig, chat_fields: dict, shown: gr.Tab) -> 
     go = gr.Button("Inspect the Chat tab", variant="primary")
     text, notes = inspector_outputs()
     counts = gr.JSON(label="Token counts and ids")
-    inputs = [chat_fields[k] for k in ("message", "chatbot", "model", "system_prompt", "thinking", "images")]
+    inputs = [chat_fields[k] for k in ("message", "chatbot", "model", "system_prompt", "thinking", "images", "tools")]
     inspect = inspect_chat(config)
     go.click(inspect, inputs, [text, notes, counts], api_name="inspect")
 
