@@ -352,3 +352,27 @@ def test_a_begun_answer_is_continued_by_the_server(tmp_path, cache_dir):
     assert kwargs["extra_body"]["continue_final_message"] is True and kwargs["extra_body"]["add_generation_prompt"] is False
     plain = Router(config).remotes["asr-server"].request_kwargs(config.registry.get("remote-asr"), Request("remote-asr", HI))
     assert "continue_final_message" not in plain["extra_body"]
+
+
+def test_the_tool_loop_through_a_real_server(tmp_path, cache_dir):
+    """`transformers serve` with the tool-calling demo: the tools go as OpenAI's `tools`, the call comes back (parsed by
+    the server into tool_calls, or as text), is run here, and its result goes back for the answer."""
+    from qwen_playground.backends import demo
+    from qwen_playground.core.config import builtin_families
+    from qwen_playground.tasks import tools as task
+
+    folder = demo.ensure(builtin_families()["qwen3-tools-demo"], cache_dir)
+    process, base_url = start_transformers_serve(folder)
+    try:
+        config = make_config(tmp_path, cache_dir, [{"id": "tools-server", "base_url": base_url, "send_sampling_extras": False}],
+                             [{"id": "remote-tools", "endpoint": "tools-server", "remote_model": str(folder), "family": "qwen3-tools-demo",
+                               "params_b": 0.01, "context_length": 4096,
+                               "presets": {"thinking": {"temperature": 0.0}, "non_thinking": {"temperature": 0.0, "max_new_tokens": 64}}}])
+        job = task.prepare(config, "What is 6 times 7?", ["calculator"], "remote-tools")
+        assert Router(config).remotes["tools-server"].request_kwargs(job.spec, job.request)["tools"][0]["function"]["name"] == "calculator"
+        final = list(task.run(Router(config), job))[-1]
+        assert final.error is None and [c.name for c in final.steps[0].calls] == ["calculator"] and final.steps[0].outcomes[0].content == "42"
+        assert final.steps[-1].turn.answer == "6 times 7 is 42: the calculator worked it out (a trained demo network)."
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
