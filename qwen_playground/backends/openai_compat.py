@@ -34,6 +34,7 @@ from PIL import Image
 
 from ..core.generation import Candidate, Done, Error, Event, Metrics, Request, TextDelta, ThinkingDelta, TokenChoices, TokenStep
 from ..core.registry import Endpoint, Family, ModelSpec, Registry
+from ..toolcalls import CLOSE, OPEN, ToolCall, write_call
 from . import ModelBackend
 from .encoding import defuse_messages, encode_chat, template_arguments
 from .thinking import ThinkingParser
@@ -90,8 +91,6 @@ def to_openai_messages(messages: list[dict]) -> list[dict]:
 def calls_as_text(pieces: dict[int, dict], fmt: str | None) -> str:
     """Tool calls a server parsed (OpenAI `tool_calls` deltas, gathered by index) written back in the family's own
     format, so they are read, shown and fed back like the calls a local model writes."""
-    from ..toolcalls import CLOSE, OPEN, ToolCall, write_call
-
     text = []
     for piece in (pieces[i] for i in sorted(pieces)):
         try:

@@ -25,7 +25,7 @@ from ..core.prompts import load_template
 from ..core.registry import ModelSpec
 from ..service.lengths import conversation_tokens, trim_history
 from ..vision import UploadRejected, check_image, image_cost
-from . import TaskError, refuse_if_too_long, resolve
+from . import TaskError, refuse_if_too_long, resolve, tools
 from .conversation import Conversation, Message, model_messages, user_content
 from .streaming import stream_turns
 
@@ -195,11 +195,9 @@ def chosen_tools(config: AppConfig, spec: ModelSpec, names: tuple[str, ...]) -> 
     """The tools ticked for this answer, by name (the Tools tab's own offer), or a refusal naming what is wrong."""
     if not names:
         return {}
-    from .tools import available_tools
-
     if spec.family.tool_format is None:
         raise TaskError(f"{spec.id} does not call tools: untick the tools, or pick a Qwen3, Qwen3.5 or Qwen2.5 model.", "tools")
-    offered = available_tools(config)
+    offered = tools.available_tools(config)
     if unknown := [n for n in names if n not in offered]:
         raise TaskError(f"No tool named {', '.join(map(str, unknown))} here; tools: {', '.join(offered)}.", "tools")
     return {n: offered[n] for n in dict.fromkeys(names)}
@@ -255,8 +253,6 @@ def run(backend: Backend, job: ChatJob, stop: threading.Event | None = None) -> 
 
 
 def _run_with_tools(backend: Backend, job: ChatJob, answer: Message, stop: threading.Event | None) -> Iterator[ChatView]:
-    from . import tools
-
     loop = tools.ToolsJob(job.spec, job.request, job.tools, tools.DEFAULT_STEPS, [])
     for view in tools.run(backend, loop, stop):
         turn = view.steps[-1].turn

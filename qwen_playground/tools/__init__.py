@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -50,9 +51,7 @@ _pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix=
 
 def run(call: ToolCall | BadCall, tools: dict[str, Tool]) -> Outcome:
     """Carry out one call among `tools` (by name). Every failure is an Outcome with ok=False and a message."""
-    import time
-
-    import jsonschema
+    import jsonschema  # loaded with the first call, not with the page
 
     if isinstance(call, BadCall):
         return Outcome(f"Error: {call.error}", False)
