@@ -13,6 +13,8 @@ def auto_model_class(family: Family, text_only: bool = False) -> type:
     rest as causal LMs; `text_only` (a fine-tuned model: its text side, as it was trained) is a causal LM always."""
     if text_only:
         return transformers.AutoModelForCausalLM
+    if family.retrieval and family.retrieval.kind == "embedding":  # Qwen3-Embedding: the decoder's hidden states, no output head
+        return transformers.AutoModel
     if family.audio:
         return transformers.AutoModelForMultimodalLM
     if family.vision:

@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from .generation import SamplingParams
 
-# routes and the model guide's tasks: the content tabs, the Audio tab's two (transcribe speech, ask about a recording), and tools
-TABS = ("chat", "code", "math", "multilingual", "vision", "transcribe", "audio", "tools")
-Tab = Literal["chat", "code", "math", "multilingual", "vision", "transcribe", "audio", "tools"]
+# routes and the model guide's tasks: the content tabs, the Audio tab's two (transcribe speech, ask about a recording), tools,
+# and the Documents tab's three (the model that answers, the embedding model that retrieves, the reranker that reorders)
+TABS = ("chat", "code", "math", "multilingual", "vision", "transcribe", "audio", "tools", "documents", "embedding", "reranking")
+Tab = Literal["chat", "code", "math", "multilingual", "vision", "transcribe", "audio", "tools", "documents", "embedding", "reranking"]
 ThinkingKind = Literal["switch", "always", "none"]
 
 
@@ -68,6 +69,24 @@ class Audio(BaseModel):
     @property
     def transcribes(self) -> bool:
         return self.transcript_marker is not None
+
+
+class Retrieval(BaseModel):
+    """How a retrieval family reads text (Qwen3-Embedding, Qwen3-Reranker): an embedding model's vector is its last
+    token's hidden state, normalised; a reranker's score is P("yes") against "no" after its judging prompt."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["embedding", "reranker"]
+    instruction: str  # the task instruction the card uses by default (a query is written with it)
+    # embedding: how a query is written ({instruction}, {query}; passages are embedded as they are);
+    # reranker: how a pair is written ({instruction}, {query}, {document}) between `prefix` and `suffix`
+    query_format: str
+    end_token: str = ""  # embedding: the token every text ends with before pooling (its tokenizer appends it)
+    prefix: str = ""
+    suffix: str = ""
+    yes: str = "yes"  # reranker: the tokens whose logits are compared
+    no: str = "no"
 
 
 class Gguf(BaseModel):
@@ -116,7 +135,7 @@ class Family(BaseModel):
     name: str
     label: str
     generation: str = ""
-    specialty: Literal["general", "code", "math", "vision", "speech", "audio"] = "general"
+    specialty: Literal["general", "code", "math", "vision", "speech", "audio", "retrieval"] = "general"
     thinking: ThinkingKind = "none"
     thinking_tags: tuple[str, str] = ("<think>", "</think>")
     opens_thought: bool = False  # when the model thinks, its chat template writes the opening tag into the prompt
@@ -135,6 +154,7 @@ class Family(BaseModel):
     kv_layer_interval: int = Field(1, gt=0)
     vision: Vision | None = None
     audio: Audio | None = None
+    retrieval: Retrieval | None = None  # an embedding or reranker family (the Documents tab's retrieval); None: it writes text
     gguf: Gguf | None = None  # llama.cpp runs its text models (None: transformers only)
     local: bool = True  # False: only an OpenAI-compatible server runs it (the app does not load it: the Omni models)
     presets: Presets | None = None
@@ -220,6 +240,7 @@ class ModelSpec(BaseModel):
     kv_heads: int | None = Field(None, gt=0)
     head_dim: int | None = Field(None, gt=0)
     languages: tuple[str, ...] | None = None  # None: broadly multilingual
+    dimensions: int | None = Field(None, gt=0)  # an embedding model's vector length
     thinking_by_default: bool = True  # a switchable model's own default mode (Qwen3.5-0.8B and 2B: off)
     adapter: str | None = None  # a LoRA adapter folder applied to these weights (a fine-tuned model; see tasks/finetune.py)
     base: str | None = None  # the model id the adapter was trained on
@@ -312,7 +333,7 @@ def closest(name: str, candidates) -> str:
 
 
 _KNOWN_FIELDS = {*ModelSpec.model_fields, *McpServer.model_fields, *Presets.model_fields, *SamplingParams.model_fields, *Endpoint.model_fields,
-                 *Family.model_fields, *Vision.model_fields, *Audio.model_fields, *Gguf.model_fields, *DemoRecipe.model_fields,
+                 *Family.model_fields, *Vision.model_fields, *Audio.model_fields, *Retrieval.model_fields, *Gguf.model_fields, *DemoRecipe.model_fields,
                  *ToolScript.model_fields}
 
 

@@ -21,6 +21,7 @@ from .chat_tab import build_chat_tab
 from .code_tab import build_code_tab
 from .common import on_page_load, refresh_pickers
 from .compare_tab import build_compare_tab
+from .documents_tab import build_documents_tab
 from .finetune_tab import build_finetune_tab
 from .input_checks import refuse_bad_input
 from .lazy import LazyBlocks, later
@@ -37,7 +38,8 @@ MATH_CHECKER_AFTER_S = 20.0  # the page, the engine and Chat's first answer shar
 # Tabs whose state a lesson can hold: (label, id, builder returning its fields)
 CONTENT_TABS = (("Chat", "chat", build_chat_tab), ("Code", "code", build_code_tab), ("Math", "math", build_math_tab),
                 ("Multilingual", "multilingual", build_multilingual_tab), ("Vision", "vision", build_vision_tab),
-                ("Audio", "audio", build_audio_tab), ("Tools", "tools", build_tools_tab), ("Compare", "compare", build_compare_tab))
+                ("Audio", "audio", build_audio_tab), ("Tools", "tools", build_tools_tab), ("Documents", "documents", build_documents_tab),
+                ("Compare", "compare", build_compare_tab))
 
 CSS = """
 html {scrollbar-gutter: stable;}  /* the page grows past the window as it renders: no sideways jump when the scrollbar comes */

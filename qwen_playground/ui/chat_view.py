@@ -90,8 +90,9 @@ def user_bubble(message: Message, protect: bool = True, files_as_count: bool = F
     (`files_as_count`) after how many there were."""
     text = protect_typed(message.text) if protect else message.text
     if files_as_count and message.files:
-        n, sound = len(message.files), all(p.kind == "audio" for p in message.parts if p.kind != "text")
-        return {"role": message.role, "content": f"{'🎧' if sound else '🖼'} {n} {'clip' if sound else 'file'}{'s' if n > 1 else ''}: {text}"}
+        n, kinds = len(message.files), {p.kind for p in message.parts if p.kind != "text"}
+        icon, noun = {"audio": ("🎧", "clip"), "file": ("📄", "document")}.get(kinds.pop() if len(kinds) == 1 else "", ("🖼", "file"))
+        return {"role": message.role, "content": f"{icon} {n} {noun}{'s' if n > 1 else ''}: {text}"}
     return {"role": message.role, "content": with_files(text, message.files)}
 
 

@@ -122,10 +122,10 @@ def on_page_load(fn: Callable, inputs: list | None, outputs: list | gr.component
     root.load(fn, inputs, outputs, api_visibility="private", queue=queue, show_progress="hidden", show_progress_on=root.quiet_progress)
 
 
-def model_picker(registry: Registry, tab: str) -> tuple[gr.Dropdown, gr.Markdown]:
+def model_picker(registry: Registry, tab: str, label: str = "Model") -> tuple[gr.Dropdown, gr.Markdown]:
     """The tab's route as a dropdown (default first) and a line of facts that follows it."""
     specs = registry.choices(tab)
-    dropdown = follows_registry(gr.Dropdown([s.id for s in specs], value=specs[0].id, label="Model"),
+    dropdown = follows_registry(gr.Dropdown([s.id for s in specs], value=specs[0].id, label=label),
                                 lambda: [s.id for s in registry.choices(tab)])
     info = gr.Markdown(describe(specs[0]))
     dropdown.change(lambda model_id: described(registry, model_id), dropdown, info, api_visibility="private", queue=False)

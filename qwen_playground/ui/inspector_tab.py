@@ -36,6 +36,7 @@ def show_inspection(config: AppConfig, job) -> tuple:
     notes = explanation.notes
     if cost := getattr(job, "cost", None):  # a clip: its length, rate and audio tokens, as the tab's cost line says
         notes += f"\n\n**The clip:** {cost.line()}"
+    notes += "".join(f"\n\n{line}" for line in getattr(job, "inspector_notes", ()))  # how the task made the request (Documents)
     if len(job.requests) > 1:
         notes += f"\n\nThis tab sends {len(job.requests)} requests at once; this is the first of them."
     return explanation.pieces, notes, explanation.counts

@@ -65,5 +65,5 @@ def deleted_with_session(component: gr.components.Component) -> None:
     """Files a session recorded or uploaded into `component` are deleted from the server when the session ends
     (Gradio deletes a session's state an hour after its page closes), not kept until the app restarts."""
     kept = gr.State([], delete_callback=lambda paths: [Path(p).unlink(missing_ok=True) for p in paths or []])
-    component.change(lambda path, paths: [*paths, path] if path else gr.skip(), [component, kept], kept, api_visibility="private",
-                     queue=False)
+    component.change(lambda value, paths: [*paths, *(value if isinstance(value, list) else [value])] if value else gr.skip(),
+                     [component, kept], kept, api_visibility="private", queue=False)  # one file, or a list of them

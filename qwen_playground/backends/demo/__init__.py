@@ -99,7 +99,7 @@ def build(family: Family, folder: Path, *, scripted: bool = True, seed: int = 0,
         from .tool_script import train
 
         train(model, tok, family)
-    elif scripted:
+    elif scripted and recipe.reply:  # retrieval models: random all through (a scripted reply would make every vector the same)
         _script(model, tok, family)
     text = config.get_text_config()
     eos = text.eos_token_id if isinstance(text.eos_token_id, list) else [text.eos_token_id]
