@@ -722,3 +722,62 @@ def test_the_inspector_tab_shows_chats_next_prompt_as_it_opens(page):
     page.get_by_role("tab", name="Inspector", exact=True).click()
     page.locator("*:visible", has_text="go into").last.wait_for()  # its notes: "N tokens go into <model>", with no click
     assert page.get_by_text("What would you see?").count() >= 2 and no_error_badge(page)
+
+
+@pytest.mark.parametrize("width", [1400, 390])  # desktop and phone
+def test_documents_are_counted_then_retrieved_with_every_candidates_scores(page, tmp_path, width):
+    from .test_documents import long_text
+
+    page.set_viewport_size({"width": width, "height": 900})
+    (tmp_path / "long.txt").write_text(long_text(), encoding="utf-8")
+    (tmp_path / "photo.txt").write_bytes(bytes(range(256)) * 40)
+    open_app(page)
+    open_tab(page, "Documents")
+    upload = page.locator("input[type=file][accept*='.pdf']")
+    upload.set_input_files(str(tmp_path / "photo.txt"))
+    page.get_by_text("photo.txt is not text").wait_for()  # a note beside the files, before anything is sent
+    page.locator("button[aria-label='Clear']:visible").first.click()
+    upload.set_input_files(str(tmp_path / "long.txt"))
+    page.get_by_text("in demo-qwen3.5's tokenizer").wait_for()
+    page.get_by_placeholder("Ask about the documents").fill("What is the courier's password?")
+    page.get_by_text("Retrieval", exact=True).click()
+    page.get_by_text("Retrieval settings").click()
+    page.get_by_text("BM25", exact=True).click()
+    page.get_by_role("button", name="Ask", exact=True).click()
+    page.get_by_text("Good day from a small demo network").locator("visible=true").first.wait_for()
+    table = page.get_by_text("Retrieval: the candidates and their scores, best first")
+    table.wait_for()
+    shown = page.locator(".wide-table").inner_text()
+    assert shown.count("long.txt, lines") >= 5 and "✓" in shown  # the candidates, where each is, those in the prompt ticked
+    assert "words shared with the question" in page.locator(".wide-table").locator("..").inner_text()  # how to read the scores
+    assert no_error_badge(page)
+
+
+def test_a_citation_opens_its_source_below_the_answer(browser):
+    """An answer citing [2] and [1], rendered as the Documents tab renders it, in a page with the app's own script."""
+    import gradio as gr
+
+    from qwen_playground.tasks import documents as task
+    from qwen_playground.tasks.conversation import AssistantTurn, Message
+    from qwen_playground.ui import launch_options
+    from qwen_playground.ui.chat_view import render
+    from qwen_playground.ui.documents_tab import linked, sources_html
+
+    sources = [task.Source(1, "a.pdf, page 2", "The zebra lives in Africa."), task.Source(2, "a.pdf, page 5", "Penguins breed in Antarctica.")]
+    turn = AssistantTurn(answer="Penguins breed in Antarctica [2]; zebras live in Africa [1].")
+    with gr.Blocks() as demo:
+        gr.Chatbot(linked(render([Message.user("Where?"), Message.assistant(turn)], protect=False, footer=False), "a"))
+        gr.HTML(sources_html(task.citations(turn.answer, sources), sources, "a"))
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False, **launch_options())
+    page = new_page(browser)
+    try:
+        page.goto(url)
+        page.get_by_text("2 of the 2 sources in the prompt cited").wait_for()
+        assert not page.locator("#doc-a-source-2").evaluate("d => d.open")
+        page.locator("a[href='#doc-a-source-2']").click()
+        page.wait_for_function("() => document.getElementById('doc-a-source-2').open")
+        assert page.get_by_text("Penguins breed in Antarctica.", exact=True).is_visible() and page.url.rstrip("/") == url.rstrip("/")
+        assert not page.locator("#doc-a-source-1").evaluate("d => d.open")  # only the one cited there
+    finally:
+        page.close()
+        demo.close()

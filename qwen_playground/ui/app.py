@@ -113,6 +113,16 @@ PAGE_SCRIPT = """
     const tab = e.target.closest?.('[role=tab]');
     if (tab) localStorage.setItem(LAST_TAB, tab.textContent.trim());
   });
+  document.addEventListener('click', (e) => {  // a citation [n] in a Documents answer opens its source below the answer
+    const link = e.target.closest?.('a[href^="#doc-"]');
+    const source = link && document.getElementById(link.getAttribute('href').slice(1));
+    if (!source) return;
+    e.preventDefault();
+    e.stopPropagation();
+    source.open = true;
+    source.scrollIntoView({block: 'nearest', behavior: 'smooth'});
+    source.querySelector('summary')?.focus();
+  }, true);
   function mendNames() {
     document.querySelectorAll('div.empty[aria-label]:not([role])').forEach((box) => box.setAttribute('role', 'img'));
     document.querySelectorAll('button.upload-container[aria-label]').forEach((area) => {

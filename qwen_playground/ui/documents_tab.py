@@ -26,6 +26,7 @@ from .inspector_tab import inspector_panel
 FILE_TYPES = [".pdf", ".md", ".markdown", ".txt"]
 FILE_COLUMNS = ["file", "kind", "pages", "characters", "tokens"]
 CHUNK_COLUMNS = ["rank", "first-stage rank", "chunk", "where", "BM25", "similarity", "rerank", "in prompt", "text"]
+CHUNK_WIDTHS = ["55px", "80px", "65px", "190px", "70px", "90px", "70px", "70px", "500px"]
 PANES = ("a", "b")  # the first way's pane, and the second's when both ways run side by side
 SETTINGS = ("chunk_tokens", "overlap_tokens", "retriever", "rerank", "candidates", "keep", "embedding_model", "reranker_model")
 
@@ -56,9 +57,12 @@ def layout(config: AppConfig, service: Service) -> dict:
                         c[f"answer_{pane}"] = gr.Chatbot(label="Answer" if pane == "a" else f"Answer: {task.RETRIEVAL.lower()}", height=360)
                         c[f"sources_{pane}"] = gr.HTML(label="Cited sources", elem_classes="doc-sources")
                         c[f"metrics_{pane}"] = gr.Markdown(label="Metrics")
-            with gr.Column(visible=False) as c["chunks_group"]:
-                c["chunks"] = gr.Dataframe(headers=CHUNK_COLUMNS, interactive=False, label="Retrieval: the candidates and their scores",
-                                           wrap=True, elem_classes="wide-table")
+    with gr.Column(visible=False) as c["chunks_group"]:  # full width: nine columns
+        c["chunks"] = gr.Dataframe(headers=CHUNK_COLUMNS, interactive=False, label="Retrieval: the candidates and their scores, best first",
+                                   wrap=True, elem_classes="wide-table", column_widths=CHUNK_WIDTHS)
+        gr.Markdown(f"First stage: {BM25} (words shared with the question, rarer words weigh more) or the cosine similarity of the "
+                    "question's and the chunk's Qwen3-Embedding vectors; the best candidates then go to the reranker, whose score is "
+                    "its probability that the chunk answers the question. ✓: in the prompt.")
     return c
 
 
@@ -73,9 +77,8 @@ def retrieval_inputs(config: AppConfig, c: dict) -> None:
         with gr.Row():
             c["candidates"] = gr.Slider(1, 50, 10, step=1, label="Candidates (for the reranker)")
             c["keep"] = gr.Slider(1, 20, 4, step=1, label="Chunks in the prompt")
-        with gr.Row():
-            c["embedding_model"], _ = model_picker(config.registry, "embedding", "Embedding model")
-            c["reranker_model"], _ = model_picker(config.registry, "reranking", "Reranker")
+        c["embedding_model"], _ = model_picker(config.registry, "embedding", "Embedding model")
+        c["reranker_model"], _ = model_picker(config.registry, "reranking", "Reranker")
 
 
 def chunk_rows(retrieved: Retrieved | None) -> list[list]:
