@@ -16,12 +16,15 @@ Batch tab's /batch vs the same prompts as /chat calls one by one; (8) what
 shipped vs an engine without the recorder, and a request that asks; (9) on a CPU, the transformers dtype the app
 chose against both dtypes timed end to end (a typical prompt and answer) on the bench model; (10) speech to text:
 the real-time factor (seconds of compute per second of sound) of a Qwen3-ASR-0.6B-shaped random model, the audio
-encoder and the decoder's transcript of a typical length. Results are appended to bench/results.jsonl and the table
+encoder and the decoder's transcript of a typical length; (11) documents: Qwen3-Embedding-0.6B-shaped chunks embedded
+per second, the time to index a 100-page text, and the time to the first answer token with retrieval vs the whole
+document in the prompt. Results are appended to bench/results.jsonl and the table
 shows earlier runs beside this one.
 
     python bench/run.py --skip overhead decode concurrency compare cold_start batch   # (6) alone (~5 min on 2 cores)
     python bench/run.py --skip overhead decode concurrency compare cold_start families  # (7) alone
     python bench/run.py --quick --skip overhead decode concurrency compare cold_start batch alternatives precision  # (10) alone
+    python bench/run.py --skip overhead decode concurrency compare cold_start batch alternatives precision families transcription  # (11)
 """
 
 from __future__ import annotations
@@ -136,6 +139,99 @@ def section_transcription(dtype: torch.dtype, cache: Path) -> list[dict]:
                      "weights_gib": precision.weight_bytes(model) / 2**30})
         print(f"    {seconds} s clip: {compute:.2f} s of compute -> real-time factor {compute / seconds:.2f}", flush=True)
     return rows
+
+
+DOCUMENT_PAGES, WHOLE_PAGES = 100, 8  # the indexed text; the document short enough to go in whole (~5K tokens)
+PAGE_WORDS = 450  # a typical printed page
+
+
+def page_text(number: int) -> str:
+    """A page of varied English-like filler: words drawn from a fixed list, seeded by the page."""
+    import random
+
+    vocabulary = ("river valley report market harvest engine council museum winter bridge ledger orchard signal harbour "
+                  "quarterly tenant archive voltage canal meadow festival printer lantern copper census vessel").split()
+    rng = random.Random(number)
+    return f"Page {number}. " + " ".join(rng.choice(vocabulary) + ("." if rng.random() < 0.08 else "") for _ in range(PAGE_WORDS))
+
+
+def documents_config(cache: Path, model_dir: Path, embedder_dir: Path):
+    from qwen_playground.core.config import load_config
+
+    path = cache / "bench-documents.yaml"
+    path.write_text(yaml.safe_dump({"models": [
+        {"id": "bench", "path": str(model_dir), "family": "qwen2.5", "params_b": 0.5, "context_length": 32768,
+         "presets": {"non_thinking": {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "max_new_tokens": 64}}},
+        {"id": "bench-embedding", "path": str(embedder_dir), "family": "qwen3-embedding", "params_b": 0.6, "context_length": 32768,
+         "dimensions": 1024}],
+        "routes": {"documents": {"default": "bench"}, "embedding": {"default": "bench-embedding"}}}))
+    return load_config(path, demo=True, cache_dir=cache, max_input_tokens=8192)
+
+
+def build_embedder(folder: Path) -> Path:
+    """A random-weight model of Qwen3-Embedding-0.6B's shape (Qwen3-0.6B's decoder, no output head), real tokenizer."""
+    if not (folder / "config.json").exists():
+        family = builtin_families()["qwen3-embedding"]
+        torch.manual_seed(0)
+        config = AutoConfig.for_model("qwen3", **FAMILY_SHAPES["Qwen3-0.6B"][1], max_position_embeddings=32768)
+        from transformers import AutoModel
+
+        AutoModel.from_config(config).to(torch.bfloat16).save_pretrained(folder)
+        demo.load_tokenizer(family).save_pretrained(folder)
+    return folder
+
+
+def first_answer_s(config, backend, job) -> float:
+    """Seconds from asking to the answer's first token (retrieval, if any, included), through the Documents task."""
+    from qwen_playground.tasks import documents as task
+
+    stop, start = threading.Event(), time.perf_counter()
+    for view in task.run(config, backend, job, stop):
+        if view.panes[0][-1].turn is not None and view.panes[0][-1].turn.answer:
+            stop.set()  # the prompt pass is what differs between the ways; the rest is the same decode
+            return time.perf_counter() - start
+    raise RuntimeError(view.error or "no answer")
+
+
+def section_documents(app: App, model_dir: Path, cache: Path) -> dict:
+    """Retrieval on Qwen3-Embedding-0.6B's shape: chunks embedded per second and the time to index a 100-page text
+    (cache cleared first), then the time to the first answer token for one question on a shorter document, retrieval
+    (vectors cached, as for a second question) against the whole document in the prompt, on the bench model."""
+    import shutil
+
+    from qwen_playground.backends import retrieval as engine
+    from qwen_playground.tasks import documents as task
+    from qwen_playground.tasks.retrieval import chunks_of, index_folder, retrieval_settings
+
+    config = documents_config(cache, model_dir, build_embedder(cache / "qwen3-embedding-0.6b-random"))
+    folder = cache / "documents"
+    folder.mkdir(exist_ok=True)
+    (folder / "book.txt").write_text("\n\n".join(page_text(n) for n in range(1, DOCUMENT_PAGES + 1)))
+    (folder / "chapter.txt").write_text("\n\n".join(page_text(n) for n in range(1, WHOLE_PAGES + 1)))
+    settings = retrieval_settings(config, retriever="Embeddings", rerank=False, embedding_model="bench-embedding")
+    shutil.rmtree(index_folder(config, ""), ignore_errors=True)
+    spec = config.registry.get("bench-embedding")
+    loaded = engine.load(spec, cache, "auto", "auto")
+    engine.embed(loaded, [page_text(0)[:1000]] * 8)  # warm-up
+    book = task.read_files(config, [str(folder / "book.txt")])
+    chunks = [c for group in chunks_of(config, book, settings) for c in group]
+    retrieved = []
+    index_s = _timed(lambda: retrieved.append(task.retrieve(config, book, "Which river crosses the valley?", settings)))
+    assert retrieved[0].embedding_model == spec.id and not retrieved[0].notes, retrieved[0].notes  # computed here, by the 0.6B shape
+    question = "Which river crosses the valley?"
+    timings = {}
+    for mode in (task.RETRIEVAL, task.WHOLE):
+        job = task.prepare(config, [str(folder / "chapter.txt")], question, "bench", mode, settings)
+        task.retrieve(config, job.documents, question, settings)  # the chapter's vectors cached: a second question's cost
+        [planned] = task.plan(config, job)
+        timings[mode] = {"prompt_tokens": task.prompt_tokens(config, config.registry.get("bench"), planned.request.messages),
+                         "first_answer_s": first_answer_s(config, app.router, job)}
+    row = {"pages": DOCUMENT_PAGES, "chunks": len(chunks), "chunk_tokens": settings.chunk_tokens, "index_s": index_s,
+           "chunks_per_s": len(chunks) / index_s, "dtype": str(loaded.model.dtype).removeprefix("torch."), "whole_pages": WHOLE_PAGES,
+           "retrieval": timings[task.RETRIEVAL], "whole": timings[task.WHOLE],
+           "retrieval_vs_whole": timings[task.RETRIEVAL]["first_answer_s"] / timings[task.WHOLE]["first_answer_s"]}
+    print(f"    indexed {len(chunks)} chunks in {index_s:.1f} s ({row['chunks_per_s']:.1f} chunks/s)", flush=True)
+    return row
 
 
 @torch.no_grad()
@@ -723,6 +819,13 @@ def print_table(run: dict, previous: list[dict]) -> None:
         for r in rows:
             print(f"    {r['seconds']:>3} s clip ({r['audio_tokens']} audio tokens, {r['new_tokens']} new): {r['compute_s']:.2f} s, of which "
                   f"the encoder and prompt pass {r['prompt_pass_s']:.2f} s -> real-time factor {r['rtf']:.2f} (target <= 0.5)")
+    if d := run.get("documents"):
+        r, w = d["retrieval"], d["whole"]
+        print(f"\n(11) Documents on Qwen3-Embedding-0.6B's shape (random weights, {d['dtype']}): a {d['pages']}-page text in {d['chunks']} "
+              f"chunks of {d['chunk_tokens']} tokens indexed in {d['index_s']:.1f} s ({d['chunks_per_s']:.1f} chunks/s); on a "
+              f"{d['whole_pages']}-page text, time to the first answer token: retrieval {r['first_answer_s']:.2f} s "
+              f"({r['prompt_tokens']} prompt tokens, vectors cached) vs the whole document {w['first_answer_s']:.2f} s "
+              f"({w['prompt_tokens']} tokens) -> {d['retrieval_vs_whole']:.2f}x")
     if previous:
         print("\nTrend (earlier runs, newest last):")
         print(f"    {'when':<20}{'model':<8}{'app/raw':>8}{'+TTFT ms':>9}{'default of limit':>17}{'8 users vs 1':>13}{'page s':>8}")
@@ -742,7 +845,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-bench")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch",
-                                                                        "alternatives", "precision", "transcription"])
+                                                                        "alternatives", "precision", "transcription", "documents"])
     parser.add_argument("--llama-server", type=Path, help="a llama-server binary: (3) measures it beside the app's engines")
     parser.add_argument("--app-default", type=Path, help=argparse.SUPPRESS)  # (2)'s child process: /chat on the app as it starts
     parser.add_argument("--app-concurrency", type=Path, help=argparse.SUPPRESS)  # (3)'s child process: users on llama.cpp
@@ -794,6 +897,8 @@ def main(argv: list[str] | None = None) -> dict:
             run["families"] = section_families(dtype)
         if "transcription" not in args.skip:
             run["transcription"] = section_transcription(dtype, cache)
+        if "documents" not in args.skip and not args.quick:
+            run["documents"] = section_documents(app, folder, cache)
     finally:
         app.close()
     if "cold_start" not in args.skip:

@@ -75,6 +75,29 @@ class Chunk:
         return self.document
 
 
+def is_document(path: str | Path) -> bool:
+    """Whether a file is one this module reads (by its name: its content is checked when it is read)."""
+    return Path(path).suffix.lower() in SUFFIXES
+
+
+def read_cached(path: str | Path, max_bytes: int) -> Document:
+    """`read_document`, kept while the file is unchanged: a conversation sends its documents again with every turn."""
+    stat = Path(path).stat()
+    return _read_once(str(path), stat.st_size, stat.st_mtime_ns, max_bytes)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_once(path: str, size: int, mtime_ns: int, max_bytes: int) -> Document:  # size and time: a changed file is read again
+    return read_document(path, max_bytes)
+
+
+def as_text(document: Document) -> str:
+    """A document as a chat message carries it to the model: named, each page headed by its number."""
+    pages = "\n\n".join(f"[page {page.number}]\n{page.text.strip()}" if page.number is not None else page.text.strip()
+                         for page in document.pages if page.text.strip())
+    return f'<document name="{document.name}">\n{pages}\n</document>'
+
+
 def read_document(path: str | Path, max_bytes: int, name: str | None = None) -> Document:
     """An uploaded file as pages of text, or UploadRejected saying why it cannot be used."""
     path = Path(path)

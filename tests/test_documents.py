@@ -272,3 +272,43 @@ def test_retrieval_through_the_app_shows_the_scored_chunks_and_a_bad_file_is_ref
                        "demo-qwen3-reranker", "full", api_name="/documents_ask")
     assert client.predict([handle_file(str(files["animals.md"]))], "Q?", "demo-qwen3.5", task.AUTO, 256, 32, BM25, False, 10, 4,
                           "demo-qwen3-embedding", "demo-qwen3-reranker", "full", api_name="/documents_ask")[0]
+
+
+CHAT_SETTINGS = ("", False, 0.7, 0.8, 20, 0.0, 1.0, 0.0, 64, 0, "full", False, False)  # /chat: system prompt ... alternatives
+
+
+def test_a_document_attached_in_chat_goes_to_the_model_whole_and_again_with_each_turn(demo_config, files):
+    from qwen_playground.tasks import chat
+
+    inputs = chat.ChatInputs("Where do penguins breed?", settings=chat.ChatSettings("demo-qwen2.5"), images=(str(files["animals.md"]),))
+    job = chat.prepare(demo_config, inputs)
+    content = job.request.messages[-1]["content"]
+    assert content.startswith('<document name="animals.md">\n# Animals') and content.endswith("</document>\n\nWhere do penguins breed?")
+    asked = job.conversation.path()[0]
+    assert [p.kind for p in asked.parts] == ["file", "text"] and job.image_tokens == 0  # a document, not an image
+    follow = chat.prepare(demo_config, chat.ChatInputs("And zebras?", job.conversation, chat.ChatSettings("demo-qwen2.5")))
+    assert follow.request.messages[0]["content"].startswith('<document name="animals.md">')  # still in the conversation
+    report = chat.prepare(demo_config, chat.ChatInputs("When?", settings=chat.ChatSettings("demo-qwen2.5"), images=(str(files["report.pdf"]),)))
+    assert "[page 3]\nThe board meets in May." in report.request.messages[-1]["content"]
+
+
+def test_a_long_or_bad_document_in_chat_is_refused_with_where_to_ask_instead(demo_config, files, tmp_path):
+    from qwen_playground.tasks import chat
+
+    for path, message in ((files["long.txt"], "one chat message carries at most 512 here. Ask about long documents in the Documents tab"),
+                          (write(tmp_path / "photo.txt", bytes(range(256)) * 40), "photo.txt is not text")):
+        with pytest.raises(TaskError, match=message) as refused:
+            chat.prepare(demo_config, chat.ChatInputs("What?", settings=chat.ChatSettings("demo-qwen2.5"), images=(str(path),)))
+        assert refused.value.field == "images"
+    with pytest.raises(TaskError, match="Add a question about the documents"):
+        chat.prepare(demo_config, chat.ChatInputs("", settings=chat.ChatSettings("demo-qwen2.5"), images=(str(files["animals.md"]),)))
+
+
+def test_chat_takes_a_document_through_its_api(app, files):
+    client, _ = app
+    history, box = client.predict("Where do penguins breed?", [], "demo-qwen2.5", *CHAT_SETTINGS, [handle_file(str(files["animals.md"]))],
+                                  api_name="/chat")
+    assert [p["type"] for p in history[0]["content"]] == ["file", "text"] and history[0]["content"][0]["file"].endswith("animals.md")
+    pieces, _, _ = client.predict("Where do penguins breed?", [], "demo-qwen2.5", "", False, [handle_file(str(files["animals.md"]))],
+                                  api_name="/inspect")
+    assert '<document name="animals.md">' in "".join(p["token"] for p in pieces)

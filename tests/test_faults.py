@@ -158,7 +158,7 @@ def test_input_gradio_refuses_is_one_log_line_and_no_traceback(app, caplog, capf
         (("Write a sort",), {"language": "Klingon"}, "/code", "Input not accepted: Value: Klingon is not in the list of choices: ['Python'"),
         (("Hello",), {"history": "not a list of messages"}, "/chat", "Input not accepted"),
         (("Hello",), {"history": [{"role": "user", "content": 5}]}, "/chat", "Input not accepted"),
-        (("Hello",), {"images": 7}, "/chat", "Input not accepted (📎 Images for this message (models that see)): Input should be a valid list"),
+        (("Hello",), {"images": 7}, "/chat", "Input not accepted (📎 Images (models that see) or documents (PDF, Markdown, text) for this message): Input should be a valid list"),
     ]
     for args, kwargs, endpoint, message in bad_calls:
         with pytest.raises(AppError, match=re.escape(message)) as refused:

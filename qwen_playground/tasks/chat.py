@@ -23,7 +23,8 @@ from ..core.config import AppConfig
 from ..core.generation import TOP_ALTERNATIVES, Request, SamplingParams
 from ..core.prompts import load_template
 from ..core.registry import ModelSpec
-from ..service.lengths import conversation_tokens, trim_history
+from ..documents import as_text, is_document, read_cached
+from ..service.lengths import conversation_tokens, count_tokens, trim_history
 from ..vision import UploadRejected, check_image, image_cost
 from . import TaskError, refuse_if_too_long, resolve, tools
 from .conversation import Conversation, Message, model_messages, user_content
@@ -143,6 +144,25 @@ def check_images(spec: ModelSpec, paths: tuple[str, ...], history_has_images: bo
     return bounds, sum(costs)
 
 
+def check_documents(config: AppConfig, spec: ModelSpec, paths: tuple[str, ...], text: str) -> None:
+    """Documents attached to a message go to the model whole: each must be readable and, with the message, within what
+    one message may carry here; a longer one is sent to the Documents tab, which retrieves the parts that answer."""
+    if not paths:
+        return
+    if len(paths) > config.settings.max_documents:
+        raise TaskError(f"At most {config.settings.max_documents} documents in one message (you attached {len(paths)}).", "images")
+    limit = min(config.settings.max_message_tokens, config.settings.max_input_tokens, spec.context_length - 1)
+    try:
+        documents = [read_cached(path, int(config.settings.max_document_mb * 2**20)) for path in paths]
+    except UploadRejected as e:
+        raise TaskError(str(e), "images") from None
+    tokens = count_tokens(text) + sum(count_tokens(as_text(d)) for d in documents)
+    if tokens > limit:
+        names = ", ".join(d.name for d in documents)
+        raise TaskError(f"{names} and your message come to {tokens:,} tokens; one chat message carries at most {limit:,} here. Ask about "
+                        "long documents in the Documents tab: it puts in only the parts that answer, retrieved for each question.", "images")
+
+
 def path_to(conversation: Conversation, after: str | None) -> list[Message]:
     """The conversation's messages up to and including `after` (None: all of them; ROOT: none)."""
     path = conversation.path()
@@ -160,11 +180,14 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     settings = inputs.settings
     text = inputs.message.strip() if isinstance(inputs.message, str) else ""
     if require_message and not text:
-        raise TaskError("Type a message first." if not inputs.images else "Add a question about the images.", "message")
+        raise TaskError("Type a message first." if not inputs.images else f"Add a question about the {'documents' if all(map(is_document, inputs.images)) else 'images'}.", "message")
     spec, before, template = resolve(config.registry, settings.model), path_to(inputs.conversation, inputs.after), load_template("chat")
     answered = Message.user(template.render_user(message=text), inputs.images) if text else next(
         (m for m in before[-1:] if m.role == "user"), None)
-    bounds, image_tokens = check_images(spec, tuple(answered.files) if answered else (), any(m.files for m in before))
+    attached = tuple(answered.files) if answered else ()
+    check_documents(config, spec, tuple(f for f in attached if is_document(f)), answered.text if answered else "")
+    bounds, image_tokens = check_images(spec, tuple(f for f in attached if not is_document(f)),
+                                        any(not is_document(f) for m in before for f in m.files))
     history = model_messages(before, "", spec.family.thinking_tags, bounds)
     dropped = 0
     if settings.trim_history and text:
@@ -184,7 +207,7 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     conversation = inputs.conversation.copy()
     question = conversation.add(Message.user(text, inputs.images), before[-1].id if before else "") if text else answered
     answer = Message.assistant()
-    answer.turn.images, answer.turn.image_tokens = (len(answered.files), image_tokens) if image_tokens else (0, 0)
+    answer.turn.images, answer.turn.image_tokens = (len(attached) - sum(map(is_document, attached)), image_tokens) if image_tokens else (0, 0)
     if question is not None:
         conversation.add(answer, question.id)
     stripped = sum(1 for m in before if m.turn is not None and m.turn.thinking)

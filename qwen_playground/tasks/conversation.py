@@ -25,12 +25,16 @@ import copy
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from ..backends.thinking import strip_thinking
 from ..core.generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta, TokenChoices
+from ..documents import as_text, is_document, read_cached
+from ..vision import UploadRejected
 from . import token_choices
 
+ANY_SIZE = 1 << 40  # a document's size was checked against the limit when it was attached
 Role = Literal["system", "user", "assistant", "tool"]
 PartKind = Literal["text", "image", "audio", "file"]
 ROOT = ""  # the parent key of a conversation's first messages
@@ -138,8 +142,8 @@ class Message:
 
     @classmethod
     def user(cls, text: str, files: list[str] | tuple[str, ...] = ()) -> Message:
-        """A person's message: the files they attached (images), then the text."""
-        return cls("user", [*(Part("image", path=str(f)) for f in files), Part("text", text)])
+        """A person's message: the files they attached (images, documents), then the text."""
+        return cls("user", [*(Part("file" if is_document(f) else "image", path=str(f)) for f in files), Part("text", text)])
 
     @classmethod
     def assistant(cls, turn: AssistantTurn | None = None) -> Message:
@@ -248,10 +252,19 @@ class Conversation:
 
 def user_content(text: str, files: list[str], image_bounds: dict | None = None) -> str | list[dict]:
     """A user message's content for the model: its images first (sized within `image_bounds`: min_pixels, max_pixels),
-    then its text; the text alone when it has no images."""
-    if not files:
+    then its documents' text and its own text; the text alone when it has no images."""
+    images = [path for path in files if not is_document(path)]
+    text = "\n\n".join([*(_document_text(path) for path in files if is_document(path)), text])
+    if not images:
         return text
-    return [*({"type": "image", "image": path, **(image_bounds or {})} for path in files), {"type": "text", "text": text}]
+    return [*({"type": "image", "image": path, **(image_bounds or {})} for path in images), {"type": "text", "text": text}]
+
+
+def _document_text(path: str) -> str:
+    try:
+        return as_text(read_cached(path, ANY_SIZE))
+    except (UploadRejected, OSError):  # checked when attached; a file gone since (its session ended) is said so
+        return f'<document name="{Path(path).name}">(no longer available)</document>'
 
 
 def model_messages(path: list[Message], system_prompt: str, thinking_tags: tuple[str, str],

@@ -13,7 +13,6 @@ asked to cite sources as [1], [2], and each citation resolves to its piece.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import threading
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from ..core.config import AppConfig
 from ..core.generation import Request
 from ..core.prompts import load_template
 from ..core.registry import ModelSpec
-from ..documents import Document, read_document
+from ..documents import Document, read_cached
 from ..service.lengths import conversation_problem
 from ..vision import UploadRejected
 from . import TaskError, one_of, require_text, resolve
@@ -66,11 +65,6 @@ class DocumentsJob:
         return [Message("user", [*files, Part("text", self.question)])]
 
 
-@functools.lru_cache(maxsize=32)
-def _read(path: str, size: int, mtime: float, max_bytes: int) -> Document:  # size and mtime: a changed file is read again
-    return read_document(path, max_bytes)
-
-
 def read_files(config: AppConfig, files: object) -> list[Document]:
     """The uploaded files as documents; any that cannot be used refused, naming it and why."""
     paths = [str(f) for f in (files if isinstance(files, (list, tuple)) else [files] if files else []) if f]
@@ -82,8 +76,7 @@ def read_files(config: AppConfig, files: object) -> list[Document]:
     documents = []
     for path in paths:
         try:
-            stat = Path(path).stat()
-            documents.append(_read(path, stat.st_size, stat.st_mtime, int(config.settings.max_document_mb * 2**20)))
+            documents.append(read_cached(path, int(config.settings.max_document_mb * 2**20)))
         except UploadRejected as e:
             raise TaskError(str(e), "files") from None
         except OSError:

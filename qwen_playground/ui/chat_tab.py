@@ -17,6 +17,7 @@ import gradio as gr
 
 from ..core.config import AppConfig
 from ..core.prompts import load_template
+from ..documents import SUFFIXES, is_document
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import TaskError, audio, chat, conversations, tools
@@ -116,15 +117,21 @@ def tools_picker(config: AppConfig) -> gr.CheckboxGroup:
 
 
 def attachments(c: dict) -> None:
-    """Under the message box: images for the message (seen before they are sent), and a microphone that writes a
-    spoken message into the box."""
-    c["images"] = uploads.File(file_count="multiple", file_types=["image"], label="📎 Images for this message (models that see)",
-                               height=90, elem_classes="chat-images")
+    """Under the message box: images or documents for the message (images seen before they are sent), and a microphone
+    that writes a spoken message into the box."""
+    c["images"] = uploads.File(file_count="multiple", file_types=["image", *SUFFIXES],
+                               label="📎 Images (models that see) or documents (PDF, Markdown, text) for this message", height=90,
+                               elem_classes="chat-images")
     c["thumbs"] = gr.Gallery(height=96, columns=8, object_fit="contain", visible=False, interactive=False, show_label=False,
                              elem_classes="chat-thumbs")  # what is attached, seen before it is sent
     c["voice"] = uploads.Audio(sources=["microphone"], type="filepath", format=None, elem_classes="chat-voice",
                                label="🎤 Speak a message: it is written into the message box, to edit before sending")
     c["voice_note"] = gr.Markdown(elem_classes="chat-voice-note")
+
+
+def images_of(files) -> list[str]:
+    """The attached images (what the thumbnails show; documents are listed by name in the box itself)."""
+    return [path for path in chat.paths_of(files) if not is_document(path)]
 
 
 def chat_inputs(message, history, *values, tree=None) -> chat.ChatInputs:
@@ -358,7 +365,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     for event in events + edits:
         event.then(export_files, export_inputs, exports, api_visibility="private")
     bind_versions(c, events + edits + bind_conversations(c, events + edits[:1]))
-    c["images"].change(lambda files: gr.Gallery(value=list(chat.paths_of(files)) or None, visible=bool(files)), c["images"], c["thumbs"],
+    c["images"].change(lambda files: gr.Gallery(value=images_of(files) or None, visible=bool(images_of(files))), c["images"], c["thumbs"],
                        **private)
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
     c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
