@@ -733,7 +733,7 @@ def test_documents_are_counted_then_retrieved_with_every_candidates_scores(page,
     (tmp_path / "photo.txt").write_bytes(bytes(range(256)) * 40)
     open_app(page)
     open_tab(page, "Documents")
-    upload = page.locator("input[type=file][accept*='.pdf']")
+    upload = page.locator(".document-files input[type=file]")
     upload.set_input_files(str(tmp_path / "photo.txt"))
     page.get_by_text("photo.txt is not text").wait_for()  # a note beside the files, before anything is sent
     page.locator("button[aria-label='Clear']:visible").first.click()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from qwen_playground.core.config import load_config
 from qwen_playground.documents import Document, Page, chunk, read_document, token_count
 from qwen_playground.tasks import TaskError
 from qwen_playground.tasks import documents as task
-from qwen_playground.tasks.retrieval import BM25, forget_session, index_folder, retrieval_settings, retrieve
+from qwen_playground.tasks.retrieval import BM25, forget_session, forget_stale_sessions, index_folder, retrieval_settings, retrieve
 from qwen_playground.vision import UploadRejected
 
 MARKDOWN = "# Animals\n\nThe zebra lives on the African savanna.\n\nThe emperor penguin breeds in Antarctica in winter.\n"
@@ -230,6 +232,9 @@ def test_public_sessions_never_share_vectors(tmp_path, files):
     assert not any("cache" in note for note in again.notes) and list(bob.rglob("*.npy"))  # Bob's own, computed for him
     forget_session(config, "alice@1.2.3.4")
     assert not alice.exists() and bob.exists()
+    os.utime(bob, (time.time() - 2 * 86400,) * 2)  # an API client's session, unused for two days: no page closed to delete it
+    forget_stale_sessions(config)
+    assert not bob.exists()
     private = load_config(demo=True, cache_dir=tmp_path)
     assert index_folder(private, "alice") == index_folder(private, "bob")  # one person's machine: one cache
 
@@ -312,3 +317,16 @@ def test_chat_takes_a_document_through_its_api(app, files):
     pieces, _, _ = client.predict("Where do penguins breed?", [], "demo-qwen2.5", "", False, [handle_file(str(files["animals.md"]))],
                                   api_name="/inspect")
     assert '<document name="animals.md">' in "".join(p["token"] for p in pieces)
+
+
+def test_stop_while_retrieving_sends_nothing(demo_config, backend, files):
+    import threading
+
+    job = task.prepare(demo_config, [str(files["long.txt"])], "What is the password?", "demo-qwen3.5", task.RETRIEVAL,
+                       retrieval_settings(demo_config, chunk_tokens=64, overlap_tokens=8))
+    stop = threading.Event()
+    stop.set()  # pressed before the first chunk is embedded
+    with pytest.raises(TaskError, match="Stopped while retrieving: nothing was sent"):
+        list(task.run(demo_config, backend, job, stop))
+    views = list(task.run(demo_config, backend, job))  # asked again, it runs whole
+    assert views[-1].done and views[-1].retrieved is not None and "Good day" in views[-1].panes[0][-1].turn.answer

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from ..core.devices import model_build_lock, pick_device
+from ..core.devices import model_build_lock, on_zero_gpu, pick_device, usable_device
 from ..core.registry import ModelSpec, Retrieval
 from . import download
 from .model_classes import auto_model_class
@@ -61,7 +61,7 @@ def load(spec: ModelSpec, cache_dir: Path, device_setting: str = "auto", dtype_s
     traits = spec.family.retrieval
     if traits is None:
         raise ValueError(f"{spec.id} is not an embedding or reranker model.")
-    device = pick_device(device_setting)
+    device = "cpu" if on_zero_gpu() else usable_device(pick_device(device_setting))  # ZeroGPU lends its GPU to generation calls only
     dtype, _ = pick_dtype(device, dtype_setting, cache_dir)
     folder = download.fetch(spec, cache_dir)
     with model_build_lock:

@@ -25,7 +25,6 @@ from ..core.generation import Request
 from ..core.prompts import load_template
 from ..core.registry import ModelSpec
 from ..documents import Document, read_cached
-from ..service.lengths import conversation_problem
 from ..vision import UploadRejected
 from . import TaskError, one_of, require_text, resolve
 from .conversation import Message, Part
@@ -155,10 +154,11 @@ def plan(config: AppConfig, job: DocumentsJob, on_progress: Callable[[str], None
         sources = whole_sources(job.documents) if retrieved is None else \
             [Source(i + 1, s.chunk.where, s.chunk.text) for i, s in enumerate(retrieved.kept)]
         messages = prompt_messages(job.question, sources)
-        while retrieved is not None and len(sources) > 1 and conversation_problem(messages, job.limit):
+        while retrieved is not None and len(sources) > 1 and prompt_tokens(config, job.spec, messages) > job.limit:
             sources, messages = sources[:-1], prompt_messages(job.question, sources[:-1])  # the lowest-ranked goes first
-        if problem := conversation_problem(messages, job.limit, "Make the chunks smaller, or pick a model with a longer context."):
-            raise TaskError(problem, "chunk_tokens")
+        if retrieved is not None and (tokens := prompt_tokens(config, job.spec, messages)) > job.limit:
+            raise TaskError(f"Even the best chunk makes a prompt of {tokens:,} tokens; {job.spec.id} reads at most {job.limit:,} here. Make "
+                            "the chunks smaller, or pick a model with a longer context.", "chunk_tokens")
         if retrieved is not None and len(sources) < len(retrieved.kept):
             retrieved.notes.append(f"Only the best {len(sources)} of the {len(retrieved.kept)} chunks asked for fit: {job.spec.id} reads at "
                                    f"most {job.limit:,} tokens here. Make the chunks smaller to fit more.")
@@ -215,7 +215,7 @@ def run(config: AppConfig, backend: Backend, job: DocumentsJob, stop: threading.
     progress: list[str] = []
     view = DocumentsView([list(job.shown) for _ in job.ways], [[] for _ in job.ways], [[] for _ in job.ways], None,
                          ["" for _ in job.ways], job.why, ways=job.ways)
-    planned = yield from _planned_with_progress(config, job, view, progress)
+    planned = yield from _planned_with_progress(config, job, view, progress, stop)
     view.sources = [p.sources for p in planned]
     view.retrieved = next((p.retrieved for p in planned if p.retrieved is not None), None)
     view.status = "\n\n".join([job.why, *(view.retrieved.notes if view.retrieved else [])])
@@ -228,12 +228,15 @@ def run(config: AppConfig, backend: Backend, job: DocumentsJob, stop: threading.
         yield view
 
 
-def _planned_with_progress(config: AppConfig, job: DocumentsJob, view: DocumentsView, progress: list[str]):
-    """`plan` on a thread, its progress lines yielded as views while it works (indexing a long file takes a while)."""
+def _planned_with_progress(config: AppConfig, job: DocumentsJob, view: DocumentsView, progress: list[str], stop: threading.Event | None):
+    """`plan` on a thread, its progress lines yielded as views while it works (indexing a long file takes a while);
+    Stop ends it at its next step, and nothing is sent."""
     result: dict = {}
     wake = threading.Event()
 
     def report(line: str) -> None:
+        if stop is not None and stop.is_set():
+            raise TaskError("Stopped while retrieving: nothing was sent to the model.")
         progress.append(line)
         wake.set()
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -26,6 +28,7 @@ from ..documents import Chunk, Document, chunk, words
 from . import TaskError, one_of, resolve
 
 EMBEDDINGS, BM25 = "Embeddings", "BM25"
+STALE_SESSION_S = 24 * 3600
 RETRIEVERS = (EMBEDDINGS, BM25)
 
 
@@ -141,12 +144,25 @@ def forget_session(config: AppConfig, user: str) -> None:
         shutil.rmtree(index_folder(config, user), ignore_errors=True)
 
 
+def forget_stale_sessions(config: AppConfig, older_than_s: float = STALE_SESSION_S) -> None:
+    """Delete the vectors of sessions unused for a day: an API client's session has no page whose closing deletes them."""
+    sessions = index_folder(config, "").parent
+    if config.settings.is_public and sessions.is_dir():
+        for folder in sessions.iterdir():
+            if time.time() - folder.stat().st_mtime > older_than_s:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
 def chunk_vectors(config: AppConfig, spec: ModelSpec, document: Document, chunks: list[Chunk], settings: RetrievalSettings, user: str,
                   on_progress: Callable[[str], None]) -> tuple[np.ndarray, bool]:
     """(one row per chunk, whether it came from the cache) for one document's chunks."""
     from ..backends import retrieval as engine
 
-    path = index_folder(config, user) / spec.id / f"{document.digest}-{settings.chunk_tokens}-{settings.overlap_tokens}.npy"
+    folder = index_folder(config, user)
+    path = folder / spec.id / f"{document.digest}-{settings.chunk_tokens}-{settings.overlap_tokens}.npy"
+    forget_stale_sessions(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder.touch()  # in use now (a session's folder unused for a day goes)
     if path.is_file():
         vectors = np.load(path)
         if len(vectors) == len(chunks):
@@ -154,8 +170,7 @@ def chunk_vectors(config: AppConfig, spec: ModelSpec, document: Document, chunks
     loaded = engine.load(spec, Path(config.settings.cache_dir), config.settings.device, config.settings.dtype)
     vectors = engine.embed(loaded, [c.text for c in chunks],
                            lambda done, total: on_progress(f"Embedding {document.name} with {spec.id}: {done} of {total} chunks…"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(".partial.npy")
+    staging = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.partial.npy")  # two askers at once each write their own
     np.save(staging, vectors)
     staging.replace(path)  # whole or not at all: a reader never sees half a file
     return vectors, False

@@ -36,7 +36,7 @@ def layout(config: AppConfig, service: Service) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
             c["files"] = uploads.File(file_count="multiple", file_types=FILE_TYPES, type="filepath", label="Documents: PDF, Markdown or text",
-                                      height=140)
+                                      height=140, elem_classes="document-files")
             c["file_notes"] = gr.Markdown("*Upload files: each one's pages, characters and tokens show here, against the model's context.*",
                                           label="What the files cost")
             c["file_table"] = gr.Dataframe(headers=FILE_COLUMNS, interactive=False, label="Files", visible=False)
@@ -133,7 +133,6 @@ def build_documents_tab(config: AppConfig, service: Service) -> dict:
 
     def ask(files, question, model, mode, chunk_tokens=256, overlap_tokens=32, retriever=EMBEDDINGS, rerank=True, candidates=10, keep=4,
             embedding_model="", reranker_model="", precision="full", request: gr.Request = None):
-        uploads.require_uploaded([str(f) for f in files or []])
         job = start_job(service, request, prepare, files, question, model, mode, chunk_tokens, overlap_tokens, retriever, rerank,
                         candidates, keep, embedding_model, reranker_model, precision)
         with stops.running(request) as stop, refusals():
@@ -155,7 +154,6 @@ def build_documents_tab(config: AppConfig, service: Service) -> dict:
 
     def inspect_job(files, question, model, mode, chunk_tokens=256, overlap_tokens=32, retriever=EMBEDDINGS, rerank=True, candidates=10,
                     keep=4, embedding_model="", reranker_model="", precision="full"):
-        uploads.require_uploaded([str(f) for f in files or []])
         return task.inspected(config, prepare(files, question, model, mode, chunk_tokens, overlap_tokens, retriever, rerank, candidates,
                                               keep, embedding_model, reranker_model, precision))
 
