@@ -761,13 +761,13 @@ def test_a_citation_opens_its_source_below_the_answer(browser):
     from qwen_playground.tasks.conversation import AssistantTurn, Message
     from qwen_playground.ui import launch_options
     from qwen_playground.ui.chat_view import render
-    from qwen_playground.ui.documents_tab import linked, sources_html
+    from qwen_playground.ui.documents_tab import linked, sources_markdown
 
     sources = [task.Source(1, "a.pdf, page 2", "The zebra lives in Africa."), task.Source(2, "a.pdf, page 5", "Penguins breed in Antarctica.")]
     turn = AssistantTurn(answer="Penguins breed in Antarctica [2]; zebras live in Africa [1].")
     with gr.Blocks() as demo:
         gr.Chatbot(linked(render([Message.user("Where?"), Message.assistant(turn)], protect=False, footer=False), "a"))
-        gr.HTML(sources_html(task.citations(turn.answer, sources), sources, "a"))
+        gr.Markdown(sources_markdown(task.citations(turn.answer, sources), sources, "a"))
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False, **launch_options())
     page = new_page(browser)
     try:

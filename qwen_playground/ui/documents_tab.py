@@ -55,7 +55,7 @@ def layout(config: AppConfig, service: Service) -> dict:
                 for pane in PANES:
                     with gr.Column(visible=pane == "a") as c[f"column_{pane}"]:
                         c[f"answer_{pane}"] = gr.Chatbot(label="Answer" if pane == "a" else f"Answer: {task.RETRIEVAL.lower()}", height=360)
-                        c[f"sources_{pane}"] = gr.HTML(label="Cited sources", elem_classes="doc-sources")
+                        c[f"sources_{pane}"] = gr.Markdown(label="Cited sources", elem_classes="doc-sources")
                         c[f"metrics_{pane}"] = gr.Markdown(label="Metrics")
     with gr.Column(visible=False) as c["chunks_group"]:  # full width: nine columns
         c["chunks"] = gr.Dataframe(headers=CHUNK_COLUMNS, interactive=False, label="Retrieval: the candidates and their scores, best first",
@@ -99,15 +99,16 @@ def linked(bubbles: list[dict], pane: str) -> list[dict]:
             and isinstance(b["content"], str) else b for b in bubbles]
 
 
-def sources_html(cited: list[task.Source], sources: list[task.Source], pane: str) -> str:
-    """The cited sources, each folded under its number, file and page (a citation's link opens it)."""
+def sources_markdown(cited: list[task.Source], sources: list[task.Source], pane: str) -> str:
+    """The cited sources, each folded under its number, file and page (a citation's link opens it); in Markdown, whose
+    sanitiser keeps <details> and ids (gr.HTML's code would load with the first page)."""
     if not sources:
         return ""
     items = "".join(f'<details id="doc-{pane}-source-{s.number}" class="doc-source"><summary>[{s.number}] {html.escape(s.where)}</summary>'
-                    f'<div style="white-space: pre-wrap">{html.escape(s.text)}</div></details>' for s in cited)
-    head = f"<p><strong>{len(cited)} of the {len(sources)} sources in the prompt cited</strong></p>" if cited else \
-        f"<p>{len(sources)} sources in the prompt; the answer has cited none yet.</p>"
-    return head + items
+                    f'<pre style="white-space: pre-wrap">{html.escape(s.text)}</pre></details>' for s in cited)
+    head = f"**{len(cited)} of the {len(sources)} sources in the prompt cited**" if cited else \
+        f"{len(sources)} sources in the prompt; the answer has cited none yet."
+    return f"{head}\n\n{items}"
 
 
 def outputs_of(view: task.DocumentsView) -> list:
@@ -116,7 +117,7 @@ def outputs_of(view: task.DocumentsView) -> list:
     for i, pane in enumerate(PANES):
         if i < len(view.panes):
             out += [linked(render(view.panes[i], protect=False, footer=False, files_as_count=True), pane),
-                    sources_html(view.cited[i], view.sources[i], pane), view.metrics[i]]
+                    sources_markdown(view.cited[i], view.sources[i], pane), view.metrics[i]]
         else:
             out += [[], "", ""]
     return [*out, chunk_rows(view.retrieved)]
