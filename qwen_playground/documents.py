@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def _decoded(data: bytes, name: str) -> str:
 
 def _pdf_pages(path: Path, name: str) -> tuple[tuple[Page, ...], tuple[str, ...]]:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError, PyPdfError
 
     try:
         reader = PdfReader(path)
@@ -155,7 +156,7 @@ def _pdf_pages(path: Path, name: str) -> tuple[tuple[Page, ...], tuple[str, ...]
         texts = [page.extract_text() or "" for page in reader.pages]
     except FileNotDecryptedError:
         raise UploadRejected(f"{name} is protected by a password. Open it, save or print it as a PDF without one, and upload that.") from None
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError):
+    except (PyPdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, OSError, RecursionError, zlib.error):
         raise UploadRejected(f"{name} could not be read as a PDF: the file is damaged or is not a PDF. Open it in a PDF viewer, save it "
                              "again, and upload the new copy.") from None
     except NotImplementedError as e:  # e.g. an encryption pypdf cannot undo without the cryptography package

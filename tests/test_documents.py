@@ -330,3 +330,22 @@ def test_stop_while_retrieving_sends_nothing(demo_config, backend, files):
         list(task.run(demo_config, backend, job, stop))
     views = list(task.run(demo_config, backend, job))  # asked again, it runs whole
     assert views[-1].done and views[-1].retrieved is not None and "Good day" in views[-1].panes[0][-1].turn.answer
+
+
+def test_a_damaged_pdf_is_refused_however_it_is_damaged(tmp_path, files):
+    """Cut short anywhere or with bytes overwritten, a PDF reads or is refused with a message; nothing else escapes."""
+    import random
+
+    data, rng = files["report.pdf"].read_bytes(), random.Random(0)
+    damaged = [data[:n] for n in range(0, len(data), max(1, len(data) // 40))]
+    for _ in range(40):
+        flipped = bytearray(data)
+        for _ in range(8):
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        damaged.append(bytes(flipped))
+    for i, sample in enumerate(damaged):
+        path = write(tmp_path / f"damaged-{i}.pdf", sample)
+        try:
+            read_document(path, 2**20)
+        except UploadRejected as e:
+            assert f"damaged-{i}.pdf" in str(e)
