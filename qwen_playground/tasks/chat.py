@@ -180,14 +180,15 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     settings = inputs.settings
     text = inputs.message.strip() if isinstance(inputs.message, str) else ""
     if require_message and not text:
-        raise TaskError("Type a message first." if not inputs.images else f"Add a question about the {'documents' if all(map(is_document, inputs.images)) else 'images'}.", "message")
+        attached = "documents" if all(map(is_document, inputs.images)) else "images"
+        raise TaskError(f"Add a question about the {attached}." if inputs.images else "Type a message first.", "message")
     spec, before, template = resolve(config.registry, settings.model), path_to(inputs.conversation, inputs.after), load_template("chat")
     answered = Message.user(template.render_user(message=text), inputs.images) if text else next(
         (m for m in before[-1:] if m.role == "user"), None)
     attached = tuple(answered.files) if answered else ()
+    images = tuple(f for f in attached if not is_document(f))
     check_documents(config, spec, tuple(f for f in attached if is_document(f)), answered.text if answered else "")
-    bounds, image_tokens = check_images(spec, tuple(f for f in attached if not is_document(f)),
-                                        any(not is_document(f) for m in before for f in m.files))
+    bounds, image_tokens = check_images(spec, images, any(not is_document(f) for m in before for f in m.files))
     history = model_messages(before, "", spec.family.thinking_tags, bounds)
     dropped = 0
     if settings.trim_history and text:
@@ -207,7 +208,7 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     conversation = inputs.conversation.copy()
     question = conversation.add(Message.user(text, inputs.images), before[-1].id if before else "") if text else answered
     answer = Message.assistant()
-    answer.turn.images, answer.turn.image_tokens = (len(attached) - sum(map(is_document, attached)), image_tokens) if image_tokens else (0, 0)
+    answer.turn.images, answer.turn.image_tokens = (len(images), image_tokens) if image_tokens else (0, 0)
     if question is not None:
         conversation.add(answer, question.id)
     stripped = sum(1 for m in before if m.turn is not None and m.turn.thinking)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -267,7 +267,7 @@ class FileRow:
     pages: int | None
     characters: int
     tokens: int
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
 
 
 def file_rows(config: AppConfig, spec: ModelSpec, documents: list[Document]) -> list[FileRow]:

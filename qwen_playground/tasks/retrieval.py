@@ -160,13 +160,14 @@ def chunk_vectors(config: AppConfig, spec: ModelSpec, document: Document, chunks
 
     folder = index_folder(config, user)
     path = folder / spec.id / f"{document.digest}-{settings.chunk_tokens}-{settings.overlap_tokens}.npy"
-    forget_stale_sessions(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    folder.touch()  # in use now (a session's folder unused for a day goes)
     if path.is_file():
+        folder.touch()  # in use now (a session's folder unused for a day goes)
         vectors = np.load(path)
         if len(vectors) == len(chunks):
             return vectors, True
+    forget_stale_sessions(config)  # only when writing: a question answered from the cache lists no folders
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder.touch()
     loaded = engine.load(spec, Path(config.settings.cache_dir), config.settings.device, config.settings.dtype)
     vectors = engine.embed(loaded, [c.text for c in chunks],
                            lambda done, total: on_progress(f"Embedding {document.name} with {spec.id}: {done} of {total} chunks…"))

@@ -11,6 +11,7 @@ from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
+from ..documents import words
 from . import Tool, ToolFailed
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the app's folder: docs/ and prompts/lessons/ beside the package
@@ -107,20 +108,16 @@ def _passages() -> tuple[list[tuple[str, str]], object]:
         for section in sections:
             title = section.strip().splitlines()[0].lstrip("# ").strip() if section.strip() else path.stem
             passages.append((f"{path.relative_to(ROOT)} · {title}", section.strip()))
-    return passages, BM25Okapi([_words(text) for _, text in passages] or [[""]])
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
+    return passages, BM25Okapi([words(text) for _, text in passages] or [[""]])
 
 
 def search_docs(query: str, top_k: int = 3) -> str:
     """The passages of the app's own documentation and lessons that best match `query` (BM25 over their words)."""
     passages, index = _passages()
-    words = _words(query)
-    if not words or not passages:
+    asked = words(query)
+    if not asked or not passages:
         raise ToolFailed("Give a few words to search for.")
-    scores = index.get_scores(words)
+    scores = index.get_scores(asked)
     best = sorted(range(len(passages)), key=lambda i: -scores[i])[:max(1, min(int(top_k), 5))]
     found = [f"[{n}] {passages[i][0]}\n{passages[i][1][:700]}" for n, i in enumerate(best, 1) if scores[i] > 0]
     return "\n\n".join(found) or f"Nothing in the docs or lessons matches '{query}'."

@@ -18,8 +18,7 @@ from ..service import Service
 from ..tasks import TaskError
 from ..tasks import batch as task
 from ..tasks.compare import comparable_models
-from .common import Stops, follows_registry, on_page_load, precision_picker, refusals, upload_or_example, user_of, when_valid
-
+from .common import Stops, follows_registry, go_and_stop, on_page_load, precision_picker, refusals, upload_or_example, user_of, when_valid
 PREVIEW_COLUMNS = ["id", "prompt", "expected", "system", "tokens"]
 SUMMARY_COLUMNS = ["model", "answered", "right / scored", "accuracy", "tokens/s", "s per answer", "load s", "total s", "answer tokens",
                    "errors"]
@@ -86,9 +85,7 @@ def layout(config: AppConfig, service: Service) -> dict:
     with gr.Row():
         c["precision"] = precision_picker(service.capabilities())
         c["max_new_tokens"] = gr.Slider(16, 2048, 256, step=16, label="Max new tokens per answer")
-    with gr.Row():
-        c["run"] = gr.Button("Run the batch", variant="primary")
-        c["stop"] = gr.Button("Stop", variant="stop")
+    c["run"], c["stop"] = go_and_stop("Run the batch")
     c["progress"] = gr.Markdown()  # a <progress> bar and a line (gr.HTML's code is 35 KiB more)
     c["summary"] = gr.Dataframe(headers=SUMMARY_COLUMNS, interactive=False, label="Per model", wrap=True, elem_classes="wide-table")  # the page's width: every column
     c["chart"] = gr.BarPlot(x="model", y="accuracy %", label="Per model", height=220)

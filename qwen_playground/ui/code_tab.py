@@ -14,7 +14,7 @@ from ..core.config import AppConfig
 from ..service import Service
 from ..tasks import code as code_task
 from .chat_view import render
-from .common import Stops, admitted, model_picker, precision_picker, refusals, refuse, start_job, when_valid
+from .common import Stops, admitted, go_and_stop, model_picker, precision_picker, refusals, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 RUN_DISABLED = ("Running code is turned off on this server. An operator can enable it by starting the app with "
@@ -40,9 +40,7 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["precision"] = precision_picker(service.capabilities())
             c["context"] = gr.Textbox("", label="Context (optional)", lines=3, placeholder="Existing code, data formats, APIs to use…")
             c["constraints"] = gr.Textbox("", label="Constraints (optional)", placeholder="e.g. standard library only; O(n log n)")
-            with gr.Row():
-                c["generate"] = gr.Button("Write code", variant="primary")
-                c["stop"] = gr.Button("Stop", variant="stop")
+            c["generate"], c["stop"] = go_and_stop("Write code")
         with gr.Column(scale=3):
             c["conversation"] = gr.Chatbot(label="Answer", height=420, buttons=["copy"])
             c["metrics"] = gr.Markdown(label="Metrics")

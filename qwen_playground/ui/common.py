@@ -141,6 +141,12 @@ class PrecisionRadio(gr.Radio):
         return super().preprocess(precision_named(payload) if isinstance(payload, str) else payload)
 
 
+def go_and_stop(label: str) -> tuple[gr.Button, gr.Button]:
+    """A tab's main action and its Stop, side by side (Escape presses the visible Stop)."""
+    with gr.Row():
+        return gr.Button(label, variant="primary"), gr.Button("Stop", variant="stop")
+
+
 def precision_picker(capabilities: Capabilities) -> gr.Radio:
     """The weights' precision for local models: the choices this machine can run, with the reason for the others."""
     missing = "; ".join(f"{choice}: {why}" for choice, why in capabilities.precisions.items() if why)

@@ -20,7 +20,7 @@ from ..tasks import documents as task
 from ..tasks.retrieval import BM25, EMBEDDINGS, RETRIEVERS, Retrieved, forget_session, retrieval_settings
 from . import uploads
 from .chat_view import render
-from .common import Stops, model_picker, precision_picker, refusals, refuse, start_job, user_of, when_valid
+from .common import Stops, go_and_stop, model_picker, precision_picker, refusals, refuse, start_job, user_of, when_valid
 from .inspector_tab import inspector_panel
 
 FILE_TYPES = [".pdf", ".md", ".markdown", ".txt"]
@@ -46,9 +46,7 @@ def layout(config: AppConfig, service: Service) -> dict:
                                  info="Auto: the whole document when it fits the context with room for the answer, else retrieval")
             retrieval_inputs(config, c)
             c["precision"] = precision_picker(service.capabilities())
-            with gr.Row():
-                c["ask"] = gr.Button("Ask", variant="primary")
-                c["stop"] = gr.Button("Stop", variant="stop")
+            c["ask"], c["stop"] = go_and_stop("Ask")
         with gr.Column(scale=3):
             c["status"] = gr.Markdown(label="How it was answered")
             with gr.Row():

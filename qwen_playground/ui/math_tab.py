@@ -13,7 +13,7 @@ from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
 from ..tasks import math as math_task
 from .chat_view import render
-from .common import Stops, model_picker, precision_picker, refuse, start_job, when_valid
+from .common import Stops, go_and_stop, model_picker, precision_picker, refuse, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 
@@ -25,9 +25,7 @@ def build_math_tab(config: AppConfig, service: Service) -> dict:
             expected = gr.Textbox("", label="Expected answer (optional)", placeholder="e.g. -1, 1/2, \\frac{\\sqrt{3}}{2}")
             model, _ = model_picker(config.registry, "math")
             precision = precision_picker(service.capabilities())
-            with gr.Row():
-                solve = gr.Button("Solve", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+            solve, stop = go_and_stop("Solve")
         with gr.Column(scale=3):
             conversation = gr.Chatbot(label="Solution", height=460, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
             with gr.Row():

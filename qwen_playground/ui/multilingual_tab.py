@@ -13,7 +13,7 @@ from ..core.config import AppConfig
 from ..languages import languages as offered_languages
 from ..service import Service
 from ..tasks import multilingual as task
-from .common import Stops, model_picker, precision_picker, start_job, when_valid
+from .common import Stops, go_and_stop, model_picker, precision_picker, start_job, when_valid
 from .inspector_tab import inspector_panel
 
 DEFAULT = ["English", "Chinese", "Spanish"]
@@ -28,9 +28,7 @@ def build_multilingual_tab(config: AppConfig, service: Service) -> dict:
             chosen = gr.CheckboxGroup(names, value=DEFAULT, label=f"Answer in (up to {task.MAX_CHOSEN})")
             model, _ = model_picker(config.registry, "multilingual")
             precision = precision_picker(service.capabilities())
-            with gr.Row():
-                ask = gr.Button("Answer in each language", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+            ask, stop = go_and_stop("Answer in each language")
     with gr.Row(equal_height=False):
         panes = [gr.Markdown(visible=n in DEFAULT, min_height=120, container=True, label=n, elem_classes="language-pane") for n in names]
     gr.Markdown("**What each script costs.** The same sentence, tokenized by the model's tokenizer: "

@@ -20,7 +20,7 @@ from ..tasks import tools as task
 from ..tasks.conversation import Message
 from ..toolcalls import ToolCall
 from .chat_view import render, turn_bubbles
-from .common import Stops, model_picker, precision_picker, refuse, refusals, start_job, when_valid
+from .common import Stops, go_and_stop, model_picker, precision_picker, refusals, refuse, start_job, when_valid
 from .inspector_tab import inspector_outputs, inspector_panel, show_inspection
 
 EXAMPLE = "What is 6 times 7?"
@@ -42,9 +42,7 @@ def layout(config: AppConfig, service: Service) -> dict:
                                            info="Model answers in one run, at most")
             c["system_prompt"] = gr.Textbox("", label="System prompt (optional)", info="Goes after the tools block in the system turn")
             c["precision"] = precision_picker(service.capabilities())
-            with gr.Row():
-                c["run"] = gr.Button("Run", variant="primary")
-                c["stop"] = gr.Button("Stop", variant="stop")
+            c["run"], c["stop"] = go_and_stop("Run")
         with gr.Column(scale=3):
             c["conversation"] = gr.Chatbot(label="The loop, step by step", height=520)
             c["notes"] = gr.Markdown(label="Notes")

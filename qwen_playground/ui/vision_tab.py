@@ -16,7 +16,7 @@ from ..service import Service
 from ..tasks import vision as task
 from . import uploads
 from .chat_view import render
-from .common import Stops, model_picker, precision_picker, refuse, start_job, when_known, when_valid
+from .common import Stops, go_and_stop, model_picker, precision_picker, refuse, start_job, when_known, when_valid
 from .inspector_tab import inspector_panel
 
 GROUNDING_HINT = "Outline the position of each object and output all the coordinates in JSON format."
@@ -46,9 +46,7 @@ def layout(config: AppConfig, service: Service) -> dict:
             with gr.Row():
                 c["min_tokens"] = gr.Slider(4, 1024, 4, step=4, label="Min tokens per image", info=low)
                 c["max_tokens"] = gr.Slider(16, 16384, 1280, step=16, label="Max tokens per image", info=high)
-            with gr.Row():
-                c["ask"] = gr.Button("Ask", variant="primary")
-                c["stop"] = gr.Button("Stop", variant="stop")
+            c["ask"], c["stop"] = go_and_stop("Ask")
         with gr.Column(scale=3):
             c["conversation"] = gr.Chatbot(label="Answer", height=360)
             c["metrics"] = gr.Markdown(label="Metrics")
