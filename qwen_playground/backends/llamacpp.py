@@ -132,20 +132,50 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return next((i for i in range(n) if a[i] != b[i]), n)
 
 
-def kv_bytes_per_token(metadata: dict[str, str]) -> int:
-    """The KV cache's bytes per token (16-bit keys and values in every layer), from the GGUF's metadata; an
-    overestimate for models with linear-attention layers."""
+def kv_bytes_per_token(metadata: dict[str, str], per_layer_kv_heads: list[int] | None = None) -> int:
+    """The KV cache's bytes per token (16-bit keys and values), from the GGUF's metadata: only the layers that attend
+    keep one. A hybrid (Qwen3.5, Qwen3.6's mixture of experts) attends in every `full_attention_interval`-th layer, or
+    lists its KV heads per layer (0 for a linear-attention layer), which llama.cpp's metadata gives as "arr[i32,n]":
+    `per_layer_kv_heads` is that array read from the file (`gguf_array`); without it, every head in every layer is
+    counted (more, never less)."""
     arch = metadata.get("general.architecture", "")
 
     def number(key: str, default: int = 0) -> int:
         try:
             return int(metadata.get(f"{arch}.{key}", default))
-        except ValueError:  # a per-layer array (hybrid models): the default, an overestimate
+        except ValueError:  # a per-layer array
             return default
 
     heads = number("attention.head_count", 1) or 1
     head_dim = number("attention.key_length") or number("embedding_length") // heads
-    return 2 * 2 * number("block_count") * number("attention.head_count_kv", heads) * head_dim
+    if per_layer_kv_heads is not None:
+        return 2 * 2 * head_dim * sum(per_layer_kv_heads)
+    attending = number("block_count") // max(1, number("full_attention_interval", 1))
+    return 2 * 2 * attending * number("attention.head_count_kv", heads) * head_dim
+
+
+def recurrent_bytes_per_sequence(metadata: dict[str, str]) -> int:
+    """A hybrid's recurrent state per sequence (32-bit, allocated for every slot whatever its length): in each
+    linear-attention layer a convolution window, (conv_kernel - 1) x (inner + 2 x groups x state), and the state,
+    state x inner (llama.cpp's n_embd_r and n_embd_s). 0 for a model without one."""
+    arch = metadata.get("general.architecture", "")
+    number = lambda key: int(metadata.get(f"{arch}.{key}", 0) or 0)  # noqa: E731
+    interval, inner = number("full_attention_interval"), number("ssm.inner_size")
+    if not inner:
+        return 0
+    layers = number("block_count")
+    recurrent = layers - layers // interval if interval else layers
+    conv, groups, state = number("ssm.conv_kernel"), number("ssm.group_count"), number("ssm.state_size")
+    return 4 * recurrent * (max(0, conv - 1) * (inner + 2 * groups * state) + state * inner)
+
+
+def gguf_array(path: Path, key: str) -> list[int] | None:
+    """A per-layer array from a GGUF file's header (llama.cpp's metadata names arrays without their values)."""
+    import gguf  # comes with llama.cpp's converter
+
+    field = gguf.GGUFReader(str(path)).fields.get(key)
+    contents = field.contents() if field is not None else None
+    return [int(v) for v in contents] if isinstance(contents, list) else None
 
 
 class LlamaCppRunner:
@@ -173,8 +203,12 @@ class LlamaCppRunner:
         params.use_extra_bufts = not repacking_crashes()
         self._model = internals.LlamaModel(path_model=str(path), params=params, verbose=False)
         slots = max(1, min(slots, library.llama_max_parallel_sequences()))
-        per_token = max(1, kv_bytes_per_token(self._model.metadata()))
-        cache_tokens = max(context_tokens, min(slots * context_tokens, cache_bytes // per_token))
+        metadata = self._model.metadata()
+        kv_heads_key = f"{metadata.get('general.architecture', '')}.attention.head_count_kv"
+        per_layer = gguf_array(path, kv_heads_key) if metadata.get(kv_heads_key, "").startswith("arr[") else None
+        per_token = max(1, kv_bytes_per_token(metadata, per_layer))
+        recurrent = slots * recurrent_bytes_per_sequence(metadata)  # every slot's, whatever the cache holds
+        cache_tokens = max(context_tokens, min(slots * context_tokens, max(0, cache_bytes - recurrent) // per_token))
         cores = threads()
         context = library.llama_context_default_params()
         context.n_ctx, context.n_batch, context.n_ubatch = cache_tokens, BATCH_TOKENS, BATCH_TOKENS
@@ -184,7 +218,7 @@ class LlamaCppRunner:
         self._batch = internals.LlamaBatch(n_tokens=BATCH_TOKENS, embd=0, n_seq_max=1, verbose=False)
         self._library, self.n_vocab = library, self._model.n_vocab()
         self.cache_tokens = self._context.n_ctx()
-        self.cache_bytes = self.cache_tokens * per_token  # allocated whole when the context is made
+        self.cache_bytes = self.cache_tokens * per_token + recurrent  # allocated whole when the context is made
         self._slots = [_Slot(seq) for seq in range(slots)]
         self._queue: deque[_Job] = deque()
         self._wake = threading.Condition()

@@ -131,7 +131,9 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
         field = ".".join(map(str, first["loc"]))
         hint = closest(field, Settings.model_fields) if first["type"] == "extra_forbidden" else ""
         raise RegistryError(f"{where}: settings.{field}: {first['msg']}.{hint}") from None
-    registry = Registry.build(models, routes, where, parse_endpoints(user.get("endpoints"), where), families)
+    endpoints = {e.id: e for e in parse_endpoints(builtin.get("endpoints"), "built-in registry")}
+    endpoints |= {e.id: e for e in parse_endpoints(user.get("endpoints"), where)}  # a user's own `dashscope` (another region) wins
+    registry = Registry.build(models, routes, where, list(endpoints.values()), families)
     registry = replace(registry, routes=_for_machine(registry, settings.device))  # the same names, reordered
     for model_id in settings.arena_pool or []:
         if model_id not in registry.models:

@@ -138,6 +138,10 @@ class Family(BaseModel):
     specialty: Literal["general", "code", "math", "vision", "speech", "audio", "retrieval"] = "general"
     thinking: ThinkingKind = "none"
     thinking_tags: tuple[str, str] = ("<think>", "</think>")
+    # the chat template's reasoning switches beyond thinking on/off: `reasoning_effort` (its values, the default first;
+    # Qwen3.8: xhigh, medium, low) and `preserve_thinking` (earlier answers keep their reasoning in the prompt: Qwen3.6)
+    reasoning_efforts: tuple[str, ...] = ()
+    keeps_reasoning: bool = False
     opens_thought: bool = False  # when the model thinks, its chat template writes the opening tag into the prompt
     soft_switches: bool = False  # "/think" and "/no_think" in a message switch thinking for that turn (Qwen3)
     turn_start: str = "<|im_start|>"  # the control token that opens each turn of the chat format
@@ -171,9 +175,24 @@ class Family(BaseModel):
         """Whether a request's output starts inside the thought (the template opened it), so only the closing tag appears."""
         return self.opens_thought and self.thinks(thinking)
 
-    def template_kwargs(self, thinking: bool) -> dict:
-        """Chat-template arguments for a request: only a switchable family takes `enable_thinking`."""
-        return {"enable_thinking": bool(thinking)} if self.thinking == "switch" else {}
+    def template_kwargs(self, thinking: bool, reasoning_effort: str = "", keep_reasoning: bool = False) -> dict:
+        """Chat-template arguments for a request: only a switchable family takes `enable_thinking`, and only a family
+        with those switches `reasoning_effort` (its default when none is asked) and `preserve_thinking`."""
+        kwargs = {"enable_thinking": bool(thinking)} if self.thinking == "switch" else {}
+        if self.reasoning_efforts and self.thinks(thinking):
+            kwargs["reasoning_effort"] = reasoning_effort or self.reasoning_efforts[0]
+        if self.keeps_reasoning and keep_reasoning:
+            kwargs["preserve_thinking"] = True
+        return kwargs
+
+    def reasoning_effort_of(self, value: object) -> str:
+        """`value` as this family's reasoning effort ("" or None: its default), or ValueError naming the choices."""
+        if not value:
+            return ""
+        if value not in self.reasoning_efforts:
+            choices = ", ".join(self.reasoning_efforts) or "none (it has no reasoning-effort switch)"
+            raise ValueError(f"{self.label} takes reasoning effort {choices}, not '{value}'.")
+        return str(value)
 
     def thinks(self, requested: bool) -> bool:
         """Whether a request with thinking `requested` will think: always-on families always do."""
@@ -231,7 +250,8 @@ class ModelSpec(BaseModel):
     endpoint: str | None = None  # served by this endpoint's id instead of loaded here
     remote_model: str | None = None  # the model's name on that server
     family: Family  # given by name in the data; resolved against the registry's families
-    params_b: float = Field(gt=0)
+    params_b: float = Field(gt=0)  # every parameter: what memory holds (a mixture of experts: all its experts)
+    active_params_b: float | None = Field(None, gt=0)  # a mixture of experts: the parameters one token reads (None: all)
     context_length: int = Field(gt=0)
     presets: Presets | None = None  # None: the family's
     description: str = ""
@@ -271,6 +291,8 @@ class ModelSpec(BaseModel):
             raise ValueError(f"needs presets (neither the model nor family '{self.family.name}' has any)")
         if self.thinking and presets.thinking is None:
             raise ValueError(f"family '{self.family.name}' thinks, so the model needs presets.thinking")
+        if self.active_params_b and self.active_params_b > self.params_b:
+            raise ValueError(f"active_params_b ({self.active_params_b}) is more than params_b ({self.params_b}): a token reads at most every weight")
         return self
 
     @property
@@ -286,6 +308,11 @@ class ModelSpec(BaseModel):
     @property
     def modalities(self) -> tuple[str, ...]:
         return self.family.modalities
+
+    @property
+    def read_per_token_b(self) -> float:
+        """Billions of parameters one decoded token reads: a mixture of experts reads its active ones, a dense model all."""
+        return self.active_params_b or self.params_b
 
     @property
     def source(self) -> str:
@@ -313,17 +340,25 @@ class Route(BaseModel):
     default: str  # the best choice where it fits (a GPU)
     alternatives: tuple[str, ...] = ()
     cpu_default: str | None = None  # the default when models run on a CPU: the best that streams at a readable speed there
+    # the tab's models from the strongest down (the registry's ranking): a GPU starts with the first whose weights fit
+    # (`fits`), and the model guide ranks by it
+    strongest: tuple[str, ...] = ()
 
     def for_machine(self, on_cpu: bool, fits) -> "Route":
-        """This route with the machine's default first: the CPU default on a CPU, or where the default's weights do not
-        fit (`fits(model_id)`); the other choices stay as alternatives."""
-        if self.cpu_default is None or (not on_cpu and fits(self.default)):
+        """This route with the machine's default first: on a GPU the strongest model whose weights fit
+        (`fits(model_id)`), else the default; the CPU default on a CPU, or where the default does not fit either. The
+        other choices stay as alternatives."""
+        if on_cpu:
+            chosen = self.cpu_default or self.default
+        else:
+            chosen = next((m for m in (*self.strongest, self.default) if fits(m)), self.cpu_default or self.default)
+        if chosen == self.default:
             return self
-        return Route(default=self.cpu_default, alternatives=tuple(m for m in self.choices if m != self.cpu_default))
+        return self.model_copy(update={"default": chosen, "alternatives": tuple(m for m in self.choices if m != chosen)})
 
     @property
     def choices(self) -> list[str]:
-        return list(dict.fromkeys((self.default, *self.alternatives, *([self.cpu_default] if self.cpu_default else []))))
+        return list(dict.fromkeys((self.default, *self.alternatives, *([self.cpu_default] if self.cpu_default else []), *self.strongest)))
 
 
 def closest(name: str, candidates) -> str:

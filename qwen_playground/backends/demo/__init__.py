@@ -138,7 +138,9 @@ def _script(model, tok: PreTrainedTokenizerBase, family: Family) -> None:
     for layer in text.layers:  # residual stream = token embedding (attention, linear attention and MLP outputs zeroed)
         mixer = layer.self_attn.o_proj if hasattr(layer, "self_attn") else layer.linear_attn.out_proj
         mixer.weight.zero_()
-        layer.mlp.down_proj.weight.zero_()
+        for name, weight in layer.mlp.named_parameters():  # a dense MLP's down projection, or every expert's and the shared one's
+            if "down_proj" in name:
+                weight.zero_()
     normed = text.norm(text.embed_tokens.weight[chain[:-1]])
     model.lm_head.weight[chain[1:]] = 10 * normed / normed.norm(dim=-1, keepdim=True)
     if family.thinking == "switch":  # thinking off: the prompt ends with "</think>\n\n"; answer from there
