@@ -18,13 +18,16 @@ chose against both dtypes timed end to end (a typical prompt and answer) on the 
 the real-time factor (seconds of compute per second of sound) of a Qwen3-ASR-0.6B-shaped random model, the audio
 encoder and the decoder's transcript of a typical length; (11) documents: Qwen3-Embedding-0.6B-shaped chunks embedded
 per second, the time to index a 100-page text, and the time to the first answer token with retrieval vs the whole
-document in the prompt. Results are appended to bench/results.jsonl and the table
-shows earlier runs beside this one.
+document in the prompt; (12) a mixture of experts: decode tokens/s on the llama.cpp engine of a model shaped like
+Qwen3.6-35B-A3B (its width, 256 experts of which 8 routed + 1 shared per token, its attention heads and vocabulary) but
+two layers deep, against the bandwidth limit from the bytes a token reads (its active experts) and from every weight.
+Results are appended to bench/results.jsonl and the table shows earlier runs beside this one.
 
     python bench/run.py --skip overhead decode concurrency compare cold_start batch   # (6) alone (~5 min on 2 cores)
     python bench/run.py --skip overhead decode concurrency compare cold_start families  # (7) alone
     python bench/run.py --quick --skip overhead decode concurrency compare cold_start batch alternatives precision  # (10) alone
     python bench/run.py --skip overhead decode concurrency compare cold_start batch alternatives precision families transcription  # (11)
+    python bench/run.py --skip overhead decode concurrency compare cold_start batch alternatives precision families transcription documents  # (12)
 """
 
 from __future__ import annotations
@@ -103,6 +106,14 @@ ASR_SHAPE = {"audio_config": dict(num_mel_bins=128, encoder_layers=18, encoder_a
                                   output_dim=1024, downsample_hidden_size=480),
              "text_config": dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
                                  num_key_value_heads=8, head_dim=128, max_position_embeddings=65536, tie_word_embeddings=True)}
+# Qwen3.6-35B-A3B's layer (its card; transformers' Qwen3_5MoeTextConfig defaults): width 2048, 256 experts of 512 with
+# 8 routed + 1 shared per token, 16 Q / 2 KV heads of 256, Gated DeltaNet 32 V / 16 QK heads of 128, the real vocabulary;
+# two layers (one linear-attention, one full) instead of 40, so it fits this machine (2.7B parameters, 5.4 GB in bf16).
+MOE_SHAPE = dict(vocab_size=248320, hidden_size=2048, num_hidden_layers=2, layer_types=["linear_attention", "full_attention"],
+                 full_attention_interval=2, num_attention_heads=16, num_key_value_heads=2, head_dim=256, linear_num_key_heads=16,
+                 linear_num_value_heads=32, linear_key_head_dim=128, linear_value_head_dim=128, num_experts=256, num_experts_per_tok=8,
+                 moe_intermediate_size=512, shared_expert_intermediate_size=512, tie_word_embeddings=False, bos_token_id=248044,
+                 eos_token_id=248046, pad_token_id=248044)
 TRANSCRIPT_TOKENS_PER_S = 3.5  # about 150 spoken words a minute, as Qwen's tokenizer cuts English
 CLIP_SECONDS = (5, 20)
 
@@ -251,6 +262,63 @@ def section_families(dtype: torch.dtype, new_tokens: int = 16, prompt_tokens: in
                      "prompt_pass_s": one, "tokens_per_s": (new_tokens - 1) / max(full - one, 1e-9)})
         print(f"    {name}: {rows[-1]['tokens_per_s']:.1f} tok/s", flush=True)
         del model
+    return rows
+
+
+def build_moe_model(folder: Path) -> Path:
+    """A random-weight qwen3_5_moe text model of MOE_SHAPE with the real Qwen3.5/3.6 tokenizer; nothing downloaded."""
+    if (folder / "config.json").exists():
+        return folder
+    torch.manual_seed(0)
+    config = AutoConfig.for_model("qwen3_5_moe_text", max_position_embeddings=4096, **MOE_SHAPE)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.generation_config.eos_token_id = [MOE_SHAPE["eos_token_id"]]
+    model.save_pretrained(folder)
+    demo.load_tokenizer(builtin_families()["qwen3.6-moe"]).save_pretrained(folder)
+    return folder
+
+
+def gguf_moe_bytes(path: Path) -> tuple[int, int]:
+    """(bytes a decode step reads, bytes of every weight) in a mixture of experts' GGUF file: of each expert tensor
+    (`*_exps`) only the routed share (used / count); the shared expert and everything else whole; an untied input
+    embedding is read one row at a time, so neither counts it."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    arch = str(bytes(reader.fields["general.architecture"].parts[-1]), "utf-8")
+    used, count = (int(reader.fields[f"{arch}.expert_{k}"].parts[-1][0]) for k in ("used_count", "count"))
+    sizes = {t.name: int(t.n_bytes) for t in reader.tensors}
+    every = sum(sizes.values()) - (sizes.get("token_embd.weight", 0) if "output.weight" in sizes else 0)
+    experts = sum(n for name, n in sizes.items() if "_exps" in name)
+    return every - experts + experts * used // count, every
+
+
+def section_moe(cache: Path, new_tokens: int, bandwidth: float) -> list[dict]:
+    """Decode tokens/s of the MoE model on the llama.cpp engine (Q8_0 and Q4_K_M, converted once) against the limits."""
+    from qwen_playground.backends import gguf_files
+    from qwen_playground.backends.llamacpp import LlamaCppRunner
+    from qwen_playground.core.registry import ModelSpec
+
+    folder = build_moe_model(cache / "qwen3.6-moe-2-layers-random")
+    family = builtin_families()["qwen3.6-moe"]
+    spec = ModelSpec(id="bench-moe", path=str(folder), family=family, params_b=2.7, active_params_b=0.6, context_length=4096)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True,
+                                           return_dict=False, enable_thinking=False)
+    rows = []
+    for choice in ("8-bit", "4-bit"):
+        path = gguf_files.converted(spec, folder, precision.GGUF_TYPES[choice], cache)
+        runner = LlamaCppRunner(path, 2048, slots=1)
+        raw_llamacpp(runner, prompt, 4)
+        result = max((raw_llamacpp(runner, prompt, new_tokens) for _ in range(2)), key=lambda r: r["tokens_per_s"])
+        runner.close()
+        active, every = gguf_moe_bytes(path)
+        limit, dense_limit = bandwidth * 1e9 / active, bandwidth * 1e9 / every
+        rows.append({"precision": f"llama.cpp {precision.GGUF_TYPES[choice]} ({choice})", "weights_gib": path.stat().st_size / 2**30,
+                     "active_gb": active / 1e9, "every_gb": every / 1e9, "tokens_per_s": result["tokens_per_s"], "limit_tokens_per_s": limit,
+                     "fraction_of_limit": result["tokens_per_s"] / limit, "dense_limit_tokens_per_s": dense_limit,
+                     "vs_dense_limit": result["tokens_per_s"] / dense_limit, "bandwidth_gbs": bandwidth})
+        print(f"    {rows[-1]['precision']}: {rows[-1]['tokens_per_s']:.1f} tok/s", flush=True)
     return rows
 
 
@@ -826,6 +894,13 @@ def print_table(run: dict, previous: list[dict]) -> None:
               f"{d['whole_pages']}-page text, time to the first answer token: retrieval {r['first_answer_s']:.2f} s "
               f"({r['prompt_tokens']} prompt tokens, vectors cached) vs the whole document {w['first_answer_s']:.2f} s "
               f"({w['prompt_tokens']} tokens) -> {d['retrieval_vs_whole']:.2f}x")
+    if rows := run.get("moe"):
+        print(f"\n(12) A mixture of experts shaped like Qwen3.6-35B-A3B, 2 layers (256 experts, 8 routed + 1 shared a token), llama.cpp, "
+              f"batch 1 (read bandwidth {rows[0]['bandwidth_gbs']:.1f} GB/s)")
+        print(f"    {'precision':<30}{'weights GiB':>12}{'read/token GB':>15}{'tok/s':>8}{'limit':>8}{'of limit':>10}{'every-weight limit':>20}")
+        for r in rows:
+            print(f"    {r['precision']:<30}{r['weights_gib']:>12.2f}{r['active_gb']:>15.2f}{r['tokens_per_s']:>8.1f}{r['limit_tokens_per_s']:>8.1f}"
+                  f"{r['fraction_of_limit']:>10.0%}{r['dense_limit_tokens_per_s']:>13.1f} ({r['vs_dense_limit']:.1f}x)")
     if previous:
         print("\nTrend (earlier runs, newest last):")
         print(f"    {'when':<20}{'model':<8}{'app/raw':>8}{'+TTFT ms':>9}{'default of limit':>17}{'8 users vs 1':>13}{'page s':>8}")
@@ -845,7 +920,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-bench")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch",
-                                                                        "alternatives", "precision", "transcription", "documents"])
+                                                                        "alternatives", "precision", "transcription", "documents", "moe"])
     parser.add_argument("--llama-server", type=Path, help="a llama-server binary: (3) measures it beside the app's engines")
     parser.add_argument("--app-default", type=Path, help=argparse.SUPPRESS)  # (2)'s child process: /chat on the app as it starts
     parser.add_argument("--app-concurrency", type=Path, help=argparse.SUPPRESS)  # (3)'s child process: users on llama.cpp
@@ -899,6 +974,8 @@ def main(argv: list[str] | None = None) -> dict:
             run["transcription"] = section_transcription(dtype, cache)
         if "documents" not in args.skip and not args.quick:
             run["documents"] = section_documents(app, folder, cache)
+        if "moe" not in args.skip and not args.quick and device == "cpu":
+            run["moe"] = section_moe(cache, tokens, read_bandwidth_gbs())
     finally:
         app.close()
     if "cold_start" not in args.skip:

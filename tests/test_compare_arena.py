@@ -39,7 +39,8 @@ def test_presets_of_the_real_registry():
         "chat": config.registry.routes["chat"].model_copy(update={"default": "qwen3-1.7b", "alternatives": ("qwen3-4b",)}),
         "code": config.registry.routes["code"].model_copy(update={"default": "qwen2.5-coder-1.5b-instruct", "alternatives": ()}),
         "math": config.registry.routes["math"].model_copy(update={"default": "qwen2.5-math-1.5b-instruct", "alternatives": ()}),
-        "multilingual": config.registry.routes["multilingual"].model_copy(update={"default": "qwen2.5-1.5b-instruct", "alternatives": ("qwen2.5-7b-instruct",)})}})
+        "multilingual": config.registry.routes["multilingual"].model_copy(update={"default": "qwen2.5-1.5b-instruct", "alternatives": ("qwen2.5-7b-instruct",)})}},
+        endpoints=list(config.registry.endpoints.values()))
     found = presets(registry)
     assert [s.model for s in found["Instruct vs Coder vs Math (Qwen2.5)"]] == ["qwen2.5-1.5b-instruct", "qwen2.5-coder-1.5b-instruct",
                                                                               "qwen2.5-math-1.5b-instruct"]

@@ -1,7 +1,19 @@
 import pytest
 
 from qwen_playground.core.config import load_config
-from qwen_playground.tasks.guide import GIB, assess, kv_cache_bytes, rank, total_bytes, weights_bytes
+from qwen_playground.tasks.guide import (
+    GIB,
+    Machine,
+    assess,
+    choice,
+    kv_cache_bytes,
+    rank,
+    read_bytes_per_token,
+    table,
+    tokens_per_s_limit,
+    total_bytes,
+    weights_bytes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +41,8 @@ def test_qwen25_7b_by_hand(registry):
 def test_ranking_and_reasons(registry):
     fits = rank(registry, "chat", memory_gib=8, context_tokens=8192, languages=["English"])
     ids = [f.spec.id for f in fits]
-    assert fits[0].best == "full" and "fits at full precision" in fits[0].why
+    assert fits[0].spec.id == "qwen3.5-9b" and fits[0].best == "4-bit" and "fits at 4-bit precision" in fits[0].why  # the strongest that fits
+    assert rank(registry, "chat", memory_gib=80, context_tokens=8192, languages=[])[0].best == "full"  # room for full precision
     eight = next(f for f in fits if f.spec.id == "qwen3-8b")
     assert eight.best in ("8-bit", "4-bit") and ids.index("qwen3-8b") > ids.index("qwen3-1.7b")
     tiny = rank(registry, "chat", memory_gib=0.5, context_tokens=4096, languages=[])
@@ -50,3 +63,46 @@ def test_the_guide_recommends_only_what_runs_here(registry):
     eight = next(f for f in fits if f.spec.id == "qwen3-8b")
     assert eight.best is None and "would fit at 4-bit precision" in eight.why and "does not offer" in eight.why
     assert next(f for f in rank(registry, "chat", 6, 4096, []) if f.spec.id == "qwen3-8b").best == "4-bit"  # where int4 runs
+
+
+# The guide's choice for common machines: (runs on, memory GiB, bandwidth GB/s) -> (model, precision). Laptop CPUs read
+# ~60 GB/s (dual-channel DDR5), a 24 GB GPU ~1,000 (RTX 4090), an 80 GB one ~3,350 (H100 SXM).
+MACHINES = [
+    ("CPU", 8, 60, "qwen3.5-9b", "4-bit"),  # 5.8 GiB; 9B x 0.6 bytes = 5.4 GB a token: 11 tokens/s at most
+    ("CPU", 16, 60, "qwen3.5-9b", "4-bit"),  # a 27B needs 17.6 GiB in 4-bit; the 9B in 8-bit reads 9.6 GB a token: 6 tokens/s, slow
+    ("CPU", 32, 60, "qwen3.6-35b-a3b", "4-bit"),  # 22.3 GiB; reads its 3B active: 1.8 GB a token, 33 tokens/s; a 27B: 3.6
+    ("CPU", 64, 60, "qwen3.6-35b-a3b", "8-bit"),  # 39.3 GiB; 3.2 GB a token: 19 tokens/s
+    ("GPU", 24, 1000, "qwen3.8-27b", "4-bit"),  # 15.6 GiB (NF4); 14.7 GB a token: 68 tokens/s
+    ("GPU", 80, 3350, "qwen3.8-27b", "full"),  # 57.5 GiB in bf16; 55.6 GB a token: 60 tokens/s
+]
+
+
+@pytest.mark.parametrize("runs_on, memory, bandwidth, model, precision", MACHINES)
+def test_the_guide_picks_the_strongest_model_that_fits_and_streams_readably(registry, runs_on, memory, bandwidth, model, precision):
+    runnable = ("full", "8-bit", "4-bit")  # llama.cpp on a CPU, bitsandbytes on a GPU
+    rows = table(registry, runnable, "chat", memory, 8192, ["English"], runs_on, bandwidth)
+    first = rows[0]
+    assert (first[0], first[-3]) == (model, precision) and first[-1].startswith("★ The guide's choice")
+    assert first[-2] >= 10 and sum(row[-1].startswith("★") for row in rows) == 1  # its speed limit, shown; one choice
+
+
+def test_a_mixture_of_experts_needs_memory_for_every_expert_and_reads_only_the_active_ones(registry):
+    """Qwen3.6-35B-A3B on a 32 GB laptop by hand: 36.0B parameters x 0.6 bytes (Q4_K_M) = 21.6 GB held; a token reads
+    its 3.0B active ones, 1.8 GB: at 60 GB/s at most 33.3 tokens/s. The dense 27B reads all 27.8B: 16.7 GB, 3.6 tokens/s."""
+    laptop = Machine(32, on_gpu=False, bandwidth_gbs=60)
+    moe, dense = registry.get("qwen3.6-35b-a3b"), registry.get("qwen3.6-27b")
+    assert weights_bytes(moe, "4-bit", laptop) == 21_600_000_000 and read_bytes_per_token(moe, "4-bit", laptop) == 1_800_000_000
+    assert tokens_per_s_limit(moe, "4-bit", laptop) == pytest.approx(33.33, abs=0.01)
+    assert tokens_per_s_limit(dense, "4-bit", laptop) == pytest.approx(60e9 / (27.8e9 * 0.6), abs=0.01)
+    # 40 layers, every 4th attends: 10 x 2 KV heads x 256 x 2 (K, V) x 2 bytes = 20 KiB a token
+    assert kv_cache_bytes(moe, 8192) == 10 * 2 * 256 * 2 * 2 * 8192
+    fit = assess(moe, 32, 8192, [], machine=laptop)
+    assert fit.best == "4-bit" and fit.readable and "its 3B active parameters, 1.80 GB" in fit.why and "33.3 tokens/s" in fit.why
+    slow = assess(dense, 32, 8192, [], machine=laptop)
+    assert slow.best == "4-bit" and not slow.readable and "slow" in slow.why  # fits, but reads under 10 tokens/s
+    assert choice(rank(registry, "chat", 32, 8192, [], machine=laptop)).spec.id == "qwen3.6-35b-a3b"
+
+
+def test_api_only_models_are_not_ranked_for_a_machine(registry):
+    ids = {row[0] for row in table(registry, ("full", "8-bit", "4-bit"), "chat", 1000, 8192, [], "GPU", 0)}
+    assert "qwen3.8-27b" in ids and not any(i.startswith("qwen3.7") for i in ids)

@@ -145,7 +145,8 @@ def refusing_server(status: int, message: bytes, requests: list | None = None):
 
 
 @pytest.mark.parametrize("status, expected", [(401, "Check the API key in $STRICT_KEY"), (500, "answered 500")])
-def test_http_errors_are_reported_with_what_to_do(tmp_path, cache_dir, status, expected):
+def test_http_errors_are_reported_with_what_to_do(tmp_path, cache_dir, status, expected, monkeypatch):
+    monkeypatch.setenv("STRICT_KEY", "a-wrong-key")  # set, so the server is asked (an unset key is refused before: see the DashScope test)
     with refusing_server(status, b"nope") as base_url:
         config = make_config(tmp_path, cache_dir, [{"id": "strict", "base_url": base_url, "api_key_env": "STRICT_KEY"}],
                              [remote_model("strict-model", "strict")])
@@ -376,3 +377,31 @@ def test_the_tool_loop_through_a_real_server(tmp_path, cache_dir):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_qwen37_through_dashscope_needs_a_key_and_says_so_without_one(tmp_path, cache_dir, monkeypatch):
+    """The built-in DashScope rows: without DASHSCOPE_API_KEY the picker's note and the send both say what to set, no
+    request leaves the machine, and the server is not asked for its health (nobody can use it yet)."""
+    from qwen_playground.service import Service
+    from qwen_playground.ui.app import endpoints_markdown
+    from qwen_playground.ui.common import described
+
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    config = load_config(demo=True, cache_dir=cache_dir, engine="transformers")
+    assert "qwen3.7-max" in [m.id for m in config.registry.choices("chat")]  # offered, as an alternative
+    assert "set DASHSCOPE_API_KEY" in described(config.registry, "qwen3.7-max")
+    router = Router(config)
+    events = collect(router, Request("qwen3.7-flash", HI, SAMPLING))
+    assert isinstance(events[-1], Error) and "needs an API key: set DASHSCOPE_API_KEY" in events[-1].message and len(events) == 1
+    assert "dashscope" not in router.endpoint_health()
+    assert "⚪ **dashscope**" in endpoints_markdown(config, Service(router, config.settings))
+    assert not load_config(cache_dir=cache_dir).registry.missing_key(config.registry.get("qwen3.5-9b"))  # a local model needs none
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-test")
+    assert config.registry.missing_key(config.registry.get("qwen3.7-max")) is None
+    request = Request("qwen3.7-max", HI, SAMPLING, thinking=True)
+    kwargs = Router(config).remotes["dashscope"].request_kwargs(config.registry.get("qwen3.7-max"), request)
+    assert kwargs["model"] == "qwen3.7-max" and kwargs["extra_body"] == {"enable_thinking": True}  # DashScope's own switch
+    # a user's own `dashscope` (another region) replaces the built-in one
+    mine = make_config(tmp_path, cache_dir, [{"id": "dashscope", "base_url": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+                                              "api_key_env": "DASHSCOPE_API_KEY", "thinking_switch": "enable_thinking"}], [])
+    assert mine.registry.endpoints["dashscope"].base_url.startswith("https://dashscope.aliyuncs.com")

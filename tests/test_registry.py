@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
+import qwen_playground
 from qwen_playground.core.config import load_config
-from qwen_playground.core.registry import RegistryError, Route
+from qwen_playground.core.registry import Registry, RegistryError, Route
 
 
 def write(tmp_path, data) -> str:
@@ -117,6 +120,23 @@ def test_a_route_puts_its_cpu_default_first_on_a_cpu_or_where_the_default_does_n
     assert route.for_machine(on_cpu=False, fits=lambda m: False).default == "small"
     assert route.for_machine(on_cpu=False, fits=lambda m: True) == route
     assert Route(default="only").for_machine(on_cpu=True, fits=lambda m: False).default == "only"
+
+
+def test_on_a_gpu_a_route_starts_with_the_strongest_model_whose_weights_fit():
+    """The built-in chat route: 16-bit weights within 60% of the GPU's memory (an H200's 141 GB holds a 27B's 55.6 GB;
+    an H100's 80 GB does not, nor the 35B-A3B's 72 GB, so the 9B; 24 GB: the 4B; a CPU: its own default)."""
+    registry = load_config().registry
+    builtin = yaml.safe_load((Path(qwen_playground.__file__).parent / "core" / "models.yaml").read_text())
+    route = Route.model_validate(builtin["routes"]["chat"])  # as shipped (offline, the demo routes stand in front of it)
+    strongest = registry.strongest["chat"]  # kept through demo mode: the guide ranks by it
+    assert strongest[:4] == ("qwen3.8-27b", "qwen3.6-27b", "qwen3.5-27b", "qwen3.6-35b-a3b")
+    for gb, expected in ((141, "qwen3.8-27b"), (80, "qwen3.5-9b"), (24, "qwen3.5-4b"), (2, "qwen3.5-0.8b")):
+        fits = lambda m: registry.get(m).params_b * 2e9 <= 0.6 * gb * 1e9  # noqa: E731
+        chosen = route.for_machine(on_cpu=False, fits=fits, strongest=strongest)
+        assert chosen.default == expected and set(chosen.choices) == set(route.choices)  # reordered, nothing lost
+    assert route.for_machine(on_cpu=True, fits=lambda m: True, strongest=strongest).default == "qwen3.5-0.8b"
+    with pytest.raises(RegistryError, match="strongest 'chat' names unknown model 'qwen9'"):
+        Registry.build(list(registry.models.values()), {}, endpoints=list(registry.endpoints.values()), strongest={"chat": ("qwen9",)})
 
 
 def test_the_machine_default_through_a_config_file(tmp_path, random_model_dir, cache_dir):

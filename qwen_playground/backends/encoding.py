@@ -99,9 +99,15 @@ def media_processor(folder: "str | Path") -> "ProcessorMixin":
     return processor
 
 
+def template_switches(spec: "ModelSpec", request: "Request") -> dict:
+    """The family's reasoning switches for `request` as its chat template takes them (thinking, reasoning effort,
+    keeping earlier reasoning): the one place a request's switches become template arguments, here and for a server."""
+    return spec.family.template_kwargs(request.thinking, request.reasoning_effort, request.keep_reasoning)
+
+
 def template_arguments(spec: "ModelSpec", request: "Request") -> dict:
-    """What the chat template takes beside the messages: the family's thinking switch, and the tools on offer."""
-    return spec.family.template_kwargs(request.thinking) | ({"tools": list(request.tools)} if request.tools else {})
+    """What the chat template takes beside the messages: the family's switches, and the tools on offer."""
+    return template_switches(spec, request) | ({"tools": list(request.tools)} if request.tools else {})
 
 
 def encode_request(spec: "ModelSpec", request: "Request", tokenizer: PreTrainedTokenizerBase,
@@ -117,8 +123,7 @@ def encode_request(spec: "ModelSpec", request: "Request", tokenizer: PreTrainedT
         return _encode_audio(spec, messages, processor, request.thinking)
     from qwen_vl_utils import process_vision_info  # imports torchvision
 
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                         **spec.family.template_kwargs(request.thinking))
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **template_switches(spec, request))
     vision = spec.family.vision
     # images and video frames arrive resized by qwen-vl-utils to the family's token side, as the cost table prices them
     extra: dict = {"do_resize": False}

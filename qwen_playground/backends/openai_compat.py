@@ -36,7 +36,7 @@ from ..core.generation import Candidate, Done, Error, Event, Metrics, Request, T
 from ..core.registry import Endpoint, Family, ModelSpec, Registry
 from ..toolcalls import CLOSE, OPEN, ToolCall, write_call
 from . import ModelBackend
-from .encoding import defuse_messages, encode_chat, template_arguments
+from .encoding import defuse_messages, encode_chat, template_arguments, template_switches
 from .thinking import ThinkingParser
 
 
@@ -84,6 +84,8 @@ def to_openai_messages(messages: list[dict]) -> list[dict]:
                                      for c in m["tool_calls"]]
         if m["role"] == "tool":
             message["tool_call_id"] = m.get("tool_call_id", "")
+        if m.get("reasoning_content"):  # an earlier answer's reasoning, kept (preserve_thinking): vLLM's and SGLang's field
+            message["reasoning_content"] = m["reasoning_content"]
         converted.append(message)
     return converted
 
@@ -182,7 +184,7 @@ class OpenAICompatBackend(ModelBackend):
         """The chat.completions.create arguments for a request (public for the inspector and tests)."""
         sampling = request.sampling
         extra: dict = {}
-        switch, template_kwargs = self.endpoint.thinking_switch, spec.family.template_kwargs(request.thinking)
+        switch, template_kwargs = self.endpoint.thinking_switch, template_switches(spec, request)
         if template_kwargs and switch == "chat_template_kwargs":
             extra["chat_template_kwargs"] = template_kwargs
         elif template_kwargs and switch == "enable_thinking":
@@ -202,6 +204,9 @@ class OpenAICompatBackend(ModelBackend):
                 "max_tokens": sampling.max_new_tokens, "extra_body": extra}
 
     def serve(self, spec: ModelSpec, request: Request, cancel: threading.Event) -> Iterator[Event]:
+        if missing := self.endpoint.missing_key():
+            yield Error(f"{spec.id} is served by {self.endpoint.id}, which {missing}. Until then, pick a local model.")
+            return
         if request.precision != "full":
             yield Error(f"{spec.id} runs on a server that chooses its own precision: set precision to 'full' for it.")
             return
@@ -288,7 +293,8 @@ class OpenAICompatBackend(ModelBackend):
         return len(prompt), len(answer), f"{spec.family.label} tokenizer"
 
     def endpoint_health(self) -> dict[str, tuple[bool, str]]:
-        return {self.endpoint.id: self.check()}
+        """{id: (ok, line)}; a server whose key is not set is not asked (nobody can use it yet), so it is left out."""
+        return {} if self.endpoint.missing_key() else {self.endpoint.id: self.check()}
 
     def check(self) -> tuple[bool, str]:
         """(ok, one line) from GET /models with a short timeout."""

@@ -20,9 +20,10 @@ from . import availability
 from .adapters import adapter_dirs, register_all
 from .devices import accelerator_memory_bytes, pick_device
 from .registry import (Family, McpServer, Registry, RegistryError, Route, closest, parse_endpoints, parse_families, parse_mcp_servers,
+                       parse_strongest,
                        parse_models, parse_routes)
 
-CONFIG_KEYS = ("families", "models", "routes", "settings", "endpoints", "mcp_servers")
+CONFIG_KEYS = ("families", "models", "routes", "strongest", "settings", "endpoints", "mcp_servers")
 
 
 def default_cache_dir() -> Path:
@@ -133,14 +134,15 @@ def load_config(path: str | Path | None = None, *, demo: bool = False, **setting
         raise RegistryError(f"{where}: settings.{field}: {first['msg']}.{hint}") from None
     endpoints = {e.id: e for e in parse_endpoints(builtin.get("endpoints"), "built-in registry")}
     endpoints |= {e.id: e for e in parse_endpoints(user.get("endpoints"), where)}  # a user's own `dashscope` (another region) wins
-    registry = Registry.build(models, routes, where, list(endpoints.values()), families)
+    strongest = {**parse_strongest(builtin.get("strongest"), "built-in registry"), **parse_strongest(user.get("strongest"), where)}
+    registry = Registry.build(models, routes, where, list(endpoints.values()), families, strongest)
     registry = replace(registry, routes=_for_machine(registry, settings.device))  # the same names, reordered
     for model_id in settings.arena_pool or []:
         if model_id not in registry.models:
             raise RegistryError(f"{where}: settings.arena_pool names unknown model '{model_id}'.{closest(model_id, registry.models)}")
 
     reason = "started with --demo" if demo else ""
-    if not demo and not any(availability.available(m) for m in registry.choices("chat")):
+    if not demo and not any(availability.available(m) and not registry.missing_key(m) for m in registry.choices("chat")):
         demo, reason = True, "no model of the chat route is cached or downloadable (offline?)"
     if demo:
         registry = _with_demo_models(registry, builtin)
@@ -154,7 +156,7 @@ def _for_machine(registry: Registry, device_setting: str) -> dict[str, Route]:
     device = pick_device(device_setting)
     memory = accelerator_memory_bytes(device)
     fits = lambda model_id: memory is not None and registry.get(model_id).params_b * 2e9 <= 0.6 * memory  # noqa: E731
-    return {tab: route.for_machine(device == "cpu", fits) for tab, route in registry.routes.items()}
+    return {tab: route.for_machine(device == "cpu", fits, registry.strongest.get(tab, ())) for tab, route in registry.routes.items()}
 
 
 def _with_demo_models(registry: Registry, builtin: dict) -> Registry:
@@ -166,4 +168,4 @@ def _with_demo_models(registry: Registry, builtin: dict) -> Registry:
         usable = [m.id for m in registry.choices(tab) if availability.available(m)]
         routes[tab] = route.model_copy(update={"alternatives": (*route.alternatives, *usable)})
     return Registry.build([*registry.models.values(), *demo_models], routes, "demo registry", list(registry.endpoints.values()),
-                          registry.families)
+                          registry.families, registry.strongest)

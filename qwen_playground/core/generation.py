@@ -57,6 +57,8 @@ class Request:
     alternatives: int = 0  # report the this-many most likely tokens at each step ("why this token?"); 0: none
     engine: str = ""  # the local engine wanted ("transformers", "llama.cpp"), where it runs this request; "": the machine's choice
     tools: tuple[dict, ...] = ()  # the tools the model may call, as chat templates and OpenAI's `tools` take them
+    reasoning_effort: str = ""  # how hard a family with that switch reasons (Qwen3.8: xhigh, medium, low); "": its default
+    keep_reasoning: bool = False  # earlier answers keep their reasoning in the prompt (Qwen3.6's preserve_thinking)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", precision_named(self.precision))

@@ -13,6 +13,7 @@ asks a model's `family` for its traits. Knows nothing about loading weights.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -216,6 +217,12 @@ class Endpoint(BaseModel):
     thinking_switch: Literal["chat_template_kwargs", "enable_thinking", "none"] = "chat_template_kwargs"
     description: str = ""
 
+    def missing_key(self) -> str | None:
+        """Why this server cannot be asked yet (its key's variable is not set), or None."""
+        if self.api_key_env and not os.environ.get(self.api_key_env):
+            return f"needs an API key: set {self.api_key_env} before starting the app ({self.description or self.base_url})"
+        return None
+
 
 class McpServer(BaseModel):
     """An MCP server whose tools the Tools tab offers: a command started over stdio, or a streamable HTTP URL. Only
@@ -340,25 +347,23 @@ class Route(BaseModel):
     default: str  # the best choice where it fits (a GPU)
     alternatives: tuple[str, ...] = ()
     cpu_default: str | None = None  # the default when models run on a CPU: the best that streams at a readable speed there
-    # the tab's models from the strongest down (the registry's ranking): a GPU starts with the first whose weights fit
-    # (`fits`), and the model guide ranks by it
-    strongest: tuple[str, ...] = ()
 
-    def for_machine(self, on_cpu: bool, fits) -> "Route":
-        """This route with the machine's default first: on a GPU the strongest model whose weights fit
-        (`fits(model_id)`), else the default; the CPU default on a CPU, or where the default does not fit either. The
-        other choices stay as alternatives."""
+    def for_machine(self, on_cpu: bool, fits, strongest: tuple[str, ...] = ()) -> "Route":
+        """This route with the machine's default first: on a GPU the first of `strongest` (the task's models from the
+        strongest down) whose weights fit (`fits(model_id)`), else the default; the CPU default on a CPU, or where the
+        default does not fit either. The other choices stay as alternatives."""
         if on_cpu:
             chosen = self.cpu_default or self.default
         else:
-            chosen = next((m for m in (*self.strongest, self.default) if fits(m)), self.cpu_default or self.default)
+            chosen = next((m for m in (*strongest, self.default) if fits(m)), self.cpu_default or self.default)
         if chosen == self.default:
             return self
-        return self.model_copy(update={"default": chosen, "alternatives": tuple(m for m in self.choices if m != chosen)})
+        choices = list(dict.fromkeys((*self.choices, chosen)))
+        return Route(default=chosen, alternatives=tuple(m for m in choices if m != chosen))
 
     @property
     def choices(self) -> list[str]:
-        return list(dict.fromkeys((self.default, *self.alternatives, *([self.cpu_default] if self.cpu_default else []), *self.strongest)))
+        return list(dict.fromkeys((self.default, *self.alternatives, *([self.cpu_default] if self.cpu_default else []))))
 
 
 def closest(name: str, candidates) -> str:
@@ -441,6 +446,18 @@ def parse_mcp_servers(raw: object, where: str) -> tuple[McpServer, ...]:
     return tuple(servers)
 
 
+def parse_strongest(raw: object, where: str) -> dict[str, tuple[str, ...]]:
+    """A YAML mapping of task -> its models from the strongest down."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, list) and all(isinstance(m, str) for m in v) for v in raw.values()):
+        raise RegistryError(f"{where}: 'strongest' must map a task to a list of model ids, strongest first")
+    for tab in raw:
+        if tab not in TABS:
+            raise RegistryError(f"{where}: unknown task '{tab}' in strongest.{closest(str(tab), TABS)} Tasks: {', '.join(TABS)}")
+    return {tab: tuple(models) for tab, models in raw.items()}
+
+
 def parse_routes(raw: object, where: str) -> dict[str, Route]:
     if raw is None:
         return {}
@@ -465,10 +482,13 @@ class Registry:
     routes: dict[str, Route]
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     families: dict[str, Family] = field(default_factory=dict)
+    # per task, its models from the strongest down (the data's ranking): where a GPU starts, and the guide's order
+    strongest: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, models: list[ModelSpec], routes: dict[str, Route], where: str = "registry",
-              endpoints: list[Endpoint] = (), families: dict[str, Family] | None = None) -> "Registry":
+              endpoints: list[Endpoint] = (), families: dict[str, Family] | None = None,
+              strongest: dict[str, tuple[str, ...]] | None = None) -> "Registry":
         by_endpoint: dict[str, Endpoint] = {}
         for endpoint in endpoints:
             if endpoint.id in by_endpoint:
@@ -481,11 +501,17 @@ class Registry:
             if spec.endpoint and spec.endpoint not in by_endpoint:
                 raise RegistryError(f"{where}: model '{spec.id}' names unknown endpoint '{spec.endpoint}'.{closest(spec.endpoint, by_endpoint)}")
             by_id[spec.id] = spec
-        for tab, route in routes.items():
-            for name in route.choices:
-                if name not in by_id:
-                    raise RegistryError(f"{where}: route '{tab}' names unknown model '{name}'.{closest(name, by_id)}")
-        return cls(by_id, routes, by_endpoint, dict(families or {s.family.name: s.family for s in models}))
+        for kind, lists in (("route", {tab: route.choices for tab, route in routes.items()}), ("strongest", strongest or {})):
+            for tab, names in lists.items():
+                for name in names:
+                    if name not in by_id:
+                        raise RegistryError(f"{where}: {kind} '{tab}' names unknown model '{name}'.{closest(name, by_id)}")
+        return cls(by_id, routes, by_endpoint, dict(families or {s.family.name: s.family for s in models}), dict(strongest or {}))
+
+    def missing_key(self, spec: ModelSpec) -> str | None:
+        """Why `spec` cannot be asked yet: its server needs a key that is not set (None: nothing missing)."""
+        endpoint = self.endpoints.get(spec.endpoint) if spec.endpoint else None
+        return endpoint.missing_key() if endpoint else None
 
     def get(self, model_id: str) -> ModelSpec:
         if not isinstance(model_id, str):  # e.g. an API caller's dict: a model's name is text

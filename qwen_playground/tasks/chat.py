@@ -65,6 +65,8 @@ class ChatSettings:
     trim_history: bool = False
     alternatives: bool = False  # record each token's probability and its top alternatives ("why this token?")
     tools: tuple[str, ...] = ()  # tools the model may call (the Tools tab's loop, inside the answer); none: a plain answer
+    reasoning_effort: str = ""  # a family with that switch (Qwen3.8): how hard it reasons; "": its default
+    keep_reasoning: bool = False  # a family with that switch (Qwen3.6, 3.8): earlier answers keep their reasoning in the prompt
 
     @classmethod
     def from_values(cls, model: str, system_prompt: str, thinking: bool, temperature: float, top_p: float, top_k: int, min_p: float,
@@ -78,6 +80,10 @@ class ChatSettings:
     def with_tools(self, names: object) -> ChatSettings:
         """These settings with the tools ticked (names, as the tab's picker or the API give them; None: none)."""
         return replace(self, tools=(names,) if isinstance(names, str) else tuple(names or ()))
+
+    def with_reasoning(self, effort: object = "", keep: object = False) -> ChatSettings:
+        """These settings with the family's reasoning switches (as the tab's controls or the API give them)."""
+        return replace(self, reasoning_effort=effort or "", keep_reasoning=bool(keep))
 
 
 @dataclass(frozen=True)
@@ -189,7 +195,8 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     images = tuple(f for f in attached if not is_document(f))
     check_documents(config, spec, tuple(f for f in attached if is_document(f)), answered.text if answered else "")
     bounds, image_tokens = check_images(spec, images, any(not is_document(f) for m in before for f in m.files))
-    history = model_messages(before, "", spec.family.thinking_tags, bounds)
+    effort, keep = reasoning_switches(spec, settings)
+    history = model_messages(before, "", spec.family.thinking_tags, bounds, keep_reasoning=keep)
     dropped = 0
     if settings.trim_history and text:
         budget = config.settings.max_input_tokens - conversation_tokens(
@@ -204,15 +211,25 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     chosen = chosen_tools(config, spec, settings.tools)
     request = Request(spec.id, messages, settings.sampling or spec.preset(think), think, settings.thinking_budget or None,
                       settings.precision, user, TOP_ALTERNATIVES if settings.alternatives else 0,
-                      tools=tuple(tool.schema() for tool in chosen.values()))
+                      tools=tuple(tool.schema() for tool in chosen.values()), reasoning_effort=effort, keep_reasoning=keep)
     conversation = inputs.conversation.copy()
     question = conversation.add(Message.user(text, inputs.images), before[-1].id if before else "") if text else answered
     answer = Message.assistant()
     answer.turn.images, answer.turn.image_tokens = (len(images), image_tokens) if image_tokens else (0, 0)
     if question is not None:
         conversation.add(answer, question.id)
-    stripped = sum(1 for m in before if m.turn is not None and m.turn.thinking)
+    stripped = 0 if keep else sum(1 for m in before if m.turn is not None and m.turn.thinking)
     return ChatJob(request, inputs.conversation, conversation, answer.id, dropped, stripped, image_tokens, chosen, spec)
+
+
+def reasoning_switches(spec: ModelSpec, settings: ChatSettings) -> tuple[str, bool]:
+    """(reasoning effort, keep earlier reasoning) as `spec`'s family takes them: an effort it does not have is refused
+    with its choices; keeping reasoning is asked of a family that has the switch only (elsewhere the box is hidden)."""
+    try:
+        effort = spec.family.reasoning_effort_of(settings.reasoning_effort)
+    except ValueError as e:
+        raise TaskError(str(e), "reasoning_effort") from None
+    return effort, settings.keep_reasoning and spec.family.keeps_reasoning
 
 
 def chosen_tools(config: AppConfig, spec: ModelSpec, names: tuple[str, ...]) -> dict:

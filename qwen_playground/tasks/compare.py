@@ -80,7 +80,7 @@ def comparable_models(registry: Registry) -> list[ModelSpec]:
 def presets(registry: Registry, precisions: tuple[str, ...] = ("full",)) -> dict[str, list[PaneSetup]]:
     """'Change one thing' comparisons that this registry can actually run (`precisions`: the precision
     choices this machine offers). A fine-tuned model gets one of its own: its base beside it."""
-    models = [m for m in comparable_models(registry) if not m.adapter]
+    models = [m for m in comparable_models(registry) if not m.adapter and not registry.missing_key(m)]  # what can answer here
     # a fine-tuned model runs on transformers (its LoRA merged into the weights): its base on the same engine, and answers
     # short enough to read side by side
     found: dict[str, list[PaneSetup]] = {

@@ -268,10 +268,11 @@ def _document_text(path: str) -> str:
 
 
 def model_messages(path: list[Message], system_prompt: str, thinking_tags: tuple[str, str],
-                   image_bounds: dict | None = None) -> list[dict]:
+                   image_bounds: dict | None = None, keep_reasoning: bool = False) -> list[dict]:
     """What the model sees of a conversation's messages: the system prompt, each person's message (its images first,
-    sized within `image_bounds`), each answer without its thinking. Answers that failed before saying anything are
-    left out."""
+    sized within `image_bounds`), each answer without its thinking (with `keep_reasoning`, its thought goes beside it
+    as `reasoning_content`, for a template that keeps it: Qwen3.6's preserve_thinking). Answers that failed before
+    saying anything are left out."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
     for m in path:
         if m.role == "assistant":
@@ -282,6 +283,8 @@ def model_messages(path: list[Message], system_prompt: str, thinking_tags: tuple
                 messages[-1]["content"] += "\n\n" + text
                 continue
             messages.append({"role": "assistant", "content": text})
+            if keep_reasoning and m.turn is not None and m.turn.thinking.strip():
+                messages[-1]["reasoning_content"] = m.turn.thinking.strip()
         elif m.role != "system":
             messages.append({"role": m.role, "content": user_content(m.text, m.files, image_bounds)})
     return messages

@@ -1,12 +1,20 @@
-"""The Model guide task: which Qwen variants fit a machine, from the registry's facts, as table rows.
+"""The Model guide task: which Qwen variants fit a machine, and which is the strongest that runs well there.
 
 Memory for a model = weights + KV cache + runtime overhead, where
-- weights = parameters x bytes per weight at each precision (`backends.precision.bytes_per_param`):
-  full (bf16) 2, 8-bit 1, 4-bit 0.5 plus about 6% for its per-group scales;
+- weights = every parameter (a mixture of experts: all its experts) x bytes
+  per weight at each precision (`backends.precision.bytes_per_param`): on a
+  GPU full (bf16) 2, 8-bit 1, 4-bit 0.5 plus about 6% for its per-group
+  scales; on a CPU llama.cpp's files, 2, 1.06 (Q8_0) and 0.6 (Q4_K_M);
 - KV cache = 2 (K and V) x layers that keep one x KV heads x head size x
   2 bytes (bf16) x context tokens (hybrid families keep a cache in every
   n-th layer only: their `kv_layer_interval`);
 - overhead = 10% of the weights (activations, buffers, the framework).
+Speed: decoding a token reads the weights it uses once, so it is bounded by
+memory bandwidth / bytes read per token: a dense model reads every weight, a
+mixture of experts only its active ones (Qwen3.6-35B-A3B: 3B of 36B). The
+llama.cpp engine reaches 61-73% of that limit here (docs/performance.md).
+The choice: the strongest model (the registry's `strongest` order for the task) that
+fits and whose limit is readable, at the highest precision that does both.
 Every number is shown, so a teacher can redo it by hand.
 """
 
@@ -20,8 +28,26 @@ from ..core.registry import TABS, ModelSpec, Registry
 from . import TaskError, one_of
 
 GIB = 2**30
-BYTES_PER_PARAM = {precision: bytes_per_param(precision) for precision in PRECISIONS}  # full precision: bf16
 OVERHEAD = 0.10
+READABLE_TOKENS_S = 10.0  # a bandwidth limit this high streams faster than people read (~5 tokens/s) at 60-75% of it
+TYPICAL_BANDWIDTH_GBS = {"CPU": 60.0, "GPU": 1000.0}  # dual-channel DDR5 laptop; a 24 GB consumer GPU (RTX 4090: 1,008)
+MACHINES = tuple(TYPICAL_BANDWIDTH_GBS)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where the models would run: a CPU (llama.cpp's file sizes) or a GPU, with this much memory and read bandwidth."""
+
+    memory_gib: float
+    on_gpu: bool = True
+    bandwidth_gbs: float = 0.0  # 0: the typical figure for its kind
+
+    @property
+    def bandwidth(self) -> float:
+        return self.bandwidth_gbs or TYPICAL_BANDWIDTH_GBS["GPU" if self.on_gpu else "CPU"]
+
+    def bytes_per_param(self, precision: str) -> float:
+        return bytes_per_param(precision, 2, gguf=not self.on_gpu)
 
 
 def kv_cache_bytes(spec: ModelSpec, context_tokens: int) -> int | None:
@@ -31,12 +57,22 @@ def kv_cache_bytes(spec: ModelSpec, context_tokens: int) -> int | None:
     return 2 * cached_layers * spec.kv_heads * spec.head_dim * 2 * context_tokens
 
 
-def weights_bytes(spec: ModelSpec, precision: str) -> int:
-    return round(spec.params_b * 1e9 * BYTES_PER_PARAM[precision])
+def weights_bytes(spec: ModelSpec, precision: str, machine: Machine = Machine(0)) -> int:
+    return round(spec.params_b * 1e9 * machine.bytes_per_param(precision))
 
 
-def total_bytes(spec: ModelSpec, precision: str, context_tokens: int) -> int:
-    weights = weights_bytes(spec, precision)
+def read_bytes_per_token(spec: ModelSpec, precision: str, machine: Machine = Machine(0)) -> int:
+    """The weight bytes one decoded token reads: a mixture of experts' active ones, a dense model's all."""
+    return round(spec.read_per_token_b * 1e9 * machine.bytes_per_param(precision))
+
+
+def tokens_per_s_limit(spec: ModelSpec, precision: str, machine: Machine) -> float:
+    """The decode speed memory bandwidth allows: bandwidth / bytes read per token."""
+    return machine.bandwidth * 1e9 / read_bytes_per_token(spec, precision, machine)
+
+
+def total_bytes(spec: ModelSpec, precision: str, context_tokens: int, machine: Machine = Machine(0)) -> int:
+    weights = weights_bytes(spec, precision, machine)
     return round(weights * (1 + OVERHEAD)) + (kv_cache_bytes(spec, context_tokens) or 0)
 
 
@@ -45,23 +81,30 @@ class Fit:
     spec: ModelSpec
     needs_gib: dict[str, float]  # precision -> total GiB
     kv_gib: float | None
-    best: str | None  # the highest-precision choice that fits, or None
+    best: str | None  # the highest precision that fits and reads at a readable speed (else the fastest that fits), or None
+    tokens_s: float | None  # the bandwidth limit at `best`
     why: str
+
+    @property
+    def readable(self) -> bool:
+        return self.best is not None and self.tokens_s is not None and self.tokens_s >= READABLE_TOKENS_S
 
 
 def assess(spec: ModelSpec, memory_gib: float, context_tokens: int, languages: list[str],
-           runnable: tuple[str, ...] = PRECISIONS) -> Fit:
-    """How `spec` fits `memory_gib`; only the precisions in `runnable` (the precision picker's choices on this
-    machine) are recommended, so the guide never advises what the app cannot run here."""
-    needs = {q: total_bytes(spec, q, context_tokens) / GIB for q in PRECISIONS}
+           runnable: tuple[str, ...] = PRECISIONS, machine: Machine | None = None) -> Fit:
+    """How `spec` fits `memory_gib` on `machine` (a GPU by default); only the precisions in `runnable` (the precision
+    picker's choices on this machine) are recommended, so the guide never advises what the app cannot run here."""
+    machine = machine or Machine(memory_gib)
+    needs = {q: total_bytes(spec, q, context_tokens, machine) / GIB for q in PRECISIONS}
+    speed = {q: tokens_per_s_limit(spec, q, machine) for q in PRECISIONS}
     kv = kv_cache_bytes(spec, context_tokens)
     kv_gib = kv / GIB if kv is not None else None
     offered = [q for q in PRECISIONS if q in runnable]
-    best = next((q for q in offered if needs[q] <= memory_gib), None)
+    fitting = [q for q in offered if needs[q] <= memory_gib]
+    best = next((q for q in fitting if speed[q] >= READABLE_TOKENS_S), fitting[-1] if fitting else None)
     not_here = next((q for q in PRECISIONS if q not in offered and needs[q] <= memory_gib), None) if best is None else None
     missing = [lang for lang in languages if spec.languages is not None and lang not in spec.languages]
     context_note = f" (its context is {spec.context_length:,} tokens)" if context_tokens > spec.context_length else ""
-    kv_text = f"{kv_gib:.2f} GiB KV cache at {context_tokens:,} tokens" if kv_gib is not None else "KV cache unknown (no layers/kv_heads/head_dim in the registry)"
     if missing:
         why = f"documented for {', '.join(spec.languages)} only, not {', '.join(missing)}"
     elif not_here:
@@ -69,28 +112,57 @@ def assess(spec: ModelSpec, memory_gib: float, context_tokens: int, languages: l
     elif best is None:
         why = f"does not fit even at {offered[-1]} precision: needs {needs[offered[-1]]:.1f} GiB of {memory_gib:g} GiB"
     else:
-        why = (f"fits at {best} precision: {weights_bytes(spec, best) / GIB:.2f} GiB weights + {kv_text} + 10% overhead "
-               f"= {needs[best]:.1f} of {memory_gib:g} GiB")
+        why = (f"fits at {best} precision: {_memory_line(spec, best, context_tokens, machine, kv_gib)} = {needs[best]:.1f} of "
+               f"{memory_gib:g} GiB; {_speed_line(spec, best, machine, speed[best])}")
     served = "" if spec.family.local else " · on the GPU of an OpenAI-compatible server (vLLM): the app does not load it itself"
-    return Fit(spec, needs, kv_gib, None if missing else best, why + context_note + served)
+    return Fit(spec, needs, kv_gib, None if missing else best, speed[best] if best else None, why + context_note + served)
+
+
+def _memory_line(spec: ModelSpec, precision: str, context_tokens: int, machine: Machine, kv_gib: float | None) -> str:
+    kv = (f"{kv_gib:.2f} GiB KV cache at {context_tokens:,} tokens" if kv_gib is not None
+          else "KV cache unknown (no layers/kv_heads/head_dim in the registry)")
+    return f"{weights_bytes(spec, precision, machine) / GIB:.2f} GiB weights ({spec.params_b:g}B) + {kv} + 10% overhead"
+
+
+def _speed_line(spec: ModelSpec, precision: str, machine: Machine, limit: float) -> str:
+    reads = read_bytes_per_token(spec, precision, machine) / 1e9
+    active = f"its {spec.active_params_b:g}B active parameters" if spec.active_params_b else "every weight"
+    verdict = "readable" if limit >= READABLE_TOKENS_S else f"slow: under {READABLE_TOKENS_S:g}"
+    return f"a token reads {active}, {reads:.2f} GB: at most {machine.bandwidth:g} GB/s / {reads:.2f} GB = {limit:.1f} tokens/s ({verdict})"
 
 
 def rank(registry: Registry, task: str, memory_gib: float, context_tokens: int, languages: list[str],
-         runnable: tuple[str, ...] = PRECISIONS) -> list[Fit]:
-    """Every real variant whose family suits the task (the guide looks past routes), best first: those that fit at
-    higher precision, then larger ones."""
-    fits = [assess(spec, memory_gib, context_tokens, languages, runnable) for spec in registry.models.values()
-            if task in spec.family.suits and not spec.demo]
+         runnable: tuple[str, ...] = PRECISIONS, machine: Machine | None = None) -> list[Fit]:
+    """Every real variant whose family suits the task (the guide looks past routes; models on a server are not the
+    machine's to run), best first: those that fit at a readable speed, strongest first (the registry's
+    `strongest`), then at higher precision, then larger ones; then those that fit but read slowly; then the rest."""
+    machine = machine or Machine(memory_gib)
+    fits = [assess(spec, memory_gib, context_tokens, languages, runnable, machine) for spec in registry.models.values()
+            if task in spec.family.suits and not spec.demo and not spec.endpoint]
+    strongest = list(registry.strongest.get(task, ()))
     order = {q: i for i, q in enumerate(PRECISIONS)}
-    return sorted(fits, key=lambda f: (f.best is None, order.get(f.best, 9), -f.spec.params_b))
+    strength = lambda f: strongest.index(f.spec.id) if f.spec.id in strongest else len(strongest)  # noqa: E731
+    return sorted(fits, key=lambda f: (f.best is None, not f.readable, strength(f), order.get(f.best, 9), -f.spec.params_b))
+
+
+def choice(fits: list[Fit]) -> Fit | None:
+    """The guide's pick from `rank`'s list: the strongest model that fits and streams at a readable speed."""
+    return next((f for f in fits if f.readable), None)
 
 
 def table(registry: Registry, runnable: tuple[str, ...], task: object, memory_gib: object, context_tokens: object,
-          languages: object) -> list[list]:
-    """The guide's rows, best first: model, parameters, GiB needed per precision, KV cache, best fit, why."""
+          languages: object, runs_on: object = "GPU", bandwidth_gbs: object = 0) -> list[list]:
+    """The guide's rows, best first (the first is its choice when one reads fast enough): model, parameters (active
+    ones), GiB needed per precision, KV cache, best fit, its decode limit in tokens/s, why."""
     one_of(task, TABS, "task", "task")
+    one_of(runs_on, MACHINES, "machine", "runs_on")
     if not isinstance(memory_gib, (int, float)) or memory_gib <= 0:
         raise TaskError("Give the memory you have for the model in GiB, e.g. 8 for an 8 GB GPU.", "memory_gib")
-    fits = rank(registry, task, float(memory_gib), int(context_tokens), list(languages or []), runnable)
-    return [[f.spec.id, f.spec.params_b, *(round(f.needs_gib[q], 1) for q in PRECISIONS),
-             None if f.kv_gib is None else round(f.kv_gib, 2), f.best or "—", f.why] for f in fits]
+    if not isinstance(bandwidth_gbs, (int, float)) or bandwidth_gbs < 0:
+        raise TaskError("Give the memory bandwidth in GB/s (0: the typical figure for a CPU or GPU).", "bandwidth_gbs")
+    machine = Machine(float(memory_gib), runs_on == "GPU", float(bandwidth_gbs))
+    fits = rank(registry, task, float(memory_gib), int(context_tokens), list(languages or []), runnable, machine)
+    chosen = choice(fits)
+    return [[f.spec.id, f.spec.params_b, f.spec.active_params_b, *(round(f.needs_gib[q], 1) for q in PRECISIONS),
+             None if f.kv_gib is None else round(f.kv_gib, 2), f.best or "—", None if f.tokens_s is None else round(f.tokens_s, 1),
+             ("★ The guide's choice, the strongest that fits and streams readably: " if f is chosen else "") + f.why] for f in fits]

@@ -171,6 +171,27 @@ def summary_markdown(inspection: Inspection, spec: ModelSpec, note: str, diff: s
     return "\n\n".join(parts)
 
 
+def switches_note(spec: ModelSpec, request: Request) -> str:
+    """What the family's reasoning switches beyond thinking on/off put into the template for this request ('' for a
+    family without them), and where that rendering comes from."""
+    from ..backends.encoding import template_switches
+
+    family, sent = spec.family, template_switches(spec, request)
+    if not (family.reasoning_efforts or family.keeps_reasoning):
+        return ""
+    given = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in sent.items() if k != "enable_thinking")
+    lines = [f"**Reasoning switches** given to {family.label}'s chat template: {given}." if given else
+             "**Reasoning switches:** none sent (no thinking to pace, and earlier reasoning is not kept)."]
+    if sent.get("preserve_thinking"):
+        kept = sum(1 for m in request.messages if m.get("reasoning_content"))
+        lines.append(f"{kept} earlier thought{'' if kept == 1 else 's'} go{'es' if kept == 1 else ''} back into the prompt with "
+                     "the answers (without the switch, only answers after the last user message keep theirs).")
+    if family.reasoning_efforts:
+        lines.append(f"Efforts: {', '.join(family.reasoning_efforts)} (the first is the default).")
+    return " ".join(lines) + (f" The bundled {family.label} template: {family.template_source}; a downloaded checkpoint's own template "
+                              "takes the same arguments.")
+
+
 @dataclass(frozen=True)
 class Explanation:
     pieces: list[tuple[str, str | None]]
@@ -203,5 +224,7 @@ def explain(spec: ModelSpec, request: Request, cache_dir: Path, stripped: int = 
                  "here; the model sees as many tokens as the cost line says.")
     switch = soft_switch(request.messages) if spec.family.soft_switches else None
     notes = summary_markdown(result, spec, note, diff, switch, stripped, media)
+    if switches := switches_note(spec, request):
+        notes += "\n\n" + switches
     counts = {"total": result.total, "turns": [{"role": t.role, "tokens": t.tokens} for t in result.turns], "text": result.text, "ids": result.ids}
     return Explanation(result.pieces, notes, counts)

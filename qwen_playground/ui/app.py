@@ -154,8 +154,10 @@ def demo_banner(config: AppConfig) -> str:
 
 
 def endpoints_markdown(config: AppConfig, service: Service) -> str:
-    lines = [f"- {'✅' if ok else '❌'} **{eid}** `{config.registry.endpoints[eid].base_url}`: {line}"
-             for eid, (ok, line) in service.endpoint_health().items()]
+    health = service.endpoint_health()
+    lines = [f"- {'✅' if ok else '❌'} **{eid}** `{config.registry.endpoints[eid].base_url}`: {line}" for eid, (ok, line) in health.items()]
+    lines += [f"- ⚪ **{eid}** `{endpoint.base_url}`: not asked: it {endpoint.missing_key()}"
+              for eid, endpoint in config.registry.endpoints.items() if eid not in health and endpoint.missing_key()]
     return "\n".join(lines) or "No remote endpoints configured (see docs/backends.md)."
 
 

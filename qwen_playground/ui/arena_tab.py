@@ -33,7 +33,8 @@ def standings_table(store: ArenaStore) -> list[list]:
 
 def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> list:
     """Build the tab; returns the vote events, after which the leaderboard refreshes."""
-    pool = config.settings.arena_pool or [m.id for m in config.registry.choices("chat")]
+    # by default the chat route's models, less those whose server needs a key nobody set
+    pool = config.settings.arena_pool or [m.id for m in config.registry.choices("chat") if not config.registry.missing_key(m)]
     gr.Markdown("Two anonymous models answer the same prompt. Vote for the better answer; the names are revealed only after "
                 "your vote, and each battle takes one vote. Thinking is off for both, so neither gives itself away.")
     if config.demo:

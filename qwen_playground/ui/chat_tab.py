@@ -51,6 +51,24 @@ def thinking_toggle(spec) -> dict:
     return {**thinking_settings(spec, spec.starts_thinking), "info": THINKING_INFO[spec.family.thinking]}
 
 
+def reasoning_controls(spec) -> tuple[dict, dict]:
+    """The family's reasoning switches beside the thinking box, shown only where it has them: how hard it reasons
+    (Qwen3.8) and whether earlier answers keep their reasoning in the prompt (Qwen3.6, 3.8)."""
+    efforts = list(spec.family.reasoning_efforts)
+    return ({"choices": efforts, "value": efforts[0] if efforts else "", "visible": bool(efforts)},
+            {"value": False, "visible": spec.family.keeps_reasoning})
+
+
+def thinking_controls(c: dict, spec) -> None:
+    """The thinking box, and the family's reasoning switches under it (hidden for a family without them)."""
+    c["thinking"] = gr.Checkbox(label="Thinking mode", **thinking_toggle(spec))
+    effort, keep = reasoning_controls(spec)
+    c["reasoning_effort"] = gr.Dropdown(label="Reasoning effort", allow_custom_value=True, **effort,
+                                        info="How hard the model reasons when it thinks (its template's reasoning_effort)")
+    c["keep_reasoning"] = gr.Checkbox(label="Keep earlier reasoning", **keep,
+                                      info="Earlier answers keep their thoughts in the prompt (preserve_thinking): more tokens, less thinking again")
+
+
 def layout(config: AppConfig, service: Service) -> dict:
     """The tab's widgets, keyed by the names `tasks.chat.SETTINGS` gives the settings."""
     specs = config.registry.choices("chat")
@@ -82,7 +100,7 @@ def layout(config: AppConfig, service: Service) -> dict:
             c["trim_history"] = gr.Checkbox(False, label="Trim oldest turns to fit",
                                             info=f"When the conversation passes {config.settings.max_input_tokens:,} tokens, "
                                                  "leave its oldest exchanges out of the prompt")
-            c["thinking"] = gr.Checkbox(label="Thinking mode", **thinking_toggle(first))
+            thinking_controls(c, first)
             c["alternatives"] = gr.Checkbox(False, label="🔎 Why this token?",
                                             info="Under each answer: every token's probability and the 5 the model found most likely")
             c["tools"] = tools_picker(config)
@@ -137,10 +155,10 @@ def images_of(files) -> list[str]:
 def chat_inputs(message, history, *values, tree=None) -> chat.ChatInputs:
     """The `/chat` API's positional values after the history (the settings in `chat.SETTINGS` order, then the images,
     then the tools) as the task's inputs: the one place their order is read."""
-    settings, rest = values[:len(chat.SETTINGS)], values[len(chat.SETTINGS):]
+    settings, rest = values[:len(chat.SETTINGS)], [*values[len(chat.SETTINGS):], None, None, "", False][:4]
+    images, tools, effort, keep = rest
     return chat.ChatInputs(message, conversation_for(history, tree),
-                           chat.ChatSettings.from_values(*settings).with_tools(rest[1] if len(rest) > 1 else None),
-                           chat.paths_of(rest[0] if rest else None))
+                           chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep), chat.paths_of(images))
 
 
 def handlers(config: AppConfig, service: Service, stops: Stops):
@@ -172,27 +190,29 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
             raise refuse(view.error)
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
-                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, images=None, tools=None, tree=None,
-                request: gr.Request = None):
+                max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, images=None, tools=None,
+                reasoning_effort="", keep_reasoning=False, tree=None, request: gr.Request = None):
         with refusals():
             inputs = chat_inputs(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
                                  presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives, images, tools,
-                                 tree=tree)
+                                 reasoning_effort, keep_reasoning, tree=tree)
             uploads.require_uploaded([*inputs.images, *(f for m in inputs.conversation.path() for f in m.files)])
         yield from answer(inputs, request, "", shown=View(history, inputs.conversation))
 
-    def retry(request: gr.Request, history, *values):  # Gradio passes the request first here, with *values (settings, tools, tree)
-        *settings, tools, tree = values
+    def retry(request: gr.Request, history, *values):  # Gradio passes the request first here, with *values (settings, tools, switches, tree)
+        *settings, tools, effort, keep, tree = values
         with refusals():
-            inputs = chat.regenerate(conversation_for(history, tree), chat.ChatSettings.from_values(*settings).with_tools(tools))
+            chosen = chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep)
+            inputs = chat.regenerate(conversation_for(history, tree), chosen)
         yield from answer(inputs, request, require_message=False)
 
     def edit(request: gr.Request, data: gr.EditData, history, *values):
-        *settings, tools, tree = values
+        *settings, tools, effort, keep, tree = values
         conversation = tree if isinstance(tree, Conversation) else parse(history)  # the Chatbot already shows the edit
         try:
             message = owner(conversation, bubble_index(data))
-            inputs = chat.edit(conversation, message.id if message else "", data.value, chat.ChatSettings.from_values(*settings).with_tools(tools))
+            chosen = chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep)
+            inputs = chat.edit(conversation, message.id if message else "", data.value, chosen)
         except TaskError as e:  # the conversation as it was, the refusal as a note
             yield render(conversation.path()), gr.skip(), conversation
             raise refuse(str(e)) from None
@@ -344,11 +364,12 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     sliders = [c[name] for name in chat.SAMPLING_FIELDS]
     settings = [c[name] for name in chat.SETTINGS]
     private = {"api_visibility": "private", "queue": False}
-    inputs, outputs = [message, chatbot, *settings, c["images"], c["tools"], tree], [chatbot, message, tree]
+    extras = [c["tools"], c["reasoning_effort"], c["keep_reasoning"]]  # after the settings and images, in `chat_inputs` order
+    inputs, outputs = [message, chatbot, *settings, c["images"], *extras, tree], [chatbot, message, tree]
     events = [when_valid(c["send"].click, respond, prepare, inputs, outputs, api_name="chat", concurrency_id="generate"),
               when_valid(message.submit, respond, prepare, inputs, outputs, concurrency_id="generate"),
-              chatbot.retry(retry, [chatbot, *settings, c["tools"], tree], outputs, api_visibility="private", concurrency_id="generate"),
-              chatbot.edit(edit, [chatbot, *settings, c["tools"], tree], outputs, api_visibility="private", concurrency_id="generate")]
+              chatbot.retry(retry, [chatbot, *settings, *extras, tree], outputs, api_visibility="private", concurrency_id="generate"),
+              chatbot.edit(edit, [chatbot, *settings, *extras, tree], outputs, api_visibility="private", concurrency_id="generate")]
     export_inputs, exports = [chatbot, tree, c["model"], c["system_prompt"], c["thinking"]], [c["export_md"], c["export_json"]]
     edits = [chatbot.undo(undo, [chatbot, tree], [chatbot, message, c["images"], tree], **private),
              c["clear"].click(lambda: ([], "", None), None, [chatbot, message, c["images"]], **private)]
@@ -368,13 +389,16 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     c["images"].change(lambda files: gr.Gallery(value=images_of(files) or None, visible=bool(images_of(files))), c["images"], c["thumbs"],
                        **private)
     c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
+    c["model"].change(when_known(config.registry, lambda spec: [gr.Dropdown(**e) if i == 0 else gr.Checkbox(**e)
+                                                                  for i, e in enumerate(reasoning_controls(spec))], 2),
+                      c["model"], [c["reasoning_effort"], c["keep_reasoning"]], **private)
     c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
     bind_voice(config, service, c)
     inspect = inspect_chat(config)
-    c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"], c["tools"]],
+    c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"], *extras],
                        list(c["inspected"]), api_visibility="private")
     return {"message": message, "chatbot": chatbot, **{name: c[name] for name in chat.SETTINGS if name not in ("precision", "trim_history")},
-            "tools": c["tools"], "images": c["images"]}
+            "tools": c["tools"], "images": c["images"], "reasoning_effort": c["reasoning_effort"], "keep_reasoning": c["keep_reasoning"]}
 
 
 def bind_voice(config: AppConfig, service: Service, c: dict) -> None:

@@ -25,7 +25,8 @@ THINKING_KINDS = {"switch": "hybrid thinking (switchable)", "always": "always th
 
 
 def describe(spec: ModelSpec) -> str:
-    facts = f"`{spec.source}` · {spec.family.label} · {spec.params_b:g}B params · {spec.context_length:,} context · {THINKING_KINDS[spec.family.thinking]}"
+    size = f"{spec.params_b:g}B params" + (f" ({spec.active_params_b:g}B active a token)" if spec.active_params_b else "")
+    facts = f"`{spec.source}` · {spec.family.label} · {size} · {spec.context_length:,} context · {THINKING_KINDS[spec.family.thinking]}"
     return facts + (f"\n\n{spec.description}" if spec.description else "")
 
 
@@ -49,9 +50,11 @@ def follows_registry(dropdown: gr.Dropdown, choices: Callable[[], list]) -> gr.D
 def described(registry: Registry, model_id: str) -> str:
     """A picker's line of facts; for a name that is no model here (typed into the picker), a note saying what to pick."""
     try:
-        return describe(registry.get(model_id))
+        spec = registry.get(model_id)
     except RegistryError as e:
         return f"⚠️ {e} Pick one from the list."
+    missing = registry.missing_key(spec)
+    return describe(spec) + (f"\n\n⚠️ Its server ({spec.endpoint}) {missing}." if missing else "")
 
 
 def when_known(registry: Registry, handler: Callable, outputs: int = 1) -> Callable:

@@ -1,9 +1,9 @@
 """The glass box in the UI: the prompt inspector (a tab, and a panel in every task tab) and the model guide.
 
-Endpoints: `/inspect` (message, history, model, system prompt, thinking, images, tools) ->
-(highlighted text, notes, counts) for Chat; `/inspect_<tab>` with the tab's
+Endpoints: `/inspect` (message, history, model, system prompt, thinking, images, tools, reasoning effort, keep
+reasoning) -> (highlighted text, notes, counts) for Chat; `/inspect_<tab>` with the tab's
 own inputs for Code, Math, Multilingual, Vision and Compare; `/guide` (task,
-memory GiB, context tokens, languages) -> ranked table.
+memory GiB, context tokens, languages, runs on CPU or GPU, bandwidth GB/s) -> ranked table, its choice first.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from .chat_view import conversation_for
 from .common import refusals
 
 HIGHLIGHT_COLORS = {"special": "#f59e0b", "tag": "#8b5cf6"}
-GUIDE_COLUMNS = ["model", "params (B)", *(f"{q} (GiB)" for q in PRECISIONS), "KV cache (GiB)", "best fit", "why"]
+GUIDE_COLUMNS = ["model", "params (B)", "active (B)", *(f"{q} (GiB)" for q in PRECISIONS), "KV cache (GiB)", "best fit",
+                 "tokens/s (limit)", "why"]
 
 
 def show_inspection(config: AppConfig, job) -> tuple:
@@ -45,9 +46,11 @@ def show_inspection(config: AppConfig, job) -> tuple:
 def inspect_chat(config: AppConfig) -> Callable:
     """The Chat inspector: the conversation so far plus the unsent message, as the next request would be."""
 
-    def inspect_conversation(message, history, model, system_prompt, thinking, images=None, tools=None):
+    def inspect_conversation(message, history, model, system_prompt, thinking, images=None, tools=None, reasoning_effort="",
+                             keep_reasoning=False):
         with refusals():
             settings = chat.ChatSettings(model, system_prompt or "", bool(thinking)).with_tools(tools)
+            settings = settings.with_reasoning(reasoning_effort, keep_reasoning)
             inputs = chat.ChatInputs(message, conversation_for(history), settings,
                                      chat.paths_of(images))
             uploads.require_uploaded([*inputs.images, *(f for m in inputs.conversation.path() for f in m.files)])
@@ -92,7 +95,8 @@ def build_inspector_tab(config: AppConfig, chat_fields: dict, shown: gr.Tab) -> 
     go = gr.Button("Inspect the Chat tab", variant="primary")
     text, notes = inspector_outputs()
     counts = gr.JSON(label="Token counts and ids")
-    inputs = [chat_fields[k] for k in ("message", "chatbot", "model", "system_prompt", "thinking", "images", "tools")]
+    inputs = [chat_fields[k] for k in ("message", "chatbot", "model", "system_prompt", "thinking", "images", "tools", "reasoning_effort",
+                                       "keep_reasoning")]
     inspect = inspect_chat(config)
     go.click(inspect, inputs, [text, notes, counts], api_name="inspect")
 
@@ -105,21 +109,39 @@ def build_inspector_tab(config: AppConfig, chat_fields: dict, shown: gr.Tab) -> 
     shown.select(on_show, inputs, [text, notes, counts], api_visibility="private")
 
 
-def guide_table(config: AppConfig, runnable: tuple[str, ...], task, memory_gib, context_tokens, chosen_languages) -> list[list]:
-    """The model guide's rows for a task, the memory at hand, a context length and the languages needed."""
+def guide_table(config: AppConfig, runnable: tuple[str, ...], task, memory_gib, context_tokens, chosen_languages, runs_on="GPU",
+                bandwidth_gbs=0) -> list[list]:
+    """The model guide's rows for a task, the memory at hand, a context length, the languages needed, and the machine
+    (CPU or GPU, and its memory bandwidth in GB/s: 0 for the typical figure)."""
     with refusals():
-        return guide_task.table(config.registry, runnable, task, memory_gib, context_tokens, chosen_languages)
+        return guide_task.table(config.registry, runnable, task, memory_gib, context_tokens, chosen_languages, runs_on, bandwidth_gbs)
+
+
+def this_machine(config: AppConfig) -> tuple[str, float]:
+    """(CPU or GPU, its memory in GiB) as the guide starts: the machine the app runs on."""
+    import psutil
+
+    from ..core.devices import accelerator_memory_bytes, pick_device
+
+    gpu = accelerator_memory_bytes(pick_device(config.settings.device))
+    return ("GPU", round(gpu / 2**30)) if gpu else ("CPU", round(psutil.virtual_memory().total / 2**30))
 
 
 def build_guide_tab(config: AppConfig, runnable: tuple[str, ...]) -> None:
     """The guide recommends only the precisions this machine runs (`runnable`, as the precision picker offers)."""
-    gr.Markdown("Which Qwen variant fits your machine? Estimates from the registry: weights (per parameter: full precision in bf16 2 bytes, "
-                "8-bit 1, 4-bit ~0.53) + KV cache (2 x layers that keep one x KV heads x head size x 2 bytes per token) + 10% overhead.")
+    gr.Markdown("Which Qwen variant fits your machine, and which is the strongest that runs well there? Memory: weights (per "
+                "parameter, on a GPU: full precision in bf16 2 bytes, 8-bit 1, 4-bit ~0.53; on a CPU, llama.cpp's files: 2, 1.06, 0.6) "
+                "+ KV cache (2 x layers that keep one x KV heads x head size x 2 bytes per token) + 10% overhead. Speed: a token reads "
+                "the weights it uses once, so decoding is at most bandwidth / bytes read per token; a mixture of experts reads only "
+                f"its active ones. The first row is the guide's choice: the strongest that fits at {guide_task.READABLE_TOKENS_S:g}+ tokens/s.")
+    kind, gib = this_machine(config)
     with gr.Row():
         task = gr.Dropdown(list(TABS), value="chat", label="Task")
-        memory = gr.Number(16, label="Memory for the model (GiB: GPU memory, or free RAM on a CPU)", minimum=0.1)
+        runs_on = gr.Radio(list(guide_task.MACHINES), value=kind, label="Runs on")
+        memory = gr.Number(gib, label="Memory for the model (GiB: GPU memory, or RAM on a CPU)", minimum=0.1)
+        bandwidth = gr.Number(0, label="Memory bandwidth (GB/s; 0 = typical: CPU 60, GPU 1,000)", minimum=0)
         context = gr.Slider(1024, 131072, 8192, step=1024, label="Context length (tokens)")
     chosen = gr.CheckboxGroup(list(languages()), value=["English"], label="Languages you need")
     go = gr.Button("Rank the models", variant="primary")
     table = gr.Dataframe(headers=GUIDE_COLUMNS, interactive=False, label="Model guide", wrap=True)
-    go.click(functools.partial(guide_table, config, runnable), [task, memory, context, chosen], table, api_name="guide")
+    go.click(functools.partial(guide_table, config, runnable), [task, memory, context, chosen, runs_on, bandwidth], table, api_name="guide")
