@@ -265,16 +265,16 @@ def section_families(dtype: torch.dtype, new_tokens: int = 16, prompt_tokens: in
     return rows
 
 
-def build_moe_model(folder: Path) -> Path:
+def build_moe_model(folder: Path, cache: Path) -> Path:
     """A random-weight qwen3_5_moe text model of MOE_SHAPE with the real Qwen3.5/3.6 tokenizer; nothing downloaded."""
-    if (folder / "config.json").exists():
+    if (folder / "tokenizer_config.json").exists():  # written last
         return folder
     torch.manual_seed(0)
     config = AutoConfig.for_model("qwen3_5_moe_text", max_position_embeddings=4096, **MOE_SHAPE)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.generation_config.eos_token_id = [MOE_SHAPE["eos_token_id"]]
     model.save_pretrained(folder)
-    demo.load_tokenizer(builtin_families()["qwen3.6-moe"]).save_pretrained(folder)
+    demo.load_tokenizer(builtin_families()["qwen3.6-moe"], cache).save_pretrained(folder)
     return folder
 
 
@@ -299,7 +299,7 @@ def section_moe(cache: Path, new_tokens: int, bandwidth: float) -> list[dict]:
     from qwen_playground.backends.llamacpp import LlamaCppRunner
     from qwen_playground.core.registry import ModelSpec
 
-    folder = build_moe_model(cache / "qwen3.6-moe-2-layers-random")
+    folder = build_moe_model(cache / "qwen3.6-moe-2-layers-random", cache)
     family = builtin_families()["qwen3.6-moe"]
     spec = ModelSpec(id="bench-moe", path=str(folder), family=family, params_b=2.7, active_params_b=0.6, context_length=4096)
     tokenizer = AutoTokenizer.from_pretrained(folder)
