@@ -781,3 +781,36 @@ def test_a_citation_opens_its_source_below_the_answer(browser):
     finally:
         page.close()
         demo.close()
+
+
+@pytest.mark.parametrize("width", [1400, 390])  # desktop and phone
+def test_the_reasoning_switches_show_for_the_families_that_have_them(page, width):
+    """Qwen3.8 shows its reasoning effort (xhigh to start) and the keep-reasoning box; Qwen3.5 has neither, so they go."""
+    page.set_viewport_size({"width": width, "height": 900})
+    open_app(page)
+    effort, keep = page.get_by_label("Reasoning effort"), page.get_by_label("Keep earlier reasoning")
+    assert effort.count() == 0 or not effort.first.is_visible()  # the default model (Qwen3.5) has no such switch
+    page.get_by_label("Model").first.click()
+    page.get_by_role("option", name="demo-qwen3.8").click()
+    effort.first.wait_for()
+    assert effort.first.input_value() == "xhigh" and keep.first.is_visible() and not keep.first.is_checked()
+    keep.first.check()
+    page.get_by_label("Model").first.click()
+    page.get_by_role("option", name="demo-qwen3.5", exact=True).click()
+    page.wait_for_function("() => ![...document.querySelectorAll('label')].some(l => l.offsetParent && l.innerText.includes('Keep earlier reasoning'))")
+
+
+def test_the_model_guide_names_its_choice_for_a_32_gb_laptop(page):
+    """A person asks for a 32 GB laptop: the first row is the guide's choice, with its memory and speed arithmetic (the
+    choices themselves are tested in test_guide.py; the test app runs transformers here, so 4-bit is not offered)."""
+    open_app(page)
+    open_tab(page, "Model guide")
+    page.get_by_role("radio", name="CPU").check()
+    memory = page.get_by_label("Memory for the model (GiB: GPU memory, or RAM on a CPU)")
+    memory.fill("32")
+    memory.press("Tab")
+    page.get_by_role("button", name="Rank the models").click()
+    page.wait_for_function("() => document.body.innerText.includes('★ The guide')")  # what shows (the grid keeps hidden copies)
+    shown = page.evaluate("() => document.body.innerText")
+    choice = shown[shown.index("★ The guide's choice"):]
+    assert shown.count("★ The guide's choice") == 1 and "of 32 GiB" in choice[:300] and "tokens/s (readable)" in choice[:500]

@@ -175,7 +175,7 @@ def build_demo(config: AppConfig, backend: Backend | None = None) -> gr.Blocks:
             with gr.Accordion("Demo mode: tiny offline models that only say a scripted greeting (open for why and what to do)",
                               open=False, elem_classes="demo-banner"):
                 gr.Markdown(demo_banner(config))
-        if config.registry.endpoints:
+        if any(not e.missing_key() for e in config.registry.endpoints.values()):  # the built-in DashScope one, keyless, is not news
             with gr.Accordion("Endpoints (OpenAI-compatible servers)", open=False):
                 health = gr.Markdown("Checking…")
                 check = gr.Button("Check again", size="sm")
