@@ -162,7 +162,8 @@ def summary_markdown(inspection: Inspection, spec: ModelSpec, note: str, diff: s
         parts.append(f"**History re-sent without thinking:** {stripped} earlier thought{'s' if plural else ''} shown in the chat "
                      f"{'are' if plural else 'is'} left out, as Qwen recommends for multi-turn use.")
     if spec.family.thinking == "switch":
-        parts.append("**Thinking on vs off** changes only the generation prompt:\n\n```diff\n" + (diff or "(no difference)\n") + "```")
+        where = "the prompt" if spec.family.reasoning_efforts else "only the generation prompt"  # Qwen3.8: its effort line too
+        parts.append(f"**Thinking on vs off** changes {where}:\n\n```diff\n" + (diff or "(no difference)\n") + "```")
         if switch:
             parts.append(f"**Soft switch `{switch}`** in the latest message: with thinking mode on, {spec.family.label} "
                          f"{'skips' if switch == '/no_think' else 'does'} thinking for this turn.")
