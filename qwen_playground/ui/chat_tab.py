@@ -154,9 +154,9 @@ def images_of(files) -> list[str]:
 
 def chat_inputs(message, history, *values, tree=None) -> chat.ChatInputs:
     """The `/chat` API's positional values after the history (the settings in `chat.SETTINGS` order, then the images,
-    then the tools) as the task's inputs: the one place their order is read."""
-    settings, rest = values[:len(chat.SETTINGS)], [*values[len(chat.SETTINGS):], None, None, "", False][:4]
-    images, tools, effort, keep = rest
+    the tools, the reasoning effort and keep-reasoning, each optional) as the task's inputs: the one place their order is read."""
+    settings, extras = values[:len(chat.SETTINGS)], values[len(chat.SETTINGS):]
+    images, tools, effort, keep = (*extras, *(None, None, "", False)[len(extras):])
     return chat.ChatInputs(message, conversation_for(history, tree),
                            chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep), chat.paths_of(images))
 
