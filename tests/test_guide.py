@@ -106,3 +106,15 @@ def test_a_mixture_of_experts_needs_memory_for_every_expert_and_reads_only_the_a
 def test_api_only_models_are_not_ranked_for_a_machine(registry):
     ids = {row[0] for row in table(registry, ("full", "8-bit", "4-bit"), "chat", 1000, 8192, [], "GPU", 0)}
     assert "qwen3.8-27b" in ids and not any(i.startswith("qwen3.7") for i in ids)
+
+
+def test_a_machine_the_guide_cannot_read_is_refused_with_what_to_give(registry):
+    from qwen_playground.tasks import TaskError
+
+    runnable = ("full", "8-bit", "4-bit")
+    with pytest.raises(TaskError, match="machine"):
+        table(registry, runnable, "chat", 32, 8192, [], "TPU", 0)
+    with pytest.raises(TaskError, match="memory bandwidth in GB/s"):
+        table(registry, runnable, "chat", 32, 8192, [], "CPU", -5)
+    with pytest.raises(TaskError, match="memory you have"):
+        table(registry, runnable, "chat", "lots", 8192, [], "CPU", 0)

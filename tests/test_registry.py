@@ -77,6 +77,22 @@ def test_unknown_tab_and_unknown_key(tmp_path):
         load_config(write(tmp_path, {"settings": {"max_input_token": 5}}))
 
 
+def test_a_users_strongest_order_is_checked_and_replaces_the_tasks(tmp_path):
+    with pytest.raises(RegistryError, match="strongest 'chat' names unknown model 'qwen3-17b'.*Did you mean 'qwen3-1.7b'"):
+        load_config(write(tmp_path, {"strongest": {"chat": ["qwen3-17b"]}}))
+    with pytest.raises(RegistryError, match="unknown task 'chatt' in strongest.*Did you mean 'chat'"):
+        load_config(write(tmp_path, {"strongest": {"chatt": ["qwen3-4b"]}}))
+    with pytest.raises(RegistryError, match="'strongest' must map a task to a list of model ids"):
+        load_config(write(tmp_path, {"strongest": {"chat": "qwen3-4b"}}))
+    mine = load_config(write(tmp_path, {"strongest": {"chat": ["qwen3-4b", "qwen3-1.7b"]}})).registry.strongest
+    assert mine["chat"] == ("qwen3-4b", "qwen3-1.7b") and mine["code"][0] == "qwen3.8-27b"  # the others stay built in
+
+
+def test_an_active_share_above_the_whole_is_refused(tmp_path):
+    with pytest.raises(RegistryError, match="active_params_b.*is more than params_b"):
+        load_config(write(tmp_path, {"models": [local_model(tmp_path, active_params_b=9.0)]}))
+
+
 def test_bad_values_and_files(tmp_path):
     with pytest.raises(RegistryError, match="exactly one of hub_id"):
         load_config(write(tmp_path, {"models": [local_model(tmp_path, hub_id="Qwen/X")]}))

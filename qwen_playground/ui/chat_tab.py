@@ -227,11 +227,15 @@ def bubble_index(data: gr.EventData) -> int:
 
 
 def on_model_change(config: AppConfig, model_id: str) -> list:
-    """The model's facts, its thinking box and Qwen's sampling for it; a typed name that is no model: a note, the rest kept."""
+    """The model's facts, its thinking box, Qwen's sampling for it and its family's reasoning switches; a typed name that
+    is no model: a note, the rest kept."""
     note = described(config.registry, model_id)
-    settings = when_known(config.registry, lambda spec: [gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking)],
-                          1 + len(chat.SAMPLING_FIELDS))(model_id)
-    return [note, *settings]
+
+    def settings(spec) -> list:
+        effort, keep = reasoning_controls(spec)
+        return [gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking), gr.Dropdown(**effort), gr.Checkbox(**keep)]
+
+    return [note, *when_known(config.registry, settings, 3 + len(chat.SAMPLING_FIELDS))(model_id)]
 
 
 def with_versions(conversation: Conversation, focus: str | None) -> tuple[Message | None, int]:
@@ -388,10 +392,8 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     bind_versions(c, events + edits + bind_conversations(c, events + edits[:1]))
     c["images"].change(lambda files: gr.Gallery(value=images_of(files) or None, visible=bool(images_of(files))), c["images"], c["thumbs"],
                        **private)
-    c["model"].change(lambda m: on_model_change(config, m), c["model"], [c["model_info"], c["thinking"], *sliders], **private)
-    c["model"].change(when_known(config.registry, lambda spec: [gr.Dropdown(**e) if i == 0 else gr.Checkbox(**e)
-                                                                  for i, e in enumerate(reasoning_controls(spec))], 2),
-                      c["model"], [c["reasoning_effort"], c["keep_reasoning"]], **private)
+    c["model"].change(lambda m: on_model_change(config, m), c["model"],
+                      [c["model_info"], c["thinking"], *sliders, c["reasoning_effort"], c["keep_reasoning"]], **private)
     c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
     bind_voice(config, service, c)
     inspect = inspect_chat(config)
