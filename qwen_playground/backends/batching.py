@@ -153,9 +153,12 @@ class ContinuousBatcher:
                 "last_failure_at": self.last_failure_at}
 
     def run(self, prompt_ids: list[int], sampling: SamplingParams, max_new_tokens: int, eos_ids: list[int],
-            streamer, flags, recorder: TokenRecorder | None = None) -> list[int]:
+            streamer, flags, recorder: TokenRecorder | None = None, speculation=None) -> list[int]:
         """Generate for one request, putting its tokens to `streamer` (the caller ends it) and each step's
-        alternatives to `recorder` when given; blocks until it ends or a flag is set. Returns the new ids."""
+        alternatives to `recorder` when given; blocks until it ends or a flag is set. Returns the new ids. A request
+        with drafts never comes here (a step gives one row of logits per request): the engine runs it alone."""
+        if speculation is not None:
+            raise ValueError("the continuous batch checks no drafts: run this request alone (transformers_drafts.py)")
         request_id = f"r{next(self._ids)}"
         pending = _Pending(streamer, tuple(flags))
         with self._lock:

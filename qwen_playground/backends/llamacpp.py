@@ -23,6 +23,7 @@ batch's contract: both are a `Runner` (`local/engine.py`).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import threading
@@ -37,10 +38,11 @@ import psutil
 import torch
 from transformers import LogitsProcessorList
 
-from ..core.generation import SamplingParams
+from ..core.generation import MAX_DRAFT_TOKENS, SamplingParams
 from .alternatives import TokenRecorder
 from .processors import logits_processors
 from .sampling import choose
+from .speculative import Speculation, common_prefix, verify
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +105,11 @@ class _Job:
     streamer: object  # put(tensor) per token; the caller ends it
     flags: tuple  # once one is set, not one more token
     processors: LogitsProcessorList
+    speculation: Speculation | None = None  # drafts asked for (None: one token per step)
     ids: list[int] = field(default_factory=list)
     fed: int = 0  # prompt tokens already in the slot's cache
     next_token: int | None = None  # chosen, not yet in the cache
+    drafts: list[int] = field(default_factory=list)  # guesses in this step's batch after `next_token`
     error: Exception | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -113,6 +117,10 @@ class _Job:
     def reserve(self) -> int:
         """Cache cells this request may fill: its prompt and its longest answer."""
         return len(self.prompt) + self.limit
+
+    def ends(self, token: int) -> bool:
+        """Whether `token` (just added to `ids`) is the answer's last."""
+        return token in self.stop or len(self.ids) >= self.limit or self.stopped()
 
     def stopped(self) -> bool:
         return any(f.is_set() for f in self.flags)
@@ -125,11 +133,6 @@ class _Slot:
     tokens: list[int] = field(default_factory=list)  # what its cache holds, in order
     job: _Job | None = None
     used_at: float = 0.0
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    return next((i for i in range(n) if a[i] != b[i]), n)
 
 
 def kv_bytes_per_token(metadata: dict[str, str], per_layer_kv_heads: list[int] | None = None) -> int:
@@ -207,14 +210,23 @@ class LlamaCppRunner:
         kv_heads_key = f"{metadata.get('general.architecture', '')}.attention.head_count_kv"
         per_layer = gguf_array(path, kv_heads_key) if metadata.get(kv_heads_key, "").startswith("arr[") else None
         per_token = max(1, kv_bytes_per_token(metadata, per_layer))
-        recurrent = slots * recurrent_bytes_per_sequence(metadata)  # every slot's, whatever the cache holds
+        hybrid = library.llama_model_is_recurrent(self._model.model) or library.llama_model_is_hybrid(self._model.model)
+        # a recurrent state cannot be cut at any position: it keeps snapshots of its last positions, so that guesses the
+        # model rejected can be cut off (speculative decoding), at the cost of that many more states per slot
+        snapshots = MAX_DRAFT_TOKENS + 1 if hybrid else 0
+        recurrent = slots * recurrent_bytes_per_sequence(metadata) * (1 + snapshots)  # every slot's, whatever the cache holds
         cache_tokens = max(context_tokens, min(slots * context_tokens, max(0, cache_bytes - recurrent) // per_token))
         cores = threads()
         context = library.llama_context_default_params()
         context.n_ctx, context.n_batch, context.n_ubatch = cache_tokens, BATCH_TOKENS, BATCH_TOKENS
-        context.n_seq_max, context.kv_unified = slots, True
+        context.n_seq_max, context.kv_unified, context.n_rs_seq = slots, True, snapshots
         context.n_threads = context.n_threads_batch = cores
         self._context = internals.LlamaContext(model=self._model, params=context, verbose=False)
+        # where llama.cpp keeps no snapshots for this architecture, a request asking for drafts answers without them
+        self.drafts_refused = ("llama.cpp cannot cut this model's recurrent state back to a rejected guess, so it answers without drafts"
+                               if hybrid and library.llama_n_rs_seq(self._context.ctx) < MAX_DRAFT_TOKENS + 1 else "")
+        self._draft_contexts: dict[Path, object] = {}  # llamacpp_draft.DraftContext per draft model file
+        self._draft_lock = threading.Lock()
         self._batch = internals.LlamaBatch(n_tokens=BATCH_TOKENS, embd=0, n_seq_max=1, verbose=False)
         self._library, self.n_vocab = library, self._model.n_vocab()
         self.cache_tokens = self._context.n_ctx()
@@ -225,8 +237,8 @@ class LlamaCppRunner:
         self._closed = False
         self._rng = np.random.default_rng()
         self.steps = self.restarts = self.peak_busy = self.prompt_reused = self.prompt_evaluated = 0
-        # a recurrent state (Qwen3.5's linear attention) cannot be cut at a position and shared: each slot keeps its own
-        self._shares_prefixes = not (library.llama_model_is_recurrent(self._model.model) or library.llama_model_is_hybrid(self._model.model))
+        # a recurrent state (Qwen3.5's linear attention) cannot be cut at any position and shared: each slot keeps its own
+        self._shares_prefixes = not hybrid
         self.last_failure: str | None = None
         self.last_failure_at: float | None = None  # time.time()
         self._loop = threading.Thread(target=self._serve, name=f"llama.cpp-{path.stem}", daemon=True)
@@ -240,18 +252,26 @@ class LlamaCppRunner:
         return True
 
     def run(self, prompt_ids: list[int], sampling: SamplingParams, max_new_tokens: int, eos_ids: list[int],
-            streamer, flags, recorder: TokenRecorder | None = None) -> list[int]:
+            streamer, flags, recorder: TokenRecorder | None = None, speculation: Speculation | None = None) -> list[int]:
         """Generate for one request, putting each token to `streamer` (the caller ends it) and each step's
-        alternatives to `recorder` when given; ends at an end-of-turn id, after `max_new_tokens`, or at the next
-        token once a flag is set. Returns the new ids; raises with the reason when the engine failed mid-answer
-        (the tokens already streamed stay with the caller)."""
+        alternatives to `recorder` when given, with guesses checked in each step when `speculation` asks (its
+        `drafter`: a draft model's GGUF path, None for prompt lookup); ends at an end-of-turn id, after
+        `max_new_tokens`, or at the next token once a flag is set. Returns the new ids; raises with the reason when
+        the engine failed mid-answer (the tokens already streamed stay with the caller)."""
         room = self.context_tokens - len(prompt_ids)
         if room <= 0:
             raise RuntimeError(f"the prompt ({len(prompt_ids)} tokens) fills the engine's context of {self.context_tokens} tokens")
         if not prompt_ids or max(prompt_ids) >= self.n_vocab or min(prompt_ids) < 0:
             raise RuntimeError(f"the prompt holds token ids outside this model's vocabulary of {self.n_vocab}")
+        if speculation is not None and self.drafts_refused:
+            speculation.note, speculation = self.drafts_refused, None
+        if speculation is not None and speculation.drafter is not None:
+            try:
+                self._draft_context(speculation.drafter)  # opened here, not in the loop every answer waits on
+            except Exception as e:
+                speculation.note, speculation = f"the draft model could not run beside this one ({e}), so it answered without drafts", None
         job = _Job(list(prompt_ids), sampling, min(max_new_tokens, room), frozenset(eos_ids), streamer, tuple(flags),
-                   logits_processors(sampling, len(prompt_ids), recorder))
+                   logits_processors(sampling, len(prompt_ids), recorder), speculation)
         with self._wake:
             if self._closed:
                 raise RuntimeError("the model was unloaded")
@@ -289,7 +309,7 @@ class LlamaCppRunner:
             self._wake.notify()
         self._loop.join(timeout=30)
         if not self._loop.is_alive():
-            LlamaCppRunner._free(self._batch, self._context, self._model)
+            LlamaCppRunner._free(*self._draft_contexts.values(), self._batch, self._context, self._model)
 
     @staticmethod
     def _free(*parts) -> None:
@@ -405,7 +425,10 @@ class LlamaCppRunner:
                 self._finish(slot)
             elif slot.job.next_token is not None:
                 answering.append(slot)
-                add(slot, slot.job.next_token, True)
+        self._guess(answering)
+        for slot in answering:
+            for token in [slot.job.next_token, *slot.job.drafts]:  # logits after each: the model's own choice there
+                add(slot, token, True)
         budget = min(PREFILL_SHARED if answering else BATCH_TOKENS, BATCH_TOKENS - batch.n_tokens)
         for slot in running:
             job = slot.job
@@ -426,26 +449,75 @@ class LlamaCppRunner:
         # one call for every row (they are in batch order): each call into llama.cpp gives up the GIL, and taking it back
         # from a busy server thread can cost a switch interval (5 ms)
         logits = np.ctypeslib.as_array(self._library.llama_get_logits(self._context.ctx), shape=(len(rows), self.n_vocab))
-        for slot, row in zip(rows, logits):
-            self._choose(slot, row)
+        start = 0
+        for slot, group in itertools.groupby(rows):  # a slot's rows are together: its next token's, then one per guess
+            count = len(list(group))
+            self._choose(slot, logits[start:start + count])
+            start += count
 
-    def _choose(self, slot: _Slot, logits: np.ndarray) -> None:
-        """Pick `slot`'s next token from its row of this step's logits, stream it, and end the request when it is done."""
+    def _guess(self, answering: list[_Slot]) -> None:
+        """The guesses each answer that asked for drafts puts in this step (at most its tokens left, and a fair share
+        of the batch): prompt lookup's here, a draft model's for all its answers in one decode per guessed position."""
+        share = (BATCH_TOKENS - len(answering)) // max(1, len(answering))
+        by_draft: dict[Path, list[tuple[_Slot, int]]] = {}
+        for slot in answering:
+            job = slot.job
+            speculation, room = job.speculation, min(share, job.limit - len(job.ids) - 1)
+            if speculation is None:
+                continue
+            if speculation.lookup:
+                job.drafts = speculation.guesses(job.prompt + job.ids, room)
+            elif room > 0:
+                by_draft.setdefault(speculation.drafter, []).append((slot, min(speculation.length, room)))
+        for path, wanted in by_draft.items():
+            try:
+                guesses = self._draft_context(path).propose({slot.seq: (slot.job.prompt + slot.job.ids, k) for slot, k in wanted})
+            except Exception:  # a failed draft costs its guesses, not the answers
+                log.exception("The draft model %s failed; answering without its guesses this step", path.name)
+                continue
+            for slot, _ in wanted:
+                drafts = guesses.get(slot.seq, [])
+                slot.job.drafts = drafts[:next((i for i, t in enumerate(drafts) if t >= self.n_vocab), len(drafts))]
+
+    def _draft_context(self, path: Path):
+        """The draft model at `path` beside this one: its own context, one sequence per slot (opened once)."""
+        from .llamacpp_draft import DraftContext
+
+        with self._draft_lock:
+            if path not in self._draft_contexts:
+                self._draft_contexts[path] = DraftContext(path, len(self._slots), self.cache_tokens, threads(), not repacking_crashes())
+            return self._draft_contexts[path]
+
+    def _choose(self, slot: _Slot, rows: np.ndarray) -> None:
+        """Pick `slot`'s next token from its rows of this step's logits (with guesses: the model's choice after each,
+        kept while it chose the guess), stream them, and end the request when it is done. Rejected guesses are cut
+        off the cache."""
         job = slot.job
-        try:
+        drafts, job.drafts = job.drafts, []
+
+        def pick(i: int) -> int:
+            row = rows[i]
             if job.processors:
-                logits = job.processors(torch.tensor([job.prompt + job.ids]), torch.tensor(logits[None]))[0].numpy()
-            token = choose(logits, job.sampling, self._rng)
+                row = job.processors(torch.tensor([job.prompt + job.ids]), torch.tensor(row[None]))[0].numpy()
+            token = choose(row, job.sampling, self._rng)
             job.ids.append(token)
             job.streamer.put(torch.tensor([token]))
+            return token
+
+        try:
+            tokens, accepted = verify(drafts, pick, job.ends)
         except Exception as e:  # this request's own fault (a processor, its streamer): it alone ends
-            job.error = e
-            self._finish(slot)
-            return
-        if token in job.stop or len(job.ids) >= job.limit or job.stopped():
+            job.error, tokens, accepted = e, [], 0
+        if drafts:
+            keep = len(slot.tokens) - len(drafts) + accepted
+            if self._forget(slot, keep) != keep:
+                raise RuntimeError("llama.cpp could not cut rejected guesses off the cache")
+        if job.speculation is not None and tokens:
+            job.speculation.record(len(drafts), len(tokens), accepted)
+        if job.error or job.ends(tokens[-1]):
             self._finish(slot)
         else:
-            job.next_token = token
+            job.next_token = tokens[-1]
 
     def _finish(self, slot: _Slot) -> None:
         job, slot.job, slot.used_at = slot.job, None, time.monotonic()

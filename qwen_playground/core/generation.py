@@ -40,6 +40,10 @@ def precision_named(value: str) -> str:
     return PRECISION_ALIASES.get(value, value)
 
 
+PROMPT_LOOKUP = "prompt lookup"  # speculative decoding's drafts copied from the prompt and answer so far (n-grams)
+DRAFT_TOKENS, MAX_DRAFT_TOKENS = 4, 8  # tokens guessed per pass: the default and the most
+
+
 MEDIA_PARTS = ("image", "video", "audio")  # message parts a model's processor turns into tokens
 
 
@@ -59,11 +63,15 @@ class Request:
     tools: tuple[dict, ...] = ()  # the tools the model may call, as chat templates and OpenAI's `tools` take them
     reasoning_effort: str = ""  # how hard a family with that switch reasons (Qwen3.8: xhigh, medium, low); "": its default
     keep_reasoning: bool = False  # earlier answers keep their reasoning in the prompt (Qwen3.6's preserve_thinking)
+    draft: str = ""  # speculative decoding (local models): "" off, PROMPT_LOOKUP, or a draft model's id (registry.drafts_for)
+    draft_tokens: int = DRAFT_TOKENS  # tokens guessed per pass of the model
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", precision_named(self.precision))
         if not 0 <= self.alternatives <= MAX_ALTERNATIVES:
             raise ValueError(f"alternatives must be between 0 and {MAX_ALTERNATIVES}")
+        if not 1 <= self.draft_tokens <= MAX_DRAFT_TOKENS:
+            raise ValueError(f"draft_tokens must be between 1 and {MAX_DRAFT_TOKENS}")
 
     @property
     def has_media(self) -> bool:
@@ -88,6 +96,49 @@ class ThinkingDelta:
 
 
 @dataclass(frozen=True)
+class Drafts:
+    """What speculative decoding did for one answer: guesses made, guesses the model kept, its passes, and each
+    generated token's text with whether it came from a kept guess (the glass box colours them)."""
+
+    method: str  # PROMPT_LOOKUP or the draft model's id
+    length: int  # tokens guessed per pass at most
+    drafted: int = 0
+    accepted: int = 0
+    passes: int = 0  # passes of the model over the answer (each checks one pass's guesses and adds a token of its own)
+    tokens: tuple[tuple[str, bool], ...] = ()
+    plain_tokens_per_s: float | None = None  # the same model's last answer without drafts on this engine, when measured
+    note: str = ""  # why drafts were not used, when they were asked for and could not be
+
+    @property
+    def rejected(self) -> int:
+        return self.drafted - self.accepted
+
+    @property
+    def acceptance(self) -> float | None:
+        return self.accepted / self.drafted if self.drafted else None
+
+    @property
+    def tokens_per_pass(self) -> float | None:
+        return len(self.tokens) / self.passes if self.passes else None
+
+    def summary(self, tokens_per_s: float | None = None) -> str:
+        if self.note:
+            return self.note
+        said = f"drafts ({self.method}, {self.length}): {self.accepted} of {self.drafted} accepted"
+        if self.acceptance is not None:
+            said += f" ({self.acceptance:.0%})"
+        if self.tokens_per_pass is not None:
+            said += f", {self.tokens_per_pass:.2f} tokens per pass"
+        if tokens_per_s and self.plain_tokens_per_s:
+            said += f", {tokens_per_s / self.plain_tokens_per_s:.2f}x the {self.plain_tokens_per_s:.1f} tok/s without drafts"
+        return said
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Drafts:
+        return cls(**{**data, "tokens": tuple((str(t), bool(d)) for t, d in data.get("tokens", ()))})
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Numbers that tell answers apart. Times in seconds; None when not measurable."""
 
@@ -104,6 +155,8 @@ class Metrics:
     engine: str = ""  # the local engine that answered ("transformers", "llama.cpp"); "" for a server
     preferred_engine: str = ""  # the engine that runs this model best, where another answered while it converted the weights
     counted_with: str = ""  # a server that reported no token counts: the tokenizer that counted them here
+    drafts: Drafts | None = None  # speculative decoding's account, when the request asked for drafts
+    token_ids: tuple[int, ...] = ()  # the ids the model generated (local models): what "why this token?" scores afterwards
 
     @classmethod
     def timed(cls, prompt_tokens: int, answer_tokens: int, thinking_tokens: int, generated: int, start: float, first: float | None,
@@ -116,6 +169,12 @@ class Metrics:
                    tokens_per_s=(generated - 1) / (end - first) if first and generated > 1 and end > first else None,
                    thinking_s=((thinking_end or end) - start) if thinking_tokens else None,
                    total_s=end - start + load_s, load_s=load_s, **facts)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Metrics:
+        """`dataclasses.asdict`'s output (a saved conversation) back."""
+        drafts = data.get("drafts")
+        return cls(**{**data, "drafts": Drafts.from_dict(drafts) if drafts else None, "token_ids": tuple(data.get("token_ids", ()))})
 
     def summary(self) -> str:
         """One human line, e.g. for the metrics line under an answer."""
@@ -136,6 +195,8 @@ class Metrics:
             if self.preferred_engine:
                 engine += f" ({self.preferred_engine} was still converting the weights)"
             parts.append(f"weights {self.weights_bytes / 2**30:.2f} GiB{precision}{engine}")
+        if self.drafts is not None:
+            parts.append(self.drafts.summary(self.tokens_per_s))
         if self.load_s >= 0.05:
             parts.append(f"model load {self.load_s:.1f} s")
         parts.append(f"total {self.total_s:.1f} s")

@@ -163,6 +163,8 @@ class Family(BaseModel):
     gguf: Gguf | None = None  # llama.cpp runs its text models (None: transformers only)
     local: bool = True  # False: only an OpenAI-compatible server runs it (the app does not load it: the Omni models)
     presets: Presets | None = None
+    # the token vocabulary its models share (speculative decoding: a smaller model of it drafts for a larger); None: none
+    vocabulary: str | None = None
     demo: DemoRecipe | None = None
 
     def __hash__(self) -> int:
@@ -525,6 +527,16 @@ class Registry:
         """The models a tab offers, default first; empty when the tab has no route."""
         route = self.routes.get(tab)
         return [self.models[m] for m in route.choices] if route else []
+
+    def drafts_for(self, spec: ModelSpec) -> list[ModelSpec]:
+        """The models that can draft for `spec` (speculative decoding), smallest first: local text models of its
+        vocabulary, no larger than it, demo models for a demo model and real ones for a real one."""
+        vocabulary = spec.family.vocabulary
+        if vocabulary is None or spec.endpoint:
+            return []
+        return sorted((m for m in self.models.values() if m.family.vocabulary == vocabulary and m.id != spec.id and not m.endpoint
+                       and not m.adapter and m.params_b <= spec.params_b and m.demo == spec.demo and m.family.local),
+                      key=lambda m: m.params_b)
 
     def add_beside(self, spec: ModelSpec) -> None:
         """Offer `spec` (a fine-tuned model) right after its base in every route that offers the base, from now on.

@@ -123,7 +123,7 @@ class AssistantTurn:
         metrics, choices = data.get("metrics"), data.get("choices")
         return cls(thinking=str(data.get("thinking") or ""), answer=str(data.get("answer") or ""), thinking_s=data.get("thinking_s"),
                    choices=token_choices.from_records(choices["steps"], choices.get("note", "")) if choices else None,
-                   metrics=Metrics(**metrics) if metrics else None, error=data.get("error"), finish_reason=data.get("finish_reason"),
+                   metrics=Metrics.from_dict(metrics) if metrics else None, error=data.get("error"), finish_reason=data.get("finish_reason"),
                    images=int(data.get("images") or 0), image_tokens=int(data.get("image_tokens") or 0),
                    tool_calls=list(data.get("tool_calls") or []))
 

@@ -33,6 +33,7 @@ from .. import Capabilities, ModelBackend, download, engines
 from ..encoding import encode_request
 from ..engines import LLAMA_CPP, TRANSFORMERS
 from ..model_cache import ModelCache, ModelTooLarge
+from ..speculative import Speculation
 from .engine import CacheKey, Engine, LoadedModel
 from .llamacpp_engine import LlamaCppEngine
 from .transformers_engine import TransformersEngine, default_budget_bytes, pick_dtype
@@ -59,6 +60,7 @@ class LocalBackend(ModelBackend):
         self._active_lock = threading.Lock()
         self._warming: set[CacheKey] = set()  # loads running in the background
         self._warming_lock = threading.Lock()
+        self._plain_speed: dict[CacheKey, float] = {}  # each model's last tokens/s without drafts
 
     def engine_for(self, spec: ModelSpec, has_media: bool = False, wanted: str = "") -> Engine:
         """The engine a request to `spec` goes to (with images or video when `has_media`): the one `wanted` where it runs
@@ -94,13 +96,44 @@ class LocalBackend(ModelBackend):
             yield Progress(f"{engine.name} first converts {spec.id}'s weights (once, in the background); {stand_in.name} answers meanwhile…")
             self._load_in_background([engine], spec, request.precision)
             engine = stand_in
+        speculation = (yield from self._speculation(engine, spec, request)) if request.draft else None
         loaded = yield from self._load(engine, spec, request.precision)
         if loaded is None:
             return
+        key = CacheKey(spec.id, request.precision, engine.name)
+        if speculation is not None:
+            speculation.plain_tokens_per_s = self._plain_speed.get(key)
         with self._generating():
             for event in stream_turn(engine, spec, loaded, request, cancel, self.encode, self.settings.max_input_tokens,
-                                     time.perf_counter() - start):
+                                     time.perf_counter() - start, speculation):
+                if isinstance(event, Metrics) and speculation is None and event.tokens_per_s:
+                    self._plain_speed[key] = event.tokens_per_s  # what a later answer with drafts is compared with
                 yield replace(event, preferred_engine=preferred.name) if engine is not preferred and isinstance(event, Metrics) else event
+
+    def _speculation(self, engine: Engine, spec: ModelSpec, request: Request) -> Iterator[Event]:
+        """The drafts `request` asks for on `engine`, its draft model loaded (it counts in the memory budget); returns
+        (via StopIteration) a Speculation, whose note says why the answer goes without drafts where it must."""
+        speculation = Speculation(request.draft, request.draft_tokens)
+        if speculation.lookup:
+            return speculation
+        drafts = {m.id: m for m in self.registry.drafts_for(spec)}
+        draft = drafts.get(request.draft)
+        if draft is None:
+            choices = ", ".join(drafts) or "none here"
+            speculation.note = f"{request.draft} cannot draft for {spec.id} (drafts share its vocabulary and are no larger: {choices})"
+        elif not engine.runs(draft, False) or engine.unavailable(draft, request.precision):
+            speculation.note = f"{draft.id} does not run on {engine.name} beside {spec.id}, so it answered without drafts"
+        else:
+            loading = self._load(engine, draft, request.precision)
+            try:
+                while not isinstance(event := next(loading), Error):
+                    yield event
+                speculation.note = f"the draft model did not load ({event.message}), so it answered without drafts"
+            except StopIteration as loaded:
+                speculation.drafter = engine.drafter(loaded.value)
+                if speculation.drafter is None:
+                    speculation.note = f"{draft.id} cannot draft on {engine.name}: its model takes images, not text alone"
+        return speculation
 
     def warm(self, spec: ModelSpec, precision: str = "full") -> None:
         """Load `spec` in the background as its first text request would (an engine that answers at once first, where

@@ -21,6 +21,7 @@ from ...core.config import Settings
 from ...core.generation import SamplingParams
 from ...core.registry import ModelSpec
 from ..alternatives import TokenRecorder
+from ..speculative import Speculation
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin  # imports the image libraries
@@ -37,9 +38,10 @@ class Runner(Protocol):
         """Whether it reproduces these settings exactly (else the engine generates another way)."""
 
     def run(self, prompt_ids: list[int], sampling: SamplingParams, max_new_tokens: int, eos_ids: list[int], streamer, flags,
-            recorder: TokenRecorder | None = None) -> list[int]:
-        """Generate for one request, each token to `streamer` (the caller ends it), each step's alternatives to `recorder`;
-        blocks until an end-of-turn id, `max_new_tokens`, or a set flag. Returns the new ids; raises when it failed."""
+            recorder: TokenRecorder | None = None, speculation: Speculation | None = None) -> list[int]:
+        """Generate for one request, each token to `streamer` (the caller ends it), each step's alternatives to `recorder`,
+        with drafts where `speculation` asks and the runner has them (else its `note` says why not); blocks until an
+        end-of-turn id, `max_new_tokens`, or a set flag. Returns the new ids; raises when it failed."""
 
     def state(self) -> dict:
         """Requests running and waiting, restarts, the last failure: for the Monitor."""
@@ -98,10 +100,14 @@ class Engine(Protocol):
         """The model ready to run, and the bytes it holds."""
 
     def generate(self, loaded: LoadedModel, inputs: dict, sampling: SamplingParams, max_new_tokens: int, stop_ids: list[int],
-                 recorder: TokenRecorder | None, answer_start: int, streamer, flags) -> list[int]:
+                 recorder: TokenRecorder | None, answer_start: int, streamer, flags, speculation: Speculation | None = None) -> list[int]:
         """One phase of an answer from `inputs` (the encoded prompt), the prompt then each token to `streamer` (which
         the caller ends), ending at the model's end-of-turn ids or `stop_ids`, or at the next token once a flag is set;
-        the answer starts at `answer_start` in the inputs. Returns the new ids; raises when the engine failed."""
+        the answer starts at `answer_start` in the inputs. With `speculation`, guesses checked in each pass where the
+        engine can (else its `note` says why not). Returns the new ids; raises when the engine failed."""
+
+    def drafter(self, draft: LoadedModel) -> object | None:
+        """What this engine's `Speculation.drafter` is for a loaded draft model (None: it cannot draft)."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +134,8 @@ def eos_ids_of(generation_config: GenerationConfig, tokenizer: PreTrainedTokeniz
 
 
 def run_on_runner(loaded: LoadedModel, inputs: dict, sampling: SamplingParams, max_new_tokens: int, stop_ids: list[int],
-                  recorder: TokenRecorder | None, streamer, flags) -> list[int]:
+                  recorder: TokenRecorder | None, streamer, flags, speculation: Speculation | None = None) -> list[int]:
     """`Engine.generate` through the model's runner."""
     streamer.put(inputs["input_ids"][0])  # as `generate` does: the prompt first, which the streamer skips
     return loaded.runner.run(inputs["input_ids"][0].tolist(), sampling, max_new_tokens, sorted(loaded.eos_ids | set(stop_ids)), streamer,
-                             flags, recorder)
+                             flags, recorder, speculation)

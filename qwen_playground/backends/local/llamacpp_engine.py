@@ -8,6 +8,7 @@ the model's own files), so both engines see the same ids.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, GenerationConfig
@@ -17,6 +18,7 @@ from ...core.generation import SamplingParams
 from ...core.registry import ModelSpec
 from .. import engines, gguf_files, llamacpp
 from ..alternatives import TokenRecorder
+from ..speculative import Speculation
 from ..engines import LLAMA_CPP
 from ..precision import GGUF_TYPES, bytes_per_param, unavailable_reason
 from .engine import LoadedModel, Report, eos_ids_of, run_on_runner
@@ -74,5 +76,9 @@ class LlamaCppEngine:
         return loaded, loaded.weights_bytes + runner.cache_bytes  # the KV cache is allocated whole at load
 
     def generate(self, loaded: LoadedModel, inputs: dict, sampling: SamplingParams, max_new_tokens: int, stop_ids: list[int],
-                 recorder: TokenRecorder | None, answer_start: int, streamer, flags) -> list[int]:
-        return run_on_runner(loaded, inputs, sampling, max_new_tokens, stop_ids, recorder, streamer, flags)
+                 recorder: TokenRecorder | None, answer_start: int, streamer, flags, speculation: Speculation | None = None) -> list[int]:
+        return run_on_runner(loaded, inputs, sampling, max_new_tokens, stop_ids, recorder, streamer, flags, speculation)
+
+    def drafter(self, draft: LoadedModel) -> Path:
+        """A draft model runs inside the target's runner, from its own file (`llamacpp_draft.py`)."""
+        return draft.runner.path

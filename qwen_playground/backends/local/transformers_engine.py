@@ -30,7 +30,9 @@ from .. import download, engines
 from ..engines import LLAMA_CPP, TRANSFORMERS
 from ..precision import GGUF_TYPES, bytes_per_param, transformers_config, unavailable_reason, weight_bytes
 from ..processors import logits_processors
+from ..speculative import Speculation
 from .engine import LoadedModel, Report, eos_ids_of, run_on_runner
+from .transformers_drafts import TransformersDrafter, generate_with_drafts
 
 
 def pick_dtype(device: str, setting: str, cache_dir: Path) -> tuple[torch.dtype, str]:
@@ -145,8 +147,19 @@ class TransformersEngine:
         loaded.weights_bytes = weight_bytes(model)
         return loaded, loaded.weights_bytes
 
+    def drafter(self, draft: LoadedModel) -> TransformersDrafter:
+        """A draft of its own per request: its cache follows that answer."""
+        return TransformersDrafter(draft.model)
+
     def generate(self, loaded: LoadedModel, inputs: dict, sampling: SamplingParams, max_new_tokens: int, stop_ids: list[int],
-                 recorder: TokenRecorder | None, answer_start: int, streamer, flags) -> list[int]:
+                 recorder: TokenRecorder | None, answer_start: int, streamer, flags, speculation: Speculation | None = None) -> list[int]:
+        if speculation is not None and set(inputs) - {"input_ids", "attention_mask"}:
+            speculation.note, speculation = "drafts guess text: a request with images or sound answers without them", None
+        if speculation is not None:  # alone, outside the continuous batch (one row of logits per request there)
+            streamer.put(inputs["input_ids"][0])
+            processors = logits_processors(sampling, answer_start, recorder, inputs["input_ids"].shape[1])
+            return generate_with_drafts(loaded.model, inputs["input_ids"][0].tolist(), sampling, processors, max_new_tokens,
+                                        loaded.eos_ids | set(stop_ids), streamer, flags, speculation)
         if loaded.runner is not None and loaded.runner.supports(sampling):
             return run_on_runner(loaded, inputs, sampling, max_new_tokens, stop_ids, recorder, streamer, flags)
         kwargs = sampling_kwargs(sampling) | {"max_new_tokens": max_new_tokens}

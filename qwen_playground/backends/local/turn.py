@@ -22,6 +22,7 @@ from ...core.registry import ModelSpec
 from .. import llamacpp
 from ..alternatives import TokenRecorder
 from ..llamacpp import EngineFailed
+from ..speculative import Speculation
 from ..text_stream import LiveTextStreamer
 from ..thinking import ThinkingParser
 from .engine import Engine, LoadedModel
@@ -56,9 +57,11 @@ class _Clock:
 
 
 def stream_turn(engine: Engine, spec: ModelSpec, loaded: LoadedModel, request: Request, cancel: threading.Event,
-                encode: Callable[[ModelSpec, LoadedModel, Request], dict], max_input_tokens: int, load_s: float) -> Iterator[Event]:
+                encode: Callable[[ModelSpec, LoadedModel, Request], dict], max_input_tokens: int, load_s: float,
+                speculation: Speculation | None = None) -> Iterator[Event]:
     """The events of one answer from a loaded model: thoughts and text as they stream, then the token choices (when
-    asked for), the metrics and how it ended; or an Error, after whatever streamed before it."""
+    asked for), the metrics (with the drafts' account when `speculation` asked for them) and how it ended; or an
+    Error, after whatever streamed before it."""
     tokenizer, family = loaded.tokenizer, spec.family
     context = min(spec.context_length, loaded.context_tokens or spec.context_length)
     try:  # images and videos are torch work: `apart`, so this long-lived server thread keeps no OpenMP pool
@@ -80,7 +83,7 @@ def stream_turn(engine: Engine, spec: ModelSpec, loaded: LoadedModel, request: R
     parser = ThinkingParser(family.thinking_tags, starts_inside=family.starts_in_thought(request.thinking))
     clock, prompt_ids = _Clock(), inputs["input_ids"]
     recorder = TokenRecorder(request.alternatives) if request.alternatives else None
-    phase = _Phase(engine, loaded, sampling, flags, parser, clock, prompt_tokens, recorder)
+    phase = _Phase(engine, loaded, sampling, flags, parser, clock, prompt_tokens, recorder, speculation)
     own: list[int] = []  # tokens the model generated (the early-stop sentence is ours, not its)
     injected: list[int] = []
     try:
@@ -110,8 +113,10 @@ def stream_turn(engine: Engine, spec: ModelSpec, loaded: LoadedModel, request: R
         thinking_tokens, answer_tokens = split_counts(tokenizer, own, parser.in_thinking, close_id)
     if recorder is not None:
         yield TokenChoices(recorder.steps(tokenizer, own, thinking_tokens))
+    drafts = speculation.report(tokenizer, own) if speculation is not None else None
     yield Metrics.timed(prompt_tokens, answer_tokens, thinking_tokens, len(own), clock.start, clock.first, clock.thinking_end, end, load_s,
-                        weights_bytes=loaded.weights_bytes, precision=request.precision, engine=engine.name)
+                        weights_bytes=loaded.weights_bytes, precision=request.precision, engine=engine.name, drafts=drafts,
+                        token_ids=tuple(first + injected + own[len(first):]) if injected else tuple(own))
     stopped = bool(own) and own[-1] in eos
     if cancel.is_set() and not stopped:
         yield Done("cancelled")
@@ -123,9 +128,10 @@ class _Phase:
     """One `Engine.generate` call of a turn (two when a thinking budget cuts in), streamed through the parser."""
 
     def __init__(self, engine: Engine, loaded: LoadedModel, sampling: SamplingParams, flags, parser: ThinkingParser, clock: _Clock,
-                 answer_start: int, recorder: TokenRecorder | None):
+                 answer_start: int, recorder: TokenRecorder | None, speculation: Speculation | None = None):
         self.engine, self.loaded, self.sampling, self.flags = engine, loaded, sampling, flags
         self.parser, self.clock, self.answer_start, self.recorder = parser, clock, answer_start, recorder
+        self.speculation = speculation
 
     def run(self, inputs: dict, max_new_tokens: int, stop_ids: list[int]) -> Iterator[Event]:
         """Stream the phase's events; returns (via StopIteration) its new token ids. The recorder's last step settles
@@ -135,8 +141,9 @@ class _Phase:
 
         def work() -> None:
             try:
+                drafts = self.speculation if self.speculation is not None and not self.speculation.note else None  # a note: refused
                 outcome["ids"] = self.engine.generate(self.loaded, inputs, self.sampling, max_new_tokens, stop_ids, self.recorder,
-                                                      self.answer_start, streamer, self.flags)
+                                                      self.answer_start, streamer, self.flags, drafts)
             except Exception as e:  # reported as an Error event by the consumer
                 outcome["error"] = e
             finally:

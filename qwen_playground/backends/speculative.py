@@ -1,0 +1,102 @@
+"""Speculative decoding: guess several tokens cheaply, then check them all in one pass of the model.
+
+One decoded token reads every weight once, so on a CPU a model's speed is
+memory bandwidth over its size (`llamacpp.py`). A pass over k+1 tokens reads
+the weights once too: if a cheap guesser proposes k tokens (the draft) and
+the model scores them all in one pass, every guess it agrees with is a token
+for free. The guessers here: prompt lookup (the tokens that followed the last
+time the context's last few tokens appeared: strong when an answer quotes or
+edits its prompt) and a smaller model of the same vocabulary (`Registry.drafts_for`).
+
+Exact: at each drafted position the model chooses its own token as it always
+does (the same penalties, recorder and sampling, on the same context), and a
+guess is kept only while the model chose it; the first token that differs,
+or the one after the last guess, is the model's own. Greedy output is
+therefore the output without drafts, token for token; with sampling, drawing
+from the model and comparing with a guess that is one token (the draft is
+greedy) is the standard acceptance rule (accept with probability p(guess),
+else draw from the rest), so the model's distribution is kept.
+
+The engines run the passes (`llamacpp.LlamaCppRunner`, `local/transformers_drafts.py`);
+this module has what they share: the guesser, the check, and the account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from transformers import PreTrainedTokenizerBase
+
+from ..core.generation import PROMPT_LOOKUP, Drafts
+
+LOOKUP_NGRAM = 3  # prompt lookup matches the context's last 3 tokens, then 2, then 1 (transformers' and llama.cpp's default)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def lookup_draft(tokens: list[int], length: int, ngram: int = LOOKUP_NGRAM) -> list[int]:
+    """Prompt lookup: up to `length` tokens that followed the most recent earlier occurrence of the last `ngram`
+    tokens of `tokens` (fewer tokens matched when the longer tail never occurred before); [] when nothing matches."""
+    end = len(tokens)
+    for n in range(min(ngram, end - 1), 0, -1):
+        tail = tokens[end - n:]
+        for start in range(end - n - 1, -1, -1):
+            if tokens[start + n - 1] == tail[-1] and tokens[start:start + n] == tail:
+                return tokens[start + n:start + n + length]
+    return []
+
+
+def verify(drafts: list[int], pick: Callable[[int], int], ends: Callable[[int], bool]) -> tuple[list[int], int]:
+    """One pass's tokens: `pick(i)` is the model's own choice at drafted position i (after the tokens chosen so far);
+    a guess is kept while the model chose it, and the first token that differs (or the one after the last guess) is
+    the model's. Stops early at a token that `ends` the answer. Returns (the tokens, how many guesses were kept)."""
+    tokens: list[int] = []
+    for i in range(len(drafts) + 1):
+        token = pick(i)
+        tokens.append(token)
+        if i == len(drafts) or token != drafts[i]:
+            return tokens, i
+        if ends(token):
+            return tokens, i + 1
+    return tokens, len(drafts)  # not reached: the loop returns at i == len(drafts)
+
+
+@dataclass
+class Speculation:
+    """One request's drafts: how they are made, and the account of what they bought (across a turn's phases)."""
+
+    method: str  # PROMPT_LOOKUP or the draft model's id
+    length: int  # tokens guessed per pass at most
+    drafter: object | None = None  # the engine's draft model (None: prompt lookup)
+    drafted: int = 0
+    accepted: int = 0
+    passes: int = 0
+    from_draft: list[bool] = field(default_factory=list)  # per generated token
+    note: str = ""  # why drafts were not used
+    plain_tokens_per_s: float | None = None  # the model's last answer without drafts on this engine (the speed-up's base)
+
+    @property
+    def lookup(self) -> bool:
+        return self.method == PROMPT_LOOKUP
+
+    def guesses(self, tokens: list[int], room: int) -> list[int]:
+        """Prompt lookup's guesses after `tokens` (at most `room`: the answer's tokens left after the next)."""
+        return lookup_draft(tokens, min(self.length, room)) if room > 0 else []
+
+    def record(self, drafted: int, tokens: int, accepted: int) -> None:
+        """A pass that checked `drafted` guesses and gave `tokens` tokens, the first `accepted` of them guesses."""
+        self.drafted += drafted
+        self.accepted += accepted
+        self.passes += 1
+        self.from_draft += [i < accepted for i in range(tokens)]
+
+    def report(self, tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> Drafts:
+        """The account as the glass box shows it, with the text of each of the answer's `ids`."""
+        texts = tokenizer.batch_decode([[i] for i in ids]) if ids else []
+        flags = self.from_draft[:len(ids)] + [False] * (len(ids) - len(self.from_draft))
+        return Drafts(self.method, self.length, self.drafted, self.accepted, self.passes, tuple(zip(texts, flags)),
+                      self.plain_tokens_per_s, self.note)
