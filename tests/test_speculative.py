@@ -1,0 +1,129 @@
+"""Speculative decoding: guesses checked in one pass, greedy output unchanged, on both engines, with several users."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from dataclasses import asdict
+
+import pytest
+
+from qwen_playground.backends.local import LLAMA_CPP, CacheKey, LocalBackend
+from qwen_playground.backends.speculative import Speculation, lookup_draft, verify
+from qwen_playground.core.config import load_config
+from qwen_playground.core.generation import PROMPT_LOOKUP, Done, Drafts, Error, Metrics, Request, SamplingParams, TextDelta
+
+GREEDY = SamplingParams(temperature=0, max_new_tokens=48)
+# the demo replies' own words: prompt lookup finds them in the prompt
+PROMPT = [{"role": "user", "content": "Say: Hello from a little demo network! Install real weights for useful answers. "
+                                      "Demo mode: tiny random parameters, so this thought is scripted."}]
+CASES = [("demo-qwen3", PROMPT_LOOKUP), ("demo-qwen3", "demo-qwen3-thinking-2507"), ("demo-qwen3", "demo-qwen3-tools"),
+         ("demo-qwen3.5", PROMPT_LOOKUP), ("demo-qwen3.5", "demo-qwen3.8")]
+
+
+@pytest.fixture(scope="module", params=["transformers", LLAMA_CPP])
+def engine(request, cache_dir, config_file) -> LocalBackend:
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, engine=request.param)
+    return LocalBackend(config.registry, config.settings)
+
+
+def answer(backend, model, draft="", sampling=GREEDY, cancel=None, **fields) -> tuple[list, Metrics | None]:
+    events = list(backend.stream(Request(model, PROMPT, sampling, thinking=True, draft=draft, **fields), cancel or threading.Event()))
+    assert not [e for e in events if isinstance(e, Error)], events
+    return events, next((e for e in events if isinstance(e, Metrics)), None)
+
+
+def test_prompt_lookup_copies_what_followed_the_last_match():
+    assert lookup_draft([1, 2, 3, 4, 5, 9, 2, 3], 3) == [4, 5, 9]  # "2 3" was followed by 4 5 9
+    assert lookup_draft([1, 2, 3, 4, 2, 3, 7, 3], 2) == [7, 3]  # the most recent earlier match wins, one token matched
+    assert lookup_draft([1, 2, 3], 4) == []
+    assert lookup_draft([5, 5], 4) == [5]
+
+
+def test_verify_keeps_guesses_while_the_model_chose_them():
+    model = iter([7, 8, 1, 2])
+    assert verify([7, 8, 9], lambda i: next(model), lambda t: False) == ([7, 8, 1], 2)
+    all_right = iter([7, 8, 9, 4])
+    assert verify([7, 8, 9], lambda i: next(all_right), lambda t: False) == ([7, 8, 9, 4], 3)  # and one more of its own
+    ending = iter([7, 0, 9])
+    assert verify([7, 0, 9], lambda i: next(ending), lambda t: t == 0) == ([7, 0], 2)  # an end-of-turn guess ends it
+    assert verify([], lambda i: 5, lambda t: False) == ([5], 0)
+
+
+def test_the_account_adds_up():
+    speculation = Speculation(PROMPT_LOOKUP, 4)
+    speculation.record(0, 1, 0)
+    speculation.record(4, 3, 2)
+    speculation.record(4, 5, 4)
+    assert (speculation.drafted, speculation.accepted, speculation.passes) == (8, 6, 3)
+    assert speculation.from_draft == [False, True, True, False, True, True, True, True, False]
+
+
+@pytest.mark.parametrize("model,draft", CASES)
+def test_greedy_output_with_drafts_equals_without_token_for_token(engine, model, draft):
+    _, plain = answer(engine, model)
+    events, drafted = answer(engine, model, draft)
+    assert drafted.token_ids == plain.token_ids and len(plain.token_ids) > 20
+    drafts = drafted.drafts
+    assert drafts.method == draft and not drafts.note, drafts
+    assert drafts.accepted + drafts.rejected == drafts.drafted and 0 < drafts.accepted <= drafts.drafted
+    assert sum(flag for _, flag in drafts.tokens) == drafts.accepted  # every kept guess is a token of the answer
+    assert len(drafts.tokens) == len(drafted.token_ids)
+    assert drafts.accepted + drafts.passes - 1 <= len(drafts.tokens) <= drafts.accepted + drafts.passes  # each pass: its kept guesses and one
+    assert "".join(text for text, _ in drafts.tokens).endswith("<|im_end|>")
+    assert drafts.plain_tokens_per_s == plain.tokens_per_s  # the speed-up's base: the same model without drafts
+    assert "accepted" in drafted.summary() and "tokens per pass" in drafted.summary()
+
+
+def test_several_users_at_once_each_get_their_greedy_answer(engine):
+    requests = [("demo-qwen3", ""), *CASES[:3], ("demo-qwen3", PROMPT_LOOKUP), ("demo-qwen3.5", "")]
+    alone = {model: answer(engine, model)[1].token_ids for model, _ in requests}
+    with ThreadPoolExecutor(len(requests)) as pool:
+        together = list(pool.map(lambda case: answer(engine, *case)[1], requests))
+    for (model, draft), metrics in zip(requests, together):
+        assert metrics.token_ids == alone[model], (model, draft)
+    if engine.llama_cpp_runs:  # inside one continuous batch
+        assert engine.cache.get(CacheKey("demo-qwen3", "full", LLAMA_CPP), 0, None).runner.state()["peak_busy"] >= 2
+
+
+def test_stop_mid_draft_keeps_what_was_accepted(engine):
+    _, full = answer(engine, "demo-qwen3", PROMPT_LOOKUP)
+    cancel = threading.Event()
+    events = []
+    for event in engine.stream(Request("demo-qwen3", PROMPT, GREEDY, thinking=True, draft=PROMPT_LOOKUP), cancel):
+        events.append(event)
+        if isinstance(event, TextDelta):
+            cancel.set()
+    metrics = next(e for e in events if isinstance(e, Metrics))
+    assert events[-1] == Done("cancelled")
+    assert 0 < len(metrics.token_ids) < len(full.token_ids) and full.token_ids[:len(metrics.token_ids)] == metrics.token_ids
+    assert len(metrics.drafts.tokens) == len(metrics.token_ids)
+
+
+def test_sampling_with_drafts_answers_and_accounts(engine):
+    sampling = SamplingParams(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=40)
+    _, metrics = answer(engine, "demo-qwen3", "demo-qwen3-thinking-2507", sampling)
+    drafts = metrics.drafts
+    assert drafts.drafted > 0 and drafts.accepted + drafts.rejected == drafts.drafted and len(drafts.tokens) == len(metrics.token_ids)
+
+
+def test_a_draft_that_cannot_draft_is_said_and_the_answer_stands(engine):
+    _, plain = answer(engine, "demo-qwen3")
+    _, metrics = answer(engine, "demo-qwen3", "demo-qwen3.5")  # another vocabulary
+    assert metrics.token_ids == plain.token_ids
+    assert "cannot draft for demo-qwen3" in metrics.drafts.note and "demo-qwen3-thinking-2507" in metrics.summary()
+
+
+def test_drafts_survive_a_saved_conversation():
+    drafts = Drafts(PROMPT_LOOKUP, 4, 8, 6, 3, (("Hi", False), ("!", True)), 10.0)
+    metrics = Metrics(3, 2, 0, 0.1, 20.0, None, 1.0, drafts=drafts, token_ids=(1, 2))
+    assert Metrics.from_dict(json.loads(json.dumps(asdict(metrics)))) == metrics
+    assert "6 of 8 accepted (75%), 0.67 tokens per pass, 2.00x the 10.0 tok/s without drafts" in metrics.summary()
+
+
+def test_registry_pairs_drafts_by_vocabulary(engine):
+    registry = engine.registry
+    assert [m.id for m in registry.drafts_for(registry.get("demo-qwen3"))] == ["demo-qwen3-thinking-2507", "demo-qwen3-instruct-2507",
+                                                                                "demo-qwen3-tools"]
+    assert [m.id for m in registry.drafts_for(registry.get("demo-qwen3.5"))] == ["demo-qwen3.8"]
+    assert registry.drafts_for(registry.get("demo-qwen2.5-vl")) == []
