@@ -11,7 +11,7 @@ import pytest
 from qwen_playground.backends.local import LLAMA_CPP, CacheKey, LocalBackend
 from qwen_playground.backends.speculative import Speculation, lookup_draft, verify
 from qwen_playground.core.config import load_config
-from qwen_playground.core.generation import PROMPT_LOOKUP, Done, Drafts, Error, Metrics, Request, SamplingParams, TextDelta
+from qwen_playground.core.generation import PROMPT_LOOKUP, Done, Drafts, Error, Metrics, Request, SamplingParams, TextDelta, TokenChoices
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=48)
 # the demo replies' own words: prompt lookup finds them in the prompt
@@ -23,7 +23,8 @@ CASES = [("demo-qwen3", PROMPT_LOOKUP), ("demo-qwen3", "demo-qwen3-thinking-2507
 
 @pytest.fixture(scope="module", params=["transformers", LLAMA_CPP])
 def engine(request, cache_dir, config_file) -> LocalBackend:
-    config = load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, engine=request.param)
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, engine=request.param,
+                         llama_cpp_hybrid_drafts=True)
     return LocalBackend(config.registry, config.settings)
 
 
@@ -127,3 +128,30 @@ def test_registry_pairs_drafts_by_vocabulary(engine):
                                                                                 "demo-qwen3-tools"]
     assert [m.id for m in registry.drafts_for(registry.get("demo-qwen3.5"))] == ["demo-qwen3.8"]
     assert registry.drafts_for(registry.get("demo-qwen2.5-vl")) == []
+
+
+@pytest.mark.parametrize("model", ["demo-qwen3", "demo-qwen3.5"])
+def test_why_this_token_after_the_fact_equals_recording_while_generating(engine, model):
+    """One teacher-forced pass over an answer already given (the drafts' mechanism, every guess the answer's own)."""
+    events, recorded = answer(engine, model, alternatives=5)
+    during = next(e for e in events if isinstance(e, TokenChoices))
+    scored = list(engine.stream(Request(model, PROMPT, GREEDY, thinking=True, alternatives=5, score=recorded.token_ids), threading.Event()))
+    after = next(e for e in scored if isinstance(e, TokenChoices))
+    metrics = next(e for e in scored if isinstance(e, Metrics))
+    assert metrics.token_ids == recorded.token_ids and metrics.drafts is None
+    assert [s.token for s in after.steps] == [s.token for s in during.steps] and len(after.steps) == len(recorded.token_ids)
+    for a, b in zip(after.steps, during.steps):
+        assert a.probability == pytest.approx(b.probability, abs=1e-3) and a.thinking == b.thinking
+        assert [c.token for c in a.alternatives][:2] == [c.token for c in b.alternatives][:2]
+        assert [c.probability for c in a.alternatives] == pytest.approx([c.probability for c in b.alternatives], abs=1e-3)
+
+
+def test_a_hybrid_on_llamacpp_without_snapshots_answers_without_drafts_and_says_why(cache_dir, config_file):
+    config = load_config(config_file, demo=True, cache_dir=cache_dir, max_input_tokens=512, engine=LLAMA_CPP)
+    backend = LocalBackend(config.registry, config.settings)
+    _, plain = answer(backend, "demo-qwen3.5")
+    _, metrics = answer(backend, "demo-qwen3.5", PROMPT_LOOKUP)
+    assert metrics.token_ids == plain.token_ids and metrics.drafts.drafted == 0
+    assert "llama_cpp_hybrid_drafts" in metrics.drafts.note and "llama_cpp_hybrid_drafts" in metrics.summary()
+    _, scored = answer(backend, "demo-qwen3.5", alternatives=5, score=plain.token_ids)  # one pass, nothing to cut back
+    assert scored.token_ids == plain.token_ids

@@ -195,9 +195,9 @@ class LlamaCppRunner:
     with an empty cache (counted in `state()["restarts"]`); the next request runs as usual.
     """
 
-    def __init__(self, path: Path, context_tokens: int, slots: int = 8, cache_bytes: int = 2 * 2**30):
+    def __init__(self, path: Path, context_tokens: int, slots: int = 8, cache_bytes: int = 2 * 2**30, hybrid_drafts: bool = False):
         """`context_tokens`: one request's prompt and answer together; `cache_bytes`: the shared KV cache's budget (it
-        holds at least one full context, at most one per slot)."""
+        holds at least one full context, at most one per slot); `hybrid_drafts`: a hybrid keeps the snapshots drafts need."""
         from llama_cpp import _internals as internals
         from llama_cpp import llama_cpp as library
 
@@ -211,9 +211,9 @@ class LlamaCppRunner:
         per_layer = gguf_array(path, kv_heads_key) if metadata.get(kv_heads_key, "").startswith("arr[") else None
         per_token = max(1, kv_bytes_per_token(metadata, per_layer))
         hybrid = library.llama_model_is_recurrent(self._model.model) or library.llama_model_is_hybrid(self._model.model)
-        # a recurrent state cannot be cut at any position: it keeps snapshots of its last positions, so that guesses the
-        # model rejected can be cut off (speculative decoding), at the cost of that many more states per slot
-        snapshots = MAX_DRAFT_TOKENS + 1 if hybrid else 0
+        # a recurrent state cannot be cut at any position: where asked, it keeps snapshots of its last positions, so that
+        # guesses the model rejected can be cut off (speculative decoding), at the cost of that many more states per slot
+        snapshots = MAX_DRAFT_TOKENS + 1 if hybrid and hybrid_drafts else 0
         recurrent = slots * recurrent_bytes_per_sequence(metadata) * (1 + snapshots)  # every slot's, whatever the cache holds
         cache_tokens = max(context_tokens, min(slots * context_tokens, max(0, cache_bytes - recurrent) // per_token))
         cores = threads()
@@ -223,9 +223,14 @@ class LlamaCppRunner:
         context.n_threads = context.n_threads_batch = cores
         self._context = internals.LlamaContext(model=self._model, params=context, verbose=False)
         # where llama.cpp keeps no snapshots for this architecture, a request asking for drafts answers without them
-        self.drafts_refused = ("llama.cpp cannot cut this model's recurrent state back to a rejected guess, so it answers without drafts"
-                               if hybrid and library.llama_n_rs_seq(self._context.ctx) < MAX_DRAFT_TOKENS + 1 else "")
+        kept = library.llama_n_rs_seq(self._context.ctx)
+        recurrent = recurrent * (1 + kept) // (1 + snapshots)  # what llama.cpp allocated (it keeps none for some architectures)
+        self.drafts_refused = "" if not hybrid or kept >= MAX_DRAFT_TOKENS + 1 else (
+            "no drafts: this hybrid model's recurrent state cannot be cut back to a rejected guess on llama.cpp here "
+            + ("(llama.cpp keeps no snapshots for its architecture)" if hybrid_drafts else
+               "without snapshots of it, which the host turns on with llama_cpp_hybrid_drafts (docs/performance.md)"))
         self._draft_contexts: dict[Path, object] = {}  # llamacpp_draft.DraftContext per draft model file
+        self._hybrid_drafts = hybrid_drafts
         self._draft_lock = threading.Lock()
         self._batch = internals.LlamaBatch(n_tokens=BATCH_TOKENS, embd=0, n_seq_max=1, verbose=False)
         self._library, self.n_vocab = library, self._model.n_vocab()
@@ -263,7 +268,7 @@ class LlamaCppRunner:
             raise RuntimeError(f"the prompt ({len(prompt_ids)} tokens) fills the engine's context of {self.context_tokens} tokens")
         if not prompt_ids or max(prompt_ids) >= self.n_vocab or min(prompt_ids) < 0:
             raise RuntimeError(f"the prompt holds token ids outside this model's vocabulary of {self.n_vocab}")
-        if speculation is not None and self.drafts_refused:
+        if speculation is not None and self.drafts_refused and not speculation.forced:  # a forced answer is never cut back
             speculation.note, speculation = self.drafts_refused, None
         if speculation is not None and speculation.drafter is not None:
             try:
@@ -466,7 +471,7 @@ class LlamaCppRunner:
             if speculation is None:
                 continue
             if speculation.lookup:
-                job.drafts = speculation.guesses(job.prompt + job.ids, room)
+                job.drafts = speculation.guesses(job.prompt + job.ids, room, len(job.ids))
             elif room > 0:
                 by_draft.setdefault(speculation.drafter, []).append((slot, min(speculation.length, room)))
         for path, wanted in by_draft.items():
@@ -485,7 +490,8 @@ class LlamaCppRunner:
 
         with self._draft_lock:
             if path not in self._draft_contexts:
-                self._draft_contexts[path] = DraftContext(path, len(self._slots), self.cache_tokens, threads(), not repacking_crashes())
+                self._draft_contexts[path] = DraftContext(path, len(self._slots), self.cache_tokens, threads(), not repacking_crashes(),
+                                                          self._hybrid_drafts)
             return self._draft_contexts[path]
 
     def _choose(self, slot: _Slot, rows: np.ndarray) -> None:
@@ -499,7 +505,8 @@ class LlamaCppRunner:
             row = rows[i]
             if job.processors:
                 row = job.processors(torch.tensor([job.prompt + job.ids]), torch.tensor(row[None]))[0].numpy()
-            token = choose(row, job.sampling, self._rng)
+            token = job.speculation.choose(len(job.ids), lambda: choose(row, job.sampling, self._rng)) if job.speculation else \
+                choose(row, job.sampling, self._rng)
             job.ids.append(token)
             job.streamer.put(torch.tensor([token]))
             return token
@@ -508,13 +515,14 @@ class LlamaCppRunner:
             tokens, accepted = verify(drafts, pick, job.ends)
         except Exception as e:  # this request's own fault (a processor, its streamer): it alone ends
             job.error, tokens, accepted = e, [], 0
-        if drafts:
+        ending = bool(job.error) or job.ends(tokens[-1])
+        if drafts:  # where a recurrent state cannot be cut (a stopped forced pass), an ending answer lets its slot go
             keep = len(slot.tokens) - len(drafts) + accepted
-            if self._forget(slot, keep) != keep:
+            if self._forget(slot, keep) != keep and not ending:
                 raise RuntimeError("llama.cpp could not cut rejected guesses off the cache")
         if job.speculation is not None and tokens:
             job.speculation.record(len(drafts), len(tokens), accepted)
-        if job.error or job.ends(tokens[-1]):
+        if ending:
             self._finish(slot)
         else:
             job.next_token = tokens[-1]

@@ -24,7 +24,7 @@ from .speculative import common_prefix
 
 
 class DraftContext:
-    def __init__(self, path: Path, sequences: int, cells: int, threads: int, use_extra_bufts: bool):
+    def __init__(self, path: Path, sequences: int, cells: int, threads: int, use_extra_bufts: bool, snapshots: bool = False):
         from llama_cpp import _internals as internals
         from llama_cpp import llama_cpp as library
 
@@ -35,8 +35,9 @@ class DraftContext:
         hybrid = library.llama_model_is_recurrent(self._model.model) or library.llama_model_is_hybrid(self._model.model)
         context = library.llama_context_default_params()
         context.n_ctx, context.n_batch, context.n_ubatch = cells, BATCH_TOKENS, BATCH_TOKENS
-        # a hybrid draft (Qwen3.5-0.8B) keeps snapshots of its recurrent state to cut its rejected guesses off
-        context.n_seq_max, context.kv_unified, context.n_rs_seq = sequences, True, MAX_DRAFT_TOKENS + 1 if hybrid else 0
+        # a hybrid draft (Qwen3.5-0.8B) keeps snapshots of its recurrent state to cut its rejected guesses off where the
+        # host allows them; without, it evaluates its sequence again from the start (`_catch_up`)
+        context.n_seq_max, context.kv_unified, context.n_rs_seq = sequences, True, MAX_DRAFT_TOKENS + 1 if hybrid and snapshots else 0
         context.n_threads = context.n_threads_batch = threads
         self._context = internals.LlamaContext(model=self._model, params=context, verbose=False)
         self._batch = internals.LlamaBatch(n_tokens=BATCH_TOKENS, embd=0, n_seq_max=1, verbose=False)

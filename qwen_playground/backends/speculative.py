@@ -30,6 +30,8 @@ from transformers import PreTrainedTokenizerBase
 
 from ..core.generation import PROMPT_LOOKUP, Drafts
 
+TEACHER_FORCING = "teacher forcing"  # the guesses are a given answer, each kept: one pass scores it (`Request.score`)
+
 LOOKUP_NGRAM = 3  # prompt lookup matches the context's last 3 tokens, then 2, then 1 (transformers' and llama.cpp's default)
 
 
@@ -78,14 +80,29 @@ class Speculation:
     from_draft: list[bool] = field(default_factory=list)  # per generated token
     note: str = ""  # why drafts were not used
     plain_tokens_per_s: float | None = None  # the model's last answer without drafts on this engine (the speed-up's base)
+    forced: tuple[int, ...] = ()  # teacher forcing: the answer whose tokens are taken instead of chosen
+
+    @classmethod
+    def scoring(cls, ids: tuple[int, ...]) -> Speculation:
+        """Teacher forcing: every token of `ids` is the guess and the model's choice, so one pass (a batch's worth at a
+        time) gives the model's distribution at each, as recording during generation would have."""
+        return cls(TEACHER_FORCING, len(ids), forced=tuple(ids))
+
+    def choose(self, made: int, choose: Callable[[], int]) -> int:
+        """The token at position `made` of the answer: the forced one when scoring, else the model's choice."""
+        return self.forced[made] if self.forced else choose()
 
     @property
     def lookup(self) -> bool:
-        return self.method == PROMPT_LOOKUP
+        """Whether the guesses are made here (prompt lookup, teacher forcing) rather than by a draft model."""
+        return self.method in (PROMPT_LOOKUP, TEACHER_FORCING)
 
-    def guesses(self, tokens: list[int], room: int) -> list[int]:
-        """Prompt lookup's guesses after `tokens` (at most `room`: the answer's tokens left after the next)."""
-        return lookup_draft(tokens, min(self.length, room)) if room > 0 else []
+    def guesses(self, tokens: list[int], room: int, made: int) -> list[int]:
+        """Prompt lookup's guesses after `tokens`, or the forced answer's next ones when scoring (`made`: the answer's
+        tokens so far), at most `room` (the answer's tokens left after the next)."""
+        if room <= 0:
+            return []
+        return list(self.forced[made:made + room]) if self.forced else lookup_draft(tokens, min(self.length, room))
 
     def record(self, drafted: int, tokens: int, accepted: int) -> None:
         """A pass that checked `drafted` guesses and gave `tokens` tokens, the first `accepted` of them guesses."""

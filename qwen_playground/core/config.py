@@ -44,6 +44,8 @@ class Settings(BaseModel):
     queue_size: int = Field(64, ge=1, description="requests that may wait for a free slot; more are refused with a message")
     batching: bool = Field(True, description="continuous batching for local text models (off: a generate call per request on transformers, one answer at a time on llama.cpp)")
     llama_cpp_cache_gb: float = Field(2.0, gt=0, description="each llama.cpp model's KV cache, shared by the users it serves at once")
+    llama_cpp_hybrid_drafts: bool = Field(False, description="drafts for Qwen3.5/3.6 on llama.cpp: 9 snapshots of each slot's recurrent "
+                                          "state to cut rejected guesses off (52 MB each for Qwen3.5-9B); off: they answer without drafts")
     public: bool | None = Field(None, description="a public deployment (rate limits on); default: true on Hugging Face Spaces")
     rate_limits: bool | None = Field(None, description="per-user rate limits; default: on when public")
     requests_per_minute: int = Field(20, ge=1, description="per browser session (8x per IP)")

@@ -65,6 +65,7 @@ class Request:
     keep_reasoning: bool = False  # earlier answers keep their reasoning in the prompt (Qwen3.6's preserve_thinking)
     draft: str = ""  # speculative decoding (local models): "" off, PROMPT_LOOKUP, or a draft model's id (registry.drafts_for)
     draft_tokens: int = DRAFT_TOKENS  # tokens guessed per pass of the model
+    score: tuple[int, ...] = ()  # an answer's ids to score instead of generating: one pass, its token choices ("why this token?" after)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", precision_named(self.precision))

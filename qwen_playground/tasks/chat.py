@@ -20,13 +20,13 @@ from pydantic import ValidationError
 
 from ..backends import Backend
 from ..core.config import AppConfig
-from ..core.generation import TOP_ALTERNATIVES, Request, SamplingParams
+from ..core.generation import DRAFT_TOKENS, TOP_ALTERNATIVES, Request, SamplingParams
 from ..core.prompts import load_template
 from ..core.registry import ModelSpec
 from ..documents import as_text, is_document, read_cached
 from ..service.lengths import conversation_tokens, count_tokens, trim_history
 from ..vision import UploadRejected, check_image, image_cost
-from . import TaskError, refuse_if_too_long, resolve, tools
+from . import TaskError, drafts, refuse_if_too_long, resolve, tools
 from .conversation import Conversation, Message, model_messages, user_content
 from .streaming import stream_turns
 
@@ -67,6 +67,8 @@ class ChatSettings:
     tools: tuple[str, ...] = ()  # tools the model may call (the Tools tab's loop, inside the answer); none: a plain answer
     reasoning_effort: str = ""  # a family with that switch (Qwen3.8): how hard it reasons; "": its default
     keep_reasoning: bool = False  # a family with that switch (Qwen3.6, 3.8): earlier answers keep their reasoning in the prompt
+    draft: str = ""  # speculative decoding: "" off, prompt lookup, or a draft model's id (tasks/drafts.py)
+    draft_tokens: int = DRAFT_TOKENS  # guesses per pass of the model
 
     @classmethod
     def from_values(cls, model: str, system_prompt: str, thinking: bool, temperature: float, top_p: float, top_k: int, min_p: float,
@@ -84,6 +86,10 @@ class ChatSettings:
     def with_reasoning(self, effort: object = "", keep: object = False) -> ChatSettings:
         """These settings with the family's reasoning switches (as the tab's controls or the API give them)."""
         return replace(self, reasoning_effort=effort or "", keep_reasoning=bool(keep))
+
+    def with_drafts(self, draft: object = "", tokens: object = DRAFT_TOKENS) -> ChatSettings:
+        """These settings with speculative decoding (as the tab's controls or the API give them; checked when sent)."""
+        return replace(self, draft=draft or "", draft_tokens=tokens if tokens is not None else DRAFT_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,7 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     check_documents(config, spec, tuple(f for f in attached if is_document(f)), answered.text if answered else "")
     bounds, image_tokens = check_images(spec, images, any(not is_document(f) for m in before for f in m.files))
     effort, keep = reasoning_switches(spec, settings)
+    draft, draft_tokens = drafts.checked(config.registry, spec, settings.draft, settings.draft_tokens)
     history = model_messages(before, "", spec.family.thinking_tags, bounds, keep_reasoning=keep)
     dropped = 0
     if settings.trim_history and text:
@@ -211,7 +218,8 @@ def prepare(config: AppConfig, inputs: ChatInputs, user: str = "", require_messa
     chosen = chosen_tools(config, spec, settings.tools)
     request = Request(spec.id, messages, settings.sampling or spec.preset(think), think, settings.thinking_budget or None,
                       settings.precision, user, TOP_ALTERNATIVES if settings.alternatives else 0,
-                      tools=tuple(tool.schema() for tool in chosen.values()), reasoning_effort=effort, keep_reasoning=keep)
+                      tools=tuple(tool.schema() for tool in chosen.values()), reasoning_effort=effort, keep_reasoning=keep,
+                      draft=draft, draft_tokens=draft_tokens)
     conversation = inputs.conversation.copy()
     question = conversation.add(Message.user(text, inputs.images), before[-1].id if before else "") if text else answered
     answer = Message.assistant()

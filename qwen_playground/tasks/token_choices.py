@@ -34,6 +34,11 @@ def shown(token: str) -> str:
     return visible(token).translate(_MARKDOWN)
 
 
+def strip_text(token: str) -> str:
+    """A token as a strip of the answer shows it: spaces as spaces, a newline as ↵, escaped."""
+    return (token.replace("\n", "↵") or "∅").translate(_MARKDOWN)
+
+
 def percent(probability: float | None) -> str:
     if probability is None:
         return "?"
@@ -58,7 +63,7 @@ def to_markdown(choices: TokenChoices) -> str:
         return f"*{choices.note or 'No token probabilities for this answer.'}*"
     # the strip reads as the answer does (spaces as spaces); the table below marks them
     strip = "".join(f'<span title="{_tip(s)}" style="{_shade(s)};border-radius:3px;padding:0 1px;white-space:pre-wrap">'
-                    f'{(s.token.replace(chr(10), "↵") or "∅").translate(_MARKDOWN)}</span>' for s in choices.steps)
+                    f'{strip_text(s.token)}</span>' for s in choices.steps)
     thinking = " *Italic*: the model's thinking." if any(s.thinking for s in choices.steps) else ""
     lines = [strip, "", f"Green: the model was sure of the token; red: it was a surprise. Hover over a token for its alternatives.{thinking}",
              "", "| # | token | probability | most likely at this step |", "|---:|---|---:|---|"]

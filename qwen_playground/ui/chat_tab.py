@@ -16,11 +16,12 @@ from pathlib import Path
 import gradio as gr
 
 from ..core.config import AppConfig
+from ..core.generation import DRAFT_TOKENS, MAX_DRAFT_TOKENS
 from ..core.prompts import load_template
 from ..documents import SUFFIXES, is_document
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
-from ..tasks import TaskError, audio, chat, conversations, tools
+from ..tasks import TaskError, audio, chat, conversations, drafts, tools
 from ..tasks.conversation import Conversation, Message
 from . import uploads
 from .chat_view import View, conversation_for, export_json, export_markdown, import_json, owner, parse, render
@@ -69,6 +70,13 @@ def thinking_controls(c: dict, spec) -> None:
                                       info="Earlier answers keep their thoughts in the prompt (preserve_thinking): more tokens, less thinking again")
 
 
+def draft_controls(c: dict, config: AppConfig, spec) -> None:
+    """Speculative decoding: where guesses come from (the model's choices), and how many a pass checks."""
+    c["draft"] = gr.Dropdown(drafts.choices(config.registry, spec), value=drafts.OFF, label="⚡ Drafts (speculative decoding)",
+                             info="Guess tokens cheaply, check them all in one pass: same answer, fewer passes (Lessons: Speculative decoding)")
+    c["draft_tokens"] = gr.Slider(1, MAX_DRAFT_TOKENS, DRAFT_TOKENS, step=1, label="Draft length", info="Guesses checked per pass")
+
+
 def layout(config: AppConfig, service: Service) -> dict:
     """The tab's widgets, keyed by the names `tasks.chat.SETTINGS` gives the settings."""
     specs = config.registry.choices("chat")
@@ -103,6 +111,7 @@ def layout(config: AppConfig, service: Service) -> dict:
             thinking_controls(c, first)
             c["alternatives"] = gr.Checkbox(False, label="🔎 Why this token?",
                                             info="Under each answer: every token's probability and the 5 the model found most likely")
+            draft_controls(c, config, first)
             c["tools"] = tools_picker(config)
             c["system_prompt"] = gr.Textbox(load_template("chat").render_system(), label="System prompt", lines=3,
                                             placeholder="Empty: the model's own default")
@@ -154,11 +163,12 @@ def images_of(files) -> list[str]:
 
 def chat_inputs(message, history, *values, tree=None) -> chat.ChatInputs:
     """The `/chat` API's positional values after the history (the settings in `chat.SETTINGS` order, then the images,
-    the tools, the reasoning effort and keep-reasoning, each optional) as the task's inputs: the one place their order is read."""
+    the tools, the reasoning effort and keep-reasoning, the drafts and their length, each optional) as the task's inputs: the
+    one place their order is read."""
     settings, extras = values[:len(chat.SETTINGS)], values[len(chat.SETTINGS):]
-    images, tools, effort, keep = (*extras, *(None, None, "", False)[len(extras):])
-    return chat.ChatInputs(message, conversation_for(history, tree),
-                           chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep), chat.paths_of(images))
+    images, tools, effort, keep, draft, draft_tokens = (*extras, *(None, None, "", False, "", DRAFT_TOKENS)[len(extras):])
+    chosen = chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep).with_drafts(draft, draft_tokens)
+    return chat.ChatInputs(message, conversation_for(history, tree), chosen, chat.paths_of(images))
 
 
 def handlers(config: AppConfig, service: Service, stops: Stops):
@@ -191,27 +201,27 @@ def handlers(config: AppConfig, service: Service, stops: Stops):
 
     def respond(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty,
                 max_new_tokens, thinking_budget=0, precision="full", trim_history=False, alternatives=False, images=None, tools=None,
-                reasoning_effort="", keep_reasoning=False, tree=None, request: gr.Request = None):
+                reasoning_effort="", keep_reasoning=False, draft="", draft_tokens=DRAFT_TOKENS, tree=None, request: gr.Request = None):
         with refusals():
             inputs = chat_inputs(message, history, model, system_prompt, thinking, temperature, top_p, top_k, min_p, repetition_penalty,
                                  presence_penalty, max_new_tokens, thinking_budget, precision, trim_history, alternatives, images, tools,
-                                 reasoning_effort, keep_reasoning, tree=tree)
+                                 reasoning_effort, keep_reasoning, draft, draft_tokens, tree=tree)
             uploads.require_uploaded([*inputs.images, *(f for m in inputs.conversation.path() for f in m.files)])
         yield from answer(inputs, request, "", shown=View(history, inputs.conversation))
 
-    def retry(request: gr.Request, history, *values):  # Gradio passes the request first here, with *values (settings, tools, switches, tree)
-        *settings, tools, effort, keep, tree = values
+    def retry(request: gr.Request, history, *values):  # Gradio passes the request first here, with *values (settings, extras, tree)
+        *settings, tools, effort, keep, draft, draft_tokens, tree = values
         with refusals():
-            chosen = chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep)
+            chosen = chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep).with_drafts(draft, draft_tokens)
             inputs = chat.regenerate(conversation_for(history, tree), chosen)
         yield from answer(inputs, request, require_message=False)
 
     def edit(request: gr.Request, data: gr.EditData, history, *values):
-        *settings, tools, effort, keep, tree = values
+        *settings, tools, effort, keep, draft, draft_tokens, tree = values
         conversation = tree if isinstance(tree, Conversation) else parse(history)  # the Chatbot already shows the edit
         try:
             message = owner(conversation, bubble_index(data))
-            chosen = chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep)
+            chosen = chat.ChatSettings.from_values(*settings).with_tools(tools).with_reasoning(effort, keep).with_drafts(draft, draft_tokens)
             inputs = chat.edit(conversation, message.id if message else "", data.value, chosen)
         except TaskError as e:  # the conversation as it was, the refusal as a note
             yield render(conversation.path()), gr.skip(), conversation
@@ -233,9 +243,10 @@ def on_model_change(config: AppConfig, model_id: str) -> list:
 
     def settings(spec) -> list:
         effort, keep = reasoning_controls(spec)
-        return [gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking), gr.Dropdown(**effort), gr.Checkbox(**keep)]
+        return [gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking), gr.Dropdown(**effort), gr.Checkbox(**keep),
+                gr.Dropdown(choices=drafts.choices(config.registry, spec), value=drafts.OFF)]
 
-    return [note, *when_known(config.registry, settings, 3 + len(chat.SAMPLING_FIELDS))(model_id)]
+    return [note, *when_known(config.registry, settings, 4 + len(chat.SAMPLING_FIELDS))(model_id)]
 
 
 def with_versions(conversation: Conversation, focus: str | None) -> tuple[Message | None, int]:
@@ -368,7 +379,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     sliders = [c[name] for name in chat.SAMPLING_FIELDS]
     settings = [c[name] for name in chat.SETTINGS]
     private = {"api_visibility": "private", "queue": False}
-    extras = [c["tools"], c["reasoning_effort"], c["keep_reasoning"]]  # after the settings and images, in `chat_inputs` order
+    extras = [c["tools"], c["reasoning_effort"], c["keep_reasoning"], c["draft"], c["draft_tokens"]]  # after the images: `chat_inputs` order
     inputs, outputs = [message, chatbot, *settings, c["images"], *extras, tree], [chatbot, message, tree]
     events = [when_valid(c["send"].click, respond, prepare, inputs, outputs, api_name="chat", concurrency_id="generate"),
               when_valid(message.submit, respond, prepare, inputs, outputs, concurrency_id="generate"),
@@ -393,14 +404,15 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     c["images"].change(lambda files: gr.Gallery(value=images_of(files) or None, visible=bool(images_of(files))), c["images"], c["thumbs"],
                        **private)
     c["model"].change(lambda m: on_model_change(config, m), c["model"],
-                      [c["model_info"], c["thinking"], *sliders, c["reasoning_effort"], c["keep_reasoning"]], **private)
+                      [c["model_info"], c["thinking"], *sliders, c["reasoning_effort"], c["keep_reasoning"], c["draft"]], **private)
     c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
     bind_voice(config, service, c)
     inspect = inspect_chat(config)
     c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"], *extras],
                        list(c["inspected"]), api_visibility="private")
     return {"message": message, "chatbot": chatbot, **{name: c[name] for name in chat.SETTINGS if name not in ("precision", "trim_history")},
-            "tools": c["tools"], "images": c["images"], "reasoning_effort": c["reasoning_effort"], "keep_reasoning": c["keep_reasoning"]}
+            "tools": c["tools"], "images": c["images"], "reasoning_effort": c["reasoning_effort"], "keep_reasoning": c["keep_reasoning"],
+            "draft": c["draft"], "draft_tokens": c["draft_tokens"]}
 
 
 def bind_voice(config: AppConfig, service: Service, c: dict) -> None:

@@ -13,7 +13,7 @@ import mimetypes
 from pathlib import Path
 
 from ..mathtext import protect_math, protect_typed, unprotect
-from ..tasks import TaskError, token_choices
+from ..tasks import TaskError, drafts, token_choices
 from ..tasks.conversation import AssistantTurn, Conversation, Message, Part
 
 THINKING_TITLE = "💭 Thinking"
@@ -73,6 +73,11 @@ def turn_bubbles(turn: AssistantTurn, protect: bool = True, footer: bool = True)
     if turn.choices is not None:
         bubbles.append({"role": "assistant", "content": show(token_choices.to_markdown(turn.choices)),
                         "metadata": {"title": f"{token_choices.TITLE} · {len(turn.choices.steps)} tokens", "status": "done"}})
+    if turn.metrics is not None and turn.metrics.drafts is not None and turn.metrics.drafts.tokens:
+        done = turn.metrics.drafts
+        rate = f" · {done.acceptance:.0%} of guesses kept" if done.acceptance is not None else ""
+        bubbles.append({"role": "assistant", "content": show(drafts.to_markdown(done)),
+                        "metadata": {"title": f"{drafts.TITLE}{rate}", "status": "done"}})
     if turn.error is not None:
         bubbles.append({"role": "assistant", "content": show(turn.error), "metadata": {"title": ERROR_TITLE, "status": "done"}})
     elif footer and turn.metrics is not None:

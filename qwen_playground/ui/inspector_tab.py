@@ -47,10 +47,10 @@ def inspect_chat(config: AppConfig) -> Callable:
     """The Chat inspector: the conversation so far plus the unsent message, as the next request would be."""
 
     def inspect_conversation(message, history, model, system_prompt, thinking, images=None, tools=None, reasoning_effort="",
-                             keep_reasoning=False):
-        with refusals():
+                             keep_reasoning=False, draft="", draft_tokens=None):
+        with refusals():  # drafts change no prompt, but a choice the model cannot take is refused here as on sending
             settings = chat.ChatSettings(model, system_prompt or "", bool(thinking)).with_tools(tools)
-            settings = settings.with_reasoning(reasoning_effort, keep_reasoning)
+            settings = settings.with_reasoning(reasoning_effort, keep_reasoning).with_drafts(draft, draft_tokens)
             inputs = chat.ChatInputs(message, conversation_for(history), settings,
                                      chat.paths_of(images))
             uploads.require_uploaded([*inputs.images, *(f for m in inputs.conversation.path() for f in m.files)])

@@ -96,7 +96,11 @@ class LocalBackend(ModelBackend):
             yield Progress(f"{engine.name} first converts {spec.id}'s weights (once, in the background); {stand_in.name} answers meanwhile…")
             self._load_in_background([engine], spec, request.precision)
             engine = stand_in
-        speculation = (yield from self._speculation(engine, spec, request)) if request.draft else None
+        speculation = Speculation.scoring(request.score) if request.score else None
+        if request.score:  # exactly the given answer: as long as it, no thinking budget cutting in
+            request = replace(request, sampling=request.sampling.model_copy(update={"max_new_tokens": len(request.score)}), thinking_budget=None)
+        if request.draft and not request.score:
+            speculation = yield from self._speculation(engine, spec, request)
         loaded = yield from self._load(engine, spec, request.precision)
         if loaded is None:
             return
@@ -106,7 +110,7 @@ class LocalBackend(ModelBackend):
         with self._generating():
             for event in stream_turn(engine, spec, loaded, request, cancel, self.encode, self.settings.max_input_tokens,
                                      time.perf_counter() - start, speculation):
-                if isinstance(event, Metrics) and speculation is None and event.tokens_per_s:
+                if isinstance(event, Metrics) and not request.draft and not request.score and event.tokens_per_s:
                     self._plain_speed[key] = event.tokens_per_s  # what a later answer with drafts is compared with
                 yield replace(event, preferred_engine=preferred.name) if engine is not preferred and isinstance(event, Metrics) else event
 

@@ -67,7 +67,8 @@ class LlamaCppEngine:
         try:
             runner = llamacpp.LlamaCppRunner(path, min(spec.context_length, self.settings.max_input_tokens + ANSWER_ROOM),
                                              slots=self.settings.concurrency if self.settings.batching else 1,
-                                             cache_bytes=int(self.settings.llama_cpp_cache_gb * 2**30))
+                                             cache_bytes=int(self.settings.llama_cpp_cache_gb * 2**30),
+                                             hybrid_drafts=self.settings.llama_cpp_hybrid_drafts)
         except ValueError as e:  # llama.cpp refuses a file it cannot read; its reason went to its log
             raise RuntimeError(f"llama.cpp could not read {path} ({e}). The file is corrupt, truncated or not a GGUF model: "
                                "delete it to have it downloaded or converted again") from None

@@ -66,7 +66,7 @@ def generate_with_drafts(model, prompt: list[int], sampling: SamplingParams, pro
     while True:
         def pick(i: int) -> int:
             row = processors(torch.tensor([prompt + ids]), rows[i:i + 1])[0] if processors else rows[i]
-            token = choose(row.numpy(), sampling, rng)
+            token = speculation.choose(len(ids), lambda: choose(row.numpy(), sampling, rng))
             ids.append(token)
             streamer.put(torch.tensor([token]))
             return token
@@ -77,5 +77,5 @@ def generate_with_drafts(model, prompt: list[int], sampling: SamplingParams, pro
         if ends(tokens[-1]):
             return ids
         room = min(speculation.length, limit - len(ids) - 1)
-        drafts = speculation.guesses(prompt + ids, room) if speculation.lookup else speculation.drafter.propose(prompt + ids, room)
+        drafts = speculation.guesses(prompt + ids, room, len(ids)) if speculation.lookup else speculation.drafter.propose(prompt + ids, room)
         rows = forward([tokens[-1], *drafts])

@@ -113,7 +113,7 @@ def stream_turn(engine: Engine, spec: ModelSpec, loaded: LoadedModel, request: R
         thinking_tokens, answer_tokens = split_counts(tokenizer, own, parser.in_thinking, close_id)
     if recorder is not None:
         yield TokenChoices(recorder.steps(tokenizer, own, thinking_tokens))
-    drafts = speculation.report(tokenizer, own) if speculation is not None else None
+    drafts = speculation.report(tokenizer, own) if speculation is not None and not speculation.forced else None
     yield Metrics.timed(prompt_tokens, answer_tokens, thinking_tokens, len(own), clock.start, clock.first, clock.thinking_end, end, load_s,
                         weights_bytes=loaded.weights_bytes, precision=request.precision, engine=engine.name, drafts=drafts,
                         token_ids=tuple(first + injected + own[len(first):]) if injected else tuple(own))
