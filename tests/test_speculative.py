@@ -155,3 +155,28 @@ def test_a_hybrid_on_llamacpp_without_snapshots_answers_without_drafts_and_says_
     assert "llama_cpp_hybrid_drafts" in metrics.drafts.note and "llama_cpp_hybrid_drafts" in metrics.summary()
     _, scored = answer(backend, "demo-qwen3.5", alternatives=5, score=plain.token_ids)  # one pass, nothing to cut back
     assert scored.token_ids == plain.token_ids
+
+
+def test_chat_explains_an_answer_already_shown(demo_config, backend):
+    """Ticking "why this token?" after the answer: Chat scores it with the request that asked for it."""
+    from dataclasses import replace
+
+    from qwen_playground.tasks import chat
+    from qwen_playground.tasks.conversation import AssistantTurn
+
+    settings = chat.ChatSettings("demo-qwen3", thinking=True, sampling=GREEDY)
+    job = chat.prepare(demo_config, chat.ChatInputs("Hello", settings=settings))
+    *_, view = chat.run(backend, job)
+    turn = view.conversation.messages[job.answer_id].turn
+    assert turn.choices is None and turn.metrics.token_ids
+    *_, explained = chat.explain(backend, view.conversation)
+    after = explained.conversation.messages[job.answer_id].turn.choices
+    assert len(after.steps) == len(turn.metrics.token_ids) and "one pass of demo-qwen3" in after.note
+    recorded = chat.prepare(demo_config, chat.ChatInputs("Hello", settings=replace(settings, alternatives=True)))
+    *_, shown = chat.run(backend, recorded)
+    during = shown.conversation.messages[recorded.answer_id].turn.choices
+    assert [s.token for s in during.steps] == [s.token for s in after.steps]
+    assert [s.probability for s in during.steps] == pytest.approx([s.probability for s in after.steps], abs=1e-3)
+    reopened = AssistantTurn.from_dict(turn.to_dict())  # a saved chat keeps no request
+    assert "was not kept" in chat.explained(backend, reopened, threading.Event()).note
+    assert list(chat.explain(backend, explained.conversation)) == []  # explained once

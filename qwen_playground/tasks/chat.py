@@ -12,6 +12,7 @@ inspector calls `prepare` too.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -20,14 +21,14 @@ from pydantic import ValidationError
 
 from ..backends import Backend
 from ..core.config import AppConfig
-from ..core.generation import DRAFT_TOKENS, TOP_ALTERNATIVES, Request, SamplingParams
+from ..core.generation import DRAFT_TOKENS, TOP_ALTERNATIVES, Error, Request, SamplingParams, TokenChoices
 from ..core.prompts import load_template
 from ..core.registry import ModelSpec
 from ..documents import as_text, is_document, read_cached
 from ..service.lengths import conversation_tokens, count_tokens, trim_history
 from ..vision import UploadRejected, check_image, image_cost
 from . import TaskError, drafts, refuse_if_too_long, resolve, tools
-from .conversation import Conversation, Message, model_messages, user_content
+from .conversation import AssistantTurn, Conversation, Message, model_messages, user_content
 from .streaming import stream_turns
 
 MAX_IMAGES = 8  # per message
@@ -296,9 +297,39 @@ def run(backend: Backend, job: ChatJob, stop: threading.Event | None = None) -> 
         return
     for state in stream_turns(backend, job.requests, stop):
         turn = state.turns[0]
-        turn.images, turn.image_tokens = answer.turn.images, answer.turn.image_tokens
+        turn.images, turn.image_tokens, turn.request = answer.turn.images, answer.turn.image_tokens, job.request
         answer.turn = turn
         yield ChatView(job.conversation, turn.error, turn.produced_output)
+
+
+def explain(backend: Backend, conversation: Conversation, stop: threading.Event | None = None) -> Iterator[ChatView]:
+    """Why this token? for the answers shown without it: for each, one pass of the model that wrote it over the
+    tokens it wrote (teacher forcing), with the request that asked for it, so each step is what recording while it
+    generated would have given. An answer that cannot be scored gets a note instead."""
+    for message in conversation.path():
+        turn = message.turn
+        if turn is None or turn.choices is not None or not turn.produced_output:
+            continue
+        turn.choices = explained(backend, turn, stop or threading.Event())
+        yield ChatView(conversation, None, True)
+
+
+def explained(backend: Backend, turn: AssistantTurn, cancel: threading.Event) -> TokenChoices:
+    """`turn`'s token choices from one teacher-forced pass, with what it cost; or a note saying why there are none."""
+    ids = turn.metrics.token_ids if turn.metrics else ()
+    if turn.request is None or not ids or turn.tool_calls:
+        why = ("a model on a server gives no token ids to score" if turn.metrics and not turn.metrics.engine else
+               "it used tools (several requests)" if turn.tool_calls else "the request that made it was not kept (an opened or imported chat)")
+        return TokenChoices((), f"This answer cannot be explained after the fact: {why}. Tick 🔎 before sending to record it.")
+    start = time.perf_counter()
+    request = replace(turn.request, alternatives=TOP_ALTERNATIVES, draft="", score=ids)
+    for event in backend.stream(request, cancel):
+        if isinstance(event, Error):
+            return TokenChoices((), f"Could not score this answer: {event.message}")
+        if isinstance(event, TokenChoices):
+            return replace(event, note=f"Scored after the answer: one pass of {request.model_id} over its {len(ids)} tokens "
+                                       f"({time.perf_counter() - start:.1f} s), as recording while it wrote would have given.")
+    return TokenChoices((), "The model gave no token choices for this answer.")
 
 
 def _run_with_tools(backend: Backend, job: ChatJob, answer: Message, stop: threading.Event | None) -> Iterator[ChatView]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..backends.thinking import strip_thinking
-from ..core.generation import Done, Error, Event, Metrics, Progress, TextDelta, ThinkingDelta, TokenChoices
+from ..core.generation import Done, Error, Event, Metrics, Progress, Request, TextDelta, ThinkingDelta, TokenChoices
 from ..documents import as_text, is_document, read_cached
 from ..vision import UploadRejected
 from . import token_choices
@@ -70,6 +70,7 @@ class AssistantTurn:
     images: int = 0  # images in the message it answers, and what they cost in prompt tokens
     image_tokens: int = 0
     tool_calls: list[dict] = field(default_factory=list)
+    request: Request | None = field(default=None, repr=False, compare=False)  # what asked for it ("why this token?" after; not saved)
     _thinking_started: float = field(default=0.0, repr=False, compare=False)
 
     @property

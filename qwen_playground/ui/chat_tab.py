@@ -110,7 +110,8 @@ def layout(config: AppConfig, service: Service) -> dict:
                                                  "leave its oldest exchanges out of the prompt")
             thinking_controls(c, first)
             c["alternatives"] = gr.Checkbox(False, label="🔎 Why this token?",
-                                            info="Under each answer: every token's probability and the 5 the model found most likely")
+                                            info="Under each answer: every token's probability and the 5 the model found most likely "
+                                                 "(ticked later: the answers shown are scored, one pass each)")
             draft_controls(c, config, first)
             c["tools"] = tools_picker(config)
             c["system_prompt"] = gr.Textbox(load_template("chat").render_system(), label="System prompt", lines=3,
@@ -407,6 +408,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
                       [c["model_info"], c["thinking"], *sliders, c["reasoning_effort"], c["keep_reasoning"], c["draft"]], **private)
     c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
     bind_voice(config, service, c)
+    bind_explain(service, c)
     inspect = inspect_chat(config)
     c["inspect"].click(lambda *a: inspect(*a)[:2], [message, chatbot, c["model"], c["system_prompt"], c["thinking"], c["images"], *extras],
                        list(c["inspected"]), api_visibility="private")
@@ -434,6 +436,21 @@ def bind_voice(config: AppConfig, service: Service, c: dict) -> None:
     c["voice"].change(dictated, [c["voice"], c["message"]], [c["message"], c["voice_note"], c["voice"]], api_visibility="private",
                       concurrency_id="generate", trigger_mode="always_last")
     uploads.deleted_with_session(c["voice"])
+
+
+def bind_explain(service: Service, c: dict) -> None:
+    """Ticking "why this token?" with answers on screen scores them (one pass each), as if it had been ticked before."""
+
+    def explain_shown(ticked, history, tree):
+        if not ticked:
+            yield gr.skip(), gr.skip()
+            return
+        conversation = conversation_for(history, tree)
+        for view in chat.explain(service, conversation):
+            yield render(view.conversation.path()), view.conversation
+
+    c["alternatives"].input(explain_shown, [c["alternatives"], c["chatbot"], c["tree"]], [c["chatbot"], c["tree"]],
+                            api_visibility="private", concurrency_id="generate")
 
 
 def bind_versions(c: dict, changed: list) -> None:
