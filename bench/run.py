@@ -58,7 +58,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Qwen2C
 
 from qwen_playground.backends import demo, precision  # noqa: E402
 from qwen_playground.core.config import builtin_families  # noqa: E402
-from qwen_playground.core.generation import PRECISIONS  # noqa: E402
+from qwen_playground.core.generation import PRECISIONS, SamplingParams  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.jsonl"
 SIZES = {  # Qwen2.5 decoder shapes (public configs)
@@ -479,7 +479,6 @@ def section_overhead(app: App, model, tokenizer, model_id: str, new_tokens: int,
 def raw_llamacpp(runner, prompt_ids: list[int], new_tokens: int) -> dict:
     """Batch-1 greedy decode straight through the llama.cpp engine (no app, no end-of-turn stop): time to first token and
     tokens/s."""
-    from qwen_playground.core.generation import SamplingParams
 
     class Clock:  # a streamer that only notes when each token came
         def __init__(self) -> None:
@@ -521,6 +520,54 @@ def section_llamacpp(folder: Path, tokenizer, new_tokens: int, bandwidth: float,
                      "tokens_per_s": result["tokens_per_s"], "limit_tokens_per_s": limit, "fraction_of_limit": result["tokens_per_s"] / limit})
         runner.close()
     return rows
+
+
+def section_speculative(folder: Path, tokenizer, new_tokens: int, cache: Path, length: int = 4) -> dict:
+    """Speculative decoding's bounds on the llama.cpp engine (the bench model, 8-bit), one run: greedy tokens/s without
+    drafts; with guesses that always agree at no cost (the model's own greedy answer as the draft: the mechanism's
+    ceiling, one pass per `length` + 1 tokens); with the model as its own draft (always agrees, at the draft's full
+    cost); and with guesses that never agree (the first guess always wrong: the overhead floor). Each answer is
+    checked to be the greedy one."""
+    from qwen_playground.backends import gguf_files
+    from qwen_playground.backends.llamacpp import LlamaCppRunner
+    from qwen_playground.backends.speculative import PROMPT_LOOKUP, Speculation
+    from qwen_playground.core.registry import ModelSpec
+
+    class Oracle(Speculation):  # guesses from the known answer: each right, or the first of each pass wrong
+        def __init__(self, answer: list[int], right: bool):
+            super().__init__(PROMPT_LOOKUP, length)
+            self.answer, self.right = answer, right
+
+        def guesses(self, tokens: list[int], room: int, made: int) -> list[int]:
+            guess = self.answer[made:made + self.wanted(room)]
+            return guess if self.right else [(guess[0] + 1) % 1000, *guess[1:]] if guess else []
+
+    spec = ModelSpec(id=f"bench-{folder.name}", path=str(folder), family=QWEN25, params_b=0.5, context_length=32768)
+    path = gguf_files.converted(spec, folder, precision.GGUF_TYPES["8-bit"], cache)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True, return_dict=False)
+    runner = LlamaCppRunner(path, 2048, slots=1)
+    greedy = SamplingParams(temperature=0, max_new_tokens=new_tokens)
+
+    def timed(speculation: Speculation | None) -> tuple[float, list[int]]:
+        start = time.perf_counter()
+        ids = runner.run(prompt, greedy, new_tokens, [], type("Sink", (), {"put": lambda self, _: None})(), (), speculation=speculation)
+        return new_tokens / (time.perf_counter() - start), ids
+
+    try:
+        timed(None)  # warm
+        plain, answer = max(timed(None) for _ in range(2))
+        rows = {"plain": plain}
+        for name, make in (("ceiling", lambda: Oracle(answer, True)), ("self_draft", lambda: Speculation("self", length, drafter=path)),
+                           ("floor", lambda: Oracle(answer, False))):
+            speed, ids = max(timed(make()) for _ in range(2))
+            assert ids == answer, f"{name}: drafts changed the greedy answer"
+            rows[name] = speed
+    finally:
+        runner.close()
+    return {"model": "llama.cpp Q8_0", "draft_length": length, "plain_tokens_per_s": rows["plain"],
+            "ceiling_tokens_per_s": rows["ceiling"], "self_draft_tokens_per_s": rows["self_draft"], "floor_tokens_per_s": rows["floor"],
+            "ceiling_ratio": rows["ceiling"] / rows["plain"], "self_draft_ratio": rows["self_draft"] / rows["plain"],
+            "floor_ratio": rows["floor"] / rows["plain"]}
 
 
 def app_default_speed(folder: Path, cache: Path, model_id: str, new_tokens: int) -> dict:
@@ -894,6 +941,12 @@ def print_table(run: dict, previous: list[dict]) -> None:
               f"{d['whole_pages']}-page text, time to the first answer token: retrieval {r['first_answer_s']:.2f} s "
               f"({r['prompt_tokens']} prompt tokens, vectors cached) vs the whole document {w['first_answer_s']:.2f} s "
               f"({w['prompt_tokens']} tokens) -> {d['retrieval_vs_whole']:.2f}x")
+    if sp := run.get("speculative"):
+        print(f"\n(13) Speculative decoding on the llama.cpp engine ({sp['model']}, draft length {sp['draft_length']}, greedy, the same "
+              f"answer each way): plain {sp['plain_tokens_per_s']:.1f} tok/s; guesses always right at no cost "
+              f"{sp['ceiling_tokens_per_s']:.1f} -> {sp['ceiling_ratio']:.2f}x (ceiling, target >= 2x); the model as its own draft "
+              f"{sp['self_draft_tokens_per_s']:.1f} -> {sp['self_draft_ratio']:.2f}x (always right, at a draft as slow as the model); "
+              f"guesses always wrong {sp['floor_tokens_per_s']:.1f} -> {sp['floor_ratio']:.2f}x (floor, target >= 0.85x)")
     if rows := run.get("moe"):
         print(f"\n(12) A mixture of experts shaped like Qwen3.6-35B-A3B, 2 layers (256 experts, 8 routed + 1 shared a token), llama.cpp, "
               f"batch 1 (read bandwidth {rows[0]['bandwidth_gbs']:.1f} GB/s)")
@@ -920,7 +973,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "qwen-playground-bench")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results.jsonl")
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "decode", "concurrency", "compare", "cold_start", "families", "batch",
-                                                                        "alternatives", "precision", "transcription", "documents", "moe"])
+                                                                        "alternatives", "precision", "transcription", "documents", "moe",
+                                                                        "speculative"])
     parser.add_argument("--llama-server", type=Path, help="a llama-server binary: (3) measures it beside the app's engines")
     parser.add_argument("--app-default", type=Path, help=argparse.SUPPRESS)  # (2)'s child process: /chat on the app as it starts
     parser.add_argument("--app-concurrency", type=Path, help=argparse.SUPPRESS)  # (3)'s child process: users on llama.cpp
@@ -976,6 +1030,8 @@ def main(argv: list[str] | None = None) -> dict:
             run["documents"] = section_documents(app, folder, cache)
         if "moe" not in args.skip and not args.quick and device == "cpu":
             run["moe"] = section_moe(cache, tokens, read_bandwidth_gbs())
+        if "speculative" not in args.skip and device == "cpu":
+            run["speculative"] = section_speculative(folder, tokenizer, tokens, cache)
     finally:
         app.close()
     if "cold_start" not in args.skip:

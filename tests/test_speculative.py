@@ -3,7 +3,6 @@
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-
 from dataclasses import asdict
 
 import pytest
@@ -51,6 +50,19 @@ def test_verify_keeps_guesses_while_the_model_chose_them():
     assert verify([], lambda i: 5, lambda t: False) == ([5], 0)
 
 
+def test_guesses_that_keep_failing_are_made_less_often():
+    speculation = Speculation(PROMPT_LOOKUP, 4)
+    assert speculation.wanted(10) == 4 and speculation.wanted(2) == 2
+    for _ in range(3):
+        speculation.record(speculation.wanted(10), 1, 0)
+    assert speculation.current == 0
+    tries = [speculation.wanted(10) for _ in range(16)]
+    assert tries.count(1) == 2 and tries.count(0) == 14  # one guess every 8 passes
+    speculation.record(1, 2, 1)
+    assert speculation.wanted(10) == 2  # kept: back up
+    assert Speculation.scoring((1, 2, 3)).wanted(2) == 2  # a forced answer: all that fits
+
+
 def test_the_account_adds_up():
     speculation = Speculation(PROMPT_LOOKUP, 4)
     speculation.record(0, 1, 0)
@@ -67,7 +79,8 @@ def test_greedy_output_with_drafts_equals_without_token_for_token(engine, model,
     assert drafted.token_ids == plain.token_ids and len(plain.token_ids) > 20
     drafts = drafted.drafts
     assert drafts.method == draft and not drafts.note, drafts
-    assert drafts.accepted + drafts.rejected == drafts.drafted and 0 < drafts.accepted <= drafts.drafted
+    assert drafts.accepted + drafts.rejected == drafts.drafted and 0 <= drafts.accepted <= drafts.drafted and drafts.drafted > 0
+    assert drafts.accepted > 0 or draft == "demo-qwen3-tools"  # its script is another: it guesses wrong, so it guesses less
     assert sum(flag for _, flag in drafts.tokens) == drafts.accepted  # every kept guess is a token of the answer
     assert len(drafts.tokens) == len(drafted.token_ids)
     assert drafts.accepted + drafts.passes - 1 <= len(drafts.tokens) <= drafts.accepted + drafts.passes  # each pass: its kept guesses and one

@@ -472,8 +472,8 @@ class LlamaCppRunner:
                 continue
             if speculation.lookup:
                 job.drafts = speculation.guesses(job.prompt + job.ids, room, len(job.ids))
-            elif room > 0:
-                by_draft.setdefault(speculation.drafter, []).append((slot, min(speculation.length, room)))
+            elif (wanted := speculation.wanted(room)) > 0:
+                by_draft.setdefault(speculation.drafter, []).append((slot, wanted))
         for path, wanted in by_draft.items():
             try:
                 guesses = self._draft_context(path).propose({slot.seq: (slot.job.prompt + slot.job.ids, k) for slot, k in wanted})

@@ -32,6 +32,7 @@ from ..core.generation import PROMPT_LOOKUP, Drafts
 
 TEACHER_FORCING = "teacher forcing"  # the guesses are a given answer, each kept: one pass scores it (`Request.score`)
 
+PROBE_EVERY = 8  # passes between single guesses once guesses stopped being kept
 LOOKUP_NGRAM = 3  # prompt lookup matches the context's last 3 tokens, then 2, then 1 (transformers' and llama.cpp's default)
 
 
@@ -97,18 +98,38 @@ class Speculation:
         """Whether the guesses are made here (prompt lookup, teacher forcing) rather than by a draft model."""
         return self.method in (PROMPT_LOOKUP, TEACHER_FORCING)
 
+    def __post_init__(self) -> None:
+        self.current = self.length  # guesses a pass makes now: fewer while they are rejected (see `record`)
+        self._idle = 0  # passes without guesses since they were all rejected
+
+    def wanted(self, room: int) -> int:
+        """How many guesses the next pass makes, at most `room`: all of a forced answer; otherwise the current length,
+        which `record` halves after a pass that kept none (down to none, with one guess tried every `PROBE_EVERY`
+        passes) and raises again while they are kept: guesses that never agree cost little more than decoding alone."""
+        if self.forced:
+            return room
+        if self.current == 0:
+            self._idle += 1
+            return min(1, room) if self._idle % PROBE_EVERY == 0 else 0
+        return min(self.current, room)
+
     def guesses(self, tokens: list[int], room: int, made: int) -> list[int]:
         """Prompt lookup's guesses after `tokens`, or the forced answer's next ones when scoring (`made`: the answer's
         tokens so far), at most `room` (the answer's tokens left after the next)."""
         if room <= 0:
             return []
-        return list(self.forced[made:made + room]) if self.forced else lookup_draft(tokens, min(self.length, room))
+        room = self.wanted(room)
+        if room <= 0:
+            return []
+        return list(self.forced[made:made + room]) if self.forced else lookup_draft(tokens, room)
 
     def record(self, drafted: int, tokens: int, accepted: int) -> None:
         """A pass that checked `drafted` guesses and gave `tokens` tokens, the first `accepted` of them guesses."""
         self.drafted += drafted
         self.accepted += accepted
         self.passes += 1
+        if drafted:
+            self.current = self.current // 2 if not accepted else min(self.length, max(self.current, 1) + (accepted == drafted))
         self.from_draft += [i < accepted for i in range(tokens)]
 
     def report(self, tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> Drafts:

@@ -20,12 +20,12 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from ..backends import Backend
 from ..backends.engines import TRANSFORMERS
 from ..core.config import AppConfig
-from ..core.generation import TOP_ALTERNATIVES, Request, precision_named
+from ..core.generation import DRAFT_TOKENS, TOP_ALTERNATIVES, Request, precision_named
 from ..core.prompts import load_template
 from ..core.registry import Family, ModelSpec, Registry
 from ..mathcheck import check_answer
 from ..mathtext import extract_boxed
-from . import TaskError, one_of, refuse_if_too_long, require_text, resolve, token_choices
+from . import TaskError, drafts, one_of, refuse_if_too_long, require_text, resolve, token_choices
 from .conversation import AssistantTurn, Conversation, Message, model_messages
 from .streaming import stream_turns
 
@@ -46,6 +46,8 @@ class PaneSetup(BaseModel):
     precision: str = Field("full", validation_alias=AliasChoices("precision", "weights"))  # local models; "weights": its name before 0.2
     alternatives: bool = False  # each token's probability and top alternatives ("why this token?")
     engine: Literal["auto", "transformers", "llama.cpp"] = "auto"  # local models: the engine, where it runs the model
+    draft: str = ""  # speculative decoding (local models): "" off, prompt lookup, or a draft model's id (tasks/drafts.py)
+    draft_tokens: int = DRAFT_TOKENS
     history: Conversation = Field(default_factory=Conversation)
 
     @field_validator("precision")
@@ -183,7 +185,7 @@ def pane_setups(panes: object) -> list[PaneSetup]:
     """Panes from the API's list of dicts (or PaneSetups), validated with a message that names the pane."""
     if not isinstance(panes, (list, tuple)) or not 2 <= len(panes) <= MAX_PANES:
         raise TaskError(f"Give between 2 and {MAX_PANES} panes, each {{model, thinking, temperature, max_new_tokens, precision, engine, alternatives, "
-                        "history}.")
+                        "draft, draft_tokens, history}.")
     setups = []
     for n, pane in enumerate(panes, 1):
         try:
@@ -222,9 +224,13 @@ def prepare(config: AppConfig, prompt: object, panes: object, template: str = "C
         overrides = {k: v for k, v in (("temperature", setup.temperature), ("max_new_tokens", setup.max_new_tokens)) if v is not None}
         messages = pane_messages(spec, history, template, text)
         refuse_if_too_long(config, spec, messages, f"Shorten the prompt or clear the panes (pane {len(requests) + 1} is over).", "prompt")
+        try:
+            draft, draft_tokens = drafts.checked(config.registry, spec, setup.draft, setup.draft_tokens)
+        except TaskError as e:
+            raise TaskError(f"Pane {len(requests) + 1}: {e}", e.field) from None
         requests.append(Request(spec.id, messages, spec.preset(think).model_copy(update=overrides), think, int(thinking_budget or 0) or None,
                                 setup.precision, user, TOP_ALTERNATIVES if setup.alternatives else 0,
-                                "" if setup.engine == "auto" else setup.engine))
+                                "" if setup.engine == "auto" else setup.engine, draft=draft, draft_tokens=draft_tokens))
     return CompareJob(text, setups, histories, requests)
 
 

@@ -17,16 +17,17 @@ from typing import Callable, Iterator
 
 import gradio as gr
 
+from ..backends.engines import LLAMA_CPP, TRANSFORMERS
 from ..core.config import AppConfig
 from ..mathtext import LATEX_DELIMITERS
 from ..service import Service
-from ..backends.engines import LLAMA_CPP, TRANSFORMERS
 from ..tasks import compare as task
+from ..tasks import drafts
 from .chat_view import conversation_for, render
 from .common import Stops, admitted, follows_registry, precision_picker, refusals, thinking_settings, when_known, when_valid
 from .inspector_tab import inspector_panel, show_inspection
 
-PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "precision", "engine", "alternatives")
+PANE_FIELDS = ("model", "thinking", "temperature", "max_new_tokens", "precision", "engine", "alternatives", "draft")
 
 
 def export_files(state) -> list:
@@ -58,11 +59,14 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
             engines = ["auto", TRANSFORMERS, *([LLAMA_CPP] if service.capabilities().engine == LLAMA_CPP else [])]
             p["engine"] = gr.Dropdown(engines, value="auto", label="Engine", visible=len(engines) > 2,
                                       info="auto: llama.cpp for text here, transformers for images and fine-tuned models")
+            p["draft"] = gr.Dropdown(drafts.choices(config.registry, default), value=drafts.OFF, label="⚡ Drafts",
+                                     info="Speculative decoding: the same answer in fewer passes (put one pane with, one without)")
         p["chat"] = gr.Chatbot(label=f"Pane {index + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
         p["line"] = gr.Markdown(label=f"Pane {index + 1} metrics")
     private = {"api_visibility": "private", "queue": False}
-    p["model"].change(when_known(config.registry, lambda spec: gr.Checkbox(**thinking_settings(spec, False))), p["model"], p["thinking"],
-                      **private)
+    p["model"].change(when_known(config.registry, lambda spec: [gr.Checkbox(**thinking_settings(spec, False)),
+                                                                gr.Dropdown(choices=drafts.choices(config.registry, spec), value=drafts.OFF)], 2),
+                      p["model"], [p["thinking"], p["draft"]], **private)
     # Qwen's preset for the mode, as Chat does: thinking 0.6, non-thinking 0.7 for Qwen3
     p["thinking"].change(when_known(config.registry, lambda spec, t: spec.preset(bool(t)).temperature), [p["model"], p["thinking"]],
                          p["temperature"], **private)

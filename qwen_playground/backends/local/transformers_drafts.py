@@ -76,6 +76,7 @@ def generate_with_drafts(model, prompt: list[int], sampling: SamplingParams, pro
         speculation.record(len(drafts), len(tokens), accepted)
         if ends(tokens[-1]):
             return ids
-        room = min(speculation.length, limit - len(ids) - 1)
-        drafts = speculation.guesses(prompt + ids, room, len(ids)) if speculation.lookup else speculation.drafter.propose(prompt + ids, room)
+        room = limit - len(ids) - 1
+        drafts = speculation.guesses(prompt + ids, room, len(ids)) if speculation.lookup else \
+            speculation.drafter.propose(prompt + ids, speculation.wanted(room))
         rows = forward([tokens[-1], *drafts])
