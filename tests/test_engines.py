@@ -43,7 +43,12 @@ class StubEngine:
 
         return LoadedModel(None, tokenizer, 0.0, eos_ids_of(GenerationConfig(), tokenizer)), 1
 
-    def generate(self, loaded, inputs, sampling, max_new_tokens, stop_ids, recorder, answer_start, streamer, flags):
+    def drafter(self, draft):
+        return None  # it checks no guesses
+
+    def generate(self, loaded, inputs, sampling, max_new_tokens, stop_ids, recorder, answer_start, streamer, flags, speculation=None):
+        if speculation is not None:
+            speculation.note = "the stub engine checks no guesses"
         ids = loaded.tokenizer(SAID, add_special_tokens=False).input_ids + [loaded.tokenizer.convert_tokens_to_ids("<|im_end|>")]
         streamer.put(inputs["input_ids"][0])
         for token in ids:

@@ -136,7 +136,7 @@ class LocalBackend(ModelBackend):
             except StopIteration as loaded:
                 speculation.drafter = engine.drafter(loaded.value)
                 if speculation.drafter is None:
-                    speculation.note = f"{draft.id} cannot draft on {engine.name}: its model takes images, not text alone"
+                    speculation.note = f"the {engine.name} engine runs no draft models, so it answered without drafts"
         return speculation
 
     def warm(self, spec: ModelSpec, precision: str = "full") -> None:
