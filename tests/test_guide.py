@@ -3,13 +3,16 @@ import pytest
 from qwen_playground.core.config import load_config
 from qwen_playground.tasks.guide import (
     GIB,
+    Fit,
     Machine,
     assess,
     choice,
+    draft_note,
     kv_cache_bytes,
     rank,
     read_bytes_per_token,
     table,
+    tokens_per_pass,
     tokens_per_s_limit,
     total_bytes,
     weights_bytes,
@@ -118,3 +121,19 @@ def test_a_machine_the_guide_cannot_read_is_refused_with_what_to_give(registry):
         table(registry, runnable, "chat", 32, 8192, [], "CPU", -5)
     with pytest.raises(TaskError, match="memory you have"):
         table(registry, runnable, "chat", "lots", 8192, [], "CPU", 0)
+
+
+def test_the_guide_says_when_a_draft_pays(registry):
+    """A pass of 4 guesses costs 1 + 4r token reads (r: the draft's bytes over the model's) and gives
+    (1 - a^5) / (1 - a) tokens when each guess is kept with probability a: the draft pays above the a where they meet."""
+    assert tokens_per_pass(0.0) == 1 and tokens_per_pass(1.0) == 5 and tokens_per_pass(0.5) == pytest.approx(1.9375)
+    machine = Machine(16, on_gpu=False)
+    fits = {f.spec.id: f for f in rank(registry, "chat", 16, 8192, [], machine=machine)}
+    nine = fits["qwen3.5-9b"]
+    r = read_bytes_per_token(registry.get("qwen3.5-0.8b"), nine.best, machine) / read_bytes_per_token(nine.spec, nine.best, machine)
+    share = int(nine.why.split("pays above ")[1].split("%")[0]) / 100
+    assert tokens_per_pass(share) == pytest.approx(1 + 4 * r, abs=0.03)  # the break-even, as printed (rounded)
+    assert "drafts: qwen3.5-0.8b" in nine.why and "llama_cpp_hybrid_drafts" in nine.why
+    assert "drafts:" not in fits["qwen3.5-0.8b"].why  # nothing smaller of its vocabulary
+    tight = Fit(nine.spec, {**nine.needs_gib, nine.best: 15.9}, nine.kv_gib, nine.best, nine.tokens_s, "")
+    assert "would not fit beside it" in draft_note(registry, tight, 16, machine)

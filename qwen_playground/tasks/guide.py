@@ -15,15 +15,20 @@ mixture of experts only its active ones (Qwen3.6-35B-A3B: 3B of 36B). The
 llama.cpp engine reaches 61-73% of that limit here (docs/performance.md).
 The choice: the strongest model (the registry's `strongest` order for the task) that
 fits and whose limit is readable, at the highest precision that does both.
+Drafts (speculative decoding): a pass checking k guesses reads the model once
+and each guess reads the draft once, so a pass costs 1 + k x r token reads (r:
+the draft's bytes a token over the model's) and gives (1 - a^(k+1)) / (1 - a)
+tokens when each guess is kept with probability a: a draft pays above the a
+where the two are equal (`draft_note`).
 Every number is shown, so a teacher can redo it by hand.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..backends.precision import bytes_per_param
-from ..core.generation import PRECISIONS
+from ..core.generation import DRAFT_TOKENS, PRECISIONS
 from ..core.registry import TABS, ModelSpec, Registry
 from . import TaskError, one_of
 
@@ -131,6 +136,33 @@ def _speed_line(spec: ModelSpec, precision: str, machine: Machine, limit: float)
     return f"a token reads {active}, {reads:.2f} GB: at most {machine.bandwidth:g} GB/s / {reads:.2f} GB = {limit:.1f} tokens/s ({verdict})"
 
 
+def tokens_per_pass(acceptance: float, length: int = DRAFT_TOKENS) -> float:
+    """Tokens one pass gives when each of `length` guesses is kept with probability `acceptance` (until one is not)."""
+    return length + 1.0 if acceptance >= 1 else (1 - acceptance ** (length + 1)) / (1 - acceptance)
+
+
+def draft_note(registry: Registry, fit: Fit, memory_gib: float, machine: Machine, length: int = DRAFT_TOKENS) -> str:
+    """When the smallest draft of `fit`'s vocabulary pays at `length` guesses a pass, and what it would cost in memory."""
+    drafts = [d for d in registry.drafts_for(fit.spec) if not d.demo]
+    if not drafts or fit.best is None:
+        return ""
+    draft, precision = drafts[0], fit.best
+    extra = weights_bytes(draft, precision, machine) / GIB
+    if fit.needs_gib[precision] + extra > memory_gib:
+        return f" · a {draft.id} draft would not fit beside it ({extra:.1f} GiB more)"
+    ratio = read_bytes_per_token(draft, precision, machine) / read_bytes_per_token(fit.spec, precision, machine)
+    cost = 1 + length * ratio
+    if tokens_per_pass(1.0, length) <= cost:
+        return f" · a {draft.id} draft never pays: it reads {ratio:.0%} of this model's bytes a token"
+    low, high = 0.0, 1.0  # the acceptance where a pass's tokens equal its cost
+    for _ in range(40):
+        low, high = ((low + high) / 2, high) if tokens_per_pass((low + high) / 2, length) < cost else (low, (low + high) / 2)
+    hybrid = " (on llama.cpp with llama_cpp_hybrid_drafts: its recurrent state keeps snapshots)" \
+        if not machine.on_gpu and fit.spec.family.kv_layer_interval > 1 else ""
+    return (f" · drafts: {draft.id} (+{extra:.1f} GiB, reads {ratio:.0%} as much a token) pays above {high:.0%} of guesses kept "
+            f"at {length} a pass; at 70% kept, about {tokens_per_pass(0.7, length) / cost:.1f}x the speed{hybrid}")
+
+
 def rank(registry: Registry, task: str, memory_gib: float, context_tokens: int, languages: list[str],
          runnable: tuple[str, ...] = PRECISIONS, machine: Machine | None = None) -> list[Fit]:
     """Every real variant whose family suits the task (the guide looks past routes; models on a server are not the
@@ -142,6 +174,7 @@ def rank(registry: Registry, task: str, memory_gib: float, context_tokens: int, 
     strongest = list(registry.strongest.get(task, ()))
     order = {q: i for i, q in enumerate(PRECISIONS)}
     strength = lambda f: strongest.index(f.spec.id) if f.spec.id in strongest else len(strongest)  # noqa: E731
+    fits = [replace(f, why=f.why + draft_note(registry, f, memory_gib, machine)) for f in fits]
     return sorted(fits, key=lambda f: (f.best is None, not f.readable, strength(f), order.get(f.best, 9), -f.spec.params_b))
 
 
