@@ -193,3 +193,22 @@ def test_chat_explains_an_answer_already_shown(demo_config, backend):
     reopened = AssistantTurn.from_dict(turn.to_dict())  # a saved chat keeps no request
     assert "was not kept" in chat.explained(backend, reopened, threading.Event()).note
     assert list(chat.explain(backend, explained.conversation)) == []  # explained once
+
+
+def test_compare_puts_drafts_beside_none_and_explains_a_pane_afterwards(demo_config, backend):
+    from qwen_playground.tasks import TaskError, compare
+
+    panes = [{"model": "demo-qwen3", "temperature": 0}, {"model": "demo-qwen3", "temperature": 0, "draft": PROMPT_LOOKUP}]
+    job = compare.prepare(demo_config, PROMPT[0]["content"], panes)
+    *_, view = compare.run(backend, job)
+    plain, drafted = (r.chat[-1].turn.metrics for r in view.results)
+    assert drafted.token_ids == plain.token_ids and drafted.drafts.method == PROMPT_LOOKUP and plain.drafts is None
+    assert view.agreement is not None and "accepted" in view.lines[1]
+    done = compare.explain_pane(backend, view.results[0])
+    assert len(done.tokens) == len(plain.token_ids) and "one pass of demo-qwen3" in done.tokens_note
+    assert compare.explain_pane(backend, done) is done  # explained once
+    exported = json.loads(compare.to_json(["q"], [done, view.results[1]]))
+    assert "chat" not in exported["panes"][0] and len(exported["panes"][0]["tokens"]) == len(plain.token_ids)
+    assert "Why this token" in compare.to_markdown(["q"], [done, view.results[1]])
+    with pytest.raises(TaskError, match="Pane 2: 'demo-qwen3.5' cannot draft for demo-qwen3"):
+        compare.prepare(demo_config, "Hi", [panes[0], {"model": "demo-qwen3", "draft": "demo-qwen3.5"}])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -26,6 +26,7 @@ from ..core.registry import Family, ModelSpec, Registry
 from ..mathcheck import check_answer
 from ..mathtext import extract_boxed
 from . import TaskError, drafts, one_of, refuse_if_too_long, require_text, resolve, token_choices
+from .chat import explained
 from .conversation import AssistantTurn, Conversation, Message, model_messages
 from .streaming import stream_turns
 
@@ -68,6 +69,7 @@ class PaneResult:
     error: str | None = None
     tokens: list[dict] = field(default_factory=list)  # token_choices.to_records, when the pane asked for alternatives
     tokens_note: str = ""  # why they are missing, when they are
+    chat: list[Message] = field(default_factory=list, repr=False)  # the pane's conversation as shown (not exported)
 
 
 def comparable_models(registry: Registry) -> list[ModelSpec]:
@@ -155,7 +157,7 @@ def agreement(answers: list[str | None]) -> str:
 
 
 def to_json(prompts: list[str], results: list[PaneResult]) -> str:
-    panes = [{**asdict(r), "setup": r.setup.export()} for r in results]
+    panes = [{**{k: v for k, v in vars(r).items() if k not in ("setup", "chat")}, "setup": r.setup.export()} for r in results]
     return json.dumps({"prompts": prompts, "panes": panes}, ensure_ascii=False, indent=2)
 
 
@@ -174,7 +176,7 @@ def to_markdown(prompts: list[str], results: list[PaneResult]) -> str:
         if r.thinking:
             lines += ["", "<details><summary>Thinking</summary>", "", r.thinking, "", "</details>"]
         lines += ["", r.answer, ""]
-        if r.setup.alternatives:
+        if r.setup.alternatives or r.tokens:
             lines += [f"<details><summary>{token_choices.TITLE}</summary>", "", token_choices.to_markdown(token_choices.from_records(r.tokens, r.tokens_note)),
                       "", "</details>", ""]
     return "\n".join(lines)
@@ -246,15 +248,27 @@ class CompareView:
 def run(backend: Backend, job: CompareJob, stop: threading.Event | None = None) -> Iterator[CompareView]:
     prompt = Message.user(job.text)
     for state in stream_turns(backend, job.requests, stop):
+        for turn, request in zip(state.turns, job.requests, strict=True):
+            turn.request = request  # what "why this token?" after the fact asks again
         chats = [[*history, prompt, Message.assistant(turn)]
                  for history, turn in zip(job.histories, state.turns, strict=True)]
         lines = [f"⚠️ {turn.error}" if turn.error else turn.metrics_line for turn in state.turns]
         if not state.done:
             yield CompareView(chats, lines, state.notice)
-    results = [pane_result(setup, turn) for setup, turn in zip(job.setups, state.turns, strict=True)]
+    results = [pane_result(setup, turn, chat) for setup, turn, chat in zip(job.setups, state.turns, chats, strict=True)]
     yield CompareView(chats, lines, state.notice, agreement([t.answer for t in state.turns]), results)
 
 
-def pane_result(setup: PaneSetup, turn: AssistantTurn) -> PaneResult:
+def pane_result(setup: PaneSetup, turn: AssistantTurn, chat: list[Message] | None = None) -> PaneResult:
     return PaneResult(setup, turn.answer, turn.thinking, {"metrics": turn.metrics_line} if turn.metrics else {}, turn.error,
-                      token_choices.to_records(turn.choices), turn.choices.note if turn.choices else "")
+                      token_choices.to_records(turn.choices), turn.choices.note if turn.choices else "", list(chat or []))
+
+
+def explain_pane(backend: Backend, result: PaneResult, stop: threading.Event | None = None) -> PaneResult:
+    """Why this token? for a pane's last answer after it was given: one pass of its model over the answer (as Chat's
+    `explained`); the result with its tokens, or as it was when it has them or no answer."""
+    turn = result.chat[-1].turn if result.chat else None
+    if turn is None or turn.choices is not None or not turn.produced_output:
+        return result
+    turn.choices = explained(backend, turn, stop or threading.Event())
+    return replace(result, tokens=token_choices.to_records(turn.choices), tokens_note=turn.choices.note)

@@ -141,7 +141,8 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
 
     def compare(prompt: str, panes: list[dict], template: str = "Chat", thinking_budget: int = 0,
                 request: gr.Request = None) -> Iterator[dict]:
-        """Send one prompt to 2-4 panes; each pane is {model, thinking, temperature, max_new_tokens, precision, engine, alternatives, history}."""
+        """Send one prompt to 2-4 panes; each pane is {model, thinking, temperature, max_new_tokens, precision, engine, alternatives,
+        draft, draft_tokens, history}."""
         user = admitted(service, request)
         for view in stream_compare(config, service, prompt, panes, template, thinking_budget, user):
             shown = [{"messages": render(chat, footer=False), "metrics": line} for chat, line in zip(view.chats, view.lines, strict=True)]
@@ -155,6 +156,7 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
                        concurrency_id="generate")
     gr.api(compare, api_name="compare", concurrency_id="generate")
     stops.bind(c["stop"], send, compare)
+    bind_explain(service, c)
     event.then(export_files, c["results"], [c["export_md"], c["export_json"]], api_visibility="private")  # one click downloads
     bind_controls(config, c, lambda: task.presets(config.registry, service.capabilities().runnable_precisions))
     inspector_panel(config, [c["prompt"], c["count"], c["template"], c["budget"], *controls], job_of, None)
@@ -169,8 +171,27 @@ def build_compare_tab(config: AppConfig, service: Service) -> dict:
     fields = {"prompt": c["prompt"], "panes": c["count"], "template": c["template"], "thinking_budget": c["budget"]}
     for i, p in enumerate(panes, 1):
         fields |= {f"model_{i}": p["model"], f"thinking_{i}": p["thinking"], f"temperature_{i}": p["temperature"],
-                   f"max_tokens_{i}": p["max_new_tokens"], f"precision_{i}": p["precision"], f"alternatives_{i}": p["alternatives"]}
+                   f"max_tokens_{i}": p["max_new_tokens"], f"precision_{i}": p["precision"], f"alternatives_{i}": p["alternatives"],
+                   f"draft_{i}": p["draft"]}
     return fields
+
+
+def bind_explain(service: Service, c: dict) -> None:
+    """A pane's "why this token?" ticked after its answer: the answer is scored (one pass of its model) and shown."""
+
+    def explainer(index: int):
+        def explain(ticked, results):
+            if not ticked or not results or index >= len(results[1]):
+                return gr.skip(), gr.skip()
+            prompt, shown = results
+            done = task.explain_pane(service, shown[index])
+            return render(done.chat, footer=False), [prompt, [*shown[:index], done, *shown[index + 1:]]]
+        return explain
+
+    for i, p in enumerate(c["panes"]):
+        p["alternatives"].input(explainer(i), [p["alternatives"], c["results"]], [p["chat"], c["results"]],
+                                api_visibility="private", concurrency_id="generate").then(
+            export_files, c["results"], [c["export_md"], c["export_json"]], api_visibility="private")
 
 
 def bind_controls(config: AppConfig, c: dict, presets: Callable[[], dict]) -> None:
