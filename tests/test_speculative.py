@@ -212,3 +212,15 @@ def test_compare_puts_drafts_beside_none_and_explains_a_pane_afterwards(demo_con
     assert "Why this token" in compare.to_markdown(["q"], [done, view.results[1]])
     with pytest.raises(TaskError, match="Pane 2: 'demo-qwen3.5' cannot draft for demo-qwen3"):
         compare.prepare(demo_config, "Hi", [panes[0], {"model": "demo-qwen3", "draft": "demo-qwen3.5"}])
+
+
+def test_arena_explains_both_answers_after_the_vote(demo_config, backend, tmp_path):
+    from qwen_playground.arena_store import ArenaStore
+    from qwen_playground.tasks import arena
+
+    battle = arena.prepare(demo_config, ArenaStore(tmp_path / "arena.sqlite3"), ["demo-qwen3", "demo-qwen2.5"], "Hi")
+    *_, view = arena.run(backend, battle)
+    arena.explain(backend, view)
+    for side, request in zip((view.a, view.b), battle.requests):
+        turn = side[-1].turn
+        assert len(turn.choices.steps) == len(turn.metrics.token_ids) and f"one pass of {request.model_id}" in turn.choices.note

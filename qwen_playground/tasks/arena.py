@@ -8,6 +8,7 @@ and takes the vote.
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -16,6 +17,7 @@ from ..backends import Backend
 from ..core.config import AppConfig
 from ..core.generation import Request
 from . import TaskError, refuse_if_too_long, require_text, resolve
+from .chat import explained
 from .conversation import Message
 from .streaming import stream_turns
 
@@ -59,7 +61,18 @@ class BattleView:
 def run(backend: Backend, battle: Battle) -> Iterator[BattleView]:
     user = Message.user(battle.prompt)
     for state in stream_turns(backend, battle.requests):
+        for turn, request in zip(state.turns, battle.requests, strict=True):
+            turn.request = request  # what "why these tokens?" asks again after the vote
         yield BattleView([user, Message.assistant(state.turns[0])], [user, Message.assistant(state.turns[1])], state.done)
+
+
+def explain(backend: Backend, view: BattleView) -> BattleView:
+    """Why these tokens? for both answers, after the vote (the note names the model): one pass of each over its answer."""
+    for side in (view.a, view.b):
+        turn = side[-1].turn
+        if turn is not None and turn.choices is None and turn.produced_output:
+            turn.choices = explained(backend, turn, threading.Event())
+    return view
 
 
 def vote(store: ArenaStore, battle_id: object, choice: object) -> str:

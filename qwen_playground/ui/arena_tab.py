@@ -50,6 +50,8 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> l
         buttons = [gr.Button(label, interactive=False) for label in CHOICES.values()]
     battle_id = gr.Textbox(label="Battle id", visible=False)
     reveal = gr.Markdown(label="Reveal")
+    why = gr.Button("🔎 Why these tokens?", visible=False, size="sm")  # after the vote: its note names the models
+    shown = gr.State()  # the last battle's answers, for "why these tokens?"
 
     def start_battle(prompt, request: gr.Request = None):
         user = admitted(service, request)
@@ -57,7 +59,14 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> l
             current = task.prepare(config, store, pool, prompt, user)
         for view in task.run(service, current):
             ready = view.done
-            yield render(view.a, protect=False, footer=False), render(view.b, protect=False, footer=False), current.battle_id, "**Your vote?**" if ready else "", *[gr.Button(interactive=ready)] * len(buttons)
+            yield (render(view.a, protect=False, footer=False), render(view.b, protect=False, footer=False), current.battle_id,
+                   "**Your vote?**" if ready else "", *[gr.Button(interactive=ready)] * len(buttons), view, gr.Button(visible=False))
+
+    def explain(view):
+        if view is None:
+            return gr.skip(), gr.skip()
+        view = task.explain(service, view)
+        return render(view.a, protect=False, footer=False), render(view.b, protect=False, footer=False)
 
     def arena_vote(battle_id: str, choice: str) -> str:
         """Vote on a battle (choice: a, b, tie or bad); returns which models A and B were."""
@@ -66,9 +75,10 @@ def build_arena_tab(config: AppConfig, service: Service, store: ArenaStore) -> l
 
     for trigger, api_name in ((battle.click, "arena_battle"), (prompt.submit, None)):  # the button, or Enter in the prompt
         when_valid(trigger, start_battle, lambda prompt: task.check_prompt(config, pool, prompt), [prompt],
-                   [chat_a, chat_b, battle_id, reveal, *buttons], api_name=api_name, concurrency_id="generate")
-    votes = [button.click(lambda b, c=choice: [arena_vote(b, c), *[gr.Button(interactive=False)] * len(buttons)],
-                          battle_id, [reveal, *buttons], api_visibility="private") for choice, button in zip(CHOICES, buttons, strict=True)]
+                   [chat_a, chat_b, battle_id, reveal, *buttons, shown, why], api_name=api_name, concurrency_id="generate")
+    votes = [button.click(lambda b, c=choice: [arena_vote(b, c), *[gr.Button(interactive=False)] * len(buttons), gr.Button(visible=True)],
+                          battle_id, [reveal, *buttons, why], api_visibility="private") for choice, button in zip(CHOICES, buttons, strict=True)]
+    why.click(explain, shown, [chat_a, chat_b], api_visibility="private", concurrency_id="generate")
     gr.api(arena_vote, api_name="arena_vote")
     return votes
 
