@@ -60,7 +60,7 @@ def test_guesses_that_keep_failing_are_made_less_often():
     assert tries.count(1) == 2 and tries.count(0) == 14  # one guess every 8 passes
     speculation.record(1, 2, 1)
     assert speculation.wanted(10) == 2  # kept: back up
-    assert Speculation.scoring((1, 2, 3)).wanted(2) == 2  # a forced answer: all that fits
+    assert Speculation.scoring((1, 2, 3)).wanted(2) == 2 and Speculation.scoring(tuple(range(500))).wanted(499) == 128  # forced: 128 a pass
 
 
 def test_the_account_adds_up():
@@ -224,3 +224,16 @@ def test_arena_explains_both_answers_after_the_vote(demo_config, backend, tmp_pa
     for side, request in zip((view.a, view.b), battle.requests):
         turn = side[-1].turn
         assert len(turn.choices.steps) == len(turn.metrics.token_ids) and f"one pass of {request.model_id}" in turn.choices.note
+
+
+def test_a_long_answer_is_scored_in_several_forced_passes(engine):
+    """tiny-random runs to its token limit: 300 tokens take three forced passes of at most 128."""
+    sampling = SamplingParams(temperature=0, max_new_tokens=300)
+    asked = Request("tiny-random", [{"role": "user", "content": "Go on."}], sampling, alternatives=3)
+    events = list(engine.stream(asked, threading.Event()))
+    during, recorded = next(e for e in events if isinstance(e, TokenChoices)), next(e for e in events if isinstance(e, Metrics))
+    assert len(recorded.token_ids) == 300
+    scored = list(engine.stream(Request("tiny-random", asked.messages, sampling, alternatives=3, score=recorded.token_ids), threading.Event()))
+    after = next(e for e in scored if isinstance(e, TokenChoices))
+    assert [s.token_id for s in after.steps] == list(recorded.token_ids)
+    assert [s.probability for s in after.steps] == pytest.approx([s.probability for s in during.steps], abs=1e-3)

@@ -14,6 +14,7 @@ greedy: the draft's most likely token, which the target's check
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ class DraftContext:
         self._batch = internals.LlamaBatch(n_tokens=BATCH_TOKENS, embd=0, n_seq_max=1, verbose=False)
         self.n_vocab = self._model.n_vocab()
         self._held: dict[int, list[int]] = {}  # what each sequence's cache holds
+        # freed before interpreter shutdown tears down what their own finalizers need (as the runner's)
+        weakref.finalize(self, DraftContext._free, self._batch, self._context, self._model)
 
     def propose(self, wanted: dict[int, tuple[list[int], int]]) -> dict[int, list[int]]:
         """Greedy guesses: for each sequence, (the answer's tokens so far, how many guesses) -> the guesses."""
@@ -57,7 +60,11 @@ class DraftContext:
         return guesses
 
     def close(self) -> None:
-        for part in (self._batch, self._context, self._model):
+        DraftContext._free(self._batch, self._context, self._model)
+
+    @staticmethod
+    def _free(*parts) -> None:
+        for part in parts:
             part.close()
 
     def _catch_up(self, contexts: dict[int, list[int]]) -> dict[int, np.ndarray]:

@@ -33,6 +33,9 @@ from ..core.generation import PROMPT_LOOKUP, Drafts
 TEACHER_FORCING = "teacher forcing"  # the guesses are a given answer, each kept: one pass scores it (`Request.score`)
 
 PROBE_EVERY = 8  # passes between single guesses once guesses stopped being kept
+# a forced answer is scored this many tokens a pass at most: every token's logits row is held until it is read
+# (128 x Qwen3.5's 248,320 x 4 bytes = 127 MB; a whole long answer at once would be gigabytes)
+FORCED_PASS = 128
 LOOKUP_NGRAM = 3  # prompt lookup matches the context's last 3 tokens, then 2, then 1 (transformers' and llama.cpp's default)
 
 
@@ -85,8 +88,8 @@ class Speculation:
 
     @classmethod
     def scoring(cls, ids: tuple[int, ...]) -> Speculation:
-        """Teacher forcing: every token of `ids` is the guess and the model's choice, so one pass (a batch's worth at a
-        time) gives the model's distribution at each, as recording during generation would have."""
+        """Teacher forcing: every token of `ids` is the guess and the model's choice, so one pass (`FORCED_PASS` tokens
+        at a time) gives the model's distribution at each, as recording during generation would have."""
         return cls(TEACHER_FORCING, len(ids), forced=tuple(ids))
 
     def choose(self, made: int, choose: Callable[[], int]) -> int:
@@ -107,7 +110,7 @@ class Speculation:
         which `record` halves after a pass that kept none (down to none, with one guess tried every `PROBE_EVERY`
         passes) and raises again while they are kept: guesses that never agree cost little more than decoding alone."""
         if self.forced:
-            return room
+            return min(room, FORCED_PASS)
         if self.current == 0:
             self._idle += 1
             return min(1, room) if self._idle % PROBE_EVERY == 0 else 0
