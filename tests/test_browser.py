@@ -814,3 +814,33 @@ def test_the_model_guide_names_its_choice_for_a_32_gb_laptop(page):
     shown = page.evaluate("() => document.body.innerText")
     choice = shown[shown.index("★ The guide's choice"):]
     assert shown.count("★ The guide's choice") == 1 and "of 32 GiB" in choice[:300] and "tokens/s (readable)" in choice[:500]
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_drafts_colour_the_answer_and_why_this_token_explains_an_answer_already_shown(page, width):
+    """Prompt lookup on: the drafted-tokens fold shows kept guesses in blue and the metrics line their share; ticking
+    "why this token?" after the answer scores it in place (one pass), nothing else lost."""
+    page.set_viewport_size({"width": width, "height": 900})
+    open_app(page)
+    page.get_by_label("⚡ Drafts (speculative decoding)").first.click()
+    page.get_by_role("option", name="Prompt lookup", exact=True).click()
+    page.get_by_placeholder("Message Qwen").fill("Say: Demo mode: tiny random parameters, so this thought is scripted. Good day from a small "
+                                                 "demo network; install real weights for useful answers")
+    page.keyboard.press("Enter")
+    title = page.get_by_text("⚡ Drafted tokens").first
+    title.wait_for()
+    idle(page)
+    assert page.get_by_text("of guesses kept").count() > 0 and page.get_by_text("tokens per pass").count() > 0
+    title.click()
+    bubble = page.locator(".message", has_text="Blue: a guess from prompt lookup").first
+    bubble.wait_for()
+    assert bubble.locator("span[style*='#bfdbfe']").count() > 0 and bubble.locator("span[style*='#f3f4f6']").count() > 0
+    page.get_by_label("🔎 Why this token?").first.check()
+    explained = page.get_by_text("🔎 Why this token? ·").first
+    explained.wait_for()
+    idle(page)
+    explained.click()
+    page.locator(".message", has_text="Scored after the answer: one pass of").first.wait_for()
+    assert page.get_by_text("⚡ Drafted tokens").count() > 0  # the answer and its other folds stay
+    if (folder := os.environ.get("QP_SCREENSHOTS")):  # to look at by eye
+        page.screenshot(path=f"{folder}/drafts-{width}.png", full_page=True)

@@ -22,8 +22,7 @@ def choices(registry: Registry, spec: ModelSpec) -> list[tuple[str, str]]:
     """(label, value) for a drafts picker: off, then what `spec` can take (nothing for a model on a server)."""
     if spec.endpoint:
         return [("Off (a server drafts on its own)", OFF)]
-    return [("Off", OFF), ("Prompt lookup (copies from the prompt)", PROMPT_LOOKUP),
-            *((f"Draft model: {m.id}", m.id) for m in registry.drafts_for(spec))]
+    return [("Off", OFF), ("Prompt lookup", PROMPT_LOOKUP), *((f"Draft: {m.id}", m.id) for m in registry.drafts_for(spec))]
 
 
 def checked(registry: Registry, spec: ModelSpec, draft: object, length: object = DRAFT_TOKENS) -> tuple[str, int]:
