@@ -96,8 +96,9 @@ def test_several_users_at_once_each_get_their_greedy_answer(engine):
         together = list(pool.map(lambda case: answer(engine, *case)[1], requests))
     for (model, draft), metrics in zip(requests, together):
         assert metrics.token_ids == alone[model], (model, draft)
-    if engine.llama_cpp_runs:  # inside one continuous batch
-        assert engine.cache.get(CacheKey("demo-qwen3", "full", LLAMA_CPP), 0, None).runner.state()["peak_busy"] >= 2
+    if engine.llama_cpp_runs:  # inside one continuous batch, its guesses counted for the Monitor
+        state = engine.cache.get(CacheKey("demo-qwen3", "full", LLAMA_CPP), 0, None).runner.state()
+        assert state["peak_busy"] >= 2 and 0 < state["guesses_kept"] <= state["guessed"]
 
 
 def test_stop_mid_draft_keeps_what_was_accepted(engine):
@@ -237,3 +238,32 @@ def test_a_long_answer_is_scored_in_several_forced_passes(engine):
     after = next(e for e in scored if isinstance(e, TokenChoices))
     assert [s.token_id for s in after.steps] == list(recorded.token_ids)
     assert [s.probability for s in after.steps] == pytest.approx([s.probability for s in during.steps], abs=1e-3)
+
+
+def test_the_chat_api_takes_drafts_and_refuses_one_the_model_cannot_take(app):
+    client, _ = app
+    words = PROMPT[0]["content"]
+    history, _ = client.predict(words, [], "demo-qwen3", "", True, draft=PROMPT_LOOKUP, draft_tokens=3, api_name="/chat")
+    titles = [(m.get("metadata") or {}).get("title") or "" for m in history]
+    assert any(t.startswith("⚡ Drafted tokens") for t in titles) and any("drafts (prompt lookup, 3)" in t for t in titles)
+    with pytest.raises(Exception, match="'demo-qwen3.5' cannot draft for demo-qwen3"):
+        client.predict("Hi", [], "demo-qwen3", "", True, draft="demo-qwen3.5", api_name="/chat")
+    with pytest.raises(Exception, match="greater than maximum value 8"):  # the slider's own bounds
+        client.predict("Hi", [], "demo-qwen3", "", True, draft=PROMPT_LOOKUP, draft_tokens=12, api_name="/chat")
+    # a draft model the first model's picker does not list: the API takes it for the model named
+    history, _ = client.predict(words, [], "demo-qwen3", "", True, draft="demo-qwen3-thinking-2507", api_name="/chat")
+    assert any("drafts (demo-qwen3-thinking-2507, 4)" in ((m.get("metadata") or {}).get("title") or "") for m in history)
+
+
+def test_a_draft_choice_is_checked_before_sending(demo_config):
+    from qwen_playground.tasks import TaskError, drafts
+
+    registry = demo_config.registry
+    qwen3 = registry.get("demo-qwen3")
+    assert drafts.checked(registry, qwen3, None, 4) == ("", 4) and drafts.checked(registry, qwen3, PROMPT_LOOKUP, "6") == (PROMPT_LOOKUP, 6)
+    assert [v for _, v in drafts.choices(registry, qwen3)] == ["", PROMPT_LOOKUP, "demo-qwen3-thinking-2507", "demo-qwen3-instruct-2507",
+                                                                "demo-qwen3-tools"]
+    for draft, length, field in (("demo-qwen3.5", 4, "draft"), (PROMPT_LOOKUP, 0, "draft_tokens"), (PROMPT_LOOKUP, "many", "draft_tokens")):
+        with pytest.raises(TaskError) as refused:
+            drafts.checked(registry, qwen3, draft, length)
+        assert refused.value.field == field

@@ -241,7 +241,7 @@ class LlamaCppRunner:
         self._wake = threading.Condition()
         self._closed = False
         self._rng = np.random.default_rng()
-        self.steps = self.restarts = self.peak_busy = self.prompt_reused = self.prompt_evaluated = 0
+        self.steps = self.restarts = self.peak_busy = self.prompt_reused = self.prompt_evaluated = self.guessed = self.guesses_kept = 0
         # a recurrent state (Qwen3.5's linear attention) cannot be cut at any position and shared: each slot keeps its own
         self._shares_prefixes = not hybrid
         self.last_failure: str | None = None
@@ -296,12 +296,13 @@ class LlamaCppRunner:
         return list(job.ids)
 
     def state(self) -> dict:
-        """What the engine is doing: slots busy (and the most at once), requests waiting, cache use, decode steps, restarts."""
+        """What the engine is doing: slots busy (and the most at once), requests waiting, cache use, decode steps, drafts'
+        guesses checked and kept, restarts."""
         with self._wake:
             return {"slots": len(self._slots), "busy": sum(s.job is not None for s in self._slots), "waiting": len(self._queue),
                     "peak_busy": self.peak_busy, "cache_tokens": self.cache_tokens, "cached_tokens": sum(len(s.tokens) for s in self._slots),
                     "prompt_tokens_reused": self.prompt_reused, "prompt_tokens_evaluated": self.prompt_evaluated,
-                    "steps": self.steps, "restarts": self.restarts, "last_failure": self.last_failure, "last_failure_at": self.last_failure_at}
+                    "steps": self.steps, "guessed": self.guessed, "guesses_kept": self.guesses_kept, "restarts": self.restarts, "last_failure": self.last_failure, "last_failure_at": self.last_failure_at}
 
     def cached(self) -> list[list[int]]:
         """Each slot's cached token ids (what llama.cpp evaluated for it)."""
@@ -522,6 +523,8 @@ class LlamaCppRunner:
                 raise RuntimeError("llama.cpp could not cut rejected guesses off the cache")
         if job.speculation is not None and tokens:
             job.speculation.record(len(drafts), len(tokens), accepted)
+            if not job.speculation.forced:  # the Monitor's account of guesses (a scored answer's are not guesses)
+                self.guessed, self.guesses_kept = self.guessed + len(drafts), self.guesses_kept + accepted
         if ending:
             self._finish(slot)
         else:

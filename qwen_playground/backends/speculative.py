@@ -119,9 +119,7 @@ class Speculation:
     def guesses(self, tokens: list[int], room: int, made: int) -> list[int]:
         """Prompt lookup's guesses after `tokens`, or the forced answer's next ones when scoring (`made`: the answer's
         tokens so far), at most `room` (the answer's tokens left after the next)."""
-        if room <= 0:
-            return []
-        room = self.wanted(room)
+        room = self.wanted(room) if room > 0 else 0
         if room <= 0:
             return []
         return list(self.forced[made:made + room]) if self.forced else lookup_draft(tokens, room)

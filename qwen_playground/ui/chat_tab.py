@@ -73,6 +73,7 @@ def thinking_controls(c: dict, spec) -> None:
 def draft_controls(c: dict, config: AppConfig, spec) -> None:
     """Speculative decoding: where guesses come from (the model's choices), and how many a pass checks."""
     c["draft"] = gr.Dropdown(drafts.choices(config.registry, spec), value=drafts.OFF, label="⚡ Drafts (speculative decoding)",
+                             allow_custom_value=True,  # any model's drafts through the API; checked when sent
                              info="Guess tokens cheaply (copied from the prompt, or by a small model), check them all in one pass: "
                                   "the same answer in fewer passes (Lessons: Speculative decoding)")
     c["draft_tokens"] = gr.Slider(1, MAX_DRAFT_TOKENS, DRAFT_TOKENS, step=1, label="Draft length", info="Guesses checked per pass")

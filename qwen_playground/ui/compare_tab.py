@@ -60,6 +60,7 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
             p["engine"] = gr.Dropdown(engines, value="auto", label="Engine", visible=len(engines) > 2,
                                       info="auto: llama.cpp for text here, transformers for images and fine-tuned models")
             p["draft"] = gr.Dropdown(drafts.choices(config.registry, default), value=drafts.OFF, label="⚡ Drafts",
+                                     allow_custom_value=True,  # checked when sent, against the pane's model
                                      info="Speculative decoding: the same answer in fewer passes (put one pane with, one without)")
         p["chat"] = gr.Chatbot(label=f"Pane {index + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
         p["line"] = gr.Markdown(label=f"Pane {index + 1} metrics")

@@ -42,6 +42,8 @@ def engine_line(name: str, state: dict) -> str:
         prompts = state["prompt_tokens_reused"] + state["prompt_tokens_evaluated"]
         if prompts:
             parts.append(f"{state['prompt_tokens_reused'] / prompts:.0%} of prompt tokens from the cache")
+    if state.get("guessed"):
+        parts.append(f"drafts: {state['guesses_kept'] / state['guessed']:.0%} of {state['guessed']:,} guesses kept")
     restarts = state["restarts"]
     parts.append(f"{restarts} restart{'s' if restarts != 1 else ''}" + (f" (last: {state['last_failure']})" if restarts else ""))
     return f"{name}: " + " · ".join(parts)
