@@ -20,7 +20,9 @@ encoder and the decoder's transcript of a typical length; (11) documents: Qwen3-
 per second, the time to index a 100-page text, and the time to the first answer token with retrieval vs the whole
 document in the prompt; (12) a mixture of experts: decode tokens/s on the llama.cpp engine of a model shaped like
 Qwen3.6-35B-A3B (its width, 256 experts of which 8 routed + 1 shared per token, its attention heads and vocabulary) but
-two layers deep, against the bandwidth limit from the bytes a token reads (its active experts) and from every weight.
+two layers deep, against the bandwidth limit from the bytes a token reads (its active experts) and from every weight;
+(13) speculative decoding on the llama.cpp engine (the bench model, 8-bit, draft length 4): plain decode against
+guesses always right at no cost (the ceiling), the model as its own draft, and guesses always wrong (the floor).
 Results are appended to bench/results.jsonl and the table shows earlier runs beside this one.
 
     python bench/run.py --skip overhead decode concurrency compare cold_start batch   # (6) alone (~5 min on 2 cores)
@@ -28,6 +30,7 @@ Results are appended to bench/results.jsonl and the table shows earlier runs bes
     python bench/run.py --quick --skip overhead decode concurrency compare cold_start batch alternatives precision  # (10) alone
     python bench/run.py --skip overhead decode concurrency compare cold_start batch alternatives precision families transcription  # (11)
     python bench/run.py --skip overhead decode concurrency compare cold_start batch alternatives precision families transcription documents  # (12)
+    python bench/run.py --skip overhead decode concurrency compare cold_start batch alternatives precision families transcription documents moe  # (13)
 """
 
 from __future__ import annotations
