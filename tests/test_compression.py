@@ -52,7 +52,7 @@ def test_a_streamed_answer_still_arrives_token_by_token(app):
     config = http.get(client.src + "config").json()
     index = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "chat")
     values = ["Hello", [], "demo-qwen3", "", True, 0.6, 0.95, 20, 0.0, 1.0, 0.0, 200, 0, "full", False, False, None, [], "", False,
-              None]  # ... images, tools, reasoning effort, keep reasoning, tree
+              "", 4, None]  # ... images, tools, reasoning effort, keep reasoning, drafts, draft length, tree
     http.post(client.src + "gradio_api/queue/join", json={"data": values, "fn_index": index, "session_hash": session, "event_data": None,
                                                           "trigger_id": None}).raise_for_status()
     arrivals = []
