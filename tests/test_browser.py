@@ -844,3 +844,20 @@ def test_drafts_colour_the_answer_and_why_this_token_explains_an_answer_already_
     assert page.get_by_text("⚡ Drafted tokens").count() > 0  # the answer and its other folds stay
     if (folder := os.environ.get("QP_SCREENSHOTS")):  # to look at by eye
         page.screenshot(path=f"{folder}/drafts-{width}.png", full_page=True)
+
+
+def test_the_speculative_decoding_lesson_puts_drafts_beside_none(page):
+    open_app(page)
+    page.get_by_role("tab", name="Lessons", exact=True).click()
+    page.get_by_label("Lessons that come with the playground").click()
+    page.get_by_role("option", name="Speculative decoding, the same answer in fewer passes").click()
+    page.get_by_role("button", name="Open lesson").click()
+    page.get_by_role("textbox", name="Prompt (sent to every pane)").wait_for()
+    idle(page)
+    drafts = page.get_by_label("⚡ Drafts", exact=True)  # the panes' (Chat's is "⚡ Drafts (speculative decoding)")
+    page.wait_for_function("() => [...document.querySelectorAll('input')].filter(i => i.value === 'demo-qwen3.5').length >= 2")
+    assert [drafts.nth(i).input_value() for i in range(2)] == ["Off", "Prompt lookup"]
+    page.get_by_role("button", name="Send to all panes").click()
+    page.get_by_text("⚡ Drafted tokens ·").first.wait_for()  # the fold's title (the lesson's text names it too)
+    idle(page)
+    assert page.get_by_text("⚡ Drafted tokens ·").count() == 1  # pane 2 only

@@ -25,6 +25,12 @@ def choices(registry: Registry, spec: ModelSpec) -> list[tuple[str, str]]:
     return [("Off", OFF), ("Prompt lookup", PROMPT_LOOKUP), *((f"Draft: {m.id}", m.id) for m in registry.drafts_for(spec))]
 
 
+def kept(registry: Registry, spec: ModelSpec, current: object) -> str:
+    """What a drafts picker shows once its model changes to `spec`: the choice it had where `spec` takes it too (a
+    lesson sets both at once), else off."""
+    return current if current in [value for _, value in choices(registry, spec)] else OFF
+
+
 def checked(registry: Registry, spec: ModelSpec, draft: object, length: object = DRAFT_TOKENS) -> tuple[str, int]:
     """(draft, draft length) as a request takes them, or TaskError saying what `spec` can take."""
     draft = draft or OFF

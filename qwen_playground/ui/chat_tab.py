@@ -239,7 +239,7 @@ def bubble_index(data: gr.EventData) -> int:
     return data.index if isinstance(data.index, int) else data.index[0]
 
 
-def on_model_change(config: AppConfig, model_id: str) -> list:
+def on_model_change(config: AppConfig, model_id: str, draft: str = drafts.OFF) -> list:
     """The model's facts, its thinking box, Qwen's sampling for it and its family's reasoning switches; a typed name that
     is no model: a note, the rest kept."""
     note = described(config.registry, model_id)
@@ -247,7 +247,7 @@ def on_model_change(config: AppConfig, model_id: str) -> list:
     def settings(spec) -> list:
         effort, keep = reasoning_controls(spec)
         return [gr.Checkbox(**thinking_toggle(spec)), *chat.preset_values(spec, spec.starts_thinking), gr.Dropdown(**effort), gr.Checkbox(**keep),
-                gr.Dropdown(choices=drafts.choices(config.registry, spec), value=drafts.OFF)]
+                gr.Dropdown(choices=drafts.choices(config.registry, spec), value=drafts.kept(config.registry, spec, draft))]
 
     return [note, *when_known(config.registry, settings, 4 + len(chat.SAMPLING_FIELDS))(model_id)]
 
@@ -406,7 +406,7 @@ def build_chat_tab(config: AppConfig, service: Service) -> dict:
     bind_versions(c, events + edits + bind_conversations(c, events + edits[:1]))
     c["images"].change(lambda files: gr.Gallery(value=images_of(files) or None, visible=bool(images_of(files))), c["images"], c["thumbs"],
                        **private)
-    c["model"].change(lambda m: on_model_change(config, m), c["model"],
+    c["model"].change(lambda m, d: on_model_change(config, m, d), [c["model"], c["draft"]],
                       [c["model_info"], c["thinking"], *sliders, c["reasoning_effort"], c["keep_reasoning"], c["draft"]], **private)
     c["thinking"].change(when_known(config.registry, chat.preset_values, len(sliders)), [c["model"], c["thinking"]], sliders, **private)
     bind_voice(config, service, c)
