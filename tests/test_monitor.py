@@ -66,7 +66,8 @@ def test_an_engine_that_started_over_recently_is_a_reason_and_every_engine_is_de
                                   "last: RuntimeError: llama_decode returned -3)"]
     text = health_markdown(verdict)
     assert ("qwen3-0.6b (full, llama.cpp): 3 of 8 slots busy (most at once: 8) · 2 waiting · cache 1,200 of 16,384 tokens · "
-            "75% of prompt tokens from the cache · drafts: 62% of 400 guesses kept · 1 restart (last: RuntimeError: llama_decode returned -3)") in text
+            "75% of prompt tokens from the cache · drafts: 62% of 400 guesses kept · 1 restart "
+            "(last: RuntimeError: llama_decode returned -3)") in text
     assert "qwen3-4b (full, transformers): 0 answering (most at once: 4) · 0 restarts" in text
     clock.now += 600  # the failure has left the window: healthy again, the count stays
     assert monitor.health_report(engines={"m": llama})["status"] == "healthy"

@@ -302,7 +302,8 @@ class LlamaCppRunner:
             return {"slots": len(self._slots), "busy": sum(s.job is not None for s in self._slots), "waiting": len(self._queue),
                     "peak_busy": self.peak_busy, "cache_tokens": self.cache_tokens, "cached_tokens": sum(len(s.tokens) for s in self._slots),
                     "prompt_tokens_reused": self.prompt_reused, "prompt_tokens_evaluated": self.prompt_evaluated,
-                    "steps": self.steps, "guessed": self.guessed, "guesses_kept": self.guesses_kept, "restarts": self.restarts, "last_failure": self.last_failure, "last_failure_at": self.last_failure_at}
+                    "steps": self.steps, "guessed": self.guessed, "guesses_kept": self.guesses_kept, "restarts": self.restarts,
+                    "last_failure": self.last_failure, "last_failure_at": self.last_failure_at}
 
     def cached(self) -> list[list[int]]:
         """Each slot's cached token ids (what llama.cpp evaluated for it)."""

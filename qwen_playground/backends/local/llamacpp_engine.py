@@ -18,9 +18,9 @@ from ...core.generation import SamplingParams
 from ...core.registry import ModelSpec
 from .. import engines, gguf_files, llamacpp
 from ..alternatives import TokenRecorder
-from ..speculative import Speculation
 from ..engines import LLAMA_CPP
 from ..precision import GGUF_TYPES, bytes_per_param, unavailable_reason
+from ..speculative import Speculation
 from .engine import LoadedModel, Report, eos_ids_of, run_on_runner
 
 ANSWER_ROOM = 4096  # llama.cpp's context holds the longest prompt accepted plus this many answer tokens (Qwen's thinking presets)
