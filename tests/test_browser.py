@@ -235,6 +235,9 @@ def test_a_shipped_lesson_in_demo_mode_keeps_thinking_and_re_shares_as_written(p
     page.get_by_role("button", name="Open lesson").click()
     page.get_by_role("textbox", name="Prompt (sent to every pane)").wait_for()
     page.wait_for_function("() => [...document.querySelectorAll('input')].filter(i => i.value === 'demo-qwen3').length >= 2")
+    idle(page)
+    thinking = page.get_by_label("Thinking", exact=True)
+    assert [thinking.nth(i).is_checked() for i in range(2)] == [True, False]  # as the lesson asks, after the models changed
     page.get_by_role("tab", name="Lessons", exact=True).click()
     page.get_by_role("button", name="Make a link").click()
     page.wait_for_function("() => [...document.querySelectorAll('textarea, input')].some(t => t.value.includes('?lesson='))")

@@ -65,10 +65,11 @@ def pane_column(config: AppConfig, service: Service, index: int, models: list[st
         p["chat"] = gr.Chatbot(label=f"Pane {index + 1}", height=420, latex_delimiters=LATEX_DELIMITERS, buttons=["copy"])
         p["line"] = gr.Markdown(label=f"Pane {index + 1} metrics")
     private = {"api_visibility": "private", "queue": False}
-    p["model"].change(when_known(config.registry, lambda spec, draft: [
-        gr.Checkbox(**thinking_settings(spec, False)),
+    # the box and the drafts keep what they had where the new model takes it (a lesson sets them with the model)
+    p["model"].change(when_known(config.registry, lambda spec, thinking, draft: [
+        gr.Checkbox(**thinking_settings(spec, thinking)),
         gr.Dropdown(choices=drafts.choices(config.registry, spec), value=drafts.kept(config.registry, spec, draft))], 2),
-        [p["model"], p["draft"]], [p["thinking"], p["draft"]], **private)
+        [p["model"], p["thinking"], p["draft"]], [p["thinking"], p["draft"]], **private)
     # Qwen's preset for the mode, as Chat does: thinking 0.6, non-thinking 0.7 for Qwen3
     p["thinking"].change(when_known(config.registry, lambda spec, t: spec.preset(bool(t)).temperature), [p["model"], p["thinking"]],
                          p["temperature"], **private)
