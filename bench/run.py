@@ -541,8 +541,8 @@ def section_speculative(folder: Path, tokenizer, new_tokens: int, cache: Path, l
             super().__init__(PROMPT_LOOKUP, length)
             self.answer, self.right = answer, right
 
-        def guesses(self, tokens: list[int], room: int, made: int) -> list[int]:
-            guess = self.answer[made:made + self.wanted(room)]
+        def guesses(self, prompt: list[int], answer: list[int], room: int) -> list[int]:
+            guess = self.answer[len(answer):len(answer) + self.wanted(room)]
             return guess if self.right else [(guess[0] + 1) % 1000, *guess[1:]] if guess else []
 
     spec = ModelSpec(id=f"bench-{folder.name}", path=str(folder), family=QWEN25, params_b=0.5, context_length=32768)

@@ -227,13 +227,18 @@ def test_vision_screens_uploads_and_shows_thumbnails(page, tmp_path):
     assert page.get_by_label("fake.png").count() == 0  # the refused file left the list
 
 
-def test_a_shipped_lesson_in_demo_mode_keeps_thinking_and_re_shares_as_written(page):
+def open_shipped_lesson(page, title: str) -> None:
+    """Open the app, then a lesson that comes with it (a Compare lesson: wait for its tab)."""
     open_app(page)
     page.get_by_role("tab", name="Lessons", exact=True).click()
     page.get_by_label("Lessons that come with the playground").click()
-    page.get_by_role("option", name="Thinking on vs off on a logic puzzle").click()
+    page.get_by_role("option", name=title).click()
     page.get_by_role("button", name="Open lesson").click()
     page.get_by_role("textbox", name="Prompt (sent to every pane)").wait_for()
+
+
+def test_a_shipped_lesson_in_demo_mode_keeps_thinking_and_re_shares_as_written(page):
+    open_shipped_lesson(page, "Thinking on vs off on a logic puzzle")
     page.wait_for_function("() => [...document.querySelectorAll('input')].filter(i => i.value === 'demo-qwen3').length >= 2")
     idle(page)
     thinking = page.get_by_label("Thinking", exact=True)
@@ -850,12 +855,7 @@ def test_drafts_colour_the_answer_and_why_this_token_explains_an_answer_already_
 
 
 def test_the_speculative_decoding_lesson_puts_drafts_beside_none(page):
-    open_app(page)
-    page.get_by_role("tab", name="Lessons", exact=True).click()
-    page.get_by_label("Lessons that come with the playground").click()
-    page.get_by_role("option", name="Speculative decoding, the same answer in fewer passes").click()
-    page.get_by_role("button", name="Open lesson").click()
-    page.get_by_role("textbox", name="Prompt (sent to every pane)").wait_for()
+    open_shipped_lesson(page, "Speculative decoding, the same answer in fewer passes")
     idle(page)
     drafts = page.get_by_label("⚡ Drafts", exact=True)  # the panes' (Chat's is "⚡ Drafts (speculative decoding)")
     page.wait_for_function("() => [...document.querySelectorAll('input')].filter(i => i.value === 'demo-qwen3.5').length >= 2")

@@ -269,12 +269,12 @@ class LlamaCppRunner:
         if not prompt_ids or max(prompt_ids) >= self.n_vocab or min(prompt_ids) < 0:
             raise RuntimeError(f"the prompt holds token ids outside this model's vocabulary of {self.n_vocab}")
         if speculation is not None and self.drafts_refused and not speculation.forced:  # a forced answer is never cut back
-            speculation.note, speculation = self.drafts_refused, None
+            speculation = speculation.refuse(self.drafts_refused)
         if speculation is not None and speculation.drafter is not None:
             try:
                 self._draft_context(speculation.drafter)  # opened here, not in the loop every answer waits on
             except Exception as e:
-                speculation.note, speculation = f"the draft model could not run beside this one ({e}), so it answered without drafts", None
+                speculation = speculation.refuse(f"the draft model could not run beside this one ({e}), so it answered without drafts")
         job = _Job(list(prompt_ids), sampling, min(max_new_tokens, room), frozenset(eos_ids), streamer, tuple(flags),
                    logits_processors(sampling, len(prompt_ids), recorder), speculation)
         with self._wake:
@@ -473,7 +473,7 @@ class LlamaCppRunner:
             if speculation is None:
                 continue
             if speculation.lookup:
-                job.drafts = speculation.guesses(job.prompt + job.ids, room, len(job.ids))
+                job.drafts = speculation.guesses(job.prompt, job.ids, room)
             elif (wanted := speculation.wanted(room)) > 0:
                 by_draft.setdefault(speculation.drafter, []).append((slot, wanted))
         for path, wanted in by_draft.items():

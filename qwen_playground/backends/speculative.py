@@ -40,20 +40,47 @@ LOOKUP_NGRAM = 3  # prompt lookup matches the context's last 3 tokens, then 2, t
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens `a` and `b` share. Slices compare in C: one comparison where one extends the other (a
+    slot's conversation one turn on, a draft's history), else a binary search; a token-by-token loop in Python would
+    cost every engine step a pass over the whole context."""
     n = min(len(a), len(b))
-    return next((i for i in range(n) if a[i] != b[i]), n)
+    if a[:n] == b[:n]:
+        return n
+    low, high = 0, n - 1  # a[:low] == b[:low]; they differ before `high` + 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if a[:middle] == b[:middle] else (low, middle - 1)
+    return low
 
 
-def lookup_draft(tokens: list[int], length: int, ngram: int = LOOKUP_NGRAM) -> list[int]:
-    """Prompt lookup: up to `length` tokens that followed the most recent earlier occurrence of the last `ngram`
-    tokens of `tokens` (fewer tokens matched when the longer tail never occurred before); [] when nothing matches."""
-    end = len(tokens)
-    for n in range(min(ngram, end - 1), 0, -1):
-        tail = tokens[end - n:]
-        for start in range(end - n - 1, -1, -1):
-            if tokens[start + n - 1] == tail[-1] and tokens[start:start + n] == tail:
-                return tokens[start + n:start + n + length]
-    return []
+class PromptLookup:
+    """Prompt lookup's index of one growing token sequence: where each n-gram (n = 1 to `LOOKUP_NGRAM`) last ended,
+    brought up to date with the tokens added since the last guess, so a guess costs a few dictionary reads however
+    long the prompt (it is made in every engine step, on the loop every answer waits on)."""
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+        self._ended: dict[tuple[int, ...], int] = {}  # n-gram -> the position right after its latest occurrence
+
+    def guess(self, prompt: list[int], answer: list[int], length: int) -> list[int]:
+        """Up to `length` tokens that followed the most recent earlier occurrence of the last 3 tokens of `prompt` +
+        `answer` (fewer tokens matched when the longer tail never occurred before); [] when nothing matches. Each call
+        continues the sequence of the one before."""
+        tokens, indexed = self.tokens, len(self.tokens)
+        tokens += (prompt + answer)[indexed:] if indexed < len(prompt) else answer[indexed - len(prompt):]
+        end = len(tokens)
+        for j in range(max(1, indexed), end):  # the n-grams ending before the tail's own end
+            for n in range(1, min(LOOKUP_NGRAM, j) + 1):
+                self._ended[tuple(tokens[j - n:j])] = j
+        for n in range(min(LOOKUP_NGRAM, end - 1), 0, -1):
+            if (j := self._ended.get(tuple(tokens[end - n:]))) is not None:
+                return tokens[j:j + length]
+        return []
+
+
+def lookup_draft(tokens: list[int], length: int) -> list[int]:
+    """Prompt lookup over `tokens` at once (`PromptLookup` for one guess)."""
+    return PromptLookup().guess(tokens, [], length)
 
 
 def verify(drafts: list[int], pick: Callable[[int], int], ends: Callable[[int], bool]) -> tuple[list[int], int]:
@@ -92,6 +119,15 @@ class Speculation:
         at a time) gives the model's distribution at each, as recording during generation would have."""
         return cls(TEACHER_FORCING, len(ids), forced=tuple(ids))
 
+    def refuse(self, why: str) -> None:
+        """Answer without drafts, saying `why` in the account; returns None, what an engine then runs with."""
+        self.note = why
+
+    @property
+    def active(self) -> bool:
+        """Whether guesses are still to be made (no refusal so far)."""
+        return not self.note
+
     def choose(self, made: int, choose: Callable[[], int]) -> int:
         """The token at position `made` of the answer: the forced one when scoring, else the model's choice."""
         return self.forced[made] if self.forced else choose()
@@ -104,6 +140,7 @@ class Speculation:
     def __post_init__(self) -> None:
         self.current = self.length  # guesses a pass makes now: fewer while they are rejected (see `record`)
         self._idle = 0  # passes without guesses since they were all rejected
+        self._lookup = PromptLookup()
 
     def wanted(self, room: int) -> int:
         """How many guesses the next pass makes, at most `room`: all of a forced answer; otherwise the current length,
@@ -116,13 +153,14 @@ class Speculation:
             return min(1, room) if self._idle % PROBE_EVERY == 0 else 0
         return min(self.current, room)
 
-    def guesses(self, tokens: list[int], room: int, made: int) -> list[int]:
-        """Prompt lookup's guesses after `tokens`, or the forced answer's next ones when scoring (`made`: the answer's
-        tokens so far), at most `room` (the answer's tokens left after the next)."""
+    def guesses(self, prompt: list[int], answer: list[int], room: int) -> list[int]:
+        """Prompt lookup's guesses after `prompt` + `answer` (the tokens so far), or the forced answer's next ones when
+        scoring, at most `room` (the answer's tokens left after the next)."""
         room = self.wanted(room) if room > 0 else 0
         if room <= 0:
             return []
-        return list(self.forced[made:made + room]) if self.forced else lookup_draft(tokens, room)
+        made = len(answer)
+        return list(self.forced[made:made + room]) if self.forced else self._lookup.guess(prompt, answer, room)
 
     def record(self, drafted: int, tokens: int, accepted: int) -> None:
         """A pass that checked `drafted` guesses and gave `tokens` tokens, the first `accepted` of them guesses."""

@@ -124,19 +124,19 @@ class LocalBackend(ModelBackend):
         draft = drafts.get(request.draft)
         if draft is None:
             choices = ", ".join(drafts) or "none here"
-            speculation.note = f"{request.draft} cannot draft for {spec.id} (drafts share its vocabulary and are no larger: {choices})"
+            speculation.refuse(f"{request.draft} cannot draft for {spec.id} (drafts share its vocabulary and are no larger: {choices})")
         elif not engine.runs(draft, False) or engine.unavailable(draft, request.precision):
-            speculation.note = f"{draft.id} does not run on {engine.name} beside {spec.id}, so it answered without drafts"
+            speculation.refuse(f"{draft.id} does not run on {engine.name} beside {spec.id}, so it answered without drafts")
         else:
             loading = self._load(engine, draft, request.precision)
             try:
                 while not isinstance(event := next(loading), Error):
                     yield event
-                speculation.note = f"the draft model did not load ({event.message}), so it answered without drafts"
+                speculation.refuse(f"the draft model did not load ({event.message}), so it answered without drafts")
             except StopIteration as loaded:
                 speculation.drafter = engine.drafter(loaded.value)
                 if speculation.drafter is None:
-                    speculation.note = f"the {engine.name} engine runs no draft models, so it answered without drafts"
+                    speculation.refuse(f"the {engine.name} engine runs no draft models, so it answered without drafts")
         return speculation
 
     def warm(self, spec: ModelSpec, precision: str = "full") -> None:

@@ -27,11 +27,11 @@ class TransformersDrafter:
     def __init__(self, model):
         self.model, self.held = model, []
         self.cache = DynamicCache(config=model.config)
+        self.vocabulary = model.get_output_embeddings().weight.shape[0]
 
     @torch.no_grad()
     def propose(self, tokens: list[int], k: int) -> list[int]:
-        vocabulary = self.model.get_output_embeddings().weight.shape[0]
-        if k <= 0 or max(tokens) >= vocabulary:
+        if k <= 0 or max(tokens) >= self.vocabulary:
             return []
         keep = min(common_prefix(self.held, tokens), len(tokens) - 1)
         if self.held:  # its own rejected guesses off (0 still trims a recurrent layer's recorded states)
@@ -77,6 +77,6 @@ def generate_with_drafts(model, prompt: list[int], sampling: SamplingParams, pro
         if ends(tokens[-1]):
             return ids
         room = limit - len(ids) - 1
-        drafts = speculation.guesses(prompt + ids, room, len(ids)) if speculation.lookup else \
+        drafts = speculation.guesses(prompt, ids, room) if speculation.lookup else \
             speculation.drafter.propose(prompt + ids, speculation.wanted(room))
         rows = forward([tokens[-1], *drafts])

@@ -154,7 +154,7 @@ class TransformersEngine:
     def generate(self, loaded: LoadedModel, inputs: dict, sampling: SamplingParams, max_new_tokens: int, stop_ids: list[int],
                  recorder: TokenRecorder | None, answer_start: int, streamer, flags, speculation: Speculation | None = None) -> list[int]:
         if speculation is not None and set(inputs) - {"input_ids", "attention_mask"}:
-            speculation.note, speculation = "drafts guess text: a request with images or sound answers without them", None
+            speculation = speculation.refuse("drafts guess text: a request with images or sound answers without them")
         if speculation is not None:  # alone, outside the continuous batch (one row of logits per request there)
             streamer.put(inputs["input_ids"][0])
             processors = logits_processors(sampling, answer_start, recorder, inputs["input_ids"].shape[1])

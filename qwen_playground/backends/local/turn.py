@@ -141,7 +141,7 @@ class _Phase:
 
         def work() -> None:
             try:
-                drafts = self.speculation if self.speculation is not None and not self.speculation.note else None  # a note: refused
+                drafts = self.speculation if self.speculation is not None and self.speculation.active else None
                 outcome["ids"] = self.engine.generate(self.loaded, inputs, self.sampling, max_new_tokens, stop_ids, self.recorder,
                                                       self.answer_start, streamer, self.flags, drafts)
             except Exception as e:  # reported as an Error event by the consumer
